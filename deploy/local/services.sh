@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Starts, stops and reports the suite's services in the background (one process each, with a
+# pid file and a log file under .run/services/). Only installed services are started.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+state="${LAMPO_STATE_DIR:-$repo/.run}"
+dir="$state/services"
+mkdir -p "$dir"
+bin="$repo/.venv/bin"
+
+master_key() {
+  local f="$state/master.key"
+  if [ ! -s "$f" ]; then
+    (umask 077; "$bin/lampo" keygen > "$f")
+    echo "[services] created a local master key in $f (keep it: without it the data keys are unreadable)"
+  fi
+  cat "$f"
+}
+
+services() { grep -v '^#' "$repo/deploy/local/services.txt" | awk 'NF==2'; }
+
+alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+
+start() {
+  local key; key="$(master_key)"
+  local started=()
+  while read -r name port; do
+    [ -x "$bin/lampo-$name" ] || continue
+    if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
+    LAMPO_MASTER_KEY="$key" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" \
+      setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
+    echo $! > "$dir/$name.pid"
+    started+=("$name:$port")
+  done < <(services)
+  for entry in "${started[@]}"; do
+    local name="${entry%%:*}" port="${entry##*:}"
+    local deadline=$((SECONDS + 90))
+    until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do
+      if ! alive "$name"; then echo "[services] $name exited; last lines of $dir/$name.log:"; tail -20 "$dir/$name.log"; exit 1; fi
+      if [ $SECONDS -gt $deadline ]; then echo "[services] $name not ready after 90 s; see $dir/$name.log"; exit 1; fi
+      sleep 0.5
+    done
+    echo "[services] $name ready on http://127.0.0.1:$port (log: $dir/$name.log)"
+  done
+}
+
+stop() {
+  while read -r name _; do
+    if alive "$name"; then
+      local pid; pid="$(cat "$dir/$name.pid")"
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+      echo "[services] $name stopped"
+    fi
+    rm -f "$dir/$name.pid"
+  done < <(services)
+}
+
+status() {
+  local rc=0
+  while read -r name port; do
+    [ -x "$bin/lampo-$name" ] || continue
+    if alive "$name"; then echo "[services] $name running (pid $(cat "$dir/$name.pid"), port $port)"; else echo "[services] $name not running"; rc=3; fi
+  done < <(services)
+  return $rc
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 {start|stop|status}" >&2; exit 2 ;;
+esac

@@ -1,0 +1,34 @@
+"""``lampo``: the operator CLI. Each installed service adds its own sub-commands through the
+``lampo.cli`` entry-point group (a Typer app per service), so the CLI grows as services land."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import typer
+
+from lampo.crypto import new_master_key
+
+app = typer.Typer(
+    name="lampo",
+    help="Muuramen Lämpö customer register and privacy suite: operator commands.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold personal data
+)
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new random master key (base64 of 32 bytes) for LAMPO_MASTER_KEY."""
+    typer.echo(new_master_key())
+
+
+def _load_plugins() -> None:
+    for entry in sorted(entry_points(group="lampo.cli"), key=lambda e: e.name):
+        sub = entry.load()
+        app.add_typer(sub, name=entry.name)
+
+
+def main() -> None:
+    _load_plugins()
+    app()

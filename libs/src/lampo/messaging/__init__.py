@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every service: topics, reliable consumers, outbox and inbox."""

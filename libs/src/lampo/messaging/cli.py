@@ -1,0 +1,39 @@
+"""``lampo topics``: provision and list the suite's topics."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lampo.cli.runner import run
+from lampo.messaging.topics import TOPICS, provision
+
+app = typer.Typer(help="Kafka topics of the suite (declared in lampo.messaging.topics).", no_args_is_help=True)
+
+
+def _bootstrap() -> str:
+    return os.environ.get("LAMPO_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+@app.command("provision")
+def provision_cmd(
+    bootstrap: str = typer.Option(None, help="Kafka bootstrap servers (default LAMPO_KAFKA_BOOTSTRAP or 127.0.0.1:9092)"),
+    replication_factor: int = typer.Option(1, help="replicas per partition (1 on a single local node)"),
+) -> None:
+    """Create missing topics and apply the declared configs to existing ones. Safe to repeat."""
+    outcome = run(provision(bootstrap or _bootstrap(), replication_factor=replication_factor))
+    created = sorted(t for t, o in outcome.items() if o == "created")
+    typer.echo(f"topics: {len(created)} created, {len(outcome) - len(created)} already present (configs applied)")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Show the declared topics with partitions, cleanup policy and retention."""
+    table = Table("topic", "partitions", "cleanup", "retention", "personal data", "purpose")
+    for t in TOPICS:
+        retention = "forever" if t.retention_days is None else f"{t.retention_days} d"
+        table.add_row(t.name, str(t.partitions), "compact" if t.compact else "delete", retention, "yes" if t.personal_data else "no", t.purpose)
+    Console().print(table)

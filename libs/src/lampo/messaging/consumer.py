@@ -1,0 +1,291 @@
+"""Reliable consumption: parse, dead-letter, deduplicate, apply in one transaction, then commit.
+
+The one consume path of every service. For each batch of records FastStream hands over:
+
+1. Each record is parsed against the topic's contract. A record that cannot be accepted
+   (``invalid_json``, ``schema``, ``unknown_type``, a failed identifier check) is copied
+   unchanged to ``<topic>.dlq`` with ``error.reason`` and ``error.detail`` headers.
+2. The valid ones are claimed in the inbox and applied by the service's handler in one database
+   transaction; a redelivered event id is skipped (counted as a duplicate, no second effect).
+3. If the handler fails for a batch, the batch is rolled back and each record is retried alone,
+   so one bad record cannot block or poison its neighbours: ``Rejected`` goes to the DLQ with its
+   reason at once; any other error is retried with backoff a bounded number of times, then
+   dead-lettered as ``processing_failed``. An unreachable database or broker is not the record's
+   fault: the batch is rewound (nothing committed, nothing dead-lettered) and retried later.
+4. Offsets are committed only after the transaction committed and the DLQ copies were
+   acknowledged (``AckPolicy.MANUAL``; never FastStream's auto-commit ``ACK_FIRST``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, Topic
+from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import Span, Status, StatusCode, Tracer, format_span_id, format_trace_id
+
+from lampo.contracts.catalog import ParsedEvent, parse
+from lampo.contracts.errors import ContractViolation
+from lampo.messaging import inbox
+from lampo.messaging.topics import dlq
+from lampo.tracing import TRACEPARENT, context_from_headers
+
+log = logging.getLogger("lampo.consumer")
+
+
+class Rejected(Exception):
+    """The record is well-formed but cannot be accepted (unknown customer, unknown purpose...).
+    ``detail`` names fields and rules, never the personal data itself."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    KafkaError,
+)
+
+
+@dataclass
+class Incoming:
+    """One accepted record, as a handler sees it."""
+
+    record: ConsumerRecord[Any, Any]
+    event: ParsedEvent
+    span: Span
+    traceparent: str
+
+    @property
+    def id(self) -> str:
+        return self.event.envelope.id
+
+    @property
+    def key(self) -> str | None:
+        key = self.record.key
+        return key.decode() if isinstance(key, bytes) else key
+
+
+BatchHandler = Callable[[asyncpg.Connection, list[Incoming]], Awaitable[None]]
+
+
+def per_event(handler: Callable[[asyncpg.Connection, Incoming], Awaitable[None]]) -> BatchHandler:
+    """Adapt a handler of one event to the batch interface."""
+
+    async def run(conn: asyncpg.Connection, items: list[Incoming]) -> None:
+        for item in items:
+            await handler(conn, item)
+
+    return run
+
+
+@dataclass
+class ConsumerStats:
+    """Counters an operator (and the tests) can read; exported as metrics by the service."""
+
+    processed: int = 0
+    duplicates: int = 0
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+    batches: int = 0
+
+
+@dataclass
+class ConsumerOptions:
+    max_records: int = 500
+    retries: int = 3
+    backoff_s: float = 0.2
+    infrastructure_backoff_s: float = 1.0
+
+
+Observer = Callable[[str, list[Incoming]], Awaitable[None] | None]
+
+
+class ReliableConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        topic: str,
+        group_id: str,
+        pool: Callable[[], asyncpg.Pool],
+        handler: BatchHandler,
+        broker: KafkaBroker,
+        tracer: Tracer,
+        options: ConsumerOptions | None = None,
+        observers: Sequence[Observer] = (),
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self.group_id = group_id
+        self._pool = pool
+        self._handler = handler
+        self._broker = broker
+        self._tracer = tracer
+        self.options = options or ConsumerOptions()
+        self._observers = list(observers)
+        self.stats = ConsumerStats()
+
+    def register(self) -> None:
+        subscriber = self._broker.subscriber(
+            Topic(self.topic, declare=False),
+            group_id=self.group_id,
+            batch=True,
+            max_records=self.options.max_records,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{self.name}:{self.topic}",
+        )
+
+        async def on_batch(msg: KafkaMessage) -> None:
+            await self.consume_batch(msg)
+
+        subscriber(on_batch)
+
+    # -- the consume path ---------------------------------------------------------------------
+
+    async def consume_batch(self, msg: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message  # type: ignore[assignment]
+        if not records:
+            return
+        try:
+            await self._process(list(records))
+        except INFRASTRUCTURE_ERRORS as e:
+            # Not the records' fault: rewind to the batch's first offsets and try again later.
+            log.warning("%s: batch rewound after %s; retrying", self.name, type(e).__name__)
+            await msg.nack()
+            await asyncio.sleep(self.options.infrastructure_backoff_s)
+            return
+        await msg.ack()
+        self.stats.batches += 1
+
+    async def _process(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        accepted: list[Incoming] = []
+        rejected: list[tuple[ConsumerRecord[Any, Any], str, str, Span | None]] = []
+        for record in records:
+            span = self._tracer.start_span(
+                f"{self.topic} process",
+                context=context_from_headers(record.headers),
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": self.topic,
+                    "messaging.consumer.group.name": self.group_id,
+                    "messaging.kafka.destination.partition": record.partition,
+                    "messaging.kafka.message.offset": record.offset,
+                },
+            )
+            try:
+                event = parse(self.topic, record.value or b"")
+            except ContractViolation as e:
+                rejected.append((record, e.reason, e.detail, span))
+                continue
+            span.set_attribute("messaging.message.id", event.envelope.id)
+            span.set_attribute("cloudevents.event_type", event.envelope.type)
+            ctx = span.get_span_context()
+            traceparent = f"00-{format_trace_id(ctx.trace_id)}-{format_span_id(ctx.span_id)}-01"
+            accepted.append(Incoming(record, event, span, traceparent))
+
+        handled: list[Incoming] = []
+        if accepted:
+            try:
+                handled = await self._apply(accepted)
+            except INFRASTRUCTURE_ERRORS:
+                for item in accepted:
+                    item.span.end()
+                for _, _, _, span in rejected:
+                    if span:
+                        span.end()
+                raise
+            except Exception:  # noqa: BLE001 - isolate the failing record below
+                handled = []
+                for item in accepted:
+                    outcome = await self._apply_alone(item)
+                    if outcome is None:
+                        handled.append(item)
+                    else:
+                        rejected.append((item.record, outcome[0], outcome[1], item.span))
+
+        for record, reason, detail, span in rejected:
+            await self._dead_letter(record, reason, detail)
+            if span:
+                span.set_attribute("error.type", reason)
+                span.set_status(Status(StatusCode.ERROR, reason))
+                span.end()
+        for item in handled:
+            item.span.end()
+        for observer in self._observers:
+            result = observer(self.name, handled)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _apply(self, items: list[Incoming]) -> list[Incoming]:
+        async with self._pool().acquire() as conn, conn.transaction():
+            fresh = await inbox.claim(conn, self.name, [i.id for i in items])
+            new_items: list[Incoming] = []
+            seen: set[str] = set()
+            for item in items:
+                if item.id in fresh and item.id not in seen:
+                    seen.add(item.id)
+                    new_items.append(item)
+                else:
+                    item.span.set_attribute("lampo.duplicate", True)
+                    self.stats.duplicates += 1
+            if new_items:
+                await self._handler(conn, new_items)
+        self.stats.processed += len(new_items)
+        return items
+
+    async def _apply_alone(self, item: Incoming) -> tuple[str, str] | None:
+        """Apply one record with bounded retries; returns (reason, detail) when it must go to
+        the DLQ, None when applied (or a duplicate)."""
+        attempt = 0
+        while True:
+            try:
+                await self._apply([item])
+                return None
+            except Rejected as e:
+                return e.reason, e.detail
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as e:  # noqa: BLE001 - classified: retried, then dead-lettered with its type
+                attempt += 1
+                self.stats.retried += 1
+                if attempt > self.options.retries:
+                    log.error("%s: event %s failed after %d attempts: %s", self.name, item.id, attempt, type(e).__name__)
+                    return "processing_failed", f"{type(e).__name__} after {attempt} attempts"
+                await asyncio.sleep(self.options.backoff_s * 2 ** (attempt - 1))
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, detail: str) -> None:
+        headers = {name: value.decode(errors="replace") for name, value in (record.headers or ())}
+        headers.update(
+            {
+                "error.reason": reason,
+                "error.detail": detail,
+                "error.topic": record.topic,
+                "error.partition": str(record.partition),
+                "error.offset": str(record.offset),
+                "error.consumer": self.name,
+            }
+        )
+        headers.setdefault(TRACEPARENT, "")
+        if not headers[TRACEPARENT]:
+            del headers[TRACEPARENT]
+        await self._broker.publish(record.value or b"", dlq(record.topic), key=record.key, headers=headers)
+        self.stats.dead_lettered[reason] = self.stats.dead_lettered.get(reason, 0) + 1
+        log.warning("%s: record %s/%d@%d dead-lettered: %s", self.name, record.topic, record.partition, record.offset, reason)

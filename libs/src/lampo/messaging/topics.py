@@ -1,0 +1,95 @@
+"""Every topic of the suite, declared once, and their provisioning.
+
+Inbound topics and dead-letter topics carry personal data in transit, so they keep records for
+days, not forever. Change-notice topics carry pseudonymous ids only. Topics are created here,
+never by clients (``auto.create.topics.enable=false`` on the broker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType, NewTopic
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 3
+    retention_days: int | None = 7
+    compact: bool = False
+    public: bool = True
+    personal_data: bool = False
+    purpose: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def configs(self) -> dict[str, str]:
+        configs = {"cleanup.policy": "compact" if self.compact else "delete"}
+        configs["retention.ms"] = "-1" if self.retention_days is None else str(self.retention_days * DAY_MS)
+        # CloudEvents with base64 audio chunks (700 KB of audio) exceed the 1 MB default.
+        configs["max.message.bytes"] = "2097152"
+        configs.update(self.extra)
+        return configs
+
+
+def dlq(name: str) -> str:
+    return f"{name}.dlq"
+
+
+_BASE: list[TopicSpec] = [
+    TopicSpec("registry.inbound.v1", personal_data=True, purpose="customer data from company systems"),
+    TopicSpec("registry.events.v1", retention_days=30, purpose="change notices, pseudonymous"),
+    TopicSpec("billing.inbound.v1", personal_data=True, purpose="invoices, payments, collection, credit checks"),
+    TopicSpec("recordings.inbound.v1", personal_data=True, purpose="call recordings and archived e-mails"),
+    TopicSpec("consent.inbound.v1", personal_data=True, purpose="consents, withdrawals, objections"),
+    TopicSpec(
+        "consent.events.v1",
+        retention_days=None,
+        compact=True,
+        purpose="current consent state, compacted so a new reader gets all of it",
+    ),
+    TopicSpec("retention.inbound.v1", personal_data=True, purpose="legal holds from authorities' cases"),
+    TopicSpec("dsar.requests.v1", personal_data=True, purpose="data subject requests"),
+    TopicSpec("dsar.events.v1", retention_days=30, purpose="request lifecycle, pseudonymous"),
+    TopicSpec("privacy.tasks.v1", purpose="participant tasks, pseudonymous"),
+    TopicSpec("privacy.acks.v1", purpose="participant answers; access results sealed per request"),
+]
+
+# Every topic with an inbound consumer gets a dead-letter topic with the same short retention.
+TOPICS: list[TopicSpec] = _BASE + [
+    TopicSpec(dlq(t.name), partitions=1, retention_days=7, personal_data=True, purpose=f"rejected records of {t.name}")
+    for t in _BASE
+]
+
+TOPIC_NAMES = frozenset(t.name for t in TOPICS)
+
+
+async def provision(bootstrap: str, *, replication_factor: int = 1, specs: list[TopicSpec] | None = None) -> dict[str, str]:
+    """Create missing topics and bring the configs of existing ones to the declared values.
+    Returns {topic: "created" | "updated"}; safe to run any number of times."""
+    specs = TOPICS if specs is None else specs
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        outcome: dict[str, str] = {}
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor, topic_configs=s.configs())
+                    for s in missing
+                ]
+            )
+            outcome.update({s.name: "created" for s in missing})
+        present = [s for s in specs if s.name in existing]
+        if present:
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs()) for s in present]
+            )
+            outcome.update({s.name: "updated" for s in present})
+        return outcome
+    finally:
+        await admin.close()

@@ -1,0 +1,166 @@
+"""The composition every service shares: database, migrations, broker, consumers, outbox relay,
+health endpoints. A service's ``create_app`` builds a ``Runtime``, registers its consumers, and
+returns ``runtime.app``. Nothing connects until the app starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+from lampo.clock import Clock, SystemClock
+from lampo.crypto import KeyRing
+from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
+from lampo.messaging.consumer import BatchHandler, ConsumerOptions, Observer, ReliableConsumer
+from lampo.messaging.outbox import OutboxRelay
+from lampo.settings import ServiceSettings
+from lampo.tracing import make_tracer_provider
+
+log = logging.getLogger("lampo.service")
+
+
+def make_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,  # acks=all, no duplicates from producer retries
+        linger_ms=5,
+        max_request_size=4 * 1024 * 1024,
+        description=f"Muuramen Lämpö privacy suite: {client_id}",
+        log_level=logging.DEBUG,  # FastStream's per-message lines stay out of INFO logs
+    )
+
+
+class Runtime:
+    """What one running service holds. Built at app creation, connected at start-up."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations: Path | None,
+        clock: Clock | None = None,
+        span_processors: Sequence[SpanProcessor] = (),
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.service
+        self.clock: Clock = clock or SystemClock()
+        self.tracer_provider = tracer_provider or make_tracer_provider(f"lampo-{self.name}", span_processors)
+        self.tracer = self.tracer_provider.get_tracer(f"lampo.{self.name}")
+        self.broker = make_broker(settings, f"lampo-{self.name}")
+        self.keys = KeyRing(settings.master_key_bytes())
+        self._migrations = [platform_migrations()] + ([MigrationSource(self.name, migrations)] if migrations else [])
+        self._pool: asyncpg.Pool | None = None
+        self.consumers: list[ReliableConsumer] = []
+        self.relay: OutboxRelay | None = None
+        self.app = AsgiFastStream(
+            self.broker,
+            asgi_routes=[("/health/live", self._live()), ("/health/ready", self._ready())],
+            title=f"lampo-{self.name}",
+            on_startup=[self._connect_database],
+            after_startup=[self._start_relay],
+            on_shutdown=[self._stop],
+        )
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self.name}: the database pool is not open (the app has not started)")
+        return self._pool
+
+    def consume(
+        self,
+        topic: str,
+        handler: BatchHandler,
+        *,
+        name: str | None = None,
+        observers: Sequence[Observer] = (),
+        options: ConsumerOptions | None = None,
+    ) -> ReliableConsumer:
+        consumer = ReliableConsumer(
+            name=name or f"{self.name}:{topic}",
+            topic=topic,
+            group_id=self.settings.consumer_group or f"lampo-{self.name}",
+            pool=lambda: self.pool,
+            handler=handler,
+            broker=self.broker,
+            tracer=self.tracer,
+            options=options or ConsumerOptions(max_records=self.settings.consumer_batch),
+            observers=observers,
+        )
+        consumer.register()
+        self.consumers.append(consumer)
+        return consumer
+
+    async def send(self, topic: str, key: str, value: bytes, headers: dict[str, str]) -> None:
+        await self.broker.publish(value, topic, key=key.encode(), headers=headers)
+
+    async def _connect_database(self) -> None:
+        url = self.settings.database_url
+        if await ensure_database(url):
+            log.info("%s: created its database", self.name)
+        self._pool = await create_pool(url, min_size=2, max_size=10)
+        applied = await migrate(self._pool, self._migrations)
+        if applied:
+            log.info("%s: applied migrations %s", self.name, ", ".join(applied))
+
+    async def _start_relay(self) -> None:
+        self.relay = OutboxRelay(self.pool, self.send, self.tracer)
+        await self.relay.start()
+        log.info("%s: ready (http %s:%d)", self.name, self.settings.http_host, self.settings.port)
+
+    async def _stop(self) -> None:
+        if self.relay:
+            await self.relay.stop()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        self.tracer_provider.force_flush()
+
+    def _live(self) -> Any:
+        @get(include_in_schema=False)
+        async def live(scope: Any) -> AsgiResponse:
+            return AsgiResponse(b'{"status":"alive"}', 200, headers={"content-type": "application/json"})
+
+        return live
+
+    def _ready(self) -> Any:
+        @get(include_in_schema=False)
+        async def ready(scope: Any) -> AsgiResponse:
+            database = False
+            if self._pool is not None:
+                try:
+                    async with self._pool.acquire(timeout=2) as conn:
+                        database = await conn.fetchval("SELECT true")
+                except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+                    database = False
+            broker = await self.broker.ping(timeout=2.0)
+            ok = bool(database and broker and self.relay is not None)
+            body = f'{{"status":"{"ready" if ok else "not_ready"}","database":{str(bool(database)).lower()},"broker":{str(broker).lower()}}}'
+            return AsgiResponse(body.encode(), 200 if ok else 503, headers={"content-type": "application/json"})
+
+        return ready
+
+
+def configure_logging() -> None:
+    """One line per record, no payloads: services log ids and reasons, never personal data."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def serve(runtime: Runtime) -> None:
+    """Run a service in the foreground: consumers, relay and health endpoints."""
+    import asyncio
+
+    configure_logging()
+    options: dict[str, Any] = {"host": runtime.settings.http_host, "port": runtime.settings.port}
+    asyncio.run(runtime.app.run(log_level=logging.WARNING, run_extra_options=options))

@@ -1,0 +1,239 @@
+"""Helpers for tests against the real broker and database (used by every service's tests).
+
+They talk to Kafka and PostgreSQL exactly as another company system would: records in, records
+out, rows in the service's own database. Nothing here fakes the broker or the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
+from lampo.db.pool import server_url_of
+
+BOOTSTRAP = os.environ.get("LAMPO_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+PG_URL = os.environ.get("LAMPO_PG_URL", "postgresql://lampo:lampo@127.0.0.1:5432/postgres")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(server_url_of(PG_URL))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def fast_forward_group(group_id: str, topics: Sequence[str]) -> None:
+    """Commit the group's offsets at the current end of each topic, so a service started with
+    this group reads only what a test publishes from now on, with no start-up race."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
+            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = await consumer.end_offsets(partitions)
+        from aiokafka.structs import OffsetAndMetadata
+
+        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
+    finally:
+        await consumer.stop()
+
+
+class Producer:
+    """Publishes CloudEvents the way another company system does."""
+
+    def __init__(self) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, max_request_size=4 * 1024 * 1024)
+
+    async def __aenter__(self) -> Producer:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._producer.stop()
+
+    async def send(
+        self,
+        topic: str,
+        key: str | None,
+        value: CloudEvent | bytes,
+        *,
+        traceparent: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        all_headers = {"content-type": CONTENT_TYPE, **(headers or {})}
+        if traceparent:
+            all_headers["traceparent"] = traceparent
+        payload = value.to_bytes() if isinstance(value, CloudEvent) else value
+        await self._producer.send_and_wait(
+            topic,
+            payload,
+            key=key.encode() if key is not None else None,
+            headers=[(k, v.encode()) for k, v in all_headers.items()],
+        )
+
+    async def send_many(self, topic: str, items: Sequence[tuple[str | None, bytes]]) -> None:
+        futures = [
+            await self._producer.send(topic, v, key=k.encode() if k else None, headers=[("content-type", CONTENT_TYPE.encode())])
+            for k, v in items
+        ]
+        await asyncio.gather(*futures)
+
+
+class TopicReader:
+    """Reads a topic from the moment it was opened (its current end), without a group."""
+
+    def __init__(self, *topics: str) -> None:
+        self.topics = topics
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None)
+        self.records: list[ConsumerRecord[Any, Any]] = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        partitions = []
+        for topic in self.topics:
+            parts = self._consumer.partitions_for_topic(topic)
+            if not parts:
+                await self._consumer._client.force_metadata_update()  # noqa: SLF001
+                parts = self._consumer.partitions_for_topic(topic) or set()
+            partitions += [TopicPartition(topic, p) for p in sorted(parts)]
+        self._consumer.assign(partitions)
+        ends = await self._consumer.end_offsets(partitions)
+        for tp, offset in ends.items():
+            self._consumer.seek(tp, offset)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def wait_for(
+        self, predicate: Callable[[ConsumerRecord[Any, Any]], bool], *, count: int = 1, timeout: float = 30.0
+    ) -> list[ConsumerRecord[Any, Any]]:
+        """Records matching ``predicate``, waiting until ``count`` of them arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            matched = [r for r in self.records if predicate(r)]
+            if len(matched) >= count:
+                return matched
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"only {len(matched)} of {count} expected records on {self.topics} within {timeout}s")
+            batch = await self._consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
+            for records in batch.values():
+                self.records.extend(records)
+
+    async def quiet(self, seconds: float) -> list[ConsumerRecord[Any, Any]]:
+        """Everything that arrives within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            batch = await self._consumer.getmany(timeout_ms=int(remaining * 1000))
+            for records in batch.values():
+                self.records.extend(records)
+        return self.records
+
+
+def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def event_type(record: ConsumerRecord[Any, Any]) -> str | None:
+    try:
+        return CloudEvent.from_bytes(record.value).type
+    except Exception:  # noqa: BLE001 - not a CloudEvent
+        return None
+
+
+@asynccontextmanager
+async def running(app: Any) -> AsyncIterator[None]:
+    """Start a service's FastStream app in this event loop (consumers, relay), stop it after."""
+    await app.start()
+    try:
+        yield
+    finally:
+        await app.stop()
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Await ``check()`` until it returns a truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+_CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+
+
+def synthetic_identity_code(n: int) -> str:
+    """A valid personal identity code in the 900-999 test range (never issued to a person),
+    different for each n < 36,500."""
+    from datetime import date, timedelta
+
+    born = date(1950, 1, 1) + timedelta(days=(n // 100) % 20000)
+    individual = 900 + n % 100
+    digits = f"{born:%d%m%y}{individual:03d}"
+    sign = "-" if born.year < 2000 else "A"
+    return f"{born:%d%m%y}{sign}{individual:03d}{_CHECK[int(digits) % 31]}"
+
+
+def customer_upserted(
+    customer_number: str,
+    n: int = 0,
+    *,
+    email: str | None = None,
+    source: str = "urn:system:crm",
+    time: Any = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """A synthetic person for tests and the demo: identity code in the test range, example.fi mail."""
+    data = {
+        "customer_number": customer_number,
+        "kind": "person",
+        "source": {"system": "crm", "origin": "subject"},
+        "legal_basis": "contract",
+        "person": {
+            "first_names": f"Testi{n}",
+            "last_name": f"Asiakas{n}",
+            "birth_date": None,
+            "personal_identity_code": synthetic_identity_code(n),
+            "mother_tongue": "fi",
+            "gender": "2",
+        },
+        "organisation": None,
+        "contact": {
+            "street": f"Testikatu {n % 200 + 1}",
+            "postal_code": "40950",
+            "city": "Muurame",
+            "country": "FI",
+            "phone": f"+35840{n % 10_000_000:07d}",
+            "email": email or f"asiakas{n}@example.fi",
+        },
+        "contact_person_for": None,
+        "metering_points": [f"MUL-{n:06d}"],
+        "account": {"username": f"asiakas{n}"},
+    }
+    return CloudEvent.new("customer.upserted", source, data, id=event_id, time=time)

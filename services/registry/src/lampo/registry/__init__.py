@@ -1,0 +1,1 @@
+"""The customer register (DESIGN.md §3–§7)."""

@@ -1,0 +1,28 @@
+"""The registry, killed with SIGKILL right after a batch's transaction committed and before its
+offsets were committed: the worst moment for "nothing lost, nothing doubled". Configured from
+LAMPO_* variables like the real service; run by test_crash.py as a separate process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from lampo.messaging.consumer import Incoming
+from lampo.registry.app import build
+from lampo.registry.settings import RegistrySettings
+
+
+def kill_after_effect(_consumer: str, handled: list[Incoming]) -> None:
+    if handled:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def main() -> None:
+    runtime = build(RegistrySettings(), observers=[kill_after_effect])
+    await runtime.app.start()
+    await asyncio.sleep(300)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
