@@ -3,7 +3,7 @@
 #
 #   deploy/local/postgres.sh install|start|stop|status|createdb NAME...
 #
-# Env: LAMPO_STATE_DIR (default <repo>/.run), LAMPO_PG_PORT (5432), LAMPO_PG_USER (lampo),
+# Env: LAMPO_STATE_DIR (default <repo>/.run), LAMPO_PG_STATE (default <state>/pg), LAMPO_PG_PORT (5432), LAMPO_PG_USER (lampo),
 #      LAMPO_PG_PASSWORD (lampo), LAMPO_PG_BIN (default: newest /usr/lib/postgresql/*/bin).
 set -euo pipefail
 
@@ -15,7 +15,19 @@ PORT=${LAMPO_PG_PORT:-5432}
 APP_USER=${LAMPO_PG_USER:-lampo}
 APP_PASSWORD=${LAMPO_PG_PASSWORD:-lampo}
 STATE_ROOT=$(realpath -m -- "${LAMPO_STATE_DIR:-$REPO/.run}")
-PG_STATE="$STATE_ROOT/pg"
+# The cluster's files must be reachable by the 'postgres' OS user. When the checkout lies below a
+# directory it cannot enter (a clone under /root, say), the cluster lives under /var/lib/lampo.
+default_pg_state() {
+  if [[ $EUID -eq 0 ]] && id -u postgres >/dev/null 2>&1; then
+    mkdir -p "$STATE_ROOT"
+    if ! runuser -u postgres -- test -x "$STATE_ROOT" 2>/dev/null; then
+      echo "/var/lib/lampo/pg-$(printf '%s' "$STATE_ROOT" | sha256sum | cut -c1-12)"
+      return
+    fi
+  fi
+  echo "$STATE_ROOT/pg"
+}
+PG_STATE=${LAMPO_PG_STATE:-$(default_pg_state)}
 DATA="$PG_STATE/data"
 SOCK="$PG_STATE/run"
 LOGS="$PG_STATE/logs"
@@ -100,7 +112,7 @@ check_traverse() {  # the cluster's OS user must be able to enter every director
   id -u "$OS_USER" >/dev/null 2>&1 || die "OS user '$OS_USER' does not exist (is PostgreSQL installed? try: $0 install)"
   local path=/ part
   local -a parts
-  IFS='/' read -r -a parts <<<"${STATE_ROOT#/}"
+  IFS='/' read -r -a parts <<<"${PG_STATE%/*}"
   for part in "" "${parts[@]}"; do
     [[ -n $part ]] && path="${path%/}/$part"
     [[ -z $part && $path != / ]] && continue
@@ -111,7 +123,7 @@ check_traverse() {  # the cluster's OS user must be able to enter every director
 }
 
 ensure_dirs() {
-  mkdir -p "$STATE_ROOT"
+  mkdir -p "$STATE_ROOT" "${PG_STATE%/*}"
   check_traverse
   local d
   for d in "$PG_STATE" "$SOCK" "$LOGS" "$DATA"; do

@@ -49,6 +49,7 @@ class Runtime:
         clock: Clock | None = None,
         span_processors: Sequence[SpanProcessor] = (),
         tracer_provider: TracerProvider | None = None,
+        routes: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.settings = settings
         self.name = settings.service
@@ -63,8 +64,7 @@ class Runtime:
         self.relay: OutboxRelay | None = None
         self.app = AsgiFastStream(
             self.broker,
-            asgi_routes=[("/health/live", self._live()), ("/health/ready", self._ready())],
-            title=f"lampo-{self.name}",
+            asgi_routes=[("/health/live", self._live()), ("/health/ready", self._ready()), *routes],
             on_startup=[self._connect_database],
             after_startup=[self._start_relay],
             on_shutdown=[self._stop],

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 
 from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
 from lampo.db.pool import server_url_of
@@ -46,9 +47,8 @@ async def fast_forward_group(group_id: str, topics: Sequence[str]) -> None:
         if not partitions:
             await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
             partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
-        from aiokafka.structs import OffsetAndMetadata
-
         await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
     finally:
         await consumer.stop()

@@ -25,7 +25,11 @@ def keygen() -> None:
 
 def _load_plugins() -> None:
     for entry in sorted(entry_points(group="lampo.cli"), key=lambda e: e.name):
-        sub = entry.load()
+        try:
+            sub = entry.load()
+        except ImportError as e:  # one broken service must not take the whole CLI down
+            typer.secho(f"lampo: the '{entry.name}' commands are unavailable: {e}", fg="yellow", err=True)
+            continue
         app.add_typer(sub, name=entry.name)
 
 

@@ -23,27 +23,23 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 from pydantic_core import PydanticCustomError
 
-_COMMON = ConfigDict(frozen=True, hide_input_in_errors=True, allow_inf_nan=False)
-
 
 class InboundContract(BaseModel):
     """Data of an event other systems publish: tolerant of new optional fields."""
 
-    model_config = ConfigDict(**_COMMON, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True, allow_inf_nan=False)
 
 
 class OutboundContract(BaseModel):
     """Data of an event this suite publishes: strict when built, tolerant when parsed."""
 
-    model_config = ConfigDict(**_COMMON, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True, allow_inf_nan=False)
 
 
 def _no_epoch_numbers(value: object) -> object:
     # pydantic would read a JSON number as Unix time; the contracts say RFC 3339 with a zone.
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise PydanticCustomError(
-            "datetime_type", "must be an RFC 3339 date-time with a time zone, not a number"
-        )
+        raise PydanticCustomError("datetime_type", "must be an RFC 3339 date-time with a time zone, not a number")
     return value
 
 

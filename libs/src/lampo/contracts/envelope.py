@@ -39,19 +39,17 @@ class CloudEvent(BaseModel):
     source: _NonEmpty
     type: _NonEmpty
     time: Timestamp
-    datacontenttype: Annotated[str, StringConstraints(pattern=r"^application/json\s*(;.*)?$")] = (
-        JSON_DATA
-    )
+    datacontenttype: Annotated[str, StringConstraints(pattern=r"^application/json\s*(;.*)?$")] = JSON_DATA
     data: dict[str, Any]
 
     @classmethod
     def new(
         cls,
-        type: str,  # noqa: A002 - the CloudEvents attribute names
+        type: str,  # the CloudEvents attribute names
         source: str,
         data: BaseModel | dict[str, Any],
         *,
-        id: str | None = None,  # noqa: A002
+        id: str | None = None,
         time: datetime | None = None,
     ) -> Self:
         """Wrap ``data`` in a new event with a fresh uuid4 ``id`` and the current UTC time."""
@@ -78,9 +76,7 @@ class CloudEvent(BaseModel):
         try:
             return cls.model_validate(obj)
         except ValidationError as exc:
-            raise violation_from_validation_error(
-                exc, prefix="", known_names=cls.model_fields
-            ) from None
+            raise violation_from_validation_error(exc, prefix="", known_names=cls.model_fields) from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -101,9 +97,7 @@ def load_json_object(raw: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise ContractViolation(
-            INVALID_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        raise ContractViolation(INVALID_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError:
         raise ContractViolation(INVALID_JSON, "NaN and Infinity are not JSON") from None
     except RecursionError:

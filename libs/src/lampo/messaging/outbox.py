@@ -70,7 +70,7 @@ class OutboxRelay:
 
     async def start(self) -> None:
         self._listener = await self._pool.acquire()
-        await self._listener.add_listener(CHANNEL, lambda *_: self._wake.set())
+        await self._listener.add_listener(CHANNEL, self._notified)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
@@ -82,11 +82,14 @@ class OutboxRelay:
                 pass
         if self._listener is not None:
             try:
-                await self._listener.remove_listener(CHANNEL, lambda *_: None)
+                await self._listener.remove_listener(CHANNEL, self._notified)
             except Exception:  # noqa: BLE001 - the connection may already be gone at shutdown
                 pass
             await self._pool.release(self._listener)
             self._listener = None
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
 
     async def _run(self) -> None:
         backoff = 0.1

@@ -29,3 +29,13 @@ CREATE TABLE subject_keys (
     wrapped_key bytea       NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Participant protocol: the answer given to each privacy task, so a repeated task is answered
+-- again without redoing it. Holds counts and sealed results only.
+CREATE TABLE privacy_tasks (
+    task_id    text        PRIMARY KEY,
+    request_id text        NOT NULL,
+    kind       text        NOT NULL,
+    ack        jsonb       NOT NULL,
+    done_at    timestamptz NOT NULL DEFAULT now()
+);
