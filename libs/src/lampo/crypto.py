@@ -95,7 +95,9 @@ class KeyRing:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def ciphers(self, conn: asyncpg.Connection, subject_ids: Iterable[str], *, create: bool) -> dict[str, FieldCipher]:
+    async def ciphers(
+        self, conn: asyncpg.Connection, subject_ids: Iterable[str], *, create: bool
+    ) -> dict[str, FieldCipher]:
         """Ciphers for many subjects in at most two statements; missing keys are created when
         ``create`` (ingest), and left out otherwise (reads of an erased subject)."""
         wanted = list(dict.fromkeys(subject_ids))

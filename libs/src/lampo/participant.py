@@ -30,6 +30,7 @@ from lampo.crypto import seal
 from lampo.messaging import outbox
 from lampo.messaging.consumer import Incoming, per_event
 
+
 class TaskFailed(Exception):
     """The task cannot be done; ``error`` is sent to the coordinator (no personal data)."""
 

@@ -38,6 +38,24 @@ def make_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
     )
 
 
+class _AsgiApp(AsgiFastStream):
+    """FastStream's ASGI app matches routes exactly; ``mounts`` add prefix routes, so a whole
+    HTTP API (FastAPI, with its OpenAPI document) can live beside the consumers. The mounted
+    app sees the full path."""
+
+    def __init__(self, mounts: list[tuple[str, Any]], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mounts = mounts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for prefix, app in self._mounts:
+                if scope["path"] == prefix or scope["path"].startswith(prefix.rstrip("/") + "/"):
+                    await app(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
 class Runtime:
     """What one running service holds. Built at app creation, connected at start-up."""
 
@@ -50,6 +68,7 @@ class Runtime:
         span_processors: Sequence[SpanProcessor] = (),
         tracer_provider: TracerProvider | None = None,
         routes: Sequence[tuple[str, Any]] = (),
+        mounts: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self.settings = settings
         self.name = settings.service
@@ -62,7 +81,8 @@ class Runtime:
         self._pool: asyncpg.Pool | None = None
         self.consumers: list[ReliableConsumer] = []
         self.relay: OutboxRelay | None = None
-        self.app = AsgiFastStream(
+        self.app = _AsgiApp(
+            list(mounts),
             self.broker,
             asgi_routes=[("/health/live", self._live()), ("/health/ready", self._ready()), *routes],
             on_startup=[self._connect_database],

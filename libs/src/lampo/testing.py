@@ -45,7 +45,7 @@ async def fast_forward_group(group_id: str, topics: Sequence[str]) -> None:
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
+            await consumer._client.force_metadata_update()
             partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
@@ -58,7 +58,9 @@ class Producer:
     """Publishes CloudEvents the way another company system does."""
 
     def __init__(self) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, max_request_size=4 * 1024 * 1024)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=BOOTSTRAP, enable_idempotence=True, max_request_size=4 * 1024 * 1024
+        )
 
     async def __aenter__(self) -> Producer:
         await self._producer.start()
@@ -89,7 +91,9 @@ class Producer:
 
     async def send_many(self, topic: str, items: Sequence[tuple[str | None, bytes]]) -> None:
         futures = [
-            await self._producer.send(topic, v, key=k.encode() if k else None, headers=[("content-type", CONTENT_TYPE.encode())])
+            await self._producer.send(
+                topic, v, key=k.encode() if k else None, headers=[("content-type", CONTENT_TYPE.encode())]
+            )
             for k, v in items
         ]
         await asyncio.gather(*futures)
@@ -109,7 +113,7 @@ class TopicReader:
         for topic in self.topics:
             parts = self._consumer.partitions_for_topic(topic)
             if not parts:
-                await self._consumer._client.force_metadata_update()  # noqa: SLF001
+                await self._consumer._client.force_metadata_update()
                 parts = self._consumer.partitions_for_topic(topic) or set()
             partitions += [TopicPartition(topic, p) for p in sorted(parts)]
         self._consumer.assign(partitions)
@@ -132,7 +136,9 @@ class TopicReader:
                 return matched
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"only {len(matched)} of {count} expected records on {self.topics} within {timeout}s")
+                raise AssertionError(
+                    f"only {len(matched)} of {count} expected records on {self.topics} within {timeout}s"
+                )
             batch = await self._consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
             for records in batch.values():
                 self.records.extend(records)

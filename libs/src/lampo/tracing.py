@@ -24,18 +24,14 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 TRACEPARENT = "traceparent"
 
 
-def make_tracer_provider(
-    service_name: str, extra_processors: Sequence[SpanProcessor] = ()
-) -> TracerProvider:
+def make_tracer_provider(service_name: str, extra_processors: Sequence[SpanProcessor] = ()) -> TracerProvider:
     """A provider for one service. It is returned, not installed globally, so that tests and
     several services in one process each keep their own (``set_tracer_provider`` works once)."""
     resource = Resource.create(
         {"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name), "service.namespace": "lampo"}
     )
     provider = TracerProvider(resource=resource)
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

@@ -47,3 +47,8 @@ class ConsentChanged(OutboundContract):
     purpose: Text
     state: ConsentState
     effective_at: Timestamp
+    states: dict[Text, ConsentState] | None = None
+    """Extension (optional): every current purpose of this customer, ``{purpose: state}``, after
+    this change. The topic is compacted by its key, ``customer_number``, so only the last record
+    per customer survives compaction; carrying the whole state in it lets a new reader rebuild
+    the current state of every purpose from the compacted topic alone."""

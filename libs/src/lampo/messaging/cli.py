@@ -20,7 +20,9 @@ def _bootstrap() -> str:
 
 @app.command("provision")
 def provision_cmd(
-    bootstrap: str = typer.Option(None, help="Kafka bootstrap servers (default LAMPO_KAFKA_BOOTSTRAP or 127.0.0.1:9092)"),
+    bootstrap: str = typer.Option(
+        None, help="Kafka bootstrap servers (default LAMPO_KAFKA_BOOTSTRAP or 127.0.0.1:9092)"
+    ),
     replication_factor: int = typer.Option(1, help="replicas per partition (1 on a single local node)"),
 ) -> None:
     """Create missing topics and apply the declared configs to existing ones. Safe to repeat."""
@@ -35,5 +37,12 @@ def list_cmd() -> None:
     table = Table("topic", "partitions", "cleanup", "retention", "personal data", "purpose")
     for t in TOPICS:
         retention = "forever" if t.retention_days is None else f"{t.retention_days} d"
-        table.add_row(t.name, str(t.partitions), "compact" if t.compact else "delete", retention, "yes" if t.personal_data else "no", t.purpose)
+        table.add_row(
+            t.name,
+            str(t.partitions),
+            "compact" if t.compact else "delete",
+            retention,
+            "yes" if t.personal_data else "no",
+            t.purpose,
+        )
     Console().print(table)

@@ -161,7 +161,7 @@ class ReliableConsumer:
     # -- the consume path ---------------------------------------------------------------------
 
     async def consume_batch(self, msg: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message  # type: ignore[assignment]
+        records: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message
         if not records:
             return
         try:
@@ -177,7 +177,7 @@ class ReliableConsumer:
 
     async def _process(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         accepted: list[Incoming] = []
-        rejected: list[tuple[ConsumerRecord[Any, Any], str, str, Span | None]] = []
+        rejected: list[tuple[ConsumerRecord[Any, Any], str, str, Span]] = []
         for record in records:
             span = self._tracer.start_span(
                 f"{self.topic} process",
@@ -209,8 +209,7 @@ class ReliableConsumer:
                 for item in accepted:
                     item.span.end()
                 for _, _, _, span in rejected:
-                    if span:
-                        span.end()
+                    span.end()
                 raise
             except Exception:  # noqa: BLE001 - isolate the failing record below
                 handled = []
@@ -223,10 +222,9 @@ class ReliableConsumer:
 
         for record, reason, detail, span in rejected:
             await self._dead_letter(record, reason, detail)
-            if span:
-                span.set_attribute("error.type", reason)
-                span.set_status(Status(StatusCode.ERROR, reason))
-                span.end()
+            span.set_attribute("error.type", reason)
+            span.set_status(Status(StatusCode.ERROR, reason))
+            span.end()
         for item in handled:
             item.span.end()
         for observer in self._observers:
@@ -267,7 +265,9 @@ class ReliableConsumer:
                 attempt += 1
                 self.stats.retried += 1
                 if attempt > self.options.retries:
-                    log.error("%s: event %s failed after %d attempts: %s", self.name, item.id, attempt, type(e).__name__)
+                    log.error(
+                        "%s: event %s failed after %d attempts: %s", self.name, item.id, attempt, type(e).__name__
+                    )
                     return "processing_failed", f"{type(e).__name__} after {attempt} attempts"
                 await asyncio.sleep(self.options.backoff_s * 2 ** (attempt - 1))
 
@@ -288,4 +288,6 @@ class ReliableConsumer:
             del headers[TRACEPARENT]
         await self._broker.publish(record.value or b"", dlq(record.topic), key=record.key, headers=headers)
         self.stats.dead_lettered[reason] = self.stats.dead_lettered.get(reason, 0) + 1
-        log.warning("%s: record %s/%d@%d dead-lettered: %s", self.name, record.topic, record.partition, record.offset, reason)
+        log.warning(
+            "%s: record %s/%d@%d dead-lettered: %s", self.name, record.topic, record.partition, record.offset, reason
+        )

@@ -39,7 +39,15 @@ async def add(conn: asyncpg.Connection, events: Sequence[OutgoingEvent]) -> None
         "INSERT INTO outbox (topic, key, value, event_id, event_type, subject_id, traceparent)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         [
-            (e.topic, e.key, e.event.to_bytes(), e.event.id, e.event.type, e.subject_id, e.traceparent or current_traceparent())
+            (
+                e.topic,
+                e.key,
+                e.event.to_bytes(),
+                e.event.id,
+                e.event.type,
+                e.subject_id,
+                e.traceparent or current_traceparent(),
+            )
             for e in events
         ],
     )
@@ -48,7 +56,7 @@ async def add(conn: asyncpg.Connection, events: Sequence[OutgoingEvent]) -> None
 
 async def purge_subject(conn: asyncpg.Connection, subject_id: str) -> int:
     status: str = await conn.execute("DELETE FROM outbox WHERE subject_id = $1", subject_id)
-    return int(status.split()[-1])
+    return int(status.rsplit(maxsplit=1)[-1])
 
 
 Send = Callable[[str, str, bytes, dict[str, str]], Awaitable[None]]
@@ -57,7 +65,9 @@ Send = Callable[[str, str, bytes, dict[str, str]], Awaitable[None]]
 class OutboxRelay:
     """Sends committed outbox rows in id order; woken by NOTIFY, polling as a fallback."""
 
-    def __init__(self, pool: asyncpg.Pool, send: Send, tracer: Tracer, *, batch_size: int = 500, poll_s: float = 1.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, send: Send, tracer: Tracer, *, batch_size: int = 500, poll_s: float = 1.0
+    ) -> None:
         self._pool = pool
         self._send = send
         self._tracer = tracer
@@ -83,7 +93,7 @@ class OutboxRelay:
         if self._listener is not None:
             try:
                 await self._listener.remove_listener(CHANNEL, self._notified)
-            except Exception:  # noqa: BLE001 - the connection may already be gone at shutdown
+            except Exception:  # noqa: BLE001, S110 - the connection may already be gone at shutdown
                 pass
             await self._pool.release(self._listener)
             self._listener = None
@@ -98,7 +108,7 @@ class OutboxRelay:
                 while await self.drain_once():
                     pass
                 backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as e:
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 log.warning("outbox relay paused: %s; retrying in %.1fs", type(e).__name__, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -110,7 +120,7 @@ class OutboxRelay:
                 continue
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
 
@@ -127,7 +137,10 @@ class OutboxRelay:
             sends = []
             for row in rows:
                 with publish_span(
-                    self._tracer, row["topic"], row["traceparent"], {"messaging.message.id": row["event_id"], "cloudevents.event_type": row["event_type"]}
+                    self._tracer,
+                    row["topic"],
+                    row["traceparent"],
+                    {"messaging.message.id": row["event_id"], "cloudevents.event_type": row["event_type"]},
                 ) as traceparent:
                     headers = {"content-type": CONTENT_TYPE}
                     if traceparent:

@@ -67,7 +67,9 @@ TOPICS: list[TopicSpec] = _BASE + [
 TOPIC_NAMES = frozenset(t.name for t in TOPICS)
 
 
-async def provision(bootstrap: str, *, replication_factor: int = 1, specs: list[TopicSpec] | None = None) -> dict[str, str]:
+async def provision(
+    bootstrap: str, *, replication_factor: int = 1, specs: list[TopicSpec] | None = None
+) -> dict[str, str]:
     """Create missing topics and bring the configs of existing ones to the declared values.
     Returns {topic: "created" | "updated"}; safe to run any number of times."""
     specs = TOPICS if specs is None else specs
@@ -80,7 +82,12 @@ async def provision(bootstrap: str, *, replication_factor: int = 1, specs: list[
         if missing:
             await admin.create_topics(
                 [
-                    NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor, topic_configs=s.configs())
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=s.configs(),
+                    )
                     for s in missing
                 ]
             )
