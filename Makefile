@@ -32,11 +32,12 @@ test: infra lint
 	@$(PY) -m pytest
 
 lint: install
-	@.venv/bin/ruff check libs services tests bench
+	@.venv/bin/ruff check libs services tests bench deploy
 	@.venv/bin/mypy libs/src services/*/src
+	@LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint $$(deploy/tools/composecheck/build.sh) docker-compose.yml
 
 demo: up
-	@$(PY) -m lampo_demo
+	@$(PY) deploy/demo/demo.py
 
 bench: infra
 	@$(PY) bench/run.py

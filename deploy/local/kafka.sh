@@ -4,7 +4,8 @@
 #
 #   deploy/local/kafka.sh install|start|stop|status
 #
-# Env: LAMPO_CACHE (jar cache, default ~/.cache/lampo), LAMPO_STATE_DIR (default <repo>/.run),
+# Env: LAMPO_KAFKA_PORT (9092), LAMPO_KAFKA_CONTROLLER_PORT (9093),
+#      LAMPO_CACHE (jar cache, default ~/.cache/lampo), LAMPO_STATE_DIR (default <repo>/.run),
 #      LAMPO_PYTHON (python with aiokafka for an extra readiness check, default <repo>/.venv/bin/python),
 #      LAMPO_KAFKA_HEAP_OPTS (default "-Xms256m -Xmx512m"), LAMPO_KAFKA_START_TIMEOUT (default 120 s).
 set -euo pipefail
@@ -14,8 +15,8 @@ REPO=$(cd -- "$SCRIPT_DIR/../.." && pwd -P)
 POM="$SCRIPT_DIR/kafka/pom.xml"
 
 HOST=127.0.0.1
-PORT=9092
-CONTROLLER_PORT=9093
+PORT=${LAMPO_KAFKA_PORT:-9092}
+CONTROLLER_PORT=${LAMPO_KAFKA_CONTROLLER_PORT:-9093}
 CACHE_ROOT=$(realpath -m -- "${LAMPO_CACHE:-$HOME/.cache/lampo}")
 STATE_ROOT=$(realpath -m -- "${LAMPO_STATE_DIR:-$REPO/.run}")
 STATE="$STATE_ROOT/kafka"

@@ -12,7 +12,7 @@ master_key() {
   local f="$state/master.key"
   if [ ! -s "$f" ]; then
     (umask 077; "$bin/lampo" keygen > "$f")
-    echo "[services] created a local master key in $f (keep it: without it the data keys are unreadable)"
+    echo "[services] created a local master key in $f (keep it: without it the data keys are unreadable)" >&2
   fi
   cat "$f"
 }

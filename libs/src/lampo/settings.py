@@ -16,7 +16,8 @@ from lampo.db.pool import server_url_of
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LAMPO_", extra="ignore")
+    # hide_input_in_errors: a bad value (a key, a password in a URL) is never echoed in an error.
+    model_config = SettingsConfigDict(env_prefix="LAMPO_", extra="ignore", hide_input_in_errors=True)
 
     service: ClassVar[str] = "lampo"
     default_http_port: ClassVar[int] = 8100

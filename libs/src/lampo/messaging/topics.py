@@ -58,11 +58,26 @@ _BASE: list[TopicSpec] = [
     TopicSpec("privacy.acks.v1", purpose="participant answers; access results sealed per request"),
 ]
 
-# Every topic with an inbound consumer gets a dead-letter topic with the same short retention.
-TOPICS: list[TopicSpec] = _BASE + [
-    TopicSpec(dlq(t.name), partitions=1, retention_days=7, personal_data=True, purpose=f"rejected records of {t.name}")
-    for t in _BASE
+# Internal topics: the project's own, pseudonymous ids only, documented in the AsyncAPI files.
+INTERNAL: list[TopicSpec] = [
+    TopicSpec(
+        "retention.holds.v1",
+        retention_days=None,
+        compact=True,
+        public=False,
+        purpose="current legal holds per customer number (type legal_hold.state), compacted; read by dsar",
+    ),
 ]
+
+# Every public topic gets a dead-letter topic with the same short retention.
+TOPICS: list[TopicSpec] = (
+    _BASE
+    + INTERNAL
+    + [
+        TopicSpec(dlq(t.name), partitions=1, retention_days=7, personal_data=True, purpose=f"rejected records of {t.name}")
+        for t in _BASE
+    ]
+)
 
 TOPIC_NAMES = frozenset(t.name for t in TOPICS)
 
