@@ -32,7 +32,7 @@ test: infra lint
 	@$(PY) -m pytest
 
 lint: install
-	@.venv/bin/ruff check libs services tests bench deploy
+	@.venv/bin/ruff check .
 	@.venv/bin/mypy libs/src services/*/src
 	@LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint $$(deploy/tools/composecheck/build.sh) docker-compose.yml
 

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from lampo.clock import Clock, SystemClock
 from lampo.crypto import KeyRing
 from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
-from lampo.messaging.consumer import BatchHandler, ConsumerOptions, Observer, ReliableConsumer
+from lampo.messaging.consumer import BatchHandler, ConsumerOptions, Observer, Parser, ReliableConsumer
 from lampo.messaging.outbox import OutboxRelay
 from lampo.settings import ServiceSettings
 from lampo.tracing import make_tracer_provider
@@ -104,6 +104,7 @@ class Runtime:
         name: str | None = None,
         observers: Sequence[Observer] = (),
         options: ConsumerOptions | None = None,
+        parser: Parser | None = None,
     ) -> ReliableConsumer:
         consumer = ReliableConsumer(
             name=name or f"{self.name}:{topic}",
@@ -115,6 +116,7 @@ class Runtime:
             tracer=self.tracer,
             options=options or ConsumerOptions(max_records=self.settings.consumer_batch),
             observers=observers,
+            **({"parser": parser} if parser else {}),
         )
         consumer.register()
         self.consumers.append(consumer)

@@ -43,15 +43,24 @@ async def fast_forward_group(group_id: str, topics: Sequence[str]) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group_id, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await _partitions(consumer, t))]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
     finally:
         await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions, refreshing metadata until they are known (a topic created a
+    moment ago may not be in the first answer)."""
+    for _ in range(50):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"topic {topic} has no partitions (is it provisioned?)")
 
 
 class Producer:
@@ -111,11 +120,7 @@ class TopicReader:
         await self._consumer.start()
         partitions = []
         for topic in self.topics:
-            parts = self._consumer.partitions_for_topic(topic)
-            if not parts:
-                await self._consumer._client.force_metadata_update()
-                parts = self._consumer.partitions_for_topic(topic) or set()
-            partitions += [TopicPartition(topic, p) for p in sorted(parts)]
+            partitions += [TopicPartition(topic, p) for p in sorted(await _partitions(self._consumer, topic))]
         self._consumer.assign(partitions)
         ends = await self._consumer.end_offsets(partitions)
         for tp, offset in ends.items():

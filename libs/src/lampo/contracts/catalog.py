@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -140,6 +140,22 @@ def parse(topic: str, raw: bytes, *, extra: Literal["ignore", "forbid"] = "ignor
     catalog = EVENT_TYPES.get(topic)
     if catalog is None:
         raise KeyError(f"no public contract for topic {topic!r}")
+    return _parse_with(catalog, topic, raw, extra)
+
+
+def parser_for(event_types: Mapping[str, type[BaseModel]]) -> Callable[[str, bytes], ParsedEvent]:
+    """A parser like ``parse`` for an internal topic's own event types (same envelope, same
+    dead-letter reasons), for ``Runtime.consume(..., parser=...)``."""
+
+    def parse_internal(topic: str, raw: bytes) -> ParsedEvent:
+        return _parse_with(event_types, topic, raw, "ignore")
+
+    return parse_internal
+
+
+def _parse_with(
+    catalog: Mapping[str, type[BaseModel]], topic: str, raw: bytes, extra: Literal["ignore", "forbid"]
+) -> ParsedEvent:
     obj = load_json_object(raw)
     try:
         envelope = CloudEvent.model_validate(obj)

@@ -115,6 +115,9 @@ class ConsumerOptions:
 
 
 Observer = Callable[[str, list[Incoming]], Awaitable[None] | None]
+# Reads a record value; raises ContractViolation for anything it cannot accept. The default is
+# the public contracts' catalog; an internal topic passes a parser for its own event types.
+Parser = Callable[[str, bytes], ParsedEvent]
 
 
 class ReliableConsumer:
@@ -130,8 +133,10 @@ class ReliableConsumer:
         tracer: Tracer,
         options: ConsumerOptions | None = None,
         observers: Sequence[Observer] = (),
+        parser: Parser = parse,
     ) -> None:
         self.name = name
+        self._parse = parser
         self.topic = topic
         self.group_id = group_id
         self._pool = pool
@@ -172,6 +177,13 @@ class ReliableConsumer:
             await msg.nack()
             await asyncio.sleep(self.options.infrastructure_backoff_s)
             return
+        except Exception:
+            # A defect in this consume path itself: never let the consumer's position run past
+            # records that were not handled. Rewind, and keep the failure visible in the log.
+            log.exception("%s: unexpected failure; batch rewound", self.name)
+            await msg.nack()
+            await asyncio.sleep(self.options.infrastructure_backoff_s)
+            return
         await msg.ack()
         self.stats.batches += 1
 
@@ -191,7 +203,7 @@ class ReliableConsumer:
                 },
             )
             try:
-                event = parse(self.topic, record.value or b"")
+                event = self._parse(self.topic, record.value or b"")
             except ContractViolation as e:
                 rejected.append((record, e.reason, e.detail, span))
                 continue

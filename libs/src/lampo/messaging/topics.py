@@ -7,6 +7,7 @@ never by clients (``auto.create.topics.enable=false`` on the broker).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -107,6 +108,12 @@ async def provision(
                 ]
             )
             outcome.update({s.name: "created" for s in missing})
+            # Creation is asynchronous on the controller: return only once every new topic is
+            # in the metadata, so a consumer or producer started right after finds it.
+            for _ in range(100):
+                if {s.name for s in missing} <= set(await admin.list_topics()):
+                    break
+                await asyncio.sleep(0.1)
         present = [s for s in specs if s.name in existing]
         if present:
             await admin.alter_configs(

@@ -1,0 +1,114 @@
+"""The reliable consumer on the real broker and database: a rejected record and a record that
+keeps failing are dead-lettered with their reasons, a transient failure is retried with backoff
+and then succeeds once, and the records around them are processed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import ClassVar
+
+import asyncpg
+import pytest
+from pydantic import BaseModel
+
+from lampo.contracts.catalog import parser_for
+from lampo.contracts.envelope import CloudEvent
+from lampo.crypto import new_master_key
+from lampo.messaging.consumer import ConsumerOptions, Incoming, Rejected, ReliableConsumer, per_event
+from lampo.messaging.topics import TopicSpec, dlq, provision
+from lampo.service import Runtime
+from lampo.settings import ServiceSettings
+from lampo.testing import (
+    BOOTSTRAP,
+    Producer,
+    TopicReader,
+    drop_database,
+    eventually,
+    fast_forward_group,
+    header,
+    running,
+    unique,
+)
+
+TOPIC = "lampo.selftest.v1"
+
+
+class Happened(BaseModel):
+    n: int
+    mode: str
+
+
+class SelfTestSettings(ServiceSettings):
+    service: ClassVar[str] = "selftest"
+
+
+attempts: Counter[int] = Counter()
+
+
+async def handle(conn: asyncpg.Connection, item: Incoming) -> None:
+    data = item.event.data
+    assert isinstance(data, Happened)
+    attempts[data.n] += 1
+    if data.mode == "reject":
+        raise Rejected("not_acceptable", "data.mode: this record is refused on purpose")
+    if data.mode == "broken":
+        raise ValueError("always fails")
+    if data.mode == "flaky" and attempts[data.n] < 3:
+        raise RuntimeError("fails twice, then works")
+    await conn.execute("INSERT INTO effects (n) VALUES ($1)", data.n)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[ReliableConsumer]:
+    await provision(
+        BOOTSTRAP, specs=[TopicSpec(TOPIC, partitions=1, public=False), TopicSpec(dlq(TOPIC), partitions=1)]
+    )
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_effects.sql").write_text("CREATE TABLE effects (n int NOT NULL);")
+    settings = SelfTestSettings(
+        database=unique("test_selftest"), consumer_group=unique("test-selftest"), master_key=new_master_key()
+    )
+    await fast_forward_group(settings.consumer_group or "", [TOPIC])
+    runtime = Runtime(settings, migrations=migrations)
+    consumer = runtime.consume(
+        TOPIC,
+        per_event(handle),
+        parser=parser_for({"test.happened": Happened}),
+        options=ConsumerOptions(max_records=50, retries=3, backoff_s=0.05),
+    )
+    async with running(runtime.app):
+        yield consumer
+    await drop_database(settings.database or "")
+
+
+def event(n: int, mode: str) -> CloudEvent:
+    return CloudEvent.new("test.happened", "urn:test", {"n": n, "mode": mode})
+
+
+async def test_rejected_and_failing_records_are_dead_lettered_and_the_rest_applied_once(service) -> None:
+    base = 1000 * (len(attempts) + 1)
+    plan = [(base + 1, "ok"), (base + 2, "reject"), (base + 3, "flaky"), (base + 4, "broken"), (base + 5, "ok")]
+    async with TopicReader(dlq(TOPIC)) as dead, Producer() as producer:
+        for n, mode in plan:
+            await producer.send(TOPIC, str(n), event(n, mode))
+        records = await dead.wait_for(
+            lambda r: r.key in {str(base + 2).encode(), str(base + 4).encode()}, count=2, timeout=60
+        )
+
+    reasons = {r.key.decode(): header(r, "error.reason") for r in records}
+    assert reasons == {str(base + 2): "not_acceptable", str(base + 4): "processing_failed"}
+    assert "ValueError after 4 attempts" in (
+        header(next(r for r in records if r.key == str(base + 4).encode()), "error.detail") or ""
+    )
+    assert attempts[base + 4] == 4  # the first try and three retries, then the DLQ
+
+    await eventually(lambda: service.stats.processed >= 3, timeout=30)
+    async with service._pool().acquire() as conn:
+        applied = sorted(
+            r["n"] for r in await conn.fetch("SELECT n FROM effects WHERE n > $1 AND n < $2", base, base + 10)
+        )
+    assert applied == [base + 1, base + 3, base + 5]  # the flaky one once, after its retries
+    assert service.stats.dead_lettered == {"not_acceptable": 1, "processing_failed": 1}
