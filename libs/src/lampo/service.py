@@ -1,10 +1,11 @@
 """The composition every service shares: database, migrations, broker, consumers, outbox relay,
-health endpoints. A service's ``create_app`` builds a ``Runtime``, registers its consumers, and
+health endpoints, metrics (``/metrics``, Prometheus text). A service's ``create_app`` builds a ``Runtime``, registers its consumers, and
 returns ``runtime.app``. Nothing connects until the app starts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 import asyncpg
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from opentelemetry.metrics import Meter
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from lampo.clock import Clock, SystemClock
@@ -20,6 +23,8 @@ from lampo.crypto import KeyRing
 from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
 from lampo.messaging.consumer import BatchHandler, ConsumerOptions, Observer, Parser, ReliableConsumer
 from lampo.messaging.outbox import OutboxRelay
+from lampo.messaging.topics import consumer_group_for
+from lampo.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 from lampo.settings import ServiceSettings
 from lampo.tracing import make_tracer_provider
 
@@ -35,6 +40,7 @@ def make_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
         max_request_size=4 * 1024 * 1024,
         description=f"Muuramen Lämpö privacy suite: {client_id}",
         log_level=logging.DEBUG,  # FastStream's per-message lines stay out of INFO logs
+        security=settings.kafka_security(),  # None (PLAINTEXT) unless LAMPO_KAFKA_SECURITY_PROTOCOL says otherwise
     )
 
 
@@ -73,7 +79,9 @@ class Runtime:
         self.settings = settings
         self.name = settings.service
         self.clock: Clock = clock or SystemClock()
-        self.tracer_provider = tracer_provider or make_tracer_provider(f"lampo-{self.name}", span_processors)
+        self.tracer_provider = tracer_provider or make_tracer_provider(
+            f"lampo-{self.name}", span_processors, zipkin_endpoint=settings.zipkin_endpoint
+        )
         self.tracer = self.tracer_provider.get_tracer(f"lampo.{self.name}")
         self.broker = make_broker(settings, f"lampo-{self.name}")
         self.keys = KeyRing(settings.master_key_bytes())
@@ -81,10 +89,27 @@ class Runtime:
         self._pool: asyncpg.Pool | None = None
         self.consumers: list[ReliableConsumer] = []
         self.relay: OutboxRelay | None = None
+        # Metrics: platform instruments plus the service's own through ``runtime.meter``.
+        self.metrics = ServiceMetrics(f"lampo-{self.name}")
+        self.meter: Meter = self.metrics.provider.get_meter(f"lampo.{self.name}")
+        self.metrics.track_relay(lambda: self.relay)
+        self._kafka_consumers: dict[str, Any] = {}  # consumer name -> FastStream subscriber
+        self._joined: set[str] = set()  # consumers that have had a group assignment at least once
         self.app = _AsgiApp(
             list(mounts),
             self.broker,
-            asgi_routes=[("/health/live", self._live()), ("/health/ready", self._ready()), *routes],
+            asgi_routes=[
+                ("/health/live", self._live()),
+                ("/health/ready", self._ready()),
+                ("/metrics", self._metrics()),
+                *routes,
+            ],
+            # AsyncAPI document (`faststream docs gen`, docs/asyncapi/): named after the service.
+            specification=AsyncAPI(
+                title=f"lampo-{self.name}",
+                version=_package_version(f"lampo-{self.name}"),
+                description=f"Muuramen Lämpö privacy suite: the {self.name} service's Kafka channels",
+            ),
             on_startup=[self._connect_database],
             after_startup=[self._start_relay],
             on_shutdown=[self._stop],
@@ -109,7 +134,7 @@ class Runtime:
         consumer = ReliableConsumer(
             name=name or f"{self.name}:{topic}",
             topic=topic,
-            group_id=self.settings.consumer_group or f"lampo-{self.name}",
+            group_id=consumer_group_for(self.settings.consumer_group or f"lampo-{self.name}", topic),
             pool=lambda: self.pool,
             handler=handler,
             broker=self.broker,
@@ -118,8 +143,14 @@ class Runtime:
             observers=observers,
             **({"parser": parser} if parser else {}),
         )
+        before = {id(s) for s in self.broker.subscribers}
         consumer.register()
         self.consumers.append(consumer)
+        added = [s for s in self.broker.subscribers if id(s) not in before]
+        if len(added) == 1:
+            subscriber = added[0]
+            self._kafka_consumers[consumer.name] = subscriber
+            self.metrics.track_consumer(consumer, lambda: getattr(subscriber, "consumer", None))
         return consumer
 
     async def send(self, topic: str, key: str, value: bytes, headers: dict[str, str]) -> None:
@@ -127,9 +158,11 @@ class Runtime:
 
     async def _connect_database(self) -> None:
         url = self.settings.database_url
-        if await ensure_database(url):
+        tls = self.settings.pg_ssl()
+        extra: dict[str, Any] = {"ssl": tls} if tls is not None else {}
+        if await ensure_database(url, ssl_context=tls):
             log.info("%s: created its database", self.name)
-        self._pool = await create_pool(url, min_size=2, max_size=10)
+        self._pool = await create_pool(url, min_size=2, max_size=10, **extra)
         applied = await migrate(self._pool, self._migrations)
         if applied:
             log.info("%s: applied migrations %s", self.name, ", ".join(applied))
@@ -140,6 +173,7 @@ class Runtime:
         log.info("%s: ready (http %s:%d)", self.name, self.settings.http_host, self.settings.port)
 
     async def _stop(self) -> None:
+        self._joined.clear()
         if self.relay:
             await self.relay.stop()
         if self._pool is not None:
@@ -165,11 +199,59 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - readiness reports, it does not raise
                     database = False
             broker = await self.broker.ping(timeout=2.0)
-            ok = bool(database and broker and self.relay is not None)
-            body = f'{{"status":"{"ready" if ok else "not_ready"}","database":{str(bool(database)).lower()},"broker":{str(broker).lower()}}}'
+            joined, partitions = self._consumer_assignment()
+            consumers_ok = joined == len(self._kafka_consumers)
+            ok = bool(database and broker and self.relay is not None and consumers_ok)
+            body = json.dumps(
+                {
+                    "status": "ready" if ok else "not_ready",
+                    "database": bool(database),
+                    "broker": bool(broker),
+                    "consumers": {"joined": joined, "total": len(self._kafka_consumers), "partitions": partitions},
+                },
+                separators=(",", ":"),
+            )
             return AsgiResponse(body.encode(), 200 if ok else 503, headers={"content-type": "application/json"})
 
         return ready
+
+    def _consumer_assignment(self) -> tuple[int, int]:
+        """(consumers that have joined their group at least once, partitions assigned now).
+
+        A consumer counts as joined once the group gave it an assignment, even an empty one (a
+        replica beyond the partition count is idle, not broken), and stays joined through later
+        rebalances, so readiness does not flap. Reads aiokafka's subscription state: no I/O."""
+        partitions = 0
+        for name, subscriber in self._kafka_consumers.items():
+            client = getattr(subscriber, "consumer", None)
+            if client is None:
+                continue
+            try:
+                subscription = client._subscription.subscription
+                assigned = subscription is not None and subscription.assignment is not None
+                partitions += len(client.assignment())
+            except AttributeError:  # another client version: do not block readiness on it
+                assigned = True
+            if assigned:
+                self._joined.add(name)
+        return len(self._joined & self._kafka_consumers.keys()), partitions
+
+    def _metrics(self) -> Any:
+        @get(include_in_schema=False)
+        async def metrics(scope: Any) -> AsgiResponse:
+            text = await self.metrics.render()
+            return AsgiResponse(text.encode(), 200, headers={"content-type": PROMETHEUS_CONTENT_TYPE})
+
+        return metrics
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "0.0.0"
 
 
 def configure_logging() -> None:

@@ -8,7 +8,9 @@ never by clients (``auto.create.topics.enable=false`` on the broker).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -38,6 +40,13 @@ class TopicSpec:
 
 def dlq(name: str) -> str:
     return f"{name}.dlq"
+
+
+def consumer_group_for(base: str, topic: str) -> str:
+    """Each consumer of a service has a group of its own (``<base>.<topic>``): a service's
+    consumers of different topics then never rebalance each other (aiokafka rebalances
+    eagerly, and a rebalance redelivers the batch in flight)."""
+    return f"{base}.{topic}"
 
 
 _BASE: list[TopicSpec] = [
@@ -84,12 +93,17 @@ TOPIC_NAMES = frozenset(t.name for t in TOPICS)
 
 
 async def provision(
-    bootstrap: str, *, replication_factor: int = 1, specs: list[TopicSpec] | None = None
+    bootstrap: str,
+    *,
+    replication_factor: int = 1,
+    specs: list[TopicSpec] | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Create missing topics and bring the configs of existing ones to the declared values.
-    Returns {topic: "created" | "updated"}; safe to run any number of times."""
+    Returns {topic: "created" | "updated"}; safe to run any number of times.
+    ``client_options``: TLS/SASL for the admin client (``ServiceSettings.kafka_client_options()``)."""
     specs = TOPICS if specs is None else specs
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

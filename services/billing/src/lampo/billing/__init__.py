@@ -1,0 +1,1 @@
+"""The billing store: invoices, payments, collection cases and credit checks."""

@@ -1,0 +1,45 @@
+"""Composition root of the billing store: ``create_app()`` for ``faststream run --factory``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from faststream.asgi import AsgiFastStream
+from opentelemetry.sdk.trace import SpanProcessor
+
+from lampo.billing.domain import RetentionRules
+from lampo.billing.handlers import BillingTasks, make_inbound_handler
+from lampo.billing.settings import BillingSettings
+from lampo.clock import Clock
+from lampo.contracts.catalog import BILLING_INBOUND
+from lampo.messaging.consumer import Observer
+from lampo.participant import subscribe
+from lampo.service import Runtime, serve
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
+
+
+def build(
+    settings: BillingSettings | None = None,
+    *,
+    observers: Sequence[Observer] = (),
+    span_processors: Sequence[SpanProcessor] = (),
+    clock: Clock | None = None,
+    rules: RetentionRules | None = None,
+) -> Runtime:
+    # The rules are validated before anything connects: a bad rules file stops the start.
+    rules = rules or RetentionRules.load()
+    settings = settings or BillingSettings()
+    runtime = Runtime(settings, migrations=MIGRATIONS, span_processors=span_processors, clock=clock)
+    runtime.consume(BILLING_INBOUND, make_inbound_handler(runtime.keys), observers=observers)
+    subscribe(runtime, BillingTasks(runtime.keys, runtime.clock, rules).participant(settings.participant_name))
+    return runtime
+
+
+def create_app() -> AsgiFastStream:
+    return build().app
+
+
+def main() -> None:
+    serve(build())

@@ -1,0 +1,40 @@
+"""``lampo billing``: operator commands of the billing store."""
+
+from __future__ import annotations
+
+import asyncpg
+import typer
+
+from lampo.billing.domain import RetentionRules
+from lampo.billing.handlers import purge_due
+from lampo.billing.settings import BillingSettings
+from lampo.cli.runner import run
+from lampo.clock import SystemClock
+from lampo.crypto import KeyRing
+
+app = typer.Typer(help="The billing store.", no_args_is_help=True)
+
+
+@app.command("purge-due")
+def purge_due_command() -> None:
+    """Delete kept billing items whose statutory period has ended (run daily, e.g. from cron);
+    destroys the data key of an erased customer once nothing of theirs is left."""
+
+    async def purge() -> dict[str, int]:
+        settings = BillingSettings()
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await purge_due(conn, KeyRing(settings.master_key_bytes()), SystemClock())
+        finally:
+            await conn.close()
+
+    counts = run(purge())
+    typer.echo(f"deleted {counts['items_deleted']} kept items; destroyed {counts['customers_forgotten']} customer keys")
+
+
+@app.command("rules")
+def rules_command() -> None:
+    """Print the statutory retention rules in force (validates the rules file)."""
+    for rule in RetentionRules.load().rules.values():
+        kept = f"{rule.period_years} y, {rule.trigger}" if rule.retain else "not kept"
+        typer.echo(f"{rule.kind:<13} {kept:<28} {rule.legal_basis}")

@@ -1,0 +1,317 @@
+"""The billing store on the real broker and database: ingest, access, erasure with and without
+statutory retention (the clock moves), scheduled deletions, idempotent tasks, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lampo.billing.handlers import purge_due
+from lampo.billing.store import BillingStore
+from lampo.contracts.catalog import BILLING_INBOUND, PRIVACY_ACKS, PRIVACY_TASKS
+from lampo.contracts.categories import Category
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.privacy import PrivacyTask, TaskSubject
+from lampo.crypto import new_request_keypair, unseal
+from lampo.messaging.topics import dlq
+from lampo.testing import Producer, TopicReader, eventually, header, unique
+
+SOURCE = "urn:system:billing"
+LINE_TEXT = "Kaukolämpö 11/2026, Testi Asiakas901, Testikatu 9 Muurame"
+CREDIT_RESULT = "Maksuhäiriömerkintä: Testi Asiakas901"
+AGENCY = "Perintä Testi Oy"
+
+
+def new_customer_number() -> str:
+    return str(uuid.uuid4().int % 10**9)
+
+
+def events(customer: str, year: int = 2026) -> list[CloudEvent]:
+    """Two invoices (the second unpaid and in collection), a payment and a credit check."""
+    return [
+        CloudEvent.new(
+            "credit.checked",
+            SOURCE,
+            {
+                "customer_number": customer,
+                "checked_at": f"{year}-02-01T09:00:00Z",
+                "provider": "Luottotieto Testi",
+                "result": CREDIT_RESULT,
+            },
+        ),
+        CloudEvent.new(
+            "invoice.issued",
+            SOURCE,
+            {
+                "customer_number": customer,
+                "invoice_number": f"INV-{customer}-1",
+                "issued_at": f"{year}-03-01T08:00:00Z",
+                "due_date": f"{year}-03-21",
+                "total_eur": "120.50",
+                "lines": [{"text": LINE_TEXT, "amount_eur": "120.50"}],
+            },
+        ),
+        CloudEvent.new(
+            "payment.received",
+            SOURCE,
+            {
+                "customer_number": customer,
+                "invoice_number": f"INV-{customer}-1",
+                "paid_at": f"{year}-03-20T12:00:00Z",
+                "amount_eur": "120.50",
+            },
+        ),
+        CloudEvent.new(
+            "invoice.issued",
+            SOURCE,
+            {
+                "customer_number": customer,
+                "invoice_number": f"INV-{customer}-2",
+                "issued_at": f"{year}-04-01T08:00:00Z",
+                "due_date": f"{year}-04-21",
+                "total_eur": "99.00",
+                "lines": [{"text": LINE_TEXT, "amount_eur": "99.00"}],
+            },
+        ),
+        CloudEvent.new(
+            "collection.opened",
+            SOURCE,
+            {
+                "customer_number": customer,
+                "invoice_number": f"INV-{customer}-2",
+                "agency": AGENCY,
+                "opened_at": f"{year}-06-01T08:00:00Z",
+            },
+        ),
+    ]
+
+
+async def dead_letters(reader: TopicReader, key: str, count: int) -> list[Any]:
+    """The DLQ copies of ``count`` distinct records with this key, in their original order. A
+    rebalance at start-up (two consumers of the service share one group) may redeliver a batch,
+    so a record can be dead-lettered twice: at least once is the guarantee, so dedupe on offset."""
+    wanted = count
+    while True:
+        records = await reader.wait_for(lambda r: r.key == key.encode(), count=wanted)
+        distinct = {(header(r, "error.partition"), header(r, "error.offset")): r for r in reversed(records)}
+        if len(distinct) >= count:
+            return sorted(distinct.values(), key=lambda r: int(header(r, "error.offset") or 0))
+        wanted = len(records) + 1
+
+
+async def ingest(billing, customer: str, year: int = 2026) -> None:
+    async with Producer() as producer:
+        for event in events(customer, year):
+            await producer.send(BILLING_INBOUND, customer, event)
+    async with billing.runtime.pool.acquire() as conn:
+        await eventually(
+            lambda: conn.fetchval("SELECT count(*) = 5 FROM items WHERE customer_number = $1", customer), timeout=30
+        )
+
+
+def task(
+    participant: str, kind: str, customer: str, *, task_id: str | None = None, result_key: str | None = None
+) -> PrivacyTask:
+    return PrivacyTask(
+        request_id=unique("req"),
+        task_id=task_id or unique("task"),
+        participant=participant,
+        kind=kind,  # type: ignore[arg-type]
+        subject=TaskSubject(subject_id=unique("subj"), customer_numbers=[customer]),
+        categories=list(Category),
+        attempt=1,
+        deadline=datetime.now(UTC) + timedelta(days=30),
+        result_key=result_key,
+    )
+
+
+async def run_task(t: PrivacyTask, *, times: int = 1) -> list[dict[str, Any]]:
+    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
+        for _ in range(times):
+            await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
+        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=times)
+    return [json.loads(r.value)["data"] for r in records[:times]]
+
+
+async def test_ingest_stores_encrypted_and_access_returns_everything_per_category(billing) -> None:
+    customer = new_customer_number()
+    await ingest(billing, customer)
+    async with billing.runtime.pool.acquire() as conn:
+        payloads = [
+            bytes(r["payload"])
+            for r in await conn.fetch("SELECT payload FROM items WHERE customer_number = $1", customer)
+        ]
+    assert all(b"Asiakas901" not in p and "Kaukolämpö".encode() not in p for p in payloads)
+
+    private, public = new_request_keypair()
+    [ack] = await run_task(task(billing.settings.participant_name, "access", customer, result_key=public))
+    assert ack["status"] == "done"
+    result = json.loads(unseal(private, ack["result"]))
+    billing_data = result["billing"]
+    assert [i["invoice_number"] for i in billing_data["invoices"]] == [f"INV-{customer}-1", f"INV-{customer}-2"]
+    assert billing_data["invoices"][0]["lines"] == [{"text": LINE_TEXT, "amount_eur": "120.50"}]
+    assert billing_data["payments"][0]["amount_eur"] == "120.50"
+    assert billing_data["collections"][0]["agency"] == AGENCY
+    assert billing_data["credit_checks"][0]["result"] == CREDIT_RESULT
+    assert all(i["restricted"] is None for items in billing_data.values() for i in items)
+
+
+async def test_bad_input_is_dead_lettered_with_its_reason_and_the_consumer_goes_on(billing) -> None:
+    customer = new_customer_number()
+    unknown_payment = CloudEvent.new(
+        "payment.received",
+        SOURCE,
+        {
+            "customer_number": customer,
+            "invoice_number": "NO-SUCH-1",
+            "paid_at": "2026-03-20T12:00:00Z",
+            "amount_eur": "1.00",
+        },
+    )
+    unknown_collection = CloudEvent.new(
+        "collection.opened",
+        SOURCE,
+        {
+            "customer_number": customer,
+            "invoice_number": "NO-SUCH-2",
+            "agency": AGENCY,
+            "opened_at": "2026-03-20T12:00:00Z",
+        },
+    )
+    bad_amount = CloudEvent.new(
+        "payment.received",
+        SOURCE,
+        {
+            "customer_number": customer,
+            "invoice_number": "NO-SUCH-3",
+            "paid_at": "2026-03-20T12:00:00Z",
+            "amount_eur": "1,00 €",
+        },
+    )
+    async with TopicReader(dlq(BILLING_INBOUND)) as dead, Producer() as producer:
+        for event in (unknown_payment, unknown_collection, bad_amount):
+            await producer.send(BILLING_INBOUND, customer, event)
+        for event in events(customer):
+            await producer.send(BILLING_INBOUND, customer, event)
+        records = await dead_letters(dead, customer, 3)
+    assert [header(r, "error.reason") for r in records] == ["unknown_invoice", "unknown_invoice", "invalid_decimal"]
+    assert "invoice_number" in (header(records[0], "error.detail") or "")
+    async with billing.runtime.pool.acquire() as conn:
+        await eventually(lambda: conn.fetchval("SELECT count(*) = 5 FROM items WHERE customer_number = $1", customer))
+
+
+async def test_erasure_keeps_vouchers_restricted_reports_and_schedules_then_purges_when_due(billing, scan) -> None:
+    customer = new_customer_number()
+    await ingest(billing, customer)
+    erasure = task(billing.settings.participant_name, "erasure", customer)
+    first, again = await run_task(erasure, times=2)
+
+    assert first == again  # a repeated task is answered idempotently, from the stored ack
+    assert first["status"] == "done"
+    assert first["erased"] == {"billing": 1}  # the credit check: not accounting material
+    assert first["retained"] == [
+        {
+            "category": "billing",
+            "items": 1,
+            "legal_basis": "GDPR Art. 17(3)(e) legal claims: open collection case; debt expires in 3 years unless renewed (Act 728/2003)",
+            "until": "2029-12-31",
+        },
+        {
+            "category": "billing",
+            "items": 3,
+            "legal_basis": "Accounting Act 1336/1997 2:10 (accounting vouchers)",
+            "until": "2032-12-31",
+        },
+    ]
+    async with billing.runtime.pool.acquire() as conn:
+        store = BillingStore(conn, billing.runtime.keys)
+        assert await store.active_items(customer) == []  # out of every normal query
+        assert {i.restricted_reason for i in await store.all_items(customer)} == {"retention"}
+        scheduled = await conn.fetch(
+            "SELECT delete_after FROM scheduled_deletions WHERE customer_number = $1", customer
+        )
+        assert sorted(r["delete_after"] for r in scheduled) == [date(2029, 12, 31)] + [date(2032, 12, 31)] * 3
+
+        billing.clock.set(datetime(2029, 12, 31, 12, tzinfo=UTC))
+        assert await purge_due(conn, billing.runtime.keys, billing.clock) == {
+            "items_deleted": 0,
+            "customers_forgotten": 0,
+        }
+        billing.clock.set(datetime(2030, 1, 1, 12, tzinfo=UTC))
+        assert await purge_due(conn, billing.runtime.keys, billing.clock) == {
+            "items_deleted": 1,
+            "customers_forgotten": 0,
+        }
+        billing.clock.set(datetime(2033, 1, 1, 12, tzinfo=UTC))
+        assert await purge_due(conn, billing.runtime.keys, billing.clock) == {
+            "items_deleted": 3,
+            "customers_forgotten": 1,
+        }
+        assert await conn.fetchval("SELECT count(*) FROM customers WHERE customer_number = $1", customer) == 0
+        assert await scan(conn, [customer, LINE_TEXT, "Asiakas901", AGENCY, CREDIT_RESULT, "Luottotieto"]) == []
+
+    # a later erasure of the same subject finds nothing and says so
+    [later] = await run_task(task(billing.settings.participant_name, "erasure", customer))
+    assert later["erased"] == {"billing": 0} and later["retained"] == []
+
+
+async def test_erasure_after_the_statutory_periods_deletes_everything_and_leaves_no_personal_data(
+    billing, scan
+) -> None:
+    customer = new_customer_number()
+    await ingest(billing, customer)
+    billing.clock.set(datetime(2033, 1, 1, 0, 30, tzinfo=UTC))
+    [ack] = await run_task(task(billing.settings.participant_name, "erasure", customer))
+    assert ack["erased"] == {"billing": 5} and ack["retained"] == []
+    async with billing.runtime.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM subject_keys") == 0
+        assert await scan(conn, [customer, LINE_TEXT, "Asiakas901", AGENCY, CREDIT_RESULT, "Luottotieto"]) == []
+
+
+async def test_restriction_takes_items_out_of_normal_queries_and_rectification_changes_nothing(billing) -> None:
+    customer = new_customer_number()
+    await ingest(billing, customer)
+    [rectified] = await run_task(task(billing.settings.participant_name, "rectification", customer))
+    assert rectified["status"] == "done" and rectified["erased"] == {}
+    [restricted] = await run_task(task(billing.settings.participant_name, "restriction", customer))
+    assert restricted["status"] == "done"
+    async with billing.runtime.pool.acquire() as conn:
+        store = BillingStore(conn, billing.runtime.keys)
+        assert await store.active_items(customer) == []
+        assert len(await store.all_items(customer)) == 5
+
+    private, public = new_request_keypair()
+    [ack] = await run_task(task(billing.settings.participant_name, "access", customer, result_key=public))
+    result = json.loads(unseal(private, ack["result"]))["billing"]
+    assert {i["restricted"] for items in result.values() for i in items} == {"restriction"}
+
+
+async def test_purge_due_command_deletes_kept_items_whose_period_ended(billing) -> None:
+    customer = new_customer_number()
+    await ingest(billing, customer, year=2015)
+    billing.clock.set(datetime(2016, 1, 15, tzinfo=UTC))  # kept until 2021-12-31, long past today
+    [ack] = await run_task(task(billing.settings.participant_name, "erasure", customer))
+    assert [r["until"] for r in ack["retained"]] == ["2018-12-31", "2021-12-31"]
+
+    settings = billing.settings
+    env = {
+        **os.environ,
+        "LAMPO_DATABASE": settings.database or "",
+        "LAMPO_MASTER_KEY": settings.master_key.get_secret_value() if settings.master_key else "",
+    }
+    lampo = Path(sys.executable).with_name("lampo")
+    process = await asyncio.create_subprocess_exec(
+        str(lampo), "billing", "purge-due", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert out.decode().strip() == "deleted 4 kept items; destroyed 1 customer keys"
+    async with billing.runtime.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM items") == 0
+        assert await conn.fetchval("SELECT count(*) FROM subject_keys") == 0

@@ -1,0 +1,1 @@
+"""Call recordings and archived e-mails."""

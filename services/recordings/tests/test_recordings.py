@@ -1,0 +1,324 @@
+"""The recordings store on the real broker and database: single and chunked calls reassembled and
+verified, incomplete calls held, e-mails archived, access with audio, erasure, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, RECORDINGS_INBOUND
+from lampo.contracts.categories import Category
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.privacy import PrivacyTask, TaskSubject
+from lampo.contracts.recordings import MAX_CHUNK_BYTES
+from lampo.crypto import new_request_keypair, unseal
+from lampo.messaging.topics import dlq
+from lampo.recordings.store import RecordingsStore, incomplete_recordings
+from lampo.testing import Producer, TopicReader, eventually, header, unique
+
+SOURCE = "urn:system:telephony"
+EMAIL_SUBJECT = "Laskusta / Testi Asiakas902"
+EMAIL_BODY = "Hei, olen Testi Asiakas902 (asiakas902@example.fi), Testikatu 3, 40950 Muurame."
+
+
+def new_customer_number() -> str:
+    return str(uuid.uuid4().int % 10**9)
+
+
+def audio_bytes(size: int) -> bytes:
+    return b"RIFF" + os.urandom(size - 4)
+
+
+def call(
+    customer: str, recording_id: str, audio: bytes, index: int | None = None, count: int | None = None, **extra: Any
+) -> CloudEvent:
+    data: dict[str, Any] = {
+        "customer_number": customer,
+        "recording_id": recording_id,
+        "started_at": "2026-11-20T09:15:00Z",
+        "duration_s": 42.5,
+        "media_type": "audio/wav",
+        "audio_base64": base64.b64encode(audio).decode(),
+        **extra,
+    }
+    if index is not None:
+        data |= {"chunk_index": index, "chunk_count": count}
+    return CloudEvent.new("call.recorded", SOURCE, data)
+
+
+def email(customer: str) -> CloudEvent:
+    return CloudEvent.new(
+        "email.archived",
+        "urn:system:mail",
+        {
+            "customer_number": customer,
+            "message_id": f"<{uuid.uuid4().hex}@example.fi>",
+            "at": "2026-11-21T10:00:00Z",
+            "subject": EMAIL_SUBJECT,
+            "body_text": EMAIL_BODY,
+        },
+    )
+
+
+def chunks_of(audio: bytes, n: int) -> list[bytes]:
+    size = -(-len(audio) // n)
+    return [audio[i * size : (i + 1) * size] for i in range(n)]
+
+
+def task(participant: str, kind: str, customer: str, *, result_key: str | None = None) -> PrivacyTask:
+    return PrivacyTask(
+        request_id=unique("req"),
+        task_id=unique("task"),
+        participant=participant,
+        kind=kind,  # type: ignore[arg-type]
+        subject=TaskSubject(subject_id=unique("subj"), customer_numbers=[customer]),
+        categories=list(Category),
+        attempt=1,
+        deadline=datetime.now(UTC) + timedelta(days=30),
+        result_key=result_key,
+    )
+
+
+async def run_task(t: PrivacyTask, *, times: int = 1) -> list[dict[str, Any]]:
+    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
+        for _ in range(times):
+            await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
+        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=times)
+    return [json.loads(r.value)["data"] for r in records[:times]]
+
+
+async def dead_letters(reader: TopicReader, key: str, count: int) -> list[Any]:
+    """The DLQ copies of ``count`` distinct records with this key, in their original order. A
+    rebalance at start-up (two consumers of the service share one group) may redeliver a batch,
+    so a record can be dead-lettered twice: at least once is the guarantee, so dedupe on offset."""
+    wanted = count
+    while True:
+        records = await reader.wait_for(lambda r: r.key == key.encode(), count=wanted)
+        distinct = {(header(r, "error.partition"), header(r, "error.offset")): r for r in reversed(records)}
+        if len(distinct) >= count:
+            return sorted(distinct.values(), key=lambda r: int(header(r, "error.offset") or 0))
+        wanted = len(records) + 1
+
+
+async def ingest_all(recordings, customer: str) -> tuple[dict[str, bytes], str]:
+    """A single-event call, a three-chunk call sent out of order, an e-mail and a call missing
+    its last chunk. Returns the complete calls' audio and the incomplete call's id."""
+    single_id, chunked_id, partial_id = unique("rec"), unique("rec"), unique("rec")
+    single, chunked, partial = audio_bytes(5_000), audio_bytes(600_000), audio_bytes(3_000)
+    parts = chunks_of(chunked, 3)
+    async with Producer() as producer:
+        await producer.send(RECORDINGS_INBOUND, customer, call(customer, single_id, single))
+        for index in (2, 0, 1):
+            await producer.send(RECORDINGS_INBOUND, customer, call(customer, chunked_id, parts[index], index, 3))
+        await producer.send(RECORDINGS_INBOUND, customer, email(customer))
+        await producer.send(RECORDINGS_INBOUND, customer, call(customer, partial_id, chunks_of(partial, 2)[0], 0, 2))
+    async with recordings.runtime.pool.acquire() as conn:
+        await eventually(
+            lambda: conn.fetchval("SELECT count(*) = 2 FROM recordings WHERE customer_number = $1", customer)
+        )
+        await eventually(
+            lambda: conn.fetchval("SELECT count(*) = 1 FROM recording_chunks WHERE customer_number = $1", customer)
+        )
+        await eventually(lambda: conn.fetchval("SELECT count(*) = 1 FROM emails WHERE customer_number = $1", customer))
+    return {single_id: single, chunked_id: chunked}, partial_id
+
+
+async def test_calls_are_reassembled_verified_and_stored_encrypted_with_searchable_metadata(recordings) -> None:
+    customer = new_customer_number()
+    calls, _ = await ingest_all(recordings, customer)
+    async with recordings.runtime.pool.acquire() as conn:
+        rows = {
+            r["recording_id"]: r
+            for r in await conn.fetch("SELECT * FROM recordings WHERE customer_number = $1", customer)
+        }
+        for recording_id, audio in calls.items():
+            row = rows[recording_id]
+            assert row["sha256"] == hashlib.sha256(audio).hexdigest()
+            assert row["size_bytes"] == len(audio)
+            assert audio[100:164] not in bytes(row["audio"])  # encrypted at rest
+        store = RecordingsStore(conn, recordings.runtime.keys)
+        found = await store.search(customer_number=customer, media_type="audio/wav")
+        assert {r["recording_id"] for r in found} == set(calls)
+        assert set(found[0]) == {
+            "recording_id",
+            "customer_number",
+            "started_at",
+            "duration_s",
+            "media_type",
+            "size_bytes",
+            "sha256",
+        }
+        email_row = await conn.fetchrow("SELECT * FROM emails WHERE customer_number = $1", customer)
+        assert b"Asiakas902" not in bytes(email_row["subject"]) + bytes(email_row["body"]) + bytes(
+            email_row["message_id"]
+        )
+
+
+async def test_an_incomplete_recording_is_held_listed_and_completed_when_the_rest_arrives(recordings) -> None:
+    customer = new_customer_number()
+    recording_id = unique("rec")
+    audio = audio_bytes(4_000)
+    first, second = chunks_of(audio, 2)
+    async with Producer() as producer:
+        await producer.send(RECORDINGS_INBOUND, customer, call(customer, recording_id, first, 0, 2))
+    async with recordings.runtime.pool.acquire() as conn:
+        held = await eventually(lambda: incomplete_recordings(conn))
+    assert [(r["recording_id"], r["customer_number"], r["received"], r["chunk_count"]) for r in held] == [
+        (recording_id, customer, 1, 2)
+    ]
+
+    settings = recordings.settings
+    env = {
+        **os.environ,
+        "LAMPO_DATABASE": settings.database or "",
+        "LAMPO_MASTER_KEY": settings.master_key.get_secret_value() if settings.master_key else "",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("lampo")),
+        "recordings",
+        "incomplete",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert recording_id in out.decode() and "1/2" in out.decode()
+
+    async with Producer() as producer:
+        await producer.send(
+            RECORDINGS_INBOUND,
+            customer,
+            call(customer, recording_id, second, 1, 2, sha256=hashlib.sha256(audio).hexdigest()),
+        )
+    async with recordings.runtime.pool.acquire() as conn:
+        digest = await eventually(
+            lambda: conn.fetchval("SELECT sha256 FROM recordings WHERE recording_id = $1", recording_id)
+        )
+        assert digest == hashlib.sha256(audio).hexdigest()
+        assert await incomplete_recordings(conn) == []
+
+
+async def test_bad_input_is_dead_lettered_with_its_reason_and_the_consumer_goes_on(recordings) -> None:
+    customer = new_customer_number()
+    good_id, mismatch_id = unique("rec"), unique("rec")
+    malformed = json.loads(call(customer, unique("rec"), b"abc").to_bytes())
+    malformed["data"]["audio_base64"] = "not*base64=="
+    out_of_range = call(customer, unique("rec"), b"abcd", 3, 3)
+    oversize = call(customer, unique("rec"), audio_bytes(MAX_CHUNK_BYTES + 1))
+    wrong_hash = call(customer, unique("rec"), b"abcd", sha256="0" * 64)
+    async with TopicReader(dlq(RECORDINGS_INBOUND)) as dead, Producer() as producer:
+        await producer.send(RECORDINGS_INBOUND, customer, json.dumps(malformed).encode())
+        await producer.send(RECORDINGS_INBOUND, customer, out_of_range)
+        await producer.send(RECORDINGS_INBOUND, customer, oversize)
+        await producer.send(RECORDINGS_INBOUND, customer, call(customer, mismatch_id, b"abcd", 0, 3))
+        await producer.send(RECORDINGS_INBOUND, customer, call(customer, mismatch_id, b"efgh", 1, 4))
+        await producer.send(RECORDINGS_INBOUND, customer, wrong_hash)
+        await producer.send(RECORDINGS_INBOUND, customer, call(customer, good_id, b"good audio"))
+        records = await dead_letters(dead, customer, 5)
+    assert [header(r, "error.reason") for r in records] == [
+        "invalid_base64",
+        "chunk_out_of_range",
+        "oversize_chunk",
+        "chunk_count_mismatch",
+        "sha256_mismatch",
+    ]
+    assert records[0].value == json.dumps(malformed).encode()  # copied unchanged
+    assert "chunk_count" in (header(records[3], "error.detail") or "")
+    async with recordings.runtime.pool.acquire() as conn:
+        assert await eventually(
+            lambda: conn.fetchval("SELECT count(*) = 1 FROM recordings WHERE recording_id = $1", good_id)
+        )
+        # the first chunk of the mismatched call is still held, not lost
+        assert await conn.fetchval("SELECT count(*) FROM recording_chunks WHERE recording_id = $1", mismatch_id) == 1
+
+
+async def test_access_returns_recordings_with_audio_incomplete_chunks_and_emails(recordings) -> None:
+    customer = new_customer_number()
+    calls, partial_id = await ingest_all(recordings, customer)
+    private, public = new_request_keypair()
+    [ack] = await run_task(task(recordings.settings.participant_name, "access", customer, result_key=public))
+    assert ack["status"] == "done"
+    result = json.loads(unseal(private, ack["result"]))["customer_relationship"]
+    got = {r["recording_id"]: r for r in result["recordings"]}
+    assert set(got) == set(calls)
+    for recording_id, audio in calls.items():
+        assert base64.b64decode(got[recording_id]["audio_base64"]) == audio
+        assert got[recording_id]["sha256"] == hashlib.sha256(audio).hexdigest()
+        assert got[recording_id]["file_name"].startswith("recordings/") and got[recording_id]["file_name"].endswith(
+            ".wav"
+        )
+    assert [(c["recording_id"], c["chunk_index"], c["chunk_count"]) for c in result["incomplete_recordings"]] == [
+        (partial_id, 0, 2)
+    ]
+    [mail] = result["emails"]
+    assert (mail["subject"], mail["body_text"]) == (EMAIL_SUBJECT, EMAIL_BODY)
+
+
+async def test_an_access_result_too_large_for_one_ack_fails_with_the_reason_and_acks_go_on(recordings) -> None:
+    customer = new_customer_number()
+    recording_id = unique("rec")
+    audio = audio_bytes(1_800_000)
+    async with Producer() as producer:
+        for index, part in enumerate(chunks_of(audio, 3)):
+            await producer.send(RECORDINGS_INBOUND, customer, call(customer, recording_id, part, index, 3))
+    async with recordings.runtime.pool.acquire() as conn:
+        await eventually(
+            lambda: conn.fetchval("SELECT count(*) = 1 FROM recordings WHERE recording_id = $1", recording_id)
+        )
+    _, public = new_request_keypair()
+    [ack] = await run_task(task(recordings.settings.participant_name, "access", customer, result_key=public))
+    assert ack["status"] == "failed" and "too large" in ack["error"]
+    [erased] = await run_task(
+        task(recordings.settings.participant_name, "erasure", customer)
+    )  # the relay is not held back
+    assert erased["erased"] == {"customer_relationship": 1}
+
+
+async def test_erasure_removes_audio_bodies_metadata_and_keys_idempotently_and_leaves_no_personal_data(
+    recordings, scan
+) -> None:
+    customer, other = new_customer_number(), new_customer_number()
+    calls, partial_id = await ingest_all(recordings, customer)
+    await ingest_all(recordings, other)
+    erasure = task(recordings.settings.participant_name, "erasure", customer)
+    first, again = await run_task(erasure, times=2)
+    assert first == again  # the repeated task is answered from the stored ack
+    assert first["status"] == "done"
+    assert first["erased"] == {"customer_relationship": 4}  # two calls, one incomplete call, one e-mail
+    assert first["retained"] == []
+
+    async with recordings.runtime.pool.acquire() as conn:
+        for table in ("recordings", "recording_chunks", "emails", "customers"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE customer_number = $1", customer) == 0
+        assert await conn.fetchval("SELECT count(*) FROM subject_keys") == 1  # only the other customer's key
+        needles: list[str | bytes] = [customer, *calls, partial_id]
+        needles += [hashlib.sha256(a).hexdigest() for a in calls.values()]
+        needles += [a[i : i + 48] for a in calls.values() for i in (0, 1000, len(a) - 48)]
+        # the other customer's e-mail holds the same text, encrypted: no clear text anywhere
+        needles += [EMAIL_SUBJECT, EMAIL_BODY, "Asiakas902", "asiakas902@example.fi"]
+        assert await scan(conn, needles) == []
+        assert await conn.fetchval("SELECT count(*) FROM recordings WHERE customer_number = $1", other) == 2
+
+    [later] = await run_task(task(recordings.settings.participant_name, "erasure", customer))
+    assert later["erased"] == {"customer_relationship": 0}
+
+
+async def test_restriction_takes_recordings_out_of_normal_queries_and_rectification_changes_nothing(recordings) -> None:
+    customer = new_customer_number()
+    await ingest_all(recordings, customer)
+    [rectified] = await run_task(task(recordings.settings.participant_name, "rectification", customer))
+    [restricted] = await run_task(task(recordings.settings.participant_name, "restriction", customer))
+    assert rectified["status"] == restricted["status"] == "done"
+    async with recordings.runtime.pool.acquire() as conn:
+        store = RecordingsStore(conn, recordings.runtime.keys)
+        assert await store.search(customer_number=customer) == []
+        assert len(await store.recordings_of(customer)) == 2
