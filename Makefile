@@ -3,15 +3,19 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: install infra up down status test lint demo bench topics clean
+.PHONY: install infra up down status test lint demo bench topics clean asyncapi
 
 install:
 	@$(LOCAL)/install.sh
 
+# Zipkin (traces, http://127.0.0.1:9411/zipkin/) is best effort: launched first so its JVM starts
+# beside PostgreSQL and Kafka, waited for last; if it cannot start, the suite still runs.
 infra: install
+	@$(LOCAL)/zipkin.sh launch || echo "[zipkin] not launched; traces stay in-process"
 	@$(LOCAL)/postgres.sh start
 	@$(LOCAL)/kafka.sh start
 	@.venv/bin/lampo topics provision
+	@$(LOCAL)/zipkin.sh start || echo "[zipkin] not running; traces stay in-process (see .run/zipkin/zipkin.log)"
 
 up: infra
 	@$(LOCAL)/services.sh start
@@ -21,6 +25,7 @@ down:
 	@-$(LOCAL)/services.sh stop
 	@-$(LOCAL)/kafka.sh stop
 	@-$(LOCAL)/postgres.sh stop
+	@-$(LOCAL)/zipkin.sh stop
 
 status:
 	@-$(LOCAL)/postgres.sh status
@@ -31,10 +36,19 @@ status:
 test: infra lint
 	@$(PY) -m pytest
 
+# Placeholder secrets: the compose file requires them, the validator only interpolates.
+COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint \
+	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint)
+
 lint: install
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy libs/src services/*/src
-	@LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint $$(deploy/tools/composecheck/build.sh) docker-compose.yml
+	@env $(COMPOSE_LINT_ENV) $$(deploy/tools/composecheck/build.sh) docker-compose.yml
+	@$(PY) deploy/tools/asyncapi_check.py
+
+# Regenerate docs/asyncapi/<service>.json from each service's app (`make lint` checks them).
+asyncapi: install
+	@$(PY) deploy/tools/asyncapi_check.py --write
 
 demo: up
 	@$(PY) deploy/demo/demo.py

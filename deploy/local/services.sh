@@ -27,7 +27,7 @@ start() {
   while read -r name port; do
     [ -x "$bin/lampo-$name" ] || continue
     if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
-    LAMPO_MASTER_KEY="$key" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" \
+    LAMPO_MASTER_KEY="$key" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
       setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
     echo $! > "$dir/$name.pid"
     started+=("$name:$port")

@@ -1,6 +1,7 @@
 """The composition every service shares: database, migrations, broker, consumers, outbox relay,
-health endpoints, metrics (``/metrics``, Prometheus text). A service's ``create_app`` builds a ``Runtime``, registers its consumers, and
-returns ``runtime.app``. Nothing connects until the app starts.
+health endpoints, metrics (``/metrics``, Prometheus text). A service's ``create_app`` builds a
+``Runtime``, registers its consumers, and returns ``runtime.app``. Nothing connects until the app
+starts.
 """
 
 from __future__ import annotations

@@ -6,13 +6,17 @@ the database defaults to ``lampo_<service>`` on the configured server.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import ssl
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lampo.crypto import parse_master_key
-from lampo.db.pool import server_url_of
+from lampo.db.pool import SslMode, pg_ssl_context, server_url_of
+
+if TYPE_CHECKING:
+    from faststream.security import BaseSecurity
 
 
 class ServiceSettings(BaseSettings):
@@ -34,12 +38,96 @@ class ServiceSettings(BaseSettings):
     # Consumer group; defaults to lampo-<service>. Tests give each run its own.
     consumer_group: str | None = None
 
+    # Tracing to Zipkin's own API, e.g. http://127.0.0.1:9411/api/v2/spans (OTLP: OTEL_* variables).
+    zipkin_endpoint: str | None = None
+
+    # Kafka transport security. Off by default: the local broker listens in PLAINTEXT on loopback.
+    # SSL: TLS (server verified against kafka_ca_file; client certificate optional).
+    # SASL_SSL: TLS plus SCRAM-SHA-512 with kafka_username/kafka_password (one user per service).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: str | None = None
+    kafka_cert_file: str | None = None
+    kafka_key_file: str | None = None
+    kafka_key_password: SecretStr | None = None
+    # Check the broker's host name against its certificate (turn off only for IP-addressed labs).
+    kafka_check_hostname: bool = True
+
+    # PostgreSQL TLS, libpq's sslmode meanings (verify-full: CA and host name checked).
+    # Unset: no TLS context is passed (an sslmode in LAMPO_PG_URL still applies).
+    pg_sslmode: SslMode | None = None
+    pg_ca_file: str | None = None
+    pg_cert_file: str | None = None
+    pg_key_file: str | None = None
+
     @field_validator("master_key")
     @classmethod
     def _check_master_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_master_key(value.get_secret_value())
         return value
+
+    @model_validator(mode="after")
+    def _check_transport(self) -> ServiceSettings:
+        if self.kafka_security_protocol == "SASL_SSL" and not (self.kafka_username and self.kafka_password):
+            raise ValueError("LAMPO_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs LAMPO_KAFKA_USERNAME and LAMPO_KAFKA_PASSWORD")
+        if bool(self.kafka_cert_file) != bool(self.kafka_key_file):
+            raise ValueError("LAMPO_KAFKA_CERT_FILE and LAMPO_KAFKA_KEY_FILE go together")
+        if self.pg_sslmode in ("verify-full", "verify-ca") and not self.pg_ca_file:
+            raise ValueError(f"LAMPO_PG_SSLMODE={self.pg_sslmode} needs LAMPO_PG_CA_FILE")
+        return self
+
+    # -- transport security ----------------------------------------------------------------------
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """TLS context for the Kafka clients; None for PLAINTEXT."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return None
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.kafka_ca_file)
+        context.check_hostname = self.kafka_check_hostname
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.kafka_cert_file:
+            password = self.kafka_key_password.get_secret_value() if self.kafka_key_password else None
+            context.load_cert_chain(self.kafka_cert_file, self.kafka_key_file, password)
+        return context
+
+    def kafka_security(self) -> BaseSecurity | None:
+        """FastStream's security object for ``KafkaBroker(security=...)``; None for PLAINTEXT."""
+        from faststream.security import BaseSecurity, SASLScram512
+
+        context = self.kafka_ssl_context()
+        if self.kafka_security_protocol == "SASL_SSL":
+            assert self.kafka_username and self.kafka_password  # checked by the validator
+            return SASLScram512(
+                self.kafka_username, self.kafka_password.get_secret_value(), ssl_context=context, use_ssl=True
+            )
+        if self.kafka_security_protocol == "SSL":
+            return BaseSecurity(ssl_context=context, use_ssl=True)
+        return None
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for plain aiokafka clients (admin, producer, consumer): empty for
+        PLAINTEXT, so ``AIOKafkaAdminClient(bootstrap_servers=..., **options)`` works either way."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {
+            "security_protocol": self.kafka_security_protocol,
+            "ssl_context": self.kafka_ssl_context(),
+        }
+        if self.kafka_security_protocol == "SASL_SSL":
+            assert self.kafka_username and self.kafka_password
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_username,
+                "sasl_plain_password": self.kafka_password.get_secret_value(),
+            }
+        return options
+
+    def pg_ssl(self) -> ssl.SSLContext | None:
+        """TLS context for ``asyncpg`` (``ssl=``); None when LAMPO_PG_SSLMODE is unset or disable."""
+        return pg_ssl_context(self.pg_sslmode, self.pg_ca_file, self.pg_cert_file, self.pg_key_file)
 
     @property
     def database_url(self) -> str:

@@ -20,8 +20,17 @@ from aiokafka.structs import OffsetAndMetadata
 
 from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
 from lampo.db.pool import server_url_of
+from lampo.messaging.topics import consumer_group_for
 
 BOOTSTRAP = os.environ.get("LAMPO_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def kafka_options() -> dict[str, Any]:
+    """TLS/SASL options for the test clients, from the services' own LAMPO_KAFKA_* settings
+    (empty for the local PLAINTEXT broker)."""
+    from lampo.settings import ServiceSettings
+
+    return ServiceSettings(master_key=None).kafka_client_options()  # the key is not needed here
 PG_URL = os.environ.get("LAMPO_PG_URL", "postgresql://lampo:lampo@127.0.0.1:5432/postgres")
 
 
@@ -38,9 +47,17 @@ async def drop_database(name: str) -> None:
 
 
 async def fast_forward_group(group_id: str, topics: Sequence[str]) -> None:
-    """Commit the group's offsets at the current end of each topic, so a service started with
-    this group reads only what a test publishes from now on, with no start-up race."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group_id, enable_auto_commit=False)
+    """Commit the offsets of a service's consumer groups (base ``group_id``, one group per
+    topic) at the current end of each topic, so a service started with that base reads only
+    what a test publishes from now on, with no start-up race."""
+    await asyncio.gather(*(_fast_forward(consumer_group_for(group_id, topic), topic) for topic in topics))
+
+
+async def _fast_forward(group_id: str, topic: str) -> None:
+    topics = [topic]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=BOOTSTRAP, group_id=group_id, enable_auto_commit=False, **kafka_options()
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(await _partitions(consumer, t))]
@@ -68,7 +85,7 @@ class Producer:
 
     def __init__(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=BOOTSTRAP, enable_idempotence=True, max_request_size=4 * 1024 * 1024
+            bootstrap_servers=BOOTSTRAP, enable_idempotence=True, max_request_size=4 * 1024 * 1024, **kafka_options()
         )
 
     async def __aenter__(self) -> Producer:
@@ -113,7 +130,9 @@ class TopicReader:
 
     def __init__(self, *topics: str) -> None:
         self.topics = topics
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None, **kafka_options()
+        )
         self.records: list[ConsumerRecord[Any, Any]] = []
 
     async def __aenter__(self) -> TopicReader:

@@ -1,32 +1,48 @@
 """OpenTelemetry set-up and W3C trace-context propagation through Kafka headers and the outbox.
 
-Configuration comes from the standard ``OTEL_*`` variables: spans are exported over OTLP/HTTP
-when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, and
-kept in-process otherwise. Span attributes never carry personal data: only pseudonymous ids
-(event id, subject id, customer number, request id) and technical facts.
+Export paths (both may be on; with neither, spans stay in-process):
+
+- ``LAMPO_ZIPKIN_ENDPOINT`` (e.g. ``http://127.0.0.1:9411/api/v2/spans``): Zipkin's own JSON v2
+  API, through ``opentelemetry-exporter-zipkin-json``. This is the local suite's backend
+  (``deploy/local/zipkin.sh``). Zipkin 3 does not accept OTLP itself (``POST /v1/traces`` answers
+  404); OTLP ingest needs the experimental ``zipkin-module-otel`` loaded into the server, or a
+  collector in front. Zipkin's native API needs neither.
+- ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``): OTLP/HTTP, for
+  Jaeger, an OpenTelemetry Collector or any OTLP backend.
+
+Span attributes never carry personal data: only pseudonymous ids (event id, subject id,
+customer number, request id) and technical facts.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+_log = logging.getLogger("lampo.tracing")
 _PROPAGATOR = TraceContextTextMapPropagator()
 TRACEPARENT = "traceparent"
+ZIPKIN_ENDPOINT_ENV = "LAMPO_ZIPKIN_ENDPOINT"
 
 
-def make_tracer_provider(service_name: str, extra_processors: Sequence[SpanProcessor] = ()) -> TracerProvider:
+def make_tracer_provider(
+    service_name: str, extra_processors: Sequence[SpanProcessor] = (), *, zipkin_endpoint: str | None = None
+) -> TracerProvider:
     """A provider for one service. It is returned, not installed globally, so that tests and
-    several services in one process each keep their own (``set_tracer_provider`` works once)."""
+    several services in one process each keep their own (``set_tracer_provider`` works once).
+    ``zipkin_endpoint`` defaults to ``LAMPO_ZIPKIN_ENDPOINT``."""
     resource = Resource.create(
         {"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name), "service.namespace": "lampo"}
     )
@@ -35,9 +51,42 @@ def make_tracer_provider(service_name: str, extra_processors: Sequence[SpanProce
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    zipkin = zipkin_endpoint or os.environ.get(ZIPKIN_ENDPOINT_ENV)
+    if zipkin:
+        provider.add_span_processor(BatchSpanProcessor(_zipkin_exporter(zipkin)))
     for processor in extra_processors:
         provider.add_span_processor(processor)
     return provider
+
+
+def _zipkin_exporter(endpoint: str) -> SpanExporter:
+    """Zipkin's JSON v2 exporter; an unreachable Zipkin costs one warning a minute, not a
+    traceback per batch (tracing must never disturb the service)."""
+    import requests
+    from opentelemetry.exporter.zipkin.json import ZipkinExporter
+
+    class QuietZipkinExporter(SpanExporter):
+        def __init__(self) -> None:
+            self.inner = ZipkinExporter(endpoint=endpoint, timeout=5)
+            self.warned_at = -math.inf
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            try:
+                return self.inner.export(spans)  # type: ignore[arg-type]  # its hint says sdk Span; ReadableSpan is what it reads
+            except requests.RequestException as e:
+                now = time.monotonic()
+                if now - self.warned_at > 60:
+                    self.warned_at = now
+                    _log.warning("spans not exported to Zipkin at %s: %s", endpoint, type(e).__name__)
+                return SpanExportResult.FAILURE
+
+        def shutdown(self) -> None:
+            self.inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    return QuietZipkinExporter()
 
 
 def context_from_headers(headers: Mapping[str, str] | Sequence[tuple[str, bytes]] | None) -> otel_context.Context:

@@ -9,6 +9,8 @@ Extensions to CONTRACTS.md (optional fields, so older readers are unaffected):
 * ``PrivacyAck.result``: the sealed access result (base64), ``None`` for other kinds.
 * ``PrivacyTask.corrections``: for ``rectification`` tasks, the corrections from the request
   (the contract's task has no other place for them).
+* Task kind ``objection`` (additive): a DSAR of kind objection, routed to the consent
+  participant only (CONTRACTS.md lists no task kind for it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from lampo.contracts._base import Identifier, InboundContract, OutboundContract,
 from lampo.contracts.categories import Category
 from lampo.contracts.registry import Corrections
 
-TaskKind = Literal["access", "erasure", "rectification", "restriction", "purge"]
+TaskKind = Literal["access", "erasure", "rectification", "restriction", "purge", "objection"]
 AckStatus = Literal["done", "failed"]
 
 

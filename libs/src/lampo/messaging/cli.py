@@ -26,7 +26,13 @@ def provision_cmd(
     replication_factor: int = typer.Option(1, help="replicas per partition (1 on a single local node)"),
 ) -> None:
     """Create missing topics and apply the declared configs to existing ones. Safe to repeat."""
-    outcome = run(provision(bootstrap or _bootstrap(), replication_factor=replication_factor))
+    from lampo.settings import ServiceSettings
+
+    # TLS/SASL from the same LAMPO_KAFKA_* settings the services use (nothing when PLAINTEXT).
+    options = ServiceSettings(master_key=None).kafka_client_options()
+    outcome = run(
+        provision(bootstrap or _bootstrap(), replication_factor=replication_factor, client_options=options)
+    )
     created = sorted(t for t, o in outcome.items() if o == "created")
     typer.echo(f"topics: {len(created)} created, {len(outcome) - len(created)} already present (configs applied)")
 
