@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from lampo.clock import Clock, SystemClock
 from lampo.crypto import KeyRing
 from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
-from lampo.messaging.consumer import BatchHandler, ConsumerOptions, Observer, Parser, ReliableConsumer
+from lampo.messaging.consumer import BatchHandler, ConsumerOptions, NotRunning, Observer, Parser, ReliableConsumer
 from lampo.messaging.outbox import OutboxRelay
 from lampo.messaging.topics import consumer_group_for
 from lampo.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
@@ -113,13 +113,16 @@ class Runtime:
             ),
             on_startup=[self._connect_database],
             after_startup=[self._start_relay],
-            on_shutdown=[self._stop],
+            on_shutdown=[self._stop_relay],
+            # The pool closes only after the broker stopped its consumers: a batch in flight
+            # at shutdown still finishes its transaction (or is rewound), never half-done.
+            after_shutdown=[self._close_database],
         )
 
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            raise RuntimeError(f"{self.name}: the database pool is not open (the app has not started)")
+            raise NotRunning(f"{self.name}: the database pool is not open (the service is not running)")
         return self._pool
 
     def consume(
@@ -173,10 +176,12 @@ class Runtime:
         await self.relay.start()
         log.info("%s: ready (http %s:%d)", self.name, self.settings.http_host, self.settings.port)
 
-    async def _stop(self) -> None:
+    async def _stop_relay(self) -> None:
         self._joined.clear()
         if self.relay:
             await self.relay.stop()
+
+    async def _close_database(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -51,7 +51,13 @@ class Rejected(Exception):
         self.detail = detail
 
 
+class NotRunning(RuntimeError):
+    """The service is starting or stopping: its pool or broker is not there. Not the record's
+    fault: the batch is rewound, never dead-lettered."""
+
+
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    NotRunning,
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,

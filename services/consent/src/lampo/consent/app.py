@@ -1,0 +1,47 @@
+"""Composition root of the consent service: ``create_app()`` for ``faststream run --factory``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from faststream.asgi import AsgiFastStream
+from opentelemetry.sdk.trace import SpanProcessor
+
+from lampo.clock import Clock
+from lampo.consent.handlers import inbound_handler, participant
+from lampo.consent.settings import ConsentSettings
+from lampo.contracts.catalog import CONSENT_INBOUND
+from lampo.messaging.consumer import ConsumerOptions, Observer
+from lampo.participant import subscribe
+from lampo.service import Runtime, serve
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
+
+
+def build(
+    settings: ConsentSettings | None = None,
+    *,
+    observers: Sequence[Observer] = (),
+    span_processors: Sequence[SpanProcessor] = (),
+    clock: Clock | None = None,
+) -> Runtime:
+    settings = settings or ConsentSettings()
+    runtime = Runtime(settings, migrations=MIGRATIONS, span_processors=span_processors, clock=clock)
+    runtime.consume(
+        CONSENT_INBOUND,
+        inbound_handler(settings.event_source),
+        name="consent:inbound",
+        observers=observers,
+        options=ConsumerOptions(max_records=settings.consumer_batch),
+    )
+    subscribe(runtime, participant(runtime.clock, settings.event_source))
+    return runtime
+
+
+def create_app() -> AsgiFastStream:
+    return build().app
+
+
+def main() -> None:
+    serve(build())

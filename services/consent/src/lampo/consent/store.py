@@ -1,0 +1,166 @@
+"""Every SQL statement of the consent service. Batch-shaped: a batch of inbound events costs a
+fixed handful of round trips, whatever its size, so the ledger keeps up with bursts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from lampo.consent.domain import ConsentEvent, Current, Decision, Purpose
+
+PURPOSES = "SELECT purpose, legal_description, consent_text_version, objection_scopes, objection_basis FROM purposes"
+LOCK_CUSTOMERS = "SELECT pg_advisory_xact_lock(hashtext('consent:' || c)) FROM unnest($1::text[]) AS c ORDER BY c"
+STATES = (
+    "SELECT customer_number, purpose, state, effective_at, event_id, scope FROM consent_state"
+    " WHERE customer_number = ANY($1::text[])"
+)
+SUPPRESSIONS = "SELECT customer_number, scope, since FROM suppressions WHERE customer_number = ANY($1::text[])"
+# Batch writes pass one array per column (a single statement per table, whatever the batch size).
+INSERT_LEDGER = (
+    "INSERT INTO ledger (event_id, customer_number, kind, purpose, scope, channel, at, consent_text_version,"
+    " source, outcome, state_after, note)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])"
+    " ON CONFLICT (event_id, purpose) DO NOTHING"
+)
+UPSERT_STATE = (
+    "INSERT INTO consent_state (customer_number, purpose, state, effective_at, event_id, scope)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[])"
+    " ON CONFLICT (customer_number, purpose) DO UPDATE SET"
+    " state = EXCLUDED.state, effective_at = EXCLUDED.effective_at, event_id = EXCLUDED.event_id, scope = EXCLUDED.scope"
+)
+INSERT_RECEIPT = (
+    "INSERT INTO receipts (receipt_id, customer_number, purpose, event_id, issued_at, receipt)"
+    " SELECT r.id, r.cn, r.p, r.e, r.at, r.body::jsonb"
+    " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[]) AS r(id, cn, p, e, at, body)"
+)
+LEDGER_OF = (
+    "SELECT event_id, kind, purpose, scope, channel, at, consent_text_version, source, outcome, state_after, note,"
+    " recorded_at FROM ledger WHERE customer_number = $1 ORDER BY entry_id"
+)
+RECEIPTS_OF = "SELECT receipt FROM receipts WHERE customer_number = $1 ORDER BY issued_at, receipt_id"
+ERASE = "SELECT ledger_rows, receipt_rows FROM erase_customer($1, $2)"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    event: ConsentEvent
+    purpose: Purpose
+    decision: Decision
+
+
+def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to one list per column, for ``unnest``."""
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _purpose(row: asyncpg.Record) -> Purpose:
+    return Purpose(
+        row["purpose"], row["legal_description"], row["consent_text_version"], frozenset(row["objection_scopes"]), row["objection_basis"]
+    )
+
+
+class ConsentStore:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def purposes(self) -> dict[str, Purpose]:
+        return {r["purpose"]: _purpose(r) for r in await self.conn.fetch(PURPOSES)}
+
+    async def lock(self, customer_numbers: Iterable[str]) -> None:
+        """Serialise work on the same customers (inbound events vs. an erasure) for this transaction."""
+        await self.conn.execute(LOCK_CUSTOMERS, sorted(set(customer_numbers)))
+
+    async def current(self, customer_numbers: Sequence[str], purposes: dict[str, Purpose]) -> dict[tuple[str, str], Current]:
+        """The current state of each (customer, purpose) held; a suppression entry kept after an
+        erasure stands for ``objected`` where no newer state exists."""
+        found: dict[tuple[str, str], Current] = {}
+        for r in await self.conn.fetch(SUPPRESSIONS, list(customer_numbers)):
+            for p in purposes.values():
+                if r["scope"] in p.objection_scopes:
+                    found[(r["customer_number"], p.name)] = Current(
+                        "objected", r["since"], "suppression", r["scope"], suppressed=True
+                    )
+        for r in await self.conn.fetch(STATES, list(customer_numbers)):
+            found[(r["customer_number"], r["purpose"])] = Current(r["state"], r["effective_at"], r["event_id"], r["scope"])
+        return found
+
+    async def record(self, entries: Sequence[LedgerEntry], receipts: Sequence[tuple[LedgerEntry, dict[str, Any]]]) -> None:
+        """Write ledger rows for every entry, the new current states, and the receipts."""
+        rows = [
+            (
+                e.event.event_id,
+                e.event.customer_number,
+                e.event.kind,
+                e.decision.purpose,
+                e.event.scope,
+                e.event.channel,
+                e.event.at,
+                e.purpose.consent_text_version,
+                e.event.source,
+                e.decision.outcome,
+                e.decision.state_after,
+                e.decision.note,
+            )
+            for e in entries
+        ]
+        if rows:
+            await self.conn.execute(INSERT_LEDGER, *columns(rows, 12))
+        # The last decision per (customer, purpose) is the state to keep.
+        latest: dict[tuple[str, str], Current] = {}
+        for e in entries:
+            if e.decision.outcome != "stale":
+                latest[(e.event.customer_number, e.decision.purpose)] = e.decision.current
+        if latest:
+            states = [(cn, p, c.state, c.effective_at, c.event_id, c.scope) for (cn, p), c in latest.items()]
+            await self.conn.execute(UPSERT_STATE, *columns(states, 6))
+        if receipts:
+            bodies = [
+                (
+                    uuid.UUID(r["consentReceiptID"]),
+                    e.event.customer_number,
+                    e.decision.purpose,
+                    e.event.event_id,
+                    e.event.at,
+                    json.dumps(r, ensure_ascii=False),
+                )
+                for e, r in receipts
+            ]
+            await self.conn.execute(INSERT_RECEIPT, *columns(bodies, 6))
+
+    async def ledger_of(self, customer_number: str) -> list[dict[str, Any]]:
+        return [
+            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(r).items()}
+            for r in await self.conn.fetch(LEDGER_OF, customer_number)
+        ]
+
+    async def receipts_of(self, customer_number: str) -> list[dict[str, Any]]:
+        # jsonb comes back as Python objects (the platform pool's codec)
+        return [r["receipt"] for r in await self.conn.fetch(RECEIPTS_OF, customer_number)]
+
+    async def erase(self, customer_number: str, at: datetime) -> tuple[int, int]:
+        """Remove the customer's ledger, receipts and state; current objections become
+        suppression entries. Returns (ledger rows, receipts) removed."""
+        row = await self.conn.fetchrow(ERASE, customer_number, at)
+        assert row is not None
+        return int(row["ledger_rows"]), int(row["receipt_rows"])
+
+    async def suppressions_of(self, customer_number: str) -> list[str]:
+        rows = await self.conn.fetch(SUPPRESSIONS, [customer_number])
+        return sorted(r["scope"] for r in rows)
+
+
+async def purpose_and_state(conn: asyncpg.Connection, customer_number: str, purpose: str) -> tuple[Purpose | None, Current | None]:
+    """What the query command needs: the purpose and the customer's current state of it."""
+    store = ConsentStore(conn)
+    purposes = await store.purposes()
+    if purpose not in purposes:
+        return None, None
+    current = await store.current([customer_number], purposes)
+    return purposes[purpose], current.get((customer_number, purpose))
