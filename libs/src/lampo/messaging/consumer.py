@@ -118,6 +118,9 @@ class ConsumerOptions:
     retries: int = 3
     backoff_s: float = 0.2
     infrastructure_backoff_s: float = 1.0
+    # FastStream's batch subscriber waits this long for records and, after an empty poll,
+    # sleeps as long again: it bounds the latency of the first event after a quiet spell.
+    batch_timeout_ms: int = 50
 
 
 Observer = Callable[[str, list[Incoming]], Awaitable[None] | None]
@@ -159,6 +162,7 @@ class ReliableConsumer:
             group_id=self.group_id,
             batch=True,
             max_records=self.options.max_records,
+            batch_timeout_ms=self.options.batch_timeout_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.name}:{self.topic}",

@@ -1,0 +1,336 @@
+"""``lampo dsar``: operator commands of the DSAR coordinator.
+
+One approach throughout: the CLI works on the coordinator's database through the coordinator's
+own command functions, in one transaction each; events it causes go through the outbox, which
+the running service's relay sends (woken by NOTIFY). So ``submit`` is the same intake as Kafka
+and HTTP, and ``approve``/``deny`` the same as dsar.approved / dsar.denied. Nothing here prints
+personal data: identifiers go in, only ids and facts come out.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from lampo.cli.runner import run
+from lampo.clock import SystemClock
+from lampo.contracts.catalog import DSAR_REQUESTS, parse
+from lampo.contracts.dsar import DsarSubmitted
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.errors import ContractViolation
+from lampo.crypto import KeyRing
+from lampo.db import create_pool
+from lampo.dsar.app import make_resolver
+from lampo.dsar.coordinator import Coordinator
+from lampo.dsar.domain import UNANSWERED_STATUSES
+from lampo.dsar.errors import DsarError, NoPackage
+from lampo.dsar.report import erasure_report
+from lampo.dsar.settings import DsarSettings
+from lampo.tracing import current_traceparent, make_tracer_provider
+
+app = typer.Typer(help="Data subject requests: submit, follow, approve, extend, retry, packages.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+_STATUS_STYLE = {
+    "completed": "green",
+    "completed_with_retention": "green",
+    "failed": "red",
+    "rejected": "red",
+    "cancelled": "dim",
+    "awaiting_approval": "yellow",
+}
+
+
+@asynccontextmanager
+async def _coordinator() -> AsyncIterator[tuple[Coordinator, asyncpg.Pool]]:
+    settings = DsarSettings()
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    provider = make_tracer_provider("lampo-dsar-cli")
+    resolver = make_resolver(settings)
+    coordinator = Coordinator(
+        settings,
+        keys=KeyRing(settings.master_key_bytes()),
+        clock=SystemClock(),
+        tracer=provider.get_tracer("lampo.dsar.cli"),
+        resolver=resolver,
+        pool=lambda: pool,
+    )
+    try:
+        yield coordinator, pool
+    finally:
+        await resolver.close()
+        await pool.close()
+        provider.force_flush()
+
+
+def _command(work: Callable[[Coordinator, asyncpg.Connection], Awaitable[T]], *, write: bool = True) -> T:
+    async def go() -> T:
+        async with _coordinator() as (coordinator, pool), pool.acquire() as conn:
+            if not write:
+                return await work(coordinator, conn)
+            async with conn.transaction():
+                return await work(coordinator, conn)
+
+    try:
+        return run(go())
+    except DsarError as e:
+        console.print(f"[red]refused[/red] {e.reason}: {e.detail}")
+        raise typer.Exit(1) from e
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else "-"
+
+
+def _status(status: str) -> str:
+    style = _STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _print_view(view: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{view['request_id']}[/bold]  {view['kind']}  {_status(view['status'])}  (channel {view['channel']})"
+    )
+    console.print(
+        f"received {_when(view['received_at'])}  due {_when(view['due_at'])}"
+        + ("  [red]OVERDUE[/red]" if view["overdue"] else "")
+    )
+    if view["extended"]:
+        console.print(f"extended by {view['extended']['by']}: {view['extended']['reason']}")
+    if view["approved_by"]:
+        console.print(f"approved by {view['approved_by']} at {_when(view['approved_at'])}")
+    if view["rejection"]:
+        console.print(f"[red]rejected[/red] {view['rejection']['reason']}: {view['rejection']['detail']}")
+    if view["waiting_for"]:
+        console.print(f"[yellow]waiting[/yellow]: {view['waiting_for']}")
+    if view["participants"]:
+        table = Table(
+            "participant", "status", "attempt", "first sent", "finished", "seconds", "erased", "kept", "error"
+        )
+        for p in view["participants"]:
+            kept = ", ".join(f"{r['category']} ({r['legal_basis']})" for r in p["retained"])
+            seconds = f"{p['seconds']:.2f}" if p["seconds"] is not None else "-"
+            erased = ", ".join(f"{k} {v}" for k, v in p["erased"].items())
+            style = "dim" if not p["current"] else None
+            table.add_row(
+                p["participant"],
+                p["status"],
+                str(p["attempt"]),
+                _when(p["first_sent_at"]),
+                _when(p["finished_at"]),
+                seconds,
+                erased,
+                kept,
+                p["error"] or "",
+                style=style,
+            )
+        console.print(table)
+    if view["package"]:
+        console.print(f"package {view['package']['uri']} sha256 {view['package']['sha256']}")
+    history = Table("at", "from", "to", "actor", "detail", title="history")
+    for h in view["history"]:
+        history.add_row(_when(h["at"]), h["from_status"] or "-", h["to_status"], h["actor"], h["detail"] or "")
+    console.print(history)
+
+
+@app.command()
+def submit(  # noqa: PLR0917 - Typer passes options by name
+    kind: str = typer.Argument(..., help="access | portability | erasure | rectification | restriction | objection"),
+    customer_number: str = typer.Option(None, "--customer-number", help="the requester's customer number"),
+    personal_identity_code: str = typer.Option(None, "--personal-identity-code", help="never printed or logged"),
+    email: str = typer.Option(None, "--email"),
+    verified_by: str = typer.Option(..., "--verified-by", help="who verified the requester (staff name)"),
+    method: str = typer.Option("staff", "--method", help="strong_electronic | signed_letter | in_person | staff"),
+    category: Annotated[list[str] | None, typer.Option("--category", help="narrow the scope (repeatable)")] = None,
+    corrections: str = typer.Option(None, "--corrections", help="rectification: JSON as in customer.upserted"),
+    request_id: str = typer.Option(None, "--request-id", help="default: a new id"),
+) -> None:
+    """Take in a request at the service desk (the same intake as Kafka and HTTP)."""
+    now = datetime.now(UTC)
+    body: dict[str, Any] = {
+        "request_id": request_id or f"req-{uuid.uuid4().hex[:16]}",
+        "kind": kind,
+        "identifiers": {
+            k: v
+            for k, v in {
+                "customer_number": customer_number,
+                "personal_identity_code": personal_identity_code,
+                "email": email,
+            }.items()
+            if v
+        },
+        "verification": {"method": method, "verified_by": verified_by, "verified_at": now.isoformat()},
+        "received_at": now.isoformat(),
+        "channel": "cli",
+    }
+    if category:
+        body["categories"] = category
+    if corrections:
+        body["corrections"] = json.loads(corrections)
+    try:
+        parsed = parse(DSAR_REQUESTS, CloudEvent.new("dsar.submitted", "urn:lampo:dsar:cli", body).to_bytes())
+    except ContractViolation as e:
+        console.print(f"[red]invalid[/red] {e.reason}: {e.detail}")
+        raise typer.Exit(1) from e
+    submitted = parsed.data
+    assert isinstance(submitted, DsarSubmitted)
+
+    async def work(c: Coordinator, conn: asyncpg.Connection) -> tuple[str, bool]:
+        with c.tracer.start_as_current_span("dsar submit", attributes={"lampo.channel": "cli"}):
+            row, created = await c.submit(
+                conn, submitted, actor=f"cli:{verified_by}", traceparent=current_traceparent()
+            )
+        return row["request_id"], created
+
+    rid, created = _command(work)
+    console.print(f"{'submitted' if created else '[yellow]already known[/yellow]'} [bold]{rid}[/bold]")
+
+
+@app.command()
+def status(request_id: str) -> None:
+    """A request's state, its participants with timings, and its history."""
+    view = _command(lambda c, conn: c.view(conn, request_id), write=False)
+    _print_view(view)
+
+
+@app.command("list")
+def list_requests(
+    status: Annotated[list[str] | None, typer.Option("--status", help="only these states (repeatable)")] = None,
+    limit: int = typer.Option(50, help="most recent first"),
+) -> None:
+    """Recent requests."""
+    from lampo.dsar.store import DsarStore
+
+    rows = _command(lambda c, conn: DsarStore(conn).list_requests(status, limit), write=False)
+    table = Table("request", "kind", "status", "channel", "received", "due", "completed")
+    for r in rows:
+        due = _when(r["due_at"]) + (" [red]overdue[/red]" if r["overdue_at"] else "")
+        table.add_row(
+            r["request_id"],
+            r["kind"],
+            _status(r["status"]),
+            r["channel"],
+            _when(r["received_at"]),
+            due,
+            _when(r["completed_at"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def due(days: int = typer.Option(7, help="due within this many days (overdue ones too)")) -> None:
+    """Unanswered requests due soon, the most urgent first."""
+    from lampo.dsar.store import DsarStore
+
+    now = datetime.now(UTC)
+    rows = _command(lambda c, conn: DsarStore(conn).due_before(now + timedelta(days=days)), write=False)
+    table = Table("request", "kind", "status", "due", "left", "extended")
+    for r in rows:
+        left = r["due_at"] - now
+        text = (
+            f"[red]{-left.days} d overdue[/red]"
+            if left.total_seconds() < 0
+            else f"{left.days} d {left.seconds // 3600} h"
+        )
+        table.add_row(
+            r["request_id"],
+            r["kind"],
+            _status(r["status"]),
+            _when(r["due_at"]),
+            text,
+            "yes" if r["extended_at"] else "",
+        )
+    console.print(table if rows else f"nothing unanswered is due within {days} days ({', '.join(UNANSWERED_STATUSES)})")
+
+
+@app.command()
+def approve(request_id: str, by: str = typer.Option(..., "--by", help="the approver (an authorised role)")) -> None:
+    """Approve a request waiting for approval (as dsar.approved)."""
+    row = _command(lambda c, conn: c.approve(conn, request_id, by=by, at=datetime.now(UTC)))
+    console.print(f"approved [bold]{request_id}[/bold] by {by}: now {_status(row['status'])}")
+
+
+@app.command()
+def deny(
+    request_id: str,
+    by: str = typer.Option(..., "--by", help="the approver (an authorised role)"),
+    reason: str = typer.Option(..., "--reason", help="told to the requester"),
+) -> None:
+    """Deny a request waiting for approval: it is rejected with reason ``denied``."""
+    _command(lambda c, conn: c.deny(conn, request_id, by=by, reason=reason))
+    console.print(f"denied [bold]{request_id}[/bold] by {by}")
+
+
+@app.command()
+def extend(
+    request_id: str,
+    reason: str = typer.Option(..., "--reason", help="why (recorded; tell the requester)"),
+    by: str = typer.Option("operator", "--by"),
+) -> None:
+    """Extend the deadline once by two months (within the first month)."""
+    row = _command(lambda c, conn: c.extend(conn, request_id, reason=reason, by=by))
+    console.print(f"[bold]{request_id}[/bold] now due {_when(row['due_at'])}")
+
+
+@app.command()
+def retry(
+    request_id: str, participant: str = typer.Option(..., "--participant"), by: str = typer.Option("operator", "--by")
+) -> None:
+    """Send a failed participant's task again (a new attempt); the others are not redone."""
+    task_id = _command(lambda c, conn: c.retry(conn, request_id, participant, by=by))
+    console.print(f"sent {participant} a new task {task_id} for [bold]{request_id}[/bold]")
+
+
+@app.command()
+def cancel(request_id: str, by: str = typer.Option("operator", "--by")) -> None:
+    """Cancel an unanswered request."""
+    _command(lambda c, conn: c.cancel(conn, request_id, by=by))
+    console.print(f"cancelled [bold]{request_id}[/bold]")
+
+
+@app.command()
+def package(
+    request_id: str, out: Annotated[Path, typer.Option("--out", help="where to write the plaintext ZIP")]
+) -> None:
+    """Write an access / portability package (decrypted) to a file."""
+
+    async def work(c: Coordinator, conn: asyncpg.Connection) -> bytes:
+        data = await c.read_package(conn, request_id)
+        if data is None:
+            raise NoPackage()
+        return data
+
+    data = _command(work, write=False)
+    out.write_bytes(data)
+    import hashlib
+
+    console.print(f"wrote {out} ({len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()})")
+
+
+@app.command()
+def report(request_id: str, raw: bool = typer.Option(False, "--raw", help="print the Markdown source")) -> None:
+    """The erasure report: what each participant erased, what was kept, under which law, until when."""
+
+    async def work(c: Coordinator, conn: asyncpg.Connection) -> str:
+        view = await c.view(conn, request_id)
+        row = await conn.fetchrow("SELECT customer_numbers FROM requests WHERE request_id = $1", request_id)
+        view["customer_numbers"] = list(row["customer_numbers"] or []) if row else []
+        return erasure_report(view, view["history"])
+
+    text = _command(work, write=False)
+    if raw:
+        typer.echo(text)
+    else:
+        console.print(Markdown(text))

@@ -1,0 +1,949 @@
+"""The coordinator's commands: take a request in, resolve, approve, fan out, aggregate, time out,
+retry, extend, cancel. Every change is one database transaction that also writes its events to
+the outbox, so a request's state and what the world was told never disagree.
+
+All three intakes (Kafka, CLI, HTTP) call :meth:`Coordinator.submit` (or
+:meth:`Coordinator.reject_invalid` for a request that breaks the contract but names its id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from cryptography.exceptions import InvalidTag
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Tracer
+from pydantic import BaseModel
+
+from lampo.clock import Clock
+from lampo.contracts.catalog import DSAR_EVENTS, PRIVACY_TASKS
+from lampo.contracts.dsar import (
+    DsarAccepted,
+    DsarAwaitingApproval,
+    DsarCompleted,
+    DsarKind,
+    DsarOverdue,
+    DsarRejected,
+    DsarSubmitted,
+    Package,
+    ParticipantResult,
+)
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.privacy import PrivacyAck, PrivacyTask, TaskSubject
+from lampo.crypto import KeyDestroyed, KeyRing, new_request_keypair, unseal
+from lampo.dsar import domain, package
+from lampo.dsar.errors import (
+    AlreadyExtended,
+    ExtensionTooLate,
+    NotAuthorised,
+    NotRetriable,
+    UnknownRequest,
+    UnknownTask,
+    WrongState,
+)
+from lampo.dsar.resolver import IdentityResolver, RegistryUnavailable, Resolved, Unresolved
+from lampo.dsar.settings import DsarSettings
+from lampo.dsar.store import DsarStore
+from lampo.messaging import outbox
+from lampo.tracing import TRACEPARENT, context_from_headers, current_traceparent, trace_id_of
+
+log = logging.getLogger("lampo.dsar")
+
+WAKE_CHANNEL = "dsar_work"
+SYSTEM = "system"
+
+
+def input_key(request_id: str) -> str:
+    """KeyRing subject of a request's identifiers and corrections."""
+    return f"request:{request_id}"
+
+
+def result_key(request_id: str) -> str:
+    """KeyRing subject of the private key access results are sealed to."""
+    return f"result-key:{request_id}"
+
+
+def package_key(request_id: str) -> str:
+    """KeyRing subject of the stored package: destroying it deletes the package."""
+    return f"package:{request_id}"
+
+
+def package_uri(request_id: str) -> str:
+    return f"urn:lampo:dsar:package:{request_id}"
+
+
+def _context(traceparent: str | None) -> otel_context.Context | None:
+    return context_from_headers({TRACEPARENT: traceparent}) if traceparent else None
+
+
+class Coordinator:
+    def __init__(
+        self,
+        settings: DsarSettings,
+        *,
+        keys: KeyRing,
+        clock: Clock,
+        tracer: Tracer,
+        resolver: IdentityResolver,
+        pool: Callable[[], asyncpg.Pool],
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.clock = clock
+        self.tracer = tracer
+        self.resolver = resolver
+        self._pool = pool
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def _emit(
+        self, conn: asyncpg.Connection, event_type: str, data: BaseModel, request_id: str, traceparent: str | None
+    ) -> None:
+        event = CloudEvent.new(event_type, self.settings.source, data, time=self.clock.now())
+        await outbox.add(conn, [outbox.OutgoingEvent(DSAR_EVENTS, request_id, event, traceparent=traceparent)])
+
+    async def _move(
+        self, store: DsarStore, req: asyncpg.Record, to: str, actor: str, detail: str | None = None, **fields: Any
+    ) -> None:
+        await store.update_request(req["request_id"], status=to, **fields)
+        await store.add_transition(
+            req["request_id"], req["status"], to, at=self.clock.now(), actor=actor, detail=detail
+        )
+
+    # -- intake --------------------------------------------------------------------------------
+
+    async def submit(
+        self, conn: asyncpg.Connection, req: DsarSubmitted, *, actor: str, traceparent: str | None
+    ) -> tuple[asyncpg.Record, bool]:
+        """Take a request in: (the request, True) when new; (the existing one, False) for a
+        request_id already known, which is answered again as it was (no second request)."""
+        store = DsarStore(conn)
+        existing = await store.request(req.request_id, lock=True)
+        if existing is not None:
+            await self._answer_duplicate(store, existing, actor)
+            return existing, False
+        sealed: bytes | None = None
+        if req.verification is not None:
+            cipher = await self.keys.cipher(conn, input_key(req.request_id), create=True)
+            payload = {
+                "identifiers": req.identifiers.model_dump(mode="json", exclude_none=True),
+                "corrections": req.corrections.model_dump(mode="json", exclude_none=True) if req.corrections else None,
+            }
+            sealed = cipher.encrypt("input", json.dumps(payload))
+        created = await store.insert_request(
+            request_id=req.request_id,
+            kind=req.kind,
+            status=domain.RECEIVED,
+            channel=req.channel,
+            verification=req.verification.model_dump(mode="json") if req.verification else None,
+            categories=[str(c) for c in req.categories] if req.categories else None,
+            sealed_input=sealed,
+            received_at=req.received_at,
+            due_at=domain.due_at(req.received_at),
+            traceparent=traceparent,
+            next_resolve_at=self.clock.now() if sealed is not None else None,
+        )
+        if not created:  # a concurrent intake of the same id won
+            row = await store.request(req.request_id, lock=True)
+            assert row is not None
+            await self._answer_duplicate(store, row, actor)
+            return row, False
+        await store.add_transition(
+            req.request_id, None, domain.RECEIVED, at=self.clock.now(), actor=actor, detail=f"channel {req.channel}"
+        )
+        row = await store.request(req.request_id, lock=True)
+        assert row is not None
+        if req.verification is None:
+            await self._reject(
+                conn, row, "unverified", "verification: missing; the requester must be verified first", SYSTEM
+            )
+        else:
+            await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+        final = await store.request(req.request_id)
+        assert final is not None
+        return final, True
+
+    async def reject_invalid(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        request_id: str,
+        kind: str,
+        reason: str,
+        detail: str,
+        channel: str,
+        actor: str,
+        traceparent: str | None,
+    ) -> tuple[asyncpg.Record, bool]:
+        """A request that breaks the contract but whose request_id can be read: stored as
+        rejected (``invalid``) so that it is answered, and answered the same way if sent again."""
+        store = DsarStore(conn)
+        existing = await store.request(request_id, lock=True)
+        if existing is not None:
+            await self._answer_duplicate(store, existing, actor)
+            return existing, False
+        now = self.clock.now()
+        known_kinds = ("access", "portability", "erasure", "rectification", "restriction", "objection")
+        created = await store.insert_request(
+            request_id=request_id,
+            kind=kind if kind in known_kinds else "unknown",
+            status=domain.RECEIVED,
+            channel=channel,
+            verification=None,
+            categories=None,
+            sealed_input=None,
+            received_at=now,
+            due_at=domain.due_at(now),
+            traceparent=traceparent,
+            next_resolve_at=None,
+        )
+        row = await store.request(request_id, lock=True)
+        assert row is not None
+        if not created:
+            await self._answer_duplicate(store, row, actor)
+            return row, False
+        await store.add_transition(request_id, None, domain.RECEIVED, at=now, actor=actor, detail=f"channel {channel}")
+        row = await store.request(request_id, lock=True)
+        assert row is not None
+        await self._reject(conn, row, "invalid", f"{detail} ({reason})", SYSTEM)
+        final = await store.request(request_id)
+        assert final is not None
+        return final, True
+
+    async def _answer_duplicate(self, store: DsarStore, req: asyncpg.Record, actor: str) -> None:
+        rid, status, tp = req["request_id"], req["status"], req["traceparent"]
+        await store.add_transition(
+            rid,
+            status,
+            status,
+            at=self.clock.now(),
+            actor=actor,
+            detail="duplicate request_id: answered with the existing request",
+        )
+        if status == domain.REJECTED:
+            await self._emit(
+                store.conn,
+                "dsar.rejected",
+                DsarRejected(request_id=rid, reason=req["reject_reason"], detail=req["reject_detail"]),
+                rid,
+                tp,
+            )
+        elif status == domain.AWAITING_APPROVAL:
+            await self._emit(
+                store.conn, "dsar.awaiting_approval", DsarAwaitingApproval(request_id=rid, kind=req["kind"]), rid, tp
+            )
+        elif status in (domain.ACCEPTED, domain.IN_PROGRESS):
+            participants = [t["participant"] for t in await store.tasks(rid)]
+            accepted = DsarAccepted(request_id=rid, kind=req["kind"], due_at=req["due_at"], participants=participants)
+            await self._emit(store.conn, "dsar.accepted", accepted, rid, tp)
+        elif req["completion"] is not None:
+            await self._emit(store.conn, "dsar.completed", DsarCompleted.model_validate(req["completion"]), rid, tp)
+
+    async def _reject(
+        self, conn: asyncpg.Connection, req: asyncpg.Record, reason: str, detail: str, actor: str
+    ) -> None:
+        store = DsarStore(conn)
+        await self._move(
+            store,
+            req,
+            domain.REJECTED,
+            actor,
+            f"{reason}: {detail}",
+            reject_reason=reason,
+            reject_detail=detail,
+            sealed_input=None,
+            next_resolve_at=None,
+        )
+        rejected = DsarRejected(request_id=req["request_id"], reason=reason, detail=detail)
+        await self._emit(conn, "dsar.rejected", rejected, req["request_id"], req["traceparent"])
+        await self.keys.destroy(conn, input_key(req["request_id"]))
+
+    # -- identity ------------------------------------------------------------------------------
+
+    async def resolve_due(self, limit: int = 500) -> int:
+        """Resolve waiting requests through the registry; a registry that does not answer makes
+        them wait and try again with backoff. Returns how many were looked at."""
+        now = self.clock.now()
+        work: list[tuple[str, dict[str, str] | None]] = []
+        async with self._pool().acquire() as conn:
+            for row in await DsarStore(conn).due_for_resolution(now, limit):
+                identifiers = None
+                if row["sealed_input"] is not None:
+                    try:
+                        cipher = await self.keys.cipher(conn, input_key(row["request_id"]))
+                        identifiers = json.loads(cipher.decrypt("input", bytes(row["sealed_input"])) or "{}")[
+                            "identifiers"
+                        ]
+                    except KeyDestroyed:
+                        identifiers = None
+                work.append((row["request_id"], identifiers))
+        if not work:
+            return 0
+        gate = asyncio.Semaphore(max(1, self.settings.resolve_concurrency))
+
+        async def one(request_id: str, identifiers: dict[str, str] | None) -> None:
+            async with gate:
+                outcome: Resolved | Unresolved | RegistryUnavailable
+                if identifiers is None:
+                    outcome = Unresolved("invalid", "identifiers: none stored for this request")
+                else:
+                    try:
+                        outcome = await self.resolver.resolve(identifiers)
+                    except RegistryUnavailable as e:
+                        outcome = e
+                async with self._pool().acquire() as conn, conn.transaction():
+                    await self.apply_resolution(conn, request_id, outcome)
+
+        await asyncio.gather(*(one(rid, ids) for rid, ids in work))
+        return len(work)
+
+    async def apply_resolution(
+        self, conn: asyncpg.Connection, request_id: str, outcome: Resolved | Unresolved | RegistryUnavailable
+    ) -> None:
+        store = DsarStore(conn)
+        req = await store.request(request_id, lock=True)
+        if req is None or req["status"] != domain.RECEIVED:
+            return
+        now = self.clock.now()
+        if isinstance(outcome, RegistryUnavailable):
+            attempts = req["resolve_attempts"] + 1
+            delay = min(self.settings.resolve_backoff_s * 2 ** (attempts - 1), self.settings.resolve_backoff_max_s)
+            await store.update_request(
+                request_id,
+                resolve_attempts=attempts,
+                resolve_error=f"registry unavailable ({outcome}); attempt {attempts}",
+                next_resolve_at=now + timedelta(seconds=delay),
+            )
+            log.warning("dsar %s: registry unavailable (%s); retrying in %.1fs", request_id, outcome, delay)
+            return
+        if isinstance(outcome, Unresolved):
+            await self._reject(conn, req, outcome.reason, outcome.detail, SYSTEM)
+            return
+        await store.update_request(
+            request_id,
+            subject_id=outcome.subject_id,
+            customer_numbers=outcome.customer_numbers,
+            subject_kind=outcome.kind,
+            resolve_error=None,
+            next_resolve_at=None,
+        )
+        req = await store.request(request_id, lock=True)
+        assert req is not None
+        kind: DsarKind = req["kind"]
+        if req["approved_by"] is None and domain.needs_approval(
+            kind, self.settings.approval_required, self.settings.auto_approve
+        ):
+            await self._move(store, req, domain.AWAITING_APPROVAL, SYSTEM, "subject resolved; waiting for approval")
+            await self._emit(
+                conn,
+                "dsar.awaiting_approval",
+                DsarAwaitingApproval(request_id=request_id, kind=kind),
+                request_id,
+                req["traceparent"],
+            )
+            return
+        await self._accept(conn, req, req["approved_by"] or SYSTEM)
+
+    # -- approval ------------------------------------------------------------------------------
+
+    def _check_approver(self, name: str, field: str) -> None:
+        if self.settings.approvers and name not in self.settings.approvers:
+            raise NotAuthorised(field)
+
+    async def approve(self, conn: asyncpg.Connection, request_id: str, *, by: str, at: datetime) -> asyncpg.Record:
+        store = DsarStore(conn)
+        req = await store.request(request_id, lock=True)
+        if req is None:
+            raise UnknownRequest()
+        self._check_approver(by, "approved_by")
+        if req["approved_by"] is not None:
+            return req  # approved already: a repeated approval changes nothing
+        if req["status"] == domain.AWAITING_APPROVAL:
+            await store.update_request(request_id, approved_by=by, approved_at=at)
+            req = await store.request(request_id, lock=True)
+            assert req is not None
+            await self._accept(conn, req, by, "approved")
+        elif req["status"] == domain.RECEIVED:
+            await store.update_request(request_id, approved_by=by, approved_at=at)
+            await store.add_transition(
+                request_id,
+                req["status"],
+                req["status"],
+                at=self.clock.now(),
+                actor=by,
+                detail="approved before identity resolution",
+            )
+        else:
+            raise WrongState("approve", req["status"])
+        row = await store.request(request_id)
+        assert row is not None
+        return row
+
+    async def deny(self, conn: asyncpg.Connection, request_id: str, *, by: str, reason: str) -> asyncpg.Record:
+        store = DsarStore(conn)
+        req = await store.request(request_id, lock=True)
+        if req is None:
+            raise UnknownRequest()
+        self._check_approver(by, "denied_by")
+        if req["status"] not in (domain.AWAITING_APPROVAL, domain.RECEIVED) or req["approved_by"] is not None:
+            if req["status"] == domain.REJECTED and req["denied_by"] is not None:
+                return req  # denied already
+            raise WrongState("deny", req["status"])
+        await store.update_request(request_id, denied_by=by, denial_reason=reason)
+        await self._reject(conn, req, "denied", reason, by)
+        row = await store.request(request_id)
+        assert row is not None
+        return row
+
+    # -- plan and fan-out ----------------------------------------------------------------------
+
+    async def _accept(
+        self, conn: asyncpg.Connection, req: asyncpg.Record, actor: str, detail: str | None = None
+    ) -> None:
+        store = DsarStore(conn)
+        rid = req["request_id"]
+        kind: DsarKind = req["kind"]
+        holds = await store.holds_for(req["customer_numbers"] or []) if kind == "erasure" else []
+        planned = domain.plan(
+            kind,
+            req["categories"],
+            participants=self.settings.participants,
+            participant_categories=self.settings.participant_categories,
+            objection_participant=self.settings.objection_participant,
+            holds=holds,
+        )
+        fields: dict[str, Any] = {}
+        if kind in domain.PACKAGE_KINDS:
+            private, public = new_request_keypair()
+            cipher = await self.keys.cipher(conn, result_key(rid), create=True)
+            fields = {"result_public_key": public, "sealed_private_key": cipher.encrypt("private_key", private)}
+        await self._move(store, req, domain.ACCEPTED, actor, detail, **fields)
+        accepted = DsarAccepted(
+            request_id=rid, kind=kind, due_at=req["due_at"], participants=[t.participant for t in planned]
+        )
+        await self._emit(conn, "dsar.accepted", accepted, rid, req["traceparent"])
+        req = await store.request(rid, lock=True)
+        assert req is not None
+        now = self.clock.now()
+        for t in planned:
+            task_id = uuid.uuid4().hex
+            retained = [r.model_dump(mode="json") for r in t.hold_retained]
+            if not t.send:
+                await store.insert_task(
+                    task_id=task_id, request_id=rid, participant=t.participant, kind=t.kind, categories=[],
+                    status=domain.TASK_DONE, attempt=1, sent_at=now, timeout_at=now, hold_retained=retained, finished_at=now,
+                )  # fmt: skip
+                continue
+            timeout = timedelta(seconds=domain.task_timeout_s(self.settings.task_timeout_s, 1))
+            await store.insert_task(
+                task_id=task_id, request_id=rid, participant=t.participant, kind=t.kind, categories=t.categories,
+                status=domain.TASK_OPEN, attempt=1, sent_at=now, timeout_at=now + timeout, hold_retained=retained,
+            )  # fmt: skip
+            await self._send_task(
+                conn, req, task_id=task_id, participant=t.participant, kind=t.kind, categories=t.categories, attempt=1
+            )
+        sent = sum(1 for t in planned if t.send)
+        await self._move(store, req, domain.IN_PROGRESS, SYSTEM, f"{sent} task(s) sent")
+        await self._maybe_complete(conn, rid)
+
+    async def _send_task(
+        self,
+        conn: asyncpg.Connection,
+        req: asyncpg.Record,
+        *,
+        task_id: str,
+        participant: str,
+        kind: str,
+        categories: list[str],
+        attempt: int,
+    ) -> None:
+        """Write the task to the outbox inside a span of its own, in the request's trace; the
+        participant's work and its ack continue that span's context."""
+        rid = req["request_id"]
+        corrections = None
+        if kind == "rectification" and req["sealed_input"] is not None:
+            cipher = await self.keys.cipher(conn, input_key(rid))
+            corrections = json.loads(cipher.decrypt("input", bytes(req["sealed_input"])) or "{}").get("corrections")
+        attributes: dict[str, str | int] = {
+            "lampo.request_id": rid,
+            "lampo.task_id": task_id,
+            "lampo.participant": participant,
+            "lampo.task.kind": kind,
+            "lampo.task.attempt": attempt,
+        }
+        with self.tracer.start_as_current_span(
+            f"dsar task {participant}", context=_context(req["traceparent"]), attributes=attributes
+        ):
+            task = PrivacyTask.model_validate(
+                {
+                    "request_id": rid,
+                    "task_id": task_id,
+                    "participant": participant,
+                    "kind": kind,
+                    "subject": TaskSubject(
+                        subject_id=req["subject_id"], customer_numbers=req["customer_numbers"] or []
+                    ),
+                    "categories": categories,
+                    "attempt": attempt,
+                    "deadline": req["due_at"],
+                    "result_key": req["result_public_key"],
+                    "corrections": corrections,
+                }
+            )
+            event = CloudEvent.new("privacy.task", self.settings.source, task, time=self.clock.now())
+            await outbox.add(
+                conn,
+                [
+                    outbox.OutgoingEvent(
+                        PRIVACY_TASKS, rid, event, subject_id=req["subject_id"], traceparent=current_traceparent()
+                    )
+                ],
+            )
+
+    # -- acks ----------------------------------------------------------------------------------
+
+    async def on_ack(self, conn: asyncpg.Connection, ack: PrivacyAck, event_id: str) -> str:
+        """Apply a participant's answer. Returns "applied", "ignored" (the task was already final:
+        a late answer, kept as a record) or "not_ours" (another sender's request). An unknown
+        task of one of our requests raises ``UnknownTask`` (dead-lettered)."""
+        store = DsarStore(conn)
+        task = await store.task(ack.task_id)
+        if task is None:
+            if await store.request(ack.request_id) is None:
+                # Not a request of ours: privacy.acks.v1 also carries the answers to other
+                # senders' tasks (retention's purges). Skipped, not dead-lettered.
+                return "not_ours"
+            raise UnknownTask()
+        if task["request_id"] != ack.request_id or task["participant"] != ack.participant:
+            raise UnknownTask("data.task_id: belongs to another request or participant")
+        req = await store.request(task["request_id"], lock=True)
+        task = await store.task(ack.task_id, lock=True)
+        assert req is not None and task is not None
+        now = self.clock.now()
+        if task["status"] != domain.TASK_OPEN:
+            await store.record_ignored_ack(
+                event_id=event_id, task_id=ack.task_id, request_id=ack.request_id, participant=ack.participant,
+                ack_status=ack.status, task_status=task["status"], at=now,
+            )  # fmt: skip
+            return "ignored"
+        await store.update_task(
+            ack.task_id,
+            status=domain.TASK_DONE if ack.status == "done" else domain.TASK_FAILED,
+            finished_at=now,
+            error=ack.error if ack.status == "failed" else None,
+            erased={str(k): v for k, v in ack.erased.items()},
+            retained=[r.model_dump(mode="json") for r in ack.retained],
+            sealed_result=ack.result,
+        )
+        await self._maybe_complete(conn, ack.request_id)
+        return "applied"
+
+    async def _maybe_complete(self, conn: asyncpg.Connection, request_id: str) -> None:
+        store = DsarStore(conn)
+        req = await store.request(request_id, lock=True)
+        if req is None or req["status"] != domain.IN_PROGRESS:
+            return
+        tasks = await store.tasks(request_id)
+        if any(t["status"] == domain.TASK_OPEN for t in tasks):
+            return
+        results = {
+            t["participant"]: ParticipantResult.model_validate(
+                {
+                    "status": "done" if t["status"] == domain.TASK_DONE else "failed",
+                    "erased": t["erased"],
+                    "retained": [*t["hold_retained"], *t["retained"]],
+                    "error": t["error"],
+                }
+            )
+            for t in tasks
+        }
+        status = domain.completion_status(results)
+        now = self.clock.now()
+        with self.tracer.start_as_current_span(
+            "dsar complete", context=_context(req["traceparent"]), attributes={"lampo.request_id": request_id}
+        ):
+            pkg = None
+            if req["kind"] in domain.PACKAGE_KINDS and status != "failed":
+                pkg, results = await self._build_package(conn, req, tasks, results, now)
+                status = domain.completion_status(results)
+            completion = DsarCompleted(
+                request_id=request_id,
+                kind=req["kind"],
+                status=status,
+                due_at=req["due_at"],
+                completed_at=now,
+                trace_id=trace_id_of(req["traceparent"]),
+                results=results,
+                package=pkg,
+            )
+            detail = ", ".join(f"{p} failed: {r.error}" for p, r in results.items() if r.status == "failed") or None
+            await self._move(
+                store, req, status, SYSTEM, detail, completed_at=now, completion=completion.model_dump(mode="json")
+            )
+            await self._emit(conn, "dsar.completed", completion, request_id, current_traceparent())
+        if status != "failed":
+            await store.update_request(request_id, sealed_input=None)
+            await self.keys.destroy(conn, input_key(request_id))
+
+    async def _build_package(
+        self,
+        conn: asyncpg.Connection,
+        req: asyncpg.Record,
+        tasks: list[asyncpg.Record],
+        results: dict[str, ParticipantResult],
+        now: datetime,
+    ) -> tuple[Package | None, dict[str, ParticipantResult]]:
+        rid = req["request_id"]
+        store = DsarStore(conn)
+        private: bytes | None = None
+        try:
+            private = (await self.keys.cipher(conn, result_key(rid))).decrypt_bytes(
+                "private_key", req["sealed_private_key"]
+            )
+        except KeyDestroyed:
+            private = None
+        unsealed: dict[str, Any] = {}
+        for t in tasks:
+            if t["sealed_result"] is None:
+                continue
+            try:
+                if private is None:
+                    raise ValueError("the request's result key is gone")
+                unsealed[t["participant"]] = json.loads(unseal(private, t["sealed_result"]))
+            except (InvalidTag, ValueError) as e:
+                results = dict(results)
+                results[t["participant"]] = ParticipantResult(
+                    status="failed", error=f"result could not be opened: {type(e).__name__}"
+                )
+        if any(r.status == "failed" for r in results.values()):
+            return None, results
+        facts = {
+            p: {"status": r.status, "task_kind": next((t["kind"] for t in tasks if t["participant"] == p), None)}
+            for p, r in results.items()
+        }
+        built = package.build(
+            request={
+                "request_id": rid,
+                "kind": req["kind"],
+                "received_at": req["received_at"].isoformat(),
+                "due_at": req["due_at"].isoformat(),
+                "completed_at": now.isoformat(),
+                "subject_id": req["subject_id"],
+                "customer_numbers": req["customer_numbers"],
+                "requested_categories": req["categories"] or "all",
+                "controller": "Muuramen Lämpö (business ID 0402810-7)",
+            },
+            results=unsealed,
+            participants=facts,
+            participant_categories=self.settings.participant_categories,
+            portability=req["kind"] == "portability",
+        )
+        cipher = await self.keys.cipher(conn, package_key(rid), create=True)
+        blob = cipher.encrypt("package", built.data)
+        assert blob is not None
+        await store.save_package(rid, blob, built.sha256, len(built.data), now)
+        # The package is built: the request's private key and the sealed results go.
+        await self.keys.destroy(conn, result_key(rid))
+        await store.update_request(rid, sealed_private_key=None)
+        await store.clear_results(rid)
+        return Package(uri=package_uri(rid), sha256=built.sha256), results
+
+    async def read_package(self, conn: asyncpg.Connection, request_id: str) -> bytes | None:
+        row = await DsarStore(conn).package(request_id)
+        if row is None:
+            return None
+        try:
+            cipher = await self.keys.cipher(conn, package_key(request_id))
+        except KeyDestroyed:
+            return None
+        return cipher.decrypt_bytes("package", bytes(row["blob"]))
+
+    # -- timeouts, retries, deadlines ----------------------------------------------------------
+
+    async def check_timeouts(self, limit: int = 500) -> int:
+        """Send again each task whose wait is over (same task_id, attempt + 1, a doubled wait),
+        or fail it, naming the participant, after the last attempt."""
+        now = self.clock.now()
+        async with self._pool().acquire() as conn:
+            due = await DsarStore(conn).timed_out(now, limit)
+        for row in due:
+            async with self._pool().acquire() as conn, conn.transaction():
+                await self._time_out(conn, row["task_id"], row["request_id"], now)
+        return len(due)
+
+    async def _time_out(self, conn: asyncpg.Connection, task_id: str, request_id: str, now: datetime) -> None:
+        store = DsarStore(conn)
+        req = await store.request(request_id, lock=True)
+        task = await store.task(task_id, lock=True)
+        if req is None or task is None or task["status"] != domain.TASK_OPEN or task["timeout_at"] > now:
+            return
+        participant, attempt = task["participant"], task["attempt"]
+        if attempt < self.settings.task_max_attempts:
+            wait = timedelta(seconds=domain.task_timeout_s(self.settings.task_timeout_s, attempt + 1))
+            await store.update_task(task_id, attempt=attempt + 1, sent_at=now, timeout_at=now + wait)
+            await store.add_transition(
+                request_id,
+                req["status"],
+                req["status"],
+                at=now,
+                actor=SYSTEM,
+                detail=f"{participant}: no answer to attempt {attempt}; sent attempt {attempt + 1}",
+            )
+            await self._send_task(
+                conn,
+                req,
+                task_id=task_id,
+                participant=participant,
+                kind=task["kind"],
+                categories=list(task["categories"]),
+                attempt=attempt + 1,
+            )
+            return
+        error = f"{participant}: no answer after {attempt} attempts"
+        await store.update_task(task_id, status=domain.TASK_FAILED, finished_at=now, error=error)
+        await self._maybe_complete(conn, request_id)
+
+    async def check_overdue(self, limit: int = 500) -> int:
+        """Publish dsar.overdue, once, for each request past its deadline unanswered."""
+        now = self.clock.now()
+        async with self._pool().acquire() as conn:
+            ids = await DsarStore(conn).overdue(now, limit)
+        for request_id in ids:
+            async with self._pool().acquire() as conn, conn.transaction():
+                store = DsarStore(conn)
+                req = await store.request(request_id, lock=True)
+                if (
+                    req is None
+                    or req["overdue_at"] is not None
+                    or req["due_at"] > now
+                    or req["status"] not in domain.UNANSWERED_STATUSES
+                ):
+                    continue
+                await store.update_request(request_id, overdue_at=now)
+                await store.add_transition(
+                    request_id,
+                    req["status"],
+                    req["status"],
+                    at=now,
+                    actor=SYSTEM,
+                    detail="overdue: the deadline passed unanswered",
+                )
+                await self._emit(
+                    conn,
+                    "dsar.overdue",
+                    DsarOverdue(request_id=request_id, due_at=req["due_at"]),
+                    request_id,
+                    req["traceparent"],
+                )
+        return len(ids)
+
+    async def tick(self) -> None:
+        """One round of the checker (tests call it after moving a ManualClock)."""
+        while await self.resolve_due() >= 500:
+            pass
+        await self.check_timeouts()
+        await self.check_overdue()
+
+    # -- operator commands ---------------------------------------------------------------------
+
+    async def retry(self, conn: asyncpg.Connection, request_id: str, participant: str, *, by: str) -> str:
+        """Send a failed participant's task again as a new task (new task_id, next attempt),
+        leaving every other participant's answer as it is. Returns the new task_id."""
+        store = DsarStore(conn)
+        req = await store.request(request_id, lock=True)
+        if req is None:
+            raise UnknownRequest()
+        if req["status"] not in (domain.FAILED, domain.IN_PROGRESS):
+            raise WrongState("retry a participant of", req["status"])
+        task = next((t for t in await store.tasks(request_id) if t["participant"] == participant), None)
+        if task is None:
+            raise NotRetriable("participant: has no task in this request")
+        if task["status"] != domain.TASK_FAILED:
+            raise NotRetriable(f"participant: its task is {task['status']}, not failed")
+        now = self.clock.now()
+        await store.update_task(task["task_id"], status=domain.TASK_SUPERSEDED, current=False)
+        new_id = uuid.uuid4().hex
+        attempt = task["attempt"] + 1
+        wait = timedelta(seconds=domain.task_timeout_s(self.settings.task_timeout_s, 1))
+        await store.insert_task(
+            task_id=new_id, request_id=request_id, participant=participant, kind=task["kind"],
+            categories=list(task["categories"]), status=domain.TASK_OPEN, attempt=attempt, sent_at=now,
+            timeout_at=now + wait, hold_retained=task["hold_retained"],
+        )  # fmt: skip
+        detail = f"operator retry of {participant} (attempt {attempt})"
+        if req["status"] == domain.FAILED:
+            await self._move(store, req, domain.IN_PROGRESS, by, detail, completed_at=None)
+        else:
+            await store.add_transition(request_id, req["status"], req["status"], at=now, actor=by, detail=detail)
+        req = await store.request(request_id, lock=True)
+        assert req is not None
+        await self._send_task(
+            conn,
+            req,
+            task_id=new_id,
+            participant=participant,
+            kind=task["kind"],
+            categories=list(task["categories"]),
+            attempt=attempt,
+        )
+        return new_id
+
+    async def extend(self, conn: asyncpg.Connection, request_id: str, *, reason: str, by: str) -> asyncpg.Record:
+        store = DsarStore(conn)
+        req = await store.request(request_id, lock=True)
+        if req is None:
+            raise UnknownRequest()
+        if req["status"] not in domain.UNANSWERED_STATUSES:
+            raise WrongState("extend", req["status"])
+        if req["extended_at"] is not None:
+            raise AlreadyExtended()
+        now = self.clock.now()
+        if now > req["due_at"]:
+            raise ExtensionTooLate()
+        new_due = domain.extended_due_at(req["received_at"])
+        await store.update_request(request_id, due_at=new_due, extended_at=now, extended_by=by, extension_reason=reason)
+        await store.add_transition(
+            request_id,
+            req["status"],
+            req["status"],
+            at=now,
+            actor=by,
+            detail=f"deadline extended to {new_due.isoformat()}: {reason}",
+        )
+        row = await store.request(request_id)
+        assert row is not None
+        return row
+
+    async def cancel(self, conn: asyncpg.Connection, request_id: str, *, by: str) -> asyncpg.Record:
+        store = DsarStore(conn)
+        req = await store.request(request_id, lock=True)
+        if req is None:
+            raise UnknownRequest()
+        if req["status"] not in domain.UNANSWERED_STATUSES:
+            raise WrongState("cancel", req["status"])
+        now = self.clock.now()
+        await store.cancel_open_tasks(request_id, now)
+        await self._move(
+            store,
+            req,
+            domain.CANCELLED,
+            by,
+            "cancelled",
+            sealed_input=None,
+            sealed_private_key=None,
+            next_resolve_at=None,
+        )
+        await store.clear_results(request_id)
+        await self.keys.destroy(conn, input_key(request_id))
+        await self.keys.destroy(conn, result_key(request_id))
+        row = await store.request(request_id)
+        assert row is not None
+        return row
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def view(self, conn: asyncpg.Connection, request_id: str) -> dict[str, Any]:
+        """The request's state, participants and timings, history: no personal data."""
+        store = DsarStore(conn)
+        req = await store.request(request_id)
+        if req is None:
+            raise UnknownRequest()
+        tasks = await store.tasks(request_id, current_only=False)
+        pkg = await store.package(request_id)
+        return {
+            "request_id": request_id,
+            "kind": req["kind"],
+            "status": req["status"],
+            "channel": req["channel"],
+            "subject_id": req["subject_id"],
+            "received_at": req["received_at"],
+            "due_at": req["due_at"],
+            "extended": None
+            if req["extended_at"] is None
+            else {"at": req["extended_at"], "by": req["extended_by"], "reason": req["extension_reason"]},
+            "overdue": req["overdue_at"] is not None,
+            "approved_by": req["approved_by"],
+            "approved_at": req["approved_at"],
+            "denied_by": req["denied_by"],
+            "rejection": None
+            if req["reject_reason"] is None
+            else {"reason": req["reject_reason"], "detail": req["reject_detail"]},
+            "waiting_for": req["resolve_error"],
+            "completed_at": req["completed_at"],
+            "trace_id": trace_id_of(req["traceparent"]),
+            "participants": [
+                {
+                    "participant": t["participant"],
+                    "task_id": t["task_id"],
+                    "kind": t["kind"],
+                    "status": t["status"],
+                    "current": t["current"],
+                    "attempt": t["attempt"],
+                    "first_sent_at": t["first_sent_at"],
+                    "last_sent_at": t["sent_at"],
+                    "timeout_at": t["timeout_at"] if t["status"] == domain.TASK_OPEN else None,
+                    "finished_at": t["finished_at"],
+                    "seconds": (t["finished_at"] - t["first_sent_at"]).total_seconds() if t["finished_at"] else None,
+                    "error": t["error"],
+                    "erased": t["erased"],
+                    "retained": [*t["hold_retained"], *t["retained"]],
+                }
+                for t in tasks
+            ],
+            "package": None
+            if pkg is None
+            else {"uri": package_uri(request_id), "sha256": pkg["sha256"], "size_bytes": pkg["size_bytes"]},
+            "completion": req["completion"],
+            "history": [dict(t) for t in await store.transitions(request_id)],
+        }
+
+    # -- the checker ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run the checker: woken by NOTIFY on new work, and every ``check_interval_s``."""
+        self._listener = await asyncpg.connect(self.settings.database_url)
+        await self._listener.add_listener(WAKE_CHANNEL, self._notified)
+        self._task = asyncio.create_task(self._run(), name="dsar-checker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await self.resolver.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - database or registry trouble: the next round retries
+                log.warning("dsar checker round failed: %s; retrying", type(e).__name__)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.check_interval_s)
+            except TimeoutError:
+                pass

@@ -1,0 +1,188 @@
+"""Consumers of the coordinator: requests and approvals (dsar.requests.v1), participants' acks
+(privacy.acks.v1), and the legal holds retention publishes (retention.holds.v1)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import Topic
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from lampo.contracts.dsar import DsarApproved, DsarDenied, DsarSubmitted
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.errors import REASONS, ContractViolation
+from lampo.contracts.privacy import PrivacyAck
+from lampo.dsar.coordinator import Coordinator
+from lampo.dsar.domain import HoldState
+from lampo.dsar.store import DsarStore
+from lampo.messaging import inbox
+from lampo.messaging.consumer import INFRASTRUCTURE_ERRORS, BatchHandler, Incoming, ReliableConsumer, per_event
+from lampo.messaging.topics import consumer_group_for
+from lampo.service import Runtime
+from lampo.tracing import TRACEPARENT
+
+log = logging.getLogger("lampo.dsar")
+
+RETENTION_HOLDS = "retention.holds.v1"
+_IDENTIFIER = re.compile(r"[!-~]{1,128}")
+
+
+def requests_handler(coordinator: Coordinator) -> BatchHandler:
+    async def handle(conn: Any, item: Incoming) -> None:
+        data = item.event.data
+        source = item.event.envelope.source
+        if isinstance(data, DsarSubmitted):
+            item.span.set_attribute("lampo.request_id", data.request_id)
+            await coordinator.submit(conn, data, actor=source, traceparent=item.traceparent)
+        elif isinstance(data, DsarApproved):
+            item.span.set_attribute("lampo.request_id", data.request_id)
+            await coordinator.approve(conn, data.request_id, by=data.approved_by, at=data.approved_at)
+        elif isinstance(data, DsarDenied):
+            item.span.set_attribute("lampo.request_id", data.request_id)
+            await coordinator.deny(conn, data.request_id, by=data.denied_by, reason=data.reason)
+
+    return per_event(handle)
+
+
+def acks_handler(coordinator: Coordinator) -> BatchHandler:
+    async def handle(conn: Any, item: Incoming) -> None:
+        ack = item.event.data
+        assert isinstance(ack, PrivacyAck)
+        item.span.set_attribute("lampo.request_id", ack.request_id)
+        item.span.set_attribute("lampo.task_id", ack.task_id)
+        item.span.set_attribute("lampo.participant", ack.participant)
+        outcome = await coordinator.on_ack(conn, ack, item.id)
+        item.span.set_attribute("lampo.ack.outcome", outcome)
+
+    return per_event(handle)
+
+
+class RequestsConsumer(ReliableConsumer):
+    """The reliable consumer of dsar.requests.v1, which also *answers* a dsar.submitted that
+    breaks the contract (unknown kind, no or malformed identifiers) with dsar.rejected
+    (``invalid``) whenever its request_id can be read. The record still goes to the DLQ with
+    its reason, as for any topic; the answer is written after the DLQ copy and before the
+    offset is committed, so a crash between the two repeats both (the answer once: inbox)."""
+
+    def __init__(self, *, coordinator: Coordinator, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._coordinator = coordinator
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, detail: str) -> None:
+        await super()._dead_letter(record, reason, detail)
+        if reason in REASONS:
+            await self._answer_invalid(record, reason, detail)
+
+    async def _answer_invalid(self, record: ConsumerRecord[Any, Any], reason: str, detail: str) -> None:
+        try:
+            envelope = CloudEvent.from_bytes(record.value or b"")
+        except ContractViolation:
+            return  # not even an envelope: nobody to answer
+        request_id = envelope.data.get("request_id")
+        if (
+            envelope.type != "dsar.submitted"
+            or not isinstance(request_id, str)
+            or not _IDENTIFIER.fullmatch(request_id)
+        ):
+            return
+        kind = envelope.data.get("kind")
+        channel = envelope.data.get("channel")
+        traceparent = next((v.decode() for k, v in record.headers or () if k == TRACEPARENT), None)
+        async with self._pool().acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, f"{self.name}:invalid", [envelope.id]):
+                return
+            await self._coordinator.reject_invalid(
+                conn,
+                request_id=request_id,
+                kind=kind if isinstance(kind, str) else "unknown",
+                reason=reason,
+                detail=detail,
+                channel=channel if isinstance(channel, str) and _IDENTIFIER.fullmatch(channel) else "kafka",
+                actor=envelope.source if _IDENTIFIER.fullmatch(envelope.source) else "kafka",
+                traceparent=traceparent,
+            )
+
+
+def consume_requests(runtime: Runtime, coordinator: Coordinator) -> RequestsConsumer:
+    consumer = RequestsConsumer(
+        coordinator=coordinator,
+        name=f"{runtime.name}:dsar.requests.v1",
+        topic="dsar.requests.v1",
+        group_id=consumer_group_for(runtime.settings.consumer_group or f"lampo-{runtime.name}", "dsar.requests.v1"),
+        pool=lambda: runtime.pool,
+        handler=requests_handler(coordinator),
+        broker=runtime.broker,
+        tracer=runtime.tracer,
+    )
+    consumer.register()
+    runtime.consumers.append(consumer)
+    return consumer
+
+
+class HoldsConsumer:
+    """Keeps the legal_holds table equal to retention.holds.v1 (compacted: the latest record per
+    customer number is the whole truth, so applying it again is harmless). A record that is not
+    a legal_hold.state is skipped and counted: the topic is internal, written by retention."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.applied = 0
+        self.skipped = 0
+
+    def register(self) -> None:
+        group = consumer_group_for(
+            self._runtime.settings.consumer_group or f"lampo-{self._runtime.name}", RETENTION_HOLDS
+        )
+        subscriber = self._runtime.broker.subscriber(
+            Topic(RETENTION_HOLDS, declare=False),
+            group_id=group,
+            batch=True,
+            max_records=500,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{self._runtime.name}:{RETENTION_HOLDS}",
+        )
+
+        async def on_batch(msg: KafkaMessage) -> None:
+            await self.consume(msg)
+
+        subscriber(on_batch)
+
+    async def consume(self, msg: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message
+        try:
+            async with self._runtime.pool.acquire() as conn, conn.transaction():
+                store = DsarStore(conn)
+                for record in records:
+                    await self._apply(store, record)
+        except INFRASTRUCTURE_ERRORS as e:
+            log.warning("dsar holds: batch rewound after %s", type(e).__name__)
+            await msg.nack()
+            await asyncio.sleep(1.0)
+            return
+        await msg.ack()
+
+    async def _apply(self, store: DsarStore, record: ConsumerRecord[Any, Any]) -> None:
+        key = record.key.decode() if isinstance(record.key, bytes) else record.key
+        if record.value is None:  # tombstone: no holds any more
+            if key:
+                await store.set_holds(key, [])
+            self.applied += 1
+            return
+        try:
+            envelope = CloudEvent.from_bytes(record.value)
+            if envelope.type != "legal_hold.state":
+                raise ValueError("type")
+            state = HoldState.model_validate(envelope.data)
+        except (ContractViolation, ValidationError, ValueError) as e:
+            self.skipped += 1
+            log.warning("dsar holds: record %d@%d skipped: %s", record.partition, record.offset, type(e).__name__)
+            return
+        await store.set_holds(state.customer_number, [h.model_dump(mode="json") for h in state.holds])
+        self.applied += 1

@@ -1,0 +1,262 @@
+"""Every SQL statement of the coordinator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from lampo.dsar.domain import TASK_OPEN, UNANSWERED_STATUSES, Hold
+
+_REQUEST_COLUMNS = frozenset(
+    {
+        "status", "sealed_input", "subject_id", "customer_numbers", "subject_kind", "due_at", "extended_at",
+        "extended_by", "extension_reason", "approved_by", "approved_at", "denied_by", "denial_reason",
+        "reject_reason", "reject_detail", "resolve_attempts", "resolve_error", "next_resolve_at",
+        "result_public_key", "sealed_private_key", "overdue_at", "completed_at", "completion",
+    }
+)  # fmt: skip
+_TASK_COLUMNS = frozenset(
+    {
+        "status",
+        "current",
+        "attempt",
+        "sent_at",
+        "timeout_at",
+        "finished_at",
+        "error",
+        "erased",
+        "retained",
+        "sealed_result",
+    }
+)
+
+
+def _set_clause(fields: dict[str, Any], allowed: frozenset[str]) -> tuple[str, list[Any]]:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    names = list(fields)
+    return ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names)), [fields[n] for n in names]
+
+
+class DsarStore:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def insert_request(
+        self,
+        *,
+        request_id: str,
+        kind: str,
+        status: str,
+        channel: str,
+        verification: dict[str, Any] | None,
+        categories: list[str] | None,
+        sealed_input: bytes | None,
+        received_at: datetime,
+        due_at: datetime,
+        traceparent: str | None,
+        next_resolve_at: datetime | None,
+    ) -> bool:
+        """False when a request with this id already exists (nothing written)."""
+        inserted = await self.conn.fetchval(
+            "INSERT INTO requests (request_id, kind, status, channel, verification, categories, sealed_input,"
+            " received_at, due_at, traceparent, next_resolve_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " ON CONFLICT (request_id) DO NOTHING RETURNING true",
+            request_id, kind, status, channel, verification, categories, sealed_input, received_at, due_at,
+            traceparent, next_resolve_at,
+        )  # fmt: skip
+        return bool(inserted)
+
+    async def request(self, request_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+        sql = "SELECT * FROM requests WHERE request_id = $1" + (" FOR UPDATE" if lock else "")
+        row: asyncpg.Record | None = await self.conn.fetchrow(sql, request_id)
+        return row
+
+    async def update_request(self, request_id: str, **fields: Any) -> None:
+        clause, values = _set_clause(fields, _REQUEST_COLUMNS)
+        await self.conn.execute(f"UPDATE requests SET {clause} WHERE request_id = $1", request_id, *values)
+
+    async def add_transition(
+        self,
+        request_id: str,
+        from_status: str | None,
+        to_status: str,
+        *,
+        at: datetime,
+        actor: str,
+        detail: str | None = None,
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO transitions (request_id, from_status, to_status, at, actor, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+            request_id, from_status, to_status, at, actor, detail,
+        )  # fmt: skip
+
+    async def transitions(self, request_id: str) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT from_status, to_status, at, actor, detail FROM transitions WHERE request_id = $1 ORDER BY id",
+            request_id,
+        )
+        return rows
+
+    async def due_for_resolution(self, now: datetime, limit: int) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT request_id, sealed_input FROM requests WHERE status = 'received' AND next_resolve_at <= $1"
+            " ORDER BY next_resolve_at LIMIT $2",
+            now,
+            limit,
+        )
+        return rows
+
+    async def overdue(self, now: datetime, limit: int) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT request_id FROM requests WHERE overdue_at IS NULL AND due_at <= $1 AND status = ANY($2::text[])"
+            " ORDER BY due_at LIMIT $3",
+            now,
+            list(UNANSWERED_STATUSES),
+            limit,
+        )
+        return [r["request_id"] for r in rows]
+
+    async def list_requests(self, statuses: Sequence[str] | None, limit: int) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT request_id, kind, status, channel, subject_id, received_at, due_at, extended_at, completed_at,"
+            " overdue_at FROM requests WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"
+            " ORDER BY received_at DESC LIMIT $2",
+            list(statuses) if statuses else None,
+            limit,
+        )
+        return rows
+
+    async def due_before(self, until: datetime) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT request_id, kind, status, received_at, due_at, extended_at, overdue_at FROM requests"
+            " WHERE status = ANY($1::text[]) AND due_at <= $2 ORDER BY due_at",
+            list(UNANSWERED_STATUSES),
+            until,
+        )
+        return rows
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    async def insert_task(
+        self,
+        *,
+        task_id: str,
+        request_id: str,
+        participant: str,
+        kind: str,
+        categories: list[str],
+        status: str,
+        attempt: int,
+        sent_at: datetime,
+        timeout_at: datetime,
+        hold_retained: list[dict[str, Any]],
+        finished_at: datetime | None = None,
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO tasks (task_id, request_id, participant, kind, categories, status, attempt, first_sent_at,"
+            " sent_at, timeout_at, hold_retained, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11)",
+            task_id, request_id, participant, kind, categories, status, attempt, sent_at, timeout_at, hold_retained,
+            finished_at,
+        )  # fmt: skip
+
+    async def task(self, task_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+        sql = "SELECT * FROM tasks WHERE task_id = $1" + (" FOR UPDATE" if lock else "")
+        row: asyncpg.Record | None = await self.conn.fetchrow(sql, task_id)
+        return row
+
+    async def tasks(self, request_id: str, *, current_only: bool = True) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT * FROM tasks WHERE request_id = $1 AND (current OR NOT $2) ORDER BY participant, first_sent_at",
+            request_id,
+            current_only,
+        )
+        return rows
+
+    async def update_task(self, task_id: str, **fields: Any) -> None:
+        clause, values = _set_clause(fields, _TASK_COLUMNS)
+        await self.conn.execute(f"UPDATE tasks SET {clause} WHERE task_id = $1", task_id, *values)
+
+    async def cancel_open_tasks(self, request_id: str, at: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE tasks SET status = 'cancelled', finished_at = $2 WHERE request_id = $1 AND status = $3",
+            request_id,
+            at,
+            TASK_OPEN,
+        )
+
+    async def clear_results(self, request_id: str) -> None:
+        await self.conn.execute("UPDATE tasks SET sealed_result = NULL WHERE request_id = $1", request_id)
+
+    async def timed_out(self, now: datetime, limit: int) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT task_id, request_id FROM tasks WHERE status = $1 AND timeout_at <= $2 ORDER BY timeout_at LIMIT $3",
+            TASK_OPEN,
+            now,
+            limit,
+        )
+        return rows
+
+    async def record_ignored_ack(
+        self,
+        *,
+        event_id: str,
+        task_id: str,
+        request_id: str,
+        participant: str,
+        ack_status: str,
+        task_status: str,
+        at: datetime,
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO ignored_acks (event_id, task_id, request_id, participant, ack_status, task_status, received_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            event_id, task_id, request_id, participant, ack_status, task_status, at,
+        )  # fmt: skip
+
+    async def ignored_acks(self, request_id: str) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT * FROM ignored_acks WHERE request_id = $1 ORDER BY id", request_id
+        )
+        return rows
+
+    # -- packages ------------------------------------------------------------------------------
+
+    async def save_package(self, request_id: str, blob: bytes, sha256: str, size: int, at: datetime) -> None:
+        await self.conn.execute(
+            "INSERT INTO packages (request_id, blob, sha256, size_bytes, created_at) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (request_id) DO UPDATE SET blob = $2, sha256 = $3, size_bytes = $4, created_at = $5",
+            request_id, blob, sha256, size, at,
+        )  # fmt: skip
+
+    async def package(self, request_id: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self.conn.fetchrow(
+            "SELECT * FROM packages WHERE request_id = $1", request_id
+        )
+        return row
+
+    # -- legal holds ---------------------------------------------------------------------------
+
+    async def set_holds(self, customer_number: str, holds: list[dict[str, Any]]) -> None:
+        if not holds:
+            await self.conn.execute("DELETE FROM legal_holds WHERE customer_number = $1", customer_number)
+            return
+        await self.conn.execute(
+            "INSERT INTO legal_holds (customer_number, holds, updated_at) VALUES ($1, $2, now())"
+            " ON CONFLICT (customer_number) DO UPDATE SET holds = $2, updated_at = now()",
+            customer_number,
+            holds,
+        )
+
+    async def holds_for(self, customer_numbers: Iterable[str]) -> list[Hold]:
+        rows = await self.conn.fetch(
+            "SELECT holds FROM legal_holds WHERE customer_number = ANY($1::text[]) ORDER BY customer_number",
+            list(customer_numbers),
+        )
+        return [Hold.model_validate(h) for r in rows for h in r["holds"]]

@@ -1,0 +1,95 @@
+"""``lampo dsar``, run as an operator runs it (a separate process on the service's database)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from dsar_support import MASTER_KEY, ParticipantProcess, dsar_service, participants
+
+from lampo.contracts.privacy import PrivacyTask
+from lampo.participant import TaskOutcome
+from lampo.testing import eventually
+
+LAMPO = str(Path(sys.executable).parent / "lampo")
+
+
+async def erase(conn: Any, task: PrivacyTask) -> TaskOutcome:
+    return TaskOutcome(erased={"contact": 2})
+
+
+async def access(conn: Any, task: PrivacyTask) -> TaskOutcome:
+    return TaskOutcome(result={"contact": [{"city": "Muurame", "origin": "subject", "legal_basis": "contract"}]})
+
+
+async def lampo(env: Any, *args: str) -> tuple[int, str]:
+    environ = dict(
+        os.environ,
+        LAMPO_DATABASE=env.settings.database,
+        LAMPO_MASTER_KEY=MASTER_KEY,
+        LAMPO_REGISTRY_URL=env.settings.registry_url,
+        # the operator's CLI runs with the service's configuration
+        LAMPO_PARTICIPANTS='["t-cli"]',
+        LAMPO_APPROVERS='["toimitusjohtaja"]',
+        COLUMNS="200",
+    )
+    process = await asyncio.create_subprocess_exec(
+        LAMPO, "dsar", *args, env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()
+
+
+async def test_the_operator_cli_submits_approves_follows_extends_reports_and_writes_packages(
+    registry, tmp_path
+) -> None:
+    registry.add("500100")
+    async with (
+        participants(ParticipantProcess("t-cli", {"erasure": erase, "access": access})),
+        dsar_service(registry, participants=["t-cli"], approvers=["toimitusjohtaja"]) as env,
+    ):
+        code, out = await lampo(
+            env, "submit", "erasure", "--customer-number", "500100", "--verified-by", "asiakaspalvelu:anna"
+        )
+        assert code == 0, out
+        [rid] = re.findall(r"submitted (\S+)", out)
+        await eventually(lambda: env.status(rid), timeout=20)
+        await eventually(lambda: _is(env, rid, "awaiting_approval"), timeout=20)
+
+        code, out = await lampo(env, "approve", rid, "--by", "harjoittelija")
+        assert code == 1 and "not_authorised" in out
+        code, out = await lampo(env, "due", "--days", "40")
+        assert rid in out
+        code, out = await lampo(env, "extend", rid, "--reason", "records in three archives", "--by", "dpo:liisa")
+        assert code == 0 and "2027-02-28" in out, out
+        code, out = await lampo(env, "approve", rid, "--by", "toimitusjohtaja")
+        assert code == 0, out
+        await eventually(lambda: _is(env, rid, "completed"), timeout=30)
+        code, out = await lampo(env, "status", rid)
+        assert code == 0 and "t-cli" in out and "toimitusjohtaja" in out and "completed" in out
+        code, out = await lampo(env, "report", rid, "--raw")
+        assert code == 0 and "# Erasure report" in out and "| t-cli | done | contact | 2 |" in out
+        code, out = await lampo(env, "retry", rid, "--participant", "t-cli")
+        assert code == 1 and "wrong_state" in out
+        code, out = await lampo(env, "list")
+        assert rid in out
+
+        code, out = await lampo(
+            env, "submit", "access", "--customer-number", "500100", "--verified-by", "asiakaspalvelu:anna"
+        )
+        [access_id] = re.findall(r"submitted (\S+)", out)
+        await eventually(lambda: _is(env, access_id, "completed"), timeout=30)
+        target = tmp_path / "package.zip"
+        code, out = await lampo(env, "package", access_id, "--out", str(target))
+        assert code == 0, out
+        with zipfile.ZipFile(target) as archive:
+            assert "manifest.json" in archive.namelist() and "data/contact.json" in archive.namelist()
+
+
+async def _is(env: Any, rid: str, status: str) -> bool:
+    return await env.status(rid) == status

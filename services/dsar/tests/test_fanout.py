@@ -1,0 +1,193 @@
+"""Fan-out and aggregation: timeouts, retries with the same task_id, a final failure naming the
+participant, an operator's retry of one participant, acks for unknown tasks and late acks."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from dsar_support import ParticipantProcess, data_of, dsar_service, event, for_request, participants, submitted
+
+from lampo.contracts.catalog import DSAR_EVENTS, DSAR_REQUESTS, PRIVACY_ACKS, PRIVACY_TASKS
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.privacy import PrivacyAck, PrivacyTask
+from lampo.messaging.topics import dlq
+from lampo.participant import TaskFailed, TaskOutcome
+from lampo.testing import Producer, TopicReader, eventually, header
+
+TIMEOUT = timedelta(seconds=121)  # past the default 120 s wait of a first attempt
+
+
+class Recorder:
+    """Handlers of a participant that note every task they actually ran."""
+
+    def __init__(self, *, fail_with: str | None = None) -> None:
+        self.ran: list[tuple[str, int]] = []
+        self.requests: list[str] = []
+        self.fail_with = fail_with
+
+    async def handle(self, conn: Any, task: PrivacyTask) -> TaskOutcome:
+        self.ran.append((task.task_id, task.attempt))
+        self.requests.append(task.request_id)
+        if self.fail_with:
+            raise TaskFailed(self.fail_with)
+        return TaskOutcome(erased={"contact": 1})
+
+    def handlers(self) -> dict[str, Any]:
+        return {"restriction": self.handle, "erasure": self.handle}
+
+
+async def answered(env: Any, rid: str, participant: str) -> None:
+    """Wait until the coordinator has applied ``participant``'s answer."""
+
+    async def check() -> bool:
+        view = await env.request(rid)
+        return any(p["participant"] == participant and p["status"] != "open" for p in view["participants"])
+
+    await eventually(check)
+
+
+def tasks_for(records: list[Any], request_id: str, participant: str) -> list[dict[str, Any]]:
+    return [data_of(r) for r in records if r.key == request_id.encode() and data_of(r)["participant"] == participant]
+
+
+async def test_a_silent_participant_gets_the_same_task_again_and_its_answer_after_restart_completes_the_request(
+    registry,
+) -> None:
+    body = submitted("restriction")
+    registry.add(body["identifiers"]["customer_number"])
+    rid = body["request_id"]
+    steady, sleepy = Recorder(), Recorder()
+    sleeper = ParticipantProcess("t-sleepy", sleepy.handlers())
+    async with (
+        participants(ParticipantProcess("t-steady", steady.handlers()), sleeper),
+        dsar_service(registry, participants=["t-steady", "t-sleepy"]) as env,
+        TopicReader(DSAR_EVENTS) as events,
+        TopicReader(PRIVACY_TASKS) as tasks,
+        Producer() as producer,
+    ):
+        await sleeper.stop()  # down before the request arrives
+        await producer.send(DSAR_REQUESTS, rid, event("dsar.submitted", body))
+        await events.wait_for(for_request(rid, "dsar.accepted"))
+        await answered(env, rid, "t-steady")
+        env.clock.advance(TIMEOUT)
+        await env.coordinator.tick()
+        await tasks.wait_for(lambda r: r.key == rid.encode() and data_of(r)["attempt"] == 2)
+        await sleeper.start()  # back: it reads attempt 1 and attempt 2 of the same task
+        [completed] = await events.wait_for(for_request(rid, "dsar.completed"))
+        sent = tasks_for(tasks.records, rid, "t-sleepy")
+        async with env.pool.acquire() as conn:
+            ignored = await eventually(lambda: conn.fetch("SELECT * FROM ignored_acks WHERE request_id = $1", rid))
+        view = await env.request(rid)
+
+    assert [t["attempt"] for t in sent] == [1, 2]
+    assert len({t["task_id"] for t in sent}) == 1  # the same task_id on retry
+    assert len(steady.ran) == 1, (steady.requests, rid)  # the answering participant was asked once
+    assert len(sleepy.ran) == 1  # the repeated task was answered from the stored ack
+    assert data_of(completed)["status"] == "completed"
+    # the answer to attempt 1 arrived while the task was still open: accepted; the second
+    # answer (to attempt 2) found it final: ignored and recorded
+    assert ignored[0]["participant"] == "t-sleepy" and ignored[0]["task_status"] == "done"
+    assert any("sent attempt 2" in (h["detail"] or "") for h in view["history"])
+
+
+async def test_no_answer_after_the_last_attempt_fails_the_request_naming_the_participant_and_a_later_ack_is_ignored(
+    registry,
+) -> None:
+    body = submitted("restriction")
+    registry.add(body["identifiers"]["customer_number"])
+    rid = body["request_id"]
+    steady = Recorder()
+    async with (
+        participants(ParticipantProcess("t-steady", steady.handlers())),
+        dsar_service(registry, participants=["t-steady", "t-gone"], task_max_attempts=2) as env,
+        TopicReader(DSAR_EVENTS) as events,
+        TopicReader(PRIVACY_TASKS) as tasks,
+        Producer() as producer,
+    ):
+        await producer.send(DSAR_REQUESTS, rid, event("dsar.submitted", body))
+        await events.wait_for(for_request(rid, "dsar.accepted"))
+        await answered(env, rid, "t-steady")
+        env.clock.advance(TIMEOUT)
+        await env.coordinator.tick()  # attempt 2, waiting twice as long
+        env.clock.advance(TIMEOUT * 2)
+        await env.coordinator.tick()  # no attempt 3: failed
+        [completed] = await events.wait_for(for_request(rid, "dsar.completed"))
+        await tasks.wait_for(lambda r: r.key == rid.encode() and data_of(r)["participant"] == "t-gone", count=2)
+        [task] = [t for t in tasks_for(tasks.records, rid, "t-gone") if t["attempt"] == 1]
+        late = PrivacyAck(request_id=rid, task_id=task["task_id"], participant="t-gone", status="done")
+        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-gone", late))
+        async with env.pool.acquire() as conn:
+            [ignored] = await eventually(
+                lambda: conn.fetch("SELECT * FROM ignored_acks WHERE request_id = $1 AND participant = 't-gone'", rid)
+            )
+            status = await conn.fetchval("SELECT status FROM requests WHERE request_id = $1", rid)
+
+    done = data_of(completed)
+    assert done["status"] == "failed"
+    assert done["results"]["t-gone"] == {
+        "status": "failed", "erased": {}, "retained": [], "error": "t-gone: no answer after 2 attempts",
+    }  # fmt: skip
+    assert done["results"]["t-steady"]["status"] == "done"
+    assert ignored["task_status"] == "failed" and ignored["ack_status"] == "done"
+    assert status == "failed"  # the late answer changed nothing
+
+
+async def test_a_failed_participant_is_named_and_an_operator_retries_it_without_redoing_the_others(registry) -> None:
+    body = submitted("restriction")
+    registry.add(body["identifiers"]["customer_number"])
+    rid = body["request_id"]
+    steady, broken = Recorder(), Recorder(fail_with="ledger offline")
+    async with (
+        participants(
+            ParticipantProcess("t-steady", steady.handlers()), ParticipantProcess("t-broken", broken.handlers())
+        ),
+        dsar_service(registry, participants=["t-steady", "t-broken"]) as env,
+        TopicReader(DSAR_EVENTS) as events,
+        Producer() as producer,
+    ):
+        await producer.send(DSAR_REQUESTS, rid, event("dsar.submitted", body))
+        [failed] = await events.wait_for(for_request(rid, "dsar.completed"))
+        broken.fail_with = None  # the operator fixed the participant
+        async with env.pool.acquire() as conn, conn.transaction():
+            new_task = await env.coordinator.retry(conn, rid, "t-broken", by="operator:maija")
+        [_, completed] = await events.wait_for(for_request(rid, "dsar.completed"), count=2)
+        view = await env.request(rid)
+
+    assert data_of(failed)["status"] == "failed"
+    assert data_of(failed)["results"]["t-broken"]["error"] == "ledger offline"
+    assert data_of(completed)["status"] == "completed"
+    assert len(steady.ran) == 1  # not redone
+    assert [a for _, a in broken.ran] == [1, 2] and broken.ran[1][0] == new_task
+    steps = [(h["from_status"], h["to_status"], h["actor"]) for h in view["history"]]
+    assert ("failed", "in_progress", "operator:maija") in steps
+    assert [p["status"] for p in view["participants"] if p["participant"] == "t-broken"] == ["superseded", "done"]
+
+
+async def test_an_ack_for_an_unknown_task_is_dead_lettered_and_one_for_another_senders_request_skipped(
+    registry,
+) -> None:
+    body = submitted("restriction")
+    registry.add(body["identifiers"]["customer_number"])
+    rid = body["request_id"]
+    async with (
+        dsar_service(registry, participants=["nobody-answers"]) as env,
+        TopicReader(DSAR_EVENTS) as events,
+        TopicReader(dlq(PRIVACY_ACKS)) as dead,
+        Producer() as producer,
+    ):
+        await producer.send(DSAR_REQUESTS, rid, event("dsar.submitted", body))
+        await events.wait_for(for_request(rid, "dsar.accepted"))
+        unknown = PrivacyAck(request_id=rid, task_id="task-nobody", participant="t-x", status="done")
+        foreign = PrivacyAck(request_id="sweep-elsewhere", task_id="task-elsewhere", participant="t-x", status="done")
+        await producer.send(PRIVACY_ACKS, "sweep-elsewhere", CloudEvent.new("privacy.ack", "urn:lampo:t-x", foreign))
+        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-x", unknown))
+        [record] = await dead.wait_for(lambda r: r.key == rid.encode())
+        await dead.quiet(1.0)
+        stats = env.dsar.acks.stats
+    assert header(record, "error.reason") == "unknown_task"
+    assert "task_id" in (header(record, "error.detail") or "")
+    assert json.loads(record.value)["data"]["task_id"] == "task-nobody"
+    assert not [r for r in dead.records if r.key == b"sweep-elsewhere"]
+    assert stats.dead_lettered.get("unknown_task", 0) >= 1
