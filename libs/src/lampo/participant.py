@@ -85,9 +85,10 @@ class Participant:
                 outbox.OutgoingEvent(
                     PRIVACY_ACKS,
                     task.request_id,
-                    CloudEvent.new("privacy.ack", self.source, ack),
+                    CloudEvent.new("privacy.ack", self.source, part),
                     traceparent=item.traceparent,
                 )
+                for part in split_result(ack)
             ],
         )
 
@@ -108,6 +109,30 @@ class Participant:
             payload = json.dumps(outcome.result, ensure_ascii=False, default=str).encode()
             result = seal(task.result_key, payload)
         return PrivacyAck(**base, status="done", erased=outcome.erased, retained=outcome.retained, result=result)
+
+
+# A privacy.ack is one Kafka record (privacy.acks.v1 takes 2 MiB): a larger sealed result, such
+# as an access result with call audio, travels in parts of this many characters.
+RESULT_PART_CHARS = 512 * 1024
+
+
+def split_result(ack: PrivacyAck, part_chars: int = RESULT_PART_CHARS) -> list[PrivacyAck]:
+    """The ack as it goes on the wire: itself, or one ack per part of a large sealed result
+    (same task, same counts; ``result_part`` of ``result_parts``)."""
+    if ack.result is None or len(ack.result) <= part_chars:
+        return [ack]
+    pieces = [ack.result[i : i + part_chars] for i in range(0, len(ack.result), part_chars)]
+    return [
+        ack.model_copy(update={"result": piece, "result_part": n, "result_parts": len(pieces)})
+        for n, piece in enumerate(pieces)
+    ]
+
+
+def join_result(parts: Mapping[int, str], total: int) -> str | None:
+    """The whole sealed result once every part arrived, else None."""
+    if len(parts) < total or any(n not in parts for n in range(total)):
+        return None
+    return "".join(parts[n] for n in range(total))
 
 
 def subscribe(runtime: Any, participant: Participant) -> Any:

@@ -21,6 +21,7 @@ from lampo.contracts.privacy import PrivacyTask, TaskSubject
 from lampo.contracts.recordings import MAX_CHUNK_BYTES
 from lampo.crypto import new_request_keypair, unseal
 from lampo.messaging.topics import dlq
+from lampo.participant import join_result
 from lampo.recordings.store import RecordingsStore, incomplete_recordings
 from lampo.testing import Producer, TopicReader, eventually, header, unique
 
@@ -93,6 +94,19 @@ async def run_task(t: PrivacyTask, *, times: int = 1) -> list[dict[str, Any]]:
             await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
         records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=times)
     return [json.loads(r.value)["data"] for r in records[:times]]
+
+
+async def run_access(t: PrivacyTask) -> tuple[str, str]:
+    """Status and whole sealed result of an access task, joining a result sent in parts."""
+    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
+        await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
+        first = (await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id))[0]
+        total = json.loads(first.value)["data"]["result_parts"] or 1
+        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=total)
+    acks_data = [json.loads(r.value)["data"] for r in records[:total]]
+    sealed = join_result({d["result_part"] or 0: d["result"] for d in acks_data}, total)
+    assert sealed is not None
+    return acks_data[0]["status"], sealed
 
 
 async def dead_letters(reader: TopicReader, key: str, count: int) -> list[Any]:
@@ -245,9 +259,9 @@ async def test_access_returns_recordings_with_audio_incomplete_chunks_and_emails
     customer = new_customer_number()
     calls, partial_id = await ingest_all(recordings, customer)
     private, public = new_request_keypair()
-    [ack] = await run_task(task(recordings.settings.participant_name, "access", customer, result_key=public))
-    assert ack["status"] == "done"
-    result = json.loads(unseal(private, ack["result"]))["customer_relationship"]
+    status, sealed = await run_access(task(recordings.settings.participant_name, "access", customer, result_key=public))
+    assert status == "done"
+    result = json.loads(unseal(private, sealed))["customer_relationship"]
     got = {r["recording_id"]: r for r in result["recordings"]}
     assert set(got) == set(calls)
     for recording_id, audio in calls.items():
@@ -263,10 +277,10 @@ async def test_access_returns_recordings_with_audio_incomplete_chunks_and_emails
     assert (mail["subject"], mail["body_text"]) == (EMAIL_SUBJECT, EMAIL_BODY)
 
 
-async def test_an_access_result_too_large_for_one_ack_fails_with_the_reason_and_acks_go_on(recordings) -> None:
+async def test_a_large_access_result_travels_in_parts_that_join_to_the_whole_audio(recordings) -> None:
     customer = new_customer_number()
     recording_id = unique("rec")
-    audio = audio_bytes(1_800_000)
+    audio = audio_bytes(1_800_000)  # sealed, larger than one privacy.ack record may be
     async with Producer() as producer:
         for index, part in enumerate(chunks_of(audio, 3)):
             await producer.send(RECORDINGS_INBOUND, customer, call(customer, recording_id, part, index, 3))
@@ -274,13 +288,21 @@ async def test_an_access_result_too_large_for_one_ack_fails_with_the_reason_and_
         await eventually(
             lambda: conn.fetchval("SELECT count(*) = 1 FROM recordings WHERE recording_id = $1", recording_id)
         )
-    _, public = new_request_keypair()
-    [ack] = await run_task(task(recordings.settings.participant_name, "access", customer, result_key=public))
-    assert ack["status"] == "failed" and "too large" in ack["error"]
-    [erased] = await run_task(
-        task(recordings.settings.participant_name, "erasure", customer)
-    )  # the relay is not held back
-    assert erased["erased"] == {"customer_relationship": 1}
+    private, public = new_request_keypair()
+    access = task(recordings.settings.participant_name, "access", customer, result_key=public)
+    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
+        await producer.send(PRIVACY_TASKS, access.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", access))
+        first = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == access.task_id)
+        total = json.loads(first[0].value)["data"]["result_parts"]
+        assert total and total > 1
+        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == access.task_id, count=total)
+    parts = {d["result_part"]: d["result"] for d in (json.loads(r.value)["data"] for r in records)}
+    assert all(len(r.value) < 1024 * 1024 for r in records)
+    sealed = join_result(parts, total)
+    assert sealed is not None
+    result = json.loads(unseal(private, sealed))
+    [got] = [r for r in result["customer_relationship"]["recordings"] if r["recording_id"] == recording_id]
+    assert base64.b64decode(got["audio_base64"]) == audio
 
 
 async def test_erasure_removes_audio_bodies_metadata_and_keys_idempotently_and_leaves_no_personal_data(

@@ -72,4 +72,9 @@ class PrivacyAck(InboundContract):
     error: str | None = None
     """Why the task failed; no personal data."""
     result: str | None = None
-    """Extension: the sealed ``access`` result (base64), for the coordinator only."""
+    """Extension: the sealed ``access`` result (base64), for the coordinator only. A result too
+    large for one record is sent as ``result_parts`` acks, each with one part of the string."""
+    result_part: int | None = Field(default=None, ge=0)
+    """Extension: which part of the sealed result this ack carries (0-based)."""
+    result_parts: int | None = Field(default=None, ge=1)
+    """Extension: how many parts the sealed result was split into."""

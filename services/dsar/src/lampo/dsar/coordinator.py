@@ -52,6 +52,7 @@ from lampo.dsar.resolver import IdentityResolver, RegistryUnavailable, Resolved,
 from lampo.dsar.settings import DsarSettings
 from lampo.dsar.store import DsarStore
 from lampo.messaging import outbox
+from lampo.participant import join_result
 from lampo.tracing import TRACEPARENT, context_from_headers, current_traceparent, trace_id_of
 
 log = logging.getLogger("lampo.dsar")
@@ -536,6 +537,13 @@ class Coordinator:
                 ack_status=ack.status, task_status=task["status"], at=now,
             )  # fmt: skip
             return "ignored"
+        sealed = ack.result
+        if ack.result_parts is not None and ack.result_parts > 1 and ack.result is not None:
+            parts = await store.add_result_part(ack.task_id, ack.result_part or 0, ack.result)
+            sealed = join_result(parts, ack.result_parts)
+            if sealed is None:
+                return "partial"  # the task stays open until its last part arrives
+            await store.drop_result_parts(ack.task_id)
         await store.update_task(
             ack.task_id,
             status=domain.TASK_DONE if ack.status == "done" else domain.TASK_FAILED,
@@ -543,7 +551,7 @@ class Coordinator:
             error=ack.error if ack.status == "failed" else None,
             erased={str(k): v for k, v in ack.erased.items()},
             retained=[r.model_dump(mode="json") for r in ack.retained],
-            sealed_result=ack.result,
+            sealed_result=sealed,
         )
         await self._maybe_complete(conn, ack.request_id)
         return "applied"

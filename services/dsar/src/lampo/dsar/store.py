@@ -220,6 +220,18 @@ class DsarStore:
             event_id, task_id, request_id, participant, ack_status, task_status, at,
         )  # fmt: skip
 
+    async def add_result_part(self, task_id: str, part: int, data: str) -> dict[int, str]:
+        """Keep one part of a sealed result; returns every part held for the task so far."""
+        await self.conn.execute(
+            "INSERT INTO result_parts (task_id, part, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            task_id, part, data,
+        )  # fmt: skip
+        rows = await self.conn.fetch("SELECT part, data FROM result_parts WHERE task_id = $1", task_id)
+        return {r["part"]: r["data"] for r in rows}
+
+    async def drop_result_parts(self, task_id: str) -> None:
+        await self.conn.execute("DELETE FROM result_parts WHERE task_id = $1", task_id)
+
     async def ignored_acks(self, request_id: str) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
             "SELECT * FROM ignored_acks WHERE request_id = $1 ORDER BY id", request_id

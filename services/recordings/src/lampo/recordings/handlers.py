@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import asyncpg
@@ -27,17 +26,6 @@ from lampo.recordings.store import Chunk, RecordingsStore, audio_field, chunk_fi
 PARTICIPANT = "recordings"
 CATEGORY = Category.CUSTOMER_RELATIONSHIP
 
-# A privacy.ack is one Kafka record: privacy.acks.v1 takes at most 2 MiB (max.message.bytes in
-# lampo.messaging.topics). A sealed result larger than that could never leave the outbox and would
-# hold back every later ack of this service, so such an access task fails with the reason instead.
-# Audio beyond this needs a result protocol that spans several records or an object store.
-MAX_SEALED_RESULT_BYTES = 1_900_000
-
-
-def sealed_size(result: object) -> int:
-    """Bytes of the base64 sealed result the participant library will put in the ack."""
-    plain = len(json.dumps(result, ensure_ascii=False, default=str).encode())
-    return 4 * ((32 + 12 + plain + 16 + 2) // 3)  # ephemeral key, nonce, ciphertext, tag
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -213,13 +201,9 @@ class RecordingsTasks:
                         "body_text": cipher.decrypt(f"body:{field}", bytes(e["body"])),
                     }
                 )
+        # Audio makes this result large: the participant library sends it in parts
+        # (lampo.participant.split_result) and the coordinator joins them.
         result = {CATEGORY.value: {"recordings": recordings, "incomplete_recordings": incomplete, "emails": emails}}
-        size = sealed_size(result)
-        if size > MAX_SEALED_RESULT_BYTES:
-            raise TaskFailed(
-                f"access result too large for one privacy.ack: {size} bytes sealed, limit {MAX_SEALED_RESULT_BYTES}"
-                f" ({len(recordings)} recordings, {len(incomplete)} held chunks)"
-            )
         return TaskOutcome(result=result)
 
     async def erasure(self, conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
