@@ -1,0 +1,157 @@
+"""Composition root of the retention service: ``create_app()`` for ``faststream run --factory``."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import suppress
+from datetime import timedelta
+from pathlib import Path
+
+from faststream.asgi import AsgiFastStream
+from opentelemetry.sdk.trace import SpanProcessor
+from pydantic import BaseModel
+
+from lampo.clock import Clock
+from lampo.contracts.catalog import (
+    BILLING_INBOUND,
+    CONSENT_EVENTS,
+    PRIVACY_ACKS,
+    RECORDINGS_INBOUND,
+    REGISTRY_EVENTS,
+    REGISTRY_INBOUND,
+    RETENTION_INBOUND,
+    ParsedEvent,
+    parse,
+)
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.errors import ContractViolation
+from lampo.messaging.consumer import BatchHandler, Observer, Parser, ReliableConsumer
+from lampo.retention import handlers
+from lampo.retention.datamap import DataMap, load_datamap
+from lampo.retention.domain import SOURCE
+from lampo.retention.settings import RetentionSettings
+from lampo.retention.sweep import Sweeper, run_daily
+from lampo.service import Runtime, serve
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
+log = logging.getLogger("lampo.retention")
+
+
+class Ignored(BaseModel):
+    """Stand-in ``data`` for a record the retention service only observes and does not need."""
+
+    reason: str
+
+
+def observing_parser(wanted: frozenset[str], ignored: Counter[str]) -> Parser:
+    """Parser for another service's topic, read only to start clocks. Only the event types that
+    start a clock are validated; a record that is not one, or that fails its contract, is
+    counted and skipped. Dead-lettering it is the owning service's job: doing it here too would
+    copy every rejection twice."""
+
+    def parse_some(topic: str, raw: bytes) -> ParsedEvent:
+        try:
+            envelope = CloudEvent.from_bytes(raw)
+        except ContractViolation as e:
+            ignored[e.reason] += 1
+            stand_in = CloudEvent.new("retention.unreadable", SOURCE, {}, id=f"unreadable-{hashlib.sha256(raw).hexdigest()[:32]}")
+            return ParsedEvent(topic, stand_in, Ignored(reason=e.reason))
+        if envelope.type not in wanted:
+            return ParsedEvent(topic, envelope, Ignored(reason="not_a_clock_event"))
+        try:
+            return parse(topic, raw)
+        except ContractViolation as e:
+            ignored[e.reason] += 1
+            return ParsedEvent(topic, envelope, Ignored(reason=e.reason))
+
+    return parse_some
+
+
+class Retention:
+    """The running service: its runtime, data map and sweeper."""
+
+    def __init__(self, runtime: Runtime, settings: RetentionSettings, datamap: DataMap) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.datamap = datamap
+        self._daily: asyncio.Task[None] | None = None
+        self.ignored: dict[str, Counter[str]] = {}
+        """Per observed topic: records skipped because they failed their contract, by reason."""
+
+    @property
+    def sweeper(self) -> Sweeper:
+        return Sweeper(
+            self.runtime.pool,
+            self.datamap,
+            self.runtime.clock,
+            batch=self.settings.sweep_batch,
+            pause_s=self.settings.sweep_pause_s,
+            deadline=timedelta(days=self.settings.purge_deadline_days),
+        )
+
+    def consumer(self, name: str) -> ReliableConsumer:
+        return next(c for c in self.runtime.consumers if c.name == name)
+
+    async def _start_daily(self) -> None:
+        if self.settings.sweep_interval_s > 0:
+            self._daily = asyncio.create_task(
+                run_daily(self.sweeper, self.settings.sweep_interval_s, self.settings.sweep_first_delay_s),
+                name="retention-daily-sweep",
+            )
+
+    async def _stop_daily(self) -> None:
+        if self._daily is not None:
+            self._daily.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._daily
+            self._daily = None
+
+
+def build(
+    settings: RetentionSettings | None = None,
+    *,
+    observers: Sequence[Observer] = (),
+    span_processors: Sequence[SpanProcessor] = (),
+    clock: Clock | None = None,
+) -> Retention:
+    settings = settings or RetentionSettings()
+    datamap = load_datamap(settings.datamap)  # an invalid data map stops the service here
+    runtime = Runtime(settings, migrations=MIGRATIONS, span_processors=span_processors, clock=clock)
+    service = Retention(runtime, settings, datamap)
+    own: dict[str, tuple[str, BatchHandler]] = {
+        RETENTION_INBOUND: ("retention:holds", handlers.on_retention_inbound),
+        PRIVACY_ACKS: ("retention:purge-acks", handlers.make_ack_handler(runtime.clock.now)),
+    }
+    # Other services' topics, read for the events that start clocks (customer.relationship_ended
+    # only on registry.inbound.v1: the rest is the registry's business).
+    observed: dict[str, tuple[frozenset[str], BatchHandler]] = {
+        REGISTRY_EVENTS: (frozenset({"subject.changed", "subject.erased"}), handlers.on_registry_events),
+        REGISTRY_INBOUND: (frozenset({"customer.relationship_ended"}), handlers.on_registry_inbound),
+        BILLING_INBOUND: (
+            frozenset({"invoice.issued", "credit.checked"}),
+            handlers.make_billing_handler(datamap.controller.financial_year_end_month),
+        ),
+        RECORDINGS_INBOUND: (frozenset({"call.recorded", "email.archived"}), handlers.on_recordings_inbound),
+        CONSENT_EVENTS: (frozenset({"consent.changed"}), handlers.on_consent_events),
+    }
+    for topic, (name, handler) in own.items():
+        runtime.consume(topic, handler, name=name, observers=observers)
+    for topic, (wanted, handler) in observed.items():
+        service.ignored[topic] = Counter()
+        parser = observing_parser(wanted, service.ignored[topic])
+        runtime.consume(topic, handler, name=f"retention:{topic}", observers=observers, parser=parser)
+    runtime.app.after_startup(service._start_daily)
+    runtime.app.on_shutdown(service._stop_daily)
+    return service
+
+
+def create_app() -> AsgiFastStream:
+    return build().runtime.app
+
+
+def main() -> None:
+    serve(build().runtime)

@@ -1,0 +1,148 @@
+"""Sweeps: find what the data map says must go now and send ``purge`` tasks to the participants
+that hold it, through the outbox, with a proof-of-deletion record per rule and category.
+
+A sweep first lists the customer numbers with anything due (one read), then works through them
+in batches, one short transaction each: re-evaluate what is due for the batch (a hold placed
+meanwhile wins: placing a hold waits for the batch and the batch for the hold), record the
+purges, write the tasks to the outbox. Between batches it yields (``pause_s``), so consumers of
+this and other services keep their share of the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from lampo.clock import Clock
+from lampo.contracts.catalog import PRIVACY_TASKS
+from lampo.contracts.envelope import CloudEvent
+from lampo.messaging import outbox
+from lampo.retention import store
+from lampo.retention.datamap import DataMap
+from lampo.retention.domain import SOURCE, plan_purges
+from lampo.retention.errors import RetentionError
+
+log = logging.getLogger("lampo.retention.sweep")
+
+Progress = Callable[[int, int], None]
+"""progress(customers done, customers due)."""
+
+
+class SweepRunning(RetentionError):
+    """Another sweep holds the sweep lock."""
+
+
+@dataclass
+class SweepResult:
+    sweep_id: str
+    as_of: datetime
+    customers: int = 0
+    tasks: int = 0
+    purges: int = 0
+    per_rule: dict[str, int] = field(default_factory=dict)
+    per_participant: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Sweeper:
+    pool: asyncpg.Pool
+    datamap: DataMap
+    clock: Clock
+    batch: int = 1000
+    pause_s: float = 0.0
+    deadline: timedelta = timedelta(days=7)
+
+    async def due(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
+        """{rule: (due, held)} as of ``now``: what a sweep would purge, and what holds keep."""
+        now = now or self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.use_finnish_time(conn)
+            rows = await store.due_counts(conn, self.datamap, now)
+        counts = {r["rule"]: (int(r["due"]), int(r["held"])) for r in rows}
+        return {rule.rule: counts.get(rule.rule, (0, 0)) for _, rule in self.datamap.rules()}
+
+    async def sweep(
+        self, now: datetime | None = None, *, interface: str = "daily", progress: Progress | None = None
+    ) -> SweepResult:
+        now = now or self.clock.now()
+        result = SweepResult(sweep_id=f"sweep-{uuid.uuid4()}", as_of=now)
+        async with self.pool.acquire() as lock_conn:
+            if not await store.try_lock_sweep(lock_conn):
+                raise SweepRunning("another sweep is running")
+            try:
+                await self._sweep(result, interface, progress)
+            finally:
+                await store.unlock_sweep(lock_conn)
+        log.info(
+            "sweep %s: %d customers, %d purge tasks, %d purges", result.sweep_id, result.customers, result.tasks, result.purges
+        )
+        return result
+
+    async def _sweep(self, result: SweepResult, interface: str, progress: Progress | None) -> None:
+        now = result.as_of
+        async with self.pool.acquire() as conn:
+            await store.start_sweep(conn, result.sweep_id, now, interface)
+            async with conn.transaction():
+                await store.use_finnish_time(conn)
+                customers = await store.due_customers(conn, self.datamap, now)
+        total = len(customers)
+        if progress:
+            progress(0, total)
+        for start in range(0, total, self.batch):
+            chunk = customers[start : start + self.batch]
+            await self._batch(result, chunk)
+            result.customers += len(chunk)
+            if progress:
+                progress(result.customers, total)
+            if self.pause_s:
+                await asyncio.sleep(self.pause_s)
+        async with self.pool.acquire() as conn:
+            await store.finish_sweep(conn, result.sweep_id, result.tasks, result.purges)
+
+    async def _batch(self, result: SweepResult, customers: list[str]) -> None:
+        now = result.as_of
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.lock_holds(conn, shared=True)
+            await store.use_finnish_time(conn)
+            items = await store.due_items(conn, self.datamap, now, customers)
+            planned = plan_purges(items, sweep_id=result.sweep_id, now=now, deadline=self.deadline)
+            if not planned:
+                return
+            await store.record_purges(conn, result.sweep_id, planned, now)
+            await outbox.add(
+                conn,
+                [
+                    outbox.OutgoingEvent(
+                        PRIVACY_TASKS,
+                        result.sweep_id,
+                        CloudEvent.new("privacy.task", SOURCE, p.task),
+                        subject_id=p.task.subject.subject_id,
+                    )
+                    for p in planned
+                ],
+            )
+        result.tasks += len(planned)
+        for p in planned:
+            result.per_participant[p.task.participant] = result.per_participant.get(p.task.participant, 0) + 1
+            for item in p.items:
+                result.purges += 1
+                result.per_rule[item.rule] = result.per_rule.get(item.rule, 0) + 1
+
+
+async def run_daily(sweeper: Sweeper, interval_s: float, first_delay_s: float) -> None:
+    """The daily sweep: runs until cancelled; a failed sweep is logged and tried at the next turn."""
+    await asyncio.sleep(first_delay_s)
+    while True:
+        try:
+            await sweeper.sweep(interface="daily")
+        except SweepRunning:
+            log.info("daily sweep skipped: another sweep is running")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            log.warning("daily sweep failed: %s; next attempt in %.0fs", type(e).__name__, interval_s)
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,287 @@
+"""Clocks from events and sweeps on the real broker and database, with an injected clock: what is
+due is issued as purge tasks to the participant holding it, recorded as proof of deletion, held
+back while a legal hold stands, and confirmed by the participants' acks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from retention_events import call_recorded, consent_changed, invoice_issued, relationship_ended, subject_changed
+
+from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_INBOUND, RETENTION_INBOUND, parse
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.privacy import PrivacyTask
+from lampo.messaging.topics import dlq
+from lampo.retention import store
+from lampo.retention.settings import DEFAULT_DATAMAP
+from lampo.testing import Producer, TopicReader, eventually, header
+
+ENDED = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+
+
+def isolated_datamap(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The repository's data map with participants renamed for this test only."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {n: f"{n}-{suffix}" for n in ("registry", "billing", "recordings")}
+    text = DEFAULT_DATAMAP.read_text(encoding="utf-8")
+    for old, new in names.items():
+        text = text.replace(f'participant = "{old}"', f'participant = "{new}"').replace(f'"{old}"', f'"{new}"')
+    path = tmp_path / "datamap.toml"
+    path.write_text(text, encoding="utf-8")
+    return path, names
+
+
+def new_customer() -> str:
+    return str(uuid.uuid4().int % 10**9)
+
+
+async def clocks(retention, customer: str) -> dict[tuple[str, str], datetime]:  # type: ignore[no-untyped-def]
+    async with retention.service.runtime.pool.acquire() as conn:
+        return {(r["trigger"], r["category"]): r["started_at"] for r in await store.clocks_of(conn, customer)}
+
+
+async def wait_clocks(retention, customer: str, count: int) -> dict[tuple[str, str], datetime]:  # type: ignore[no-untyped-def]
+    async def enough():  # type: ignore[no-untyped-def]
+        found = await clocks(retention, customer)
+        return found if len(found) >= count else None
+
+    try:
+        return await eventually(enough)
+    except AssertionError:
+        stats = {c.name: c.stats for c in retention.service.runtime.consumers}
+        raise AssertionError(f"clocks {await clocks(retention, customer)}; consumers {stats}") from None
+
+
+def tasks_for(records, customer: str) -> list[PrivacyTask]:  # type: ignore[no-untyped-def]
+    found = []
+    for r in records:
+        task = parse(PRIVACY_TASKS, r.value, extra="forbid").data
+        assert isinstance(task, PrivacyTask)
+        if customer in task.subject.customer_numbers:
+            found.append(task)
+    return found
+
+
+async def sweep_tasks(retention, customers: list[str], at: datetime, *, expected: int, quiet: float = 0.5) -> dict[str, list[PrivacyTask]]:  # type: ignore[no-untyped-def]
+    """Move the clock to ``at``, sweep, and return the purge tasks issued per customer."""
+    retention.clock.set(at)
+    async with TopicReader(PRIVACY_TASKS) as reader:
+        result = await retention.service.sweeper.sweep()
+        assert result.as_of == at
+        mine = lambda r: any(c in r.value.decode() for c in customers)  # noqa: E731
+        if expected:
+            await reader.wait_for(mine, count=expected)
+        records = await reader.quiet(quiet)
+    by_customer = {c: tasks_for(records, c) for c in customers}
+    assert sum(len(v) for v in by_customer.values()) == expected, by_customer
+    return by_customer
+
+
+def summary(tasks: list[PrivacyTask]) -> set[tuple[str, tuple[str, ...]]]:
+    return {(t.participant, tuple(c.value for c in t.categories)) for t in tasks}
+
+
+async def test_clocks_start_from_the_events_of_every_source(retention) -> None:
+    customer = new_customer()
+    async with Producer() as p:
+        await subject_changed(p, customer, f"subj-{customer}", ENDED - timedelta(days=30), ["basic", "contact"])
+        await relationship_ended(p, customer, ENDED)
+        await invoice_issued(p, customer, ENDED + timedelta(days=5))
+        await call_recorded(p, customer, ENDED - timedelta(days=3))
+        await consent_changed(p, customer, ENDED + timedelta(days=1), "withdrawn")
+    found = await wait_clocks(retention, customer, 6)
+    assert found == {
+        ("last_activity", "basic"): ENDED - timedelta(days=30),
+        ("last_activity", "contact"): ENDED - timedelta(days=30),
+        ("relationship_ended", ""): ENDED,
+        ("financial_year_end", ""): datetime(2026, 12, 31, 22, 0, tzinfo=UTC),  # 1 Jan 2027 00:00 Finnish time
+        ("recording_made", ""): ENDED - timedelta(days=3),
+        ("consent_withdrawn", ""): ENDED + timedelta(days=1),
+    }
+    async with retention.service.runtime.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT subject_id FROM subjects WHERE customer_number = $1", customer) == f"subj-{customer}"
+
+
+async def test_bad_records_on_other_services_topics_are_left_to_their_owner(retention) -> None:
+    customer = new_customer()
+    async with TopicReader(dlq(REGISTRY_INBOUND)) as dead, Producer() as p:
+        await p.send(REGISTRY_INBOUND, customer, b"{not json")
+        await relationship_ended(p, customer, ENDED)
+        await wait_clocks(retention, customer, 1)
+        later = await dead.quiet(1.0)
+    # the registry (if one runs) dead-letters it; retention does not copy it a second time
+    assert [r for r in later if r.key == customer.encode() and (header(r, "error.consumer") or "").startswith("retention")] == []
+    assert retention.service.ignored[REGISTRY_INBOUND]["invalid_json"] >= 1
+
+
+async def test_relationship_end_then_each_period_passes_and_exactly_what_is_due_is_purged(retention) -> None:
+    customer = new_customer()
+    subject = f"subj-{customer}"
+    async with Producer() as p:
+        await subject_changed(p, customer, subject, ENDED - timedelta(days=30))
+        await relationship_ended(p, customer, ENDED)
+        await invoice_issued(p, customer, ENDED + timedelta(days=5))  # financial year ends 31.12.2026
+        await call_recorded(p, customer, ENDED - timedelta(days=5))
+    await wait_clocks(retention, customer, 5)
+
+    steps = [
+        (ENDED + timedelta(days=29), set()),
+        (ENDED + timedelta(days=30), {("registry", ("other_consented",))}),
+        (ENDED + timedelta(days=300), set()),
+        (datetime(2027, 1, 10, 12, tzinfo=UTC), {("recordings", ("customer_relationship",))}),
+        (datetime(2027, 1, 15, 9, tzinfo=UTC), {("registry", ("services",))}),
+        (datetime(2029, 1, 15, 8, 59, tzinfo=UTC), set()),
+        (datetime(2029, 1, 15, 9, tzinfo=UTC),
+         {("registry", ("basic", "contact_person", "contact", "customer_relationship", "consumption"))}),
+        (datetime(2032, 12, 31, 21, 59, tzinfo=UTC), set()),  # 31.12.2032 23:59 in Finland: still kept
+        (datetime(2032, 12, 31, 22, 0, tzinfo=UTC), {("billing", ("billing",))}),
+        (datetime(2040, 1, 1, tzinfo=UTC), set()),  # nothing twice
+    ]
+    for at, expected in steps:
+        issued = await sweep_tasks(retention, [customer], at, expected=len(expected))
+        assert summary(issued[customer]) == expected, at
+        for task in issued[customer]:
+            assert task.kind == "purge" and task.request_id.startswith("sweep-") and task.attempt == 1
+            assert task.subject.subject_id == subject and task.subject.customer_numbers == [customer]
+            assert task.deadline == at + timedelta(days=7)
+
+    async with retention.service.runtime.pool.acquire() as conn:
+        proof = await store.purges_of(conn, customer)
+    assert {(r["rule"], r["category"], r["participant"]) for r in proof} == {
+        ("consented-after-relationship", "other_consented", "registry"),
+        ("call-recordings", "customer_relationship", "recordings"),
+        ("services-after-relationship", "services", "registry"),
+        ("basic-after-relationship", "basic", "registry"),
+        ("contact-person-after-relationship", "contact_person", "registry"),
+        ("contact-after-relationship", "contact", "registry"),
+        ("relationship-after-end", "customer_relationship", "registry"),
+        ("consumption-after-relationship", "consumption", "registry"),
+        ("billing-vouchers", "billing", "billing"),
+    }
+    # (a participant of the running suite may already have answered: issued, done or failed)
+    assert all(r["task_id"].startswith("purge-") and r["status"] in ("issued", "done", "failed") and r["issued_at"] for r in proof)
+    billing = next(r for r in proof if r["rule"] == "billing-vouchers")
+    assert billing["trigger"] == "financial_year_end" and billing["due_at"] == datetime(2032, 12, 31, 22, tzinfo=UTC)
+
+
+async def test_prospects_without_activity_are_purged_and_customers_are_not(retention) -> None:
+    prospect, customer = new_customer(), new_customer()
+    last_contact = datetime(2026, 1, 20, 10, tzinfo=UTC)
+    async with Producer() as p:
+        await subject_changed(p, prospect, f"subj-{prospect}", last_contact)
+        await subject_changed(p, customer, f"subj-{customer}", last_contact)
+        await invoice_issued(p, customer, last_contact)  # invoiced: a customer, not a prospect
+    await wait_clocks(retention, prospect, 2)
+    await wait_clocks(retention, customer, 3)
+
+    early = await sweep_tasks(retention, [prospect, customer], last_contact + timedelta(days=360), expected=0)
+    assert early == {prospect: [], customer: []}
+    later = await sweep_tasks(retention, [prospect, customer], datetime(2027, 1, 20, 10, tzinfo=UTC), expected=3)
+    assert later[customer] == []
+    assert summary(later[prospect]) == {
+        ("registry", ("basic", "contact_person", "contact", "customer_relationship", "services", "consumption", "other_consented")),
+        ("billing", ("billing",)),
+        ("recordings", ("customer_relationship",)),
+    }
+
+
+async def test_new_activity_restarts_a_prospects_clock(retention) -> None:
+    prospect = new_customer()
+    first = datetime(2026, 1, 20, 10, tzinfo=UTC)
+    async with Producer() as p:
+        await subject_changed(p, prospect, f"subj-{prospect}", first)
+        await subject_changed(p, prospect, f"subj-{prospect}", first + timedelta(days=200), ["contact"])
+    await eventually(lambda: _clock_is(retention, prospect, ("last_activity", "contact"), first + timedelta(days=200)))
+    none = await sweep_tasks(retention, [prospect], datetime(2027, 1, 21, tzinfo=UTC), expected=0)
+    assert none[prospect] == []
+
+
+async def _clock_is(retention, customer, key, at) -> bool:  # type: ignore[no-untyped-def]
+    return (await clocks(retention, customer)).get(key) == at
+
+
+def hold_event(kind: str, hold_id: str, customer: str, categories: list[str] | None = None) -> CloudEvent:
+    if kind == "placed":
+        data = {"hold_id": hold_id, "customer_number": customer, "categories": categories or [],
+                "case_reference": "R 26/555", "authority": "Keski-Suomen poliisilaitos", "placed_at": "2026-02-01T10:00:00Z"}
+    else:
+        data = {"hold_id": hold_id, "customer_number": customer, "released_at": "2029-06-01T10:00:00Z"}
+    return CloudEvent.new(f"legal_hold.{kind}", "urn:system:case-management", data)
+
+
+async def test_a_hold_blocks_the_sweep_and_its_release_unblocks_it(retention) -> None:
+    held_all, held_billing = new_customer(), new_customer()
+    async with Producer() as p:
+        for c in (held_all, held_billing):
+            await subject_changed(p, c, f"subj-{c}", ENDED - timedelta(days=30))
+            await relationship_ended(p, c, ENDED)
+            await invoice_issued(p, c, ENDED)
+        await p.send(RETENTION_INBOUND, held_all, hold_event("placed", f"h1-{held_all}", held_all))
+        await p.send(RETENTION_INBOUND, held_billing, hold_event("placed", f"h2-{held_billing}", held_billing, ["billing"]))
+    await wait_clocks(retention, held_all, 4)
+    await wait_clocks(retention, held_billing, 4)
+    await eventually(lambda: retention.service.consumer("retention:holds").stats.processed >= 2)
+
+    at = datetime(2033, 6, 1, tzinfo=UTC)  # everything of both is past its period
+    counts = await retention.service.sweeper.due(at)
+    assert counts["billing-vouchers"][1] >= 2  # held by both holds
+    issued = await sweep_tasks(retention, [held_all, held_billing], at, expected=1)
+    assert issued[held_all] == []
+    assert summary(issued[held_billing]) == {
+        ("registry", ("basic", "contact_person", "contact", "customer_relationship", "services", "consumption", "other_consented"))
+    }
+
+    async with Producer() as p:
+        await p.send(RETENTION_INBOUND, held_all, hold_event("released", f"h1-{held_all}", held_all))
+    await eventually(lambda: retention.service.consumer("retention:holds").stats.processed >= 3)
+    released = await sweep_tasks(retention, [held_all, held_billing], at + timedelta(days=1), expected=2)
+    assert summary(released[held_all]) == {
+        ("registry", ("basic", "contact_person", "contact", "customer_relationship", "services", "consumption", "other_consented")),
+        ("billing", ("billing",)),
+    }
+    assert released[held_billing] == []  # its billing hold still stands
+
+
+async def test_acks_confirm_the_proof_of_deletion(start_retention, tmp_path) -> None:
+    # Participants of their own, so that no other running service answers these tasks first.
+    datamap, names = isolated_datamap(tmp_path)
+    async with start_retention(datamap=datamap) as retention:
+        await _acks_confirm(retention, names["registry"])
+
+
+async def _acks_confirm(retention, registry: str) -> None:  # type: ignore[no-untyped-def]
+    customer = new_customer()
+    async with Producer() as p:
+        await relationship_ended(p, customer, ENDED)
+    await wait_clocks(retention, customer, 1)
+    issued = await sweep_tasks(retention, [customer], ENDED + timedelta(days=31), expected=1)
+    [task] = issued[customer]
+    assert task.participant == registry
+    ack = {"request_id": task.request_id, "task_id": task.task_id, "participant": task.participant, "status": "done",
+           "erased": {"other_consented": 2}, "retained": []}
+    async with Producer() as p:
+        await p.send(PRIVACY_ACKS, task.request_id, CloudEvent.new("privacy.ack", "urn:lampo:registry", ack))
+
+    async def confirmed():  # type: ignore[no-untyped-def]
+        async with retention.service.runtime.pool.acquire() as conn:
+            rows = await store.purges_of(conn, customer)
+        return rows if rows and all(r["status"] == "done" for r in rows) else None
+
+    [row] = await eventually(confirmed)
+    assert row["erased"] == 2, {k: row[k] for k in ("status", "erased", "retained", "error", "confirmed_at", "category", "participant")}
+    assert row["confirmed_at"] == retention.clock.now()
+    # the proof holds pseudonymous ids, rules and times only
+    assert set(dict(row)) >= {"rule", "category", "participant", "task_id", "issued_at", "customer_number", "subject_id"}
+
+
+async def test_the_daily_sweep_runs_by_itself(start_retention) -> None:
+    customer = new_customer()
+    async with TopicReader(PRIVACY_TASKS) as reader, start_retention(sweep_interval_s=0.5, sweep_first_delay_s=0.5) as retention:
+        retention.clock.set(ENDED + timedelta(days=31))
+        async with Producer() as p:
+            await relationship_ended(p, customer, ENDED)
+        [record] = await reader.wait_for(lambda r: customer in r.value.decode(), timeout=30)
+    assert json.loads(record.value)["data"]["kind"] == "purge"
