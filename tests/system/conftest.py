@@ -25,6 +25,7 @@ from lampo.messaging.topics import TOPICS
 from lampo.testing import drop_database, fast_forward_group, unique
 
 SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar"]
+sys.path.insert(0, str(Path(__file__).parent))  # the tests import flows.py beside them
 BIN = Path(sys.executable).parent
 
 

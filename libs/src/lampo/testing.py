@@ -267,3 +267,37 @@ def customer_upserted(
         "account": {"username": f"asiakas{n}"},
     }
     return CloudEvent.new("customer.upserted", source, data, id=event_id, time=time)
+
+
+async def find_in_database(database: str, needles: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Every (table, column, needle) where a needle occurs in a text, JSON or bytea column of any
+    table of the database: the scan that shows an erasure left nothing behind."""
+    conn = await asyncpg.connect(server_url_of(PG_URL, database))
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'jsonb', 'json', 'bytea')"
+        )
+        found: list[tuple[str, str, str]] = []
+        for col in columns:
+            table, column = col["table_name"], col["column_name"]
+            for needle in needles:
+                if col["data_type"] == "bytea":
+                    sql = f'SELECT 1 FROM "{table}" WHERE position(convert_to($1, \'UTF8\') in "{column}") > 0 LIMIT 1'
+                else:
+                    sql = f'SELECT 1 FROM "{table}" WHERE strpos("{column}"::text, $1) > 0 LIMIT 1'
+                if await conn.fetchval(sql, needle):
+                    found.append((table, column, needle))
+        return found
+    finally:
+        await conn.close()
+
+
+def find_in_records(records: Sequence[ConsumerRecord[Any, Any]], needles: Sequence[str]) -> list[tuple[str, str]]:
+    """Every (topic, needle) where a needle occurs in a record's key, value or headers."""
+    found: list[tuple[str, str]] = []
+    for record in records:
+        blob = (record.key or b"") + (record.value or b"") + b"".join(v for _, v in record.headers or ())
+        text = blob.decode(errors="replace")
+        found += [(record.topic, n) for n in needles if n in text]
+    return found

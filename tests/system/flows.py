@@ -1,0 +1,183 @@
+"""What other company systems publish and read, for the system tests: one synthetic customer
+with data in every store, DSAR submission and approval, and waiting for a request's outcome."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from lampo.contracts.catalog import (
+    BILLING_INBOUND,
+    CONSENT_INBOUND,
+    DSAR_EVENTS,
+    DSAR_REQUESTS,
+    RECORDINGS_INBOUND,
+    REGISTRY_INBOUND,
+)
+from lampo.contracts.envelope import CloudEvent
+from lampo.testing import Producer, TopicReader, customer_upserted, eventually, synthetic_identity_code
+
+
+@dataclass
+class Customer:
+    number: str
+    n: int
+    audio: bytes
+    recording_id: str
+    invoice_number: str
+
+    @property
+    def identity_code(self) -> str:
+        return synthetic_identity_code(self.n)
+
+    @property
+    def personal_strings(self) -> list[str]:
+        """What must be gone after an erasure: identity code, names, e-mail, phone, street."""
+        upsert = json.loads(customer_upserted(self.number, self.n).to_bytes())["data"]
+        person, contact = upsert["person"], upsert["contact"]
+        return [person["personal_identity_code"], person["first_names"], person["last_name"], contact["email"], contact["phone"], contact["street"]]
+
+
+def new_customer() -> Customer:
+    n = random.randint(10_000, 30_000)
+    return Customer(
+        number=f"sys{uuid.uuid4().hex[:8]}",
+        n=n,
+        audio=b"RIFF" + random.randbytes(40_000),
+        recording_id=f"rec-{uuid.uuid4().hex[:8]}",
+        invoice_number=f"INV-{uuid.uuid4().hex[:8]}",
+    )
+
+
+async def processed(url: str, topic: str) -> int:
+    """The running service's processed-records counter for a topic, from its /metrics."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{url}/metrics", timeout=5)).text
+    total = 0
+    for line in text.splitlines():
+        if line.startswith("lampo_consumer_processed") and f'topic="{topic}"' in line:
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+async def seed(suite: Any, customer: Customer) -> None:
+    """The customer in every store, as the CRM, billing, telephony and portal would send it."""
+    now = datetime.now(UTC)
+    before = {name: await processed(suite[name].url, topic) for name, topic in STORES.items()}
+    async with Producer() as systems:
+        await systems.send(REGISTRY_INBOUND, customer.number, customer_upserted(customer.number, customer.n))
+        await systems.send(
+            BILLING_INBOUND,
+            customer.number,
+            CloudEvent.new(
+                "invoice.issued",
+                "urn:system:billing",
+                {
+                    "customer_number": customer.number,
+                    "invoice_number": customer.invoice_number,
+                    "issued_at": now,
+                    "due_date": (now + timedelta(days=14)).date(),
+                    "total_eur": "120.50",
+                    "lines": [{"text": "Kaukolämpö 11/2026", "amount_eur": "120.50"}],
+                },
+            ),
+        )
+        await systems.send(
+            RECORDINGS_INBOUND,
+            customer.number,
+            CloudEvent.new(
+                "call.recorded",
+                "urn:system:telephony",
+                {
+                    "customer_number": customer.number,
+                    "recording_id": customer.recording_id,
+                    "started_at": now,
+                    "duration_s": 42,
+                    "media_type": "audio/wav",
+                    "audio_base64": base64.b64encode(customer.audio).decode(),
+                },
+            ),
+        )
+        await systems.send(
+            CONSENT_INBOUND,
+            customer.number,
+            CloudEvent.new(
+                "consent.given",
+                "urn:system:portal",
+                {"customer_number": customer.number, "purpose": "profiling", "channel": "portal", "at": now},
+            ),
+        )
+
+    async def all_stored() -> bool:
+        return all([await processed(suite[name].url, topic) > before[name] for name, topic in STORES.items()])
+
+    await eventually(all_stored, timeout=60, interval=0.3)
+
+
+STORES = {
+    "registry": REGISTRY_INBOUND,
+    "billing": BILLING_INBOUND,
+    "recordings": RECORDINGS_INBOUND,
+    "consent": CONSENT_INBOUND,
+}
+
+
+def submitted(kind: str, customer_number: str, *, verified: bool = True, request_id: str | None = None) -> CloudEvent:
+    data: dict[str, Any] = {
+        "request_id": request_id or str(uuid.uuid4()),
+        "kind": kind,
+        "identifiers": {"customer_number": customer_number},
+        "verification": (
+            {"method": "strong_electronic", "verified_by": "portal", "verified_at": datetime.now(UTC)} if verified else None
+        ),
+        "received_at": datetime.now(UTC),
+        "channel": "portal",
+    }
+    return CloudEvent.new("dsar.submitted", "urn:system:portal", data)
+
+
+async def submit(event: CloudEvent, *, traceparent: str | None = None) -> str:
+    request_id = str(event.data["request_id"])
+    async with Producer() as portal:
+        await portal.send(DSAR_REQUESTS, request_id, event, traceparent=traceparent)
+    return request_id
+
+
+async def approve(request_id: str, by: str = "managing.director") -> None:
+    async with Producer() as staff:
+        await staff.send(
+            DSAR_REQUESTS,
+            request_id,
+            CloudEvent.new("dsar.approved", "urn:system:staff", {"request_id": request_id, "approved_by": by, "approved_at": datetime.now(UTC)}),
+        )
+
+
+async def outcome(reader: TopicReader, request_id: str, *types: str, timeout: float = 90) -> dict[str, Any]:
+    """The first event of the given types for the request on dsar.events.v1."""
+    assert reader.topics == (DSAR_EVENTS,)
+    [record] = (
+        await reader.wait_for(
+            lambda r: json.loads(r.value)["data"].get("request_id") == request_id and json.loads(r.value)["type"] in types,
+            timeout=timeout,
+        )
+    )[:1]
+    body: dict[str, Any] = json.loads(record.value)
+    return body
+
+
+def until_year(value: str) -> int:
+    match = re.match(r"(\d{4})-", value)
+    assert match, value
+    return int(match.group(1))
+
+
+def years_from_now(years: int) -> int:
+    return date.today().year + years
