@@ -38,6 +38,10 @@ class ServiceSettings(BaseSettings):
     # Consumer group; defaults to lampo-<service>. Tests give each run its own.
     consumer_group: str | None = None
 
+    # Shared secret for service-to-service HTTP calls inside the suite (``Authorization: Bearer``),
+    # e.g. the staff service reading the registry. Unset: internal APIs refuse every call.
+    internal_token: SecretStr | None = None
+
     # Tracing to Zipkin's own API, e.g. http://127.0.0.1:9411/api/v2/spans (OTLP: OTEL_* variables).
     zipkin_endpoint: str | None = None
 

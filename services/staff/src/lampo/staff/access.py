@@ -1,0 +1,301 @@
+"""Accounts, sessions, rights and monitoring: what the HTTP API and the CLI both do.
+
+Every effect and its audit row commit in one transaction: no login, grant or read without its
+record. Passwords are hashed with argon2id (off the event loop) and never logged or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from lampo.clock import Clock
+from lampo.staff.domain import (
+    ADMINISTRATOR,
+    USERNAME,
+    AuditEntry,
+    ChainReport,
+    Rights,
+    Role,
+    check_password,
+    check_username,
+    rights_of,
+    verify_chain,
+)
+from lampo.staff.errors import (
+    AccountLocked,
+    AdministratorExists,
+    GrantNotFound,
+    InvalidCredentials,
+    LastAdministrator,
+    Unauthorised,
+    UnknownRole,
+    UnknownUser,
+    UserExists,
+)
+from lampo.staff.settings import StaffSettings
+from lampo.staff.store import StaffStore
+
+log = logging.getLogger("lampo.staff")
+
+# Verified against when the username is unknown, so a miss costs as much time as a wrong password.
+_HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
+_DUMMY_HASH = _HASHER.hash("not-a-real-password-0")
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def username_digest(username: str) -> str:
+    """A short digest standing for an unknown login name (it may be a mistyped password)."""
+    return hashlib.sha256(username.encode(errors="replace")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    expires_at: datetime
+
+
+class Access:
+    def __init__(
+        self,
+        settings: StaffSettings,
+        roles: Mapping[str, Role],
+        pool: Callable[[], asyncpg.Pool],
+        clock: Clock,
+        hasher: PasswordHasher = _HASHER,
+    ) -> None:
+        self.settings = settings
+        self.roles = roles
+        self._pool = pool
+        self.clock = clock
+        self.hasher = hasher
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool()
+
+    # --- login ------------------------------------------------------------------------------------
+
+    async def login(self, username: str, password: str, *, interface: str = "http") -> Session:
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = StaffStore(conn)
+            # A name no account can have is not looked up (it may hold anything, a NUL byte included).
+            user = await store.user(username, for_update=True) if USERNAME.fullmatch(username) else None
+            if user is None:
+                await self._verify(_DUMMY_HASH, password)
+                await store.append_audit(
+                    AuditEntry(
+                        "unknown",
+                        "login_failed",
+                        interface,
+                        "unknown_user",
+                        detail={"name_digest": username_digest(username)},
+                    ),
+                    now,
+                )
+                await self._failure_alert(store, now)
+                failed: Exception = InvalidCredentials("username or password is wrong")
+            elif user["locked_at"] is not None:
+                await store.append_audit(AuditEntry(username, "login_failed", interface, "locked"), now)
+                await self._failure_alert(store, now)
+                failed = AccountLocked("the account is locked: an administrator must unlock it")
+            elif not await self._verify(user["password_hash"], password):
+                locks = user["failed_attempts"] + 1 >= self.settings.lockout_after
+                attempts = await store.record_failure(username, now if locks else None)
+                await store.append_audit(
+                    AuditEntry(username, "login_failed", interface, "wrong_password", detail={"attempts": attempts}),
+                    now,
+                )
+                if locks:
+                    await store.append_audit(AuditEntry(username, "account_locked", interface, "locked"), now)
+                    await store.end_sessions_of(username, now)
+                    await self._alert(store, "lockout", username, now, {"attempts": attempts})
+                await self._failure_alert(store, now)
+                failed = (
+                    AccountLocked("too many failed attempts: the account is locked")
+                    if locks
+                    else (InvalidCredentials("username or password is wrong"))
+                )
+            else:
+                if self.hasher.check_needs_rehash(user["password_hash"]):
+                    await store.set_password_hash(username, await asyncio.to_thread(self.hasher.hash, password))
+                await store.reset_failures(username)
+                token = secrets.token_urlsafe(32)
+                expires = now + timedelta(seconds=self.settings.session_ttl_s)
+                await store.create_session(token_digest(token), username, now, expires)
+                await store.append_audit(AuditEntry(username, "login_succeeded", interface), now)
+                return Session(token, expires)
+        # Raised after the commit: the failure, its audit row and any lock are stored.
+        raise failed
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return await asyncio.to_thread(self.hasher.verify, password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    async def logout(self, token: str) -> None:
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = StaffStore(conn)
+            username = await store.session_user(token_digest(token), now)
+            await store.end_session(token_digest(token), now)
+            if username:
+                await store.append_audit(AuditEntry(username, "logout", "http"), now)
+
+    async def authenticate(self, token: str | None) -> Rights:
+        if not token:
+            raise Unauthorised("a bearer token is required (POST /v1/login)")
+        async with self.pool.acquire() as conn:
+            store = StaffStore(conn)
+            username = await store.session_user(token_digest(token), self.clock.now())
+            if username is None:
+                raise Unauthorised("the token is unknown, expired or ended")
+            return rights_of(username, await store.roles_of(username), self.roles)
+
+    # --- users and grants ----------------------------------------------------------------------------
+
+    def _known_roles(self, roles: list[str]) -> None:
+        unknown = sorted(set(roles) - set(self.roles))
+        if unknown:
+            raise UnknownRole(f"roles: unknown role {unknown[0]!r} (known: {', '.join(sorted(self.roles))})")
+
+    async def create_user(
+        self,
+        actor: str,
+        username: str,
+        password: str,
+        roles: list[str],
+        *,
+        interface: str = "http",
+        first_admin: bool = False,
+    ) -> list[str]:
+        check_username(username)
+        self._known_roles(roles)
+        check_password(username, password)
+        password_hash = await asyncio.to_thread(self.hasher.hash, password)
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = StaffStore(conn)
+            if first_admin:
+                await conn.execute("LOCK TABLE grants IN EXCLUSIVE MODE")
+                if await store.holders_of(ADMINISTRATOR):
+                    raise AdministratorExists("an administrator exists: users are created by an administrator")
+            if not await store.create_user(username, password_hash, actor, now):
+                raise UserExists(f"username: {username!r} is taken")
+            for role in roles:
+                await store.grant(username, role, actor, now)
+            await store.append_audit(
+                AuditEntry(
+                    actor, "user_created", interface, detail={"username": username, "roles": ",".join(sorted(roles))}
+                ),
+                now,
+            )
+        return sorted(set(roles))
+
+    def _known_user_name(self, username: str) -> None:
+        if not USERNAME.fullmatch(username):
+            raise UnknownUser("username: no such user")
+
+    async def grant(self, actor: str, username: str, role: str, *, interface: str = "http") -> list[str]:
+        self._known_user_name(username)
+        self._known_roles([role])
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = StaffStore(conn)
+            if await store.user(username) is None:
+                raise UnknownUser(f"username: no user {username!r}")
+            if await store.grant(username, role, actor, now):
+                await store.append_audit(
+                    AuditEntry(actor, "role_granted", interface, detail={"username": username, "role": role}), now
+                )
+            return await store.roles_of(username)
+
+    async def revoke(self, actor: str, username: str, role: str, *, interface: str = "http") -> list[str]:
+        self._known_user_name(username)
+        if role not in self.roles:
+            raise GrantNotFound("role: no such role")
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = StaffStore(conn)
+            if await store.user(username) is None:
+                raise UnknownUser(f"username: no user {username!r}")
+            if role == ADMINISTRATOR and await store.holders_of(ADMINISTRATOR) == [username]:
+                raise LastAdministrator("the last administrator keeps the role (grant it to another user first)")
+            if not await store.revoke(username, role):
+                raise GrantNotFound(f"role: {username!r} does not hold {role!r}")
+            await store.append_audit(
+                AuditEntry(actor, "role_revoked", interface, detail={"username": username, "role": role}), now
+            )
+            return await store.roles_of(username)
+
+    async def unlock(self, actor: str, username: str, *, interface: str = "http") -> None:
+        self._known_user_name(username)
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = StaffStore(conn)
+            if not await store.unlock(username):
+                raise UnknownUser(f"username: no user {username!r}")
+            await store.append_audit(
+                AuditEntry(actor, "account_unlocked", interface, detail={"username": username}), now
+            )
+
+    async def users(self) -> list[dict[str, object]]:
+        async with self.pool.acquire() as conn:
+            rows = await StaffStore(conn).users()
+        return [
+            {"username": r["username"], "roles": list(r["roles"]), "locked": r["locked_at"] is not None,
+             "failed_attempts": r["failed_attempts"]}
+            for r in rows
+        ]  # fmt: skip
+
+    # --- monitoring ------------------------------------------------------------------------------------
+
+    async def audit(self, entry: AuditEntry, *, check_reads: bool = False) -> None:
+        """Record one event; a subject read also checks the user's read volume."""
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = StaffStore(conn)
+            await store.append_audit(entry, now)
+            if check_reads:
+                window = timedelta(seconds=self.settings.read_alert_window_s)
+                reads = await store.count_audit(entry.action, now - window, actor=entry.actor)
+                if reads > self.settings.read_alert_threshold and not await store.alerted_since(
+                    "read_volume", entry.actor, now - window
+                ):
+                    await self._alert(
+                        store, "read_volume", entry.actor, now, {"reads": reads, "window_s": window.seconds}
+                    )
+
+    async def _failure_alert(self, store: StaffStore, now: datetime) -> None:
+        window = timedelta(seconds=self.settings.failure_alert_window_s)
+        failures = await store.count_audit("login_failed", now - window)
+        if failures >= self.settings.failure_alert_threshold and not await store.alerted_since(
+            "repeated_failures", None, now - window
+        ):
+            await self._alert(store, "repeated_failures", None, now, {"failures": failures, "window_s": window.seconds})
+
+    async def _alert(
+        self, store: StaffStore, kind: str, username: str | None, now: datetime, detail: dict[str, int | str]
+    ) -> None:
+        alert_id = await store.add_alert(kind, username, now, detail)
+        # Ids and counts only: the user is in the alerts table, readable by the operators.
+        log.warning("staff alert %d: %s %s", alert_id, kind, " ".join(f"{k}={v}" for k, v in sorted(detail.items())))
+
+    async def verify_audit(self) -> ChainReport:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            rows = [r async for r in StaffStore(conn).audit_rows()]
+        return verify_chain(rows)

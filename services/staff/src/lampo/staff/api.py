@@ -1,0 +1,340 @@
+"""The staff HTTP API (FastAPI), mounted under /v1 on the service runtime; OpenAPI at
+/v1/openapi.json. Every route but ``POST /v1/login`` needs ``Authorization: Bearer <token>``
+(the platform's /health/* and /metrics are outside /v1).
+
+Errors are ``{"error": {"reason", "detail"}}``; a detail names the field and the rule, and never
+echoes the input (a password typed in the wrong field stays out of responses and logs).
+"""
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, ValidationError
+
+from lampo.contracts.dsar import DsarSubmitted
+from lampo.staff.access import Access
+from lampo.staff.domain import CUSTOMER_NUMBER, AuditEntry, Rights, parse_categories
+from lampo.staff.errors import (
+    CategoryNotPermitted,
+    Forbidden,
+    InvalidInput,
+    NoMatch,
+    StaffError,
+    UpstreamUnavailable,
+)
+
+REGISTRY_CATEGORIES = ("basic", "contact_person", "contact", "customer_relationship", "services", "consumption")
+_REQUEST_ID = re.compile(r"[!-~]{1,128}")
+
+Bearer = HTTPBearer(auto_error=False, description="A token from POST /v1/login (15 minutes)")
+
+
+class Login(BaseModel):
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Token(BaseModel):
+    token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_at: datetime
+
+
+class NewUser(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    roles: list[str] = Field(default_factory=list, max_length=16)
+
+
+class NewGrant(BaseModel):
+    role: str = Field(min_length=1, max_length=64)
+
+
+class UserRoles(BaseModel):
+    username: str
+    roles: list[str]
+
+
+class UserInfo(UserRoles):
+    locked: bool
+    failed_attempts: int
+
+
+class Subject(BaseModel):
+    customer_number: str
+    subject_id: str
+    restricted: bool
+    categories: dict[str, list[dict[str, Any]]]
+    not_connected: list[str] = Field(
+        description="Categories the role may read that no connected store holds for this API yet"
+    )
+
+
+class AuditStatus(BaseModel):
+    ok: bool
+    rows: int
+    first_broken: int | None = None
+    reason: str | None = None
+
+
+def _error(status: int, reason: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": {"reason": reason, "detail": detail}}, status_code=status)
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no valid token (or, at login, wrong credentials)"},
+    403: {"description": "the user's roles do not allow this"},
+    422: {"description": "invalid input"},
+}
+
+
+def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: httpx.AsyncClient) -> FastAPI:
+    """``access`` gives the bound service layer once the runtime's pool exists."""
+    api = FastAPI(
+        title="Muuramen Lämpö staff API",
+        version="1",
+        description="Staff access to the customer register: personal accounts, roles by category, audited reads, DSARs.",
+        openapi_url=None,  # served below, behind a token like every other route
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @api.exception_handler(StaffError)
+    async def staff_error(request: Request, e: StaffError) -> JSONResponse:
+        response = _error(e.status, e.reason, e.detail)
+        if e.status == 401:
+            response.headers["www-authenticate"] = "Bearer"
+        return response
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return _error(422, "invalid", f"{where}: {first.get('msg', 'invalid')}")
+
+    async def rights(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(Bearer)]) -> Rights:
+        return await access().authenticate(credentials.credentials if credentials else None)
+
+    def needs(function: str) -> Callable[..., Awaitable[Rights]]:
+        async def check(user: Annotated[Rights, Depends(rights)]) -> Rights:
+            if function not in user.functions:
+                raise Forbidden(f"the user's roles do not include {function}")
+            return user
+
+        return check
+
+    User = Annotated[Rights, Depends(rights)]
+    Admin = Annotated[Rights, Depends(needs("manage_users"))]
+    Dpo = Annotated[Rights, Depends(needs("handle_dsar"))]
+    Auditor = Annotated[Rights, Depends(needs("read_audit"))]
+    Username = Annotated[str, Path(max_length=64)]
+
+    @api.post("/v1/login", response_model=Token, responses={401: ERRORS[401], 423: {"description": "account locked"}})
+    async def login(body: Login) -> Token:
+        session = await access().login(body.username, body.password)
+        return Token(token=session.token, expires_at=session.expires_at)
+
+    @api.post("/v1/logout", status_code=204, responses={401: ERRORS[401]})
+    async def logout(
+        user: User, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(Bearer)]
+    ) -> Response:
+        assert credentials is not None  # ``user`` required it
+        await access().logout(credentials.credentials)
+        return Response(status_code=204)
+
+    @api.get(
+        "/v1/subjects/{customer_number}",
+        response_model=Subject,
+        responses={**ERRORS, 404: {"description": "no such customer"}, 503: {"description": "registry unreachable"}},
+    )
+    async def read_subject(
+        customer_number: Annotated[str, Path(max_length=128)],
+        user: User,
+        categories: Annotated[str | None, Query(max_length=256, description="comma-separated §6 categories")] = None,
+    ) -> Subject:
+        if not CUSTOMER_NUMBER.fullmatch(customer_number):
+            raise InvalidInput("customer_number: 1-128 printable ASCII characters")
+        asked = parse_categories(categories)
+        scope = asked if asked is not None else sorted(user.read)
+        refused = sorted(set(scope) - user.read)
+        if refused or not scope:
+            await access().audit(
+                AuditEntry(user.username, "subject_read", "http", "denied", customer_number, tuple(refused or scope))
+            )
+            raise CategoryNotPermitted(
+                f"categories: the user's roles may not read {', '.join(refused)}" if refused
+                else "the user's roles may read no customer data"
+            )  # fmt: skip
+        # Always asked, even for categories it does not hold: the customer must exist.
+        answer = await _registry_read(registry, customer_number, scope)
+        if answer is None:
+            await access().audit(
+                AuditEntry(user.username, "subject_read", "http", "no_match", customer_number, tuple(scope))
+            )
+            raise NoMatch("customer_number: no such customer")
+        # Recorded before the data leaves: an audit failure answers 500 and discloses nothing.
+        await access().audit(
+            AuditEntry(user.username, "subject_read", "http", "ok", customer_number, tuple(scope)), check_reads=True
+        )
+        data = {c: v for c, v in answer["categories"].items() if c in scope}
+        return Subject(
+            customer_number=customer_number,
+            subject_id=answer["subject_id"],
+            restricted=answer["restricted"],
+            categories=data,
+            not_connected=[c for c in scope if c not in REGISTRY_CATEGORIES],
+        )
+
+    @api.post(
+        "/v1/dsar/requests",
+        status_code=201,
+        responses={
+            **ERRORS,
+            200: {"description": "request_id already known"},
+            503: {"description": "DSAR service unreachable"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DsarSubmitted"}}},
+            }
+        },
+    )
+    async def submit_dsar(request: Request, user: Dpo) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidInput("body: not a JSON object") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("body: not a JSON object")
+        body.setdefault("received_at", access().clock.now().isoformat())
+        body.setdefault("channel", "staff")
+        try:
+            submitted = DsarSubmitted.model_validate(body)
+        except ValidationError as e:
+            first = e.errors(include_input=False)[0]
+            raise InvalidInput(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        status, answer = await _forward(
+            dsar, "POST", "/v1/requests", json=submitted.model_dump(mode="json", exclude_none=True)
+        )
+        await access().audit(
+            AuditEntry(
+                user.username, "dsar_submitted", "http", "ok" if status < 300 else f"refused_{status}",
+                submitted.identifiers.customer_number,
+                tuple(str(c) for c in submitted.categories or ()),
+                {"request_id": submitted.request_id, "kind": submitted.kind},
+            )
+        )  # fmt: skip
+        return JSONResponse(answer, status_code=status)
+
+    @api.get(
+        "/v1/dsar/requests/{request_id}",
+        responses={**ERRORS, 404: {"description": "unknown request"}, 503: {"description": "DSAR service unreachable"}},
+    )
+    async def follow_dsar(request_id: Annotated[str, Path(max_length=128)], user: Dpo) -> JSONResponse:
+        if not _REQUEST_ID.fullmatch(request_id):
+            raise InvalidInput("request_id: 1-128 printable ASCII characters")
+        status, answer = await _forward(dsar, "GET", f"/v1/requests/{quote(request_id, safe='')}")
+        await access().audit(AuditEntry(user.username, "dsar_viewed", "http", "ok" if status < 300 else f"refused_{status}",
+                                        detail={"request_id": request_id}))  # fmt: skip
+        return JSONResponse(answer, status_code=status)
+
+    @api.get("/v1/users", response_model=list[UserInfo], responses={401: ERRORS[401], 403: ERRORS[403]})
+    async def list_users(user: Admin) -> list[dict[str, object]]:
+        return await access().users()
+
+    @api.post(
+        "/v1/users", status_code=201, response_model=UserRoles,
+        responses={**ERRORS, 409: {"description": "username taken"}},
+    )  # fmt: skip
+    async def create_user(body: NewUser, user: Admin) -> UserRoles:
+        roles = await access().create_user(user.username, body.username, body.password, body.roles)
+        return UserRoles(username=body.username, roles=roles)
+
+    @api.post(
+        "/v1/users/{username}/grants",
+        response_model=UserRoles,
+        responses={**ERRORS, 404: {"description": "no such user"}},
+    )
+    async def grant(username: Username, body: NewGrant, user: Admin) -> UserRoles:
+        return UserRoles(username=username, roles=await access().grant(user.username, username, body.role))
+
+    @api.delete(
+        "/v1/users/{username}/grants/{role}", response_model=UserRoles,
+        responses={**ERRORS, 404: {"description": "no such user or grant"}, 409: {"description": "last administrator"}},
+    )  # fmt: skip
+    async def revoke(username: Username, role: Annotated[str, Path(max_length=64)], user: Admin) -> UserRoles:
+        return UserRoles(username=username, roles=await access().revoke(user.username, username, role))
+
+    @api.post(
+        "/v1/users/{username}/unlock", status_code=204, responses={**ERRORS, 404: {"description": "no such user"}}
+    )
+    async def unlock(username: Username, user: Admin) -> Response:
+        await access().unlock(user.username, username)
+        return Response(status_code=204)
+
+    @api.get("/v1/audit/verify", response_model=AuditStatus, responses={401: ERRORS[401], 403: ERRORS[403]})
+    async def verify(user: Auditor) -> AuditStatus:
+        report = await access().verify_audit()
+        return AuditStatus(ok=report.ok, rows=report.rows, first_broken=report.first_broken, reason=report.reason)
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+            model = DsarSubmitted.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(model.pop("$defs", {}))
+            components["DsarSubmitted"] = model
+            schema["paths"]["/v1/openapi.json"] = {
+                "get": {"summary": "This document", "security": [{"HTTPBearer": []}], "responses": {"200": {"description": "OpenAPI 3.1"}, "401": ERRORS[401]}}
+            }  # fmt: skip
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+    @api.get("/v1/openapi.json", include_in_schema=False)
+    async def document(user: User) -> JSONResponse:
+        return JSONResponse(api.openapi())
+
+    return api
+
+
+async def _registry_read(
+    client: httpx.AsyncClient, customer_number: str, categories: list[str]
+) -> dict[str, Any] | None:
+    try:
+        response = await client.get(
+            f"/v1/subjects/{quote(customer_number, safe='')}", params={"categories": ",".join(categories)}
+        )
+    except httpx.HTTPError as e:
+        raise UpstreamUnavailable(f"registry: {type(e).__name__}") from e
+    if response.status_code == 404:
+        return None
+    if response.status_code == 400:
+        raise InvalidInput("customer_number: not accepted by the registry")
+    if response.status_code != 200:
+        raise UpstreamUnavailable(f"registry answered {response.status_code}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _forward(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    """The DSAR service's answer (status, JSON), 4xx passed through; an outage or 5xx is a 503."""
+    try:
+        response = await client.request(method, path, **kwargs)
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as e:
+        raise UpstreamUnavailable(f"dsar: {type(e).__name__}") from e
+    if response.status_code >= 500:
+        raise UpstreamUnavailable(f"dsar answered {response.status_code}")
+    return response.status_code, body

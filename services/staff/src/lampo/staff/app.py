@@ -1,0 +1,93 @@
+"""Composition root of the staff service: ``create_app()`` for ``faststream run --factory``.
+
+Start-up is refused (``ConfigurationRefused``) before anything connects when the roles file is
+invalid or a configured recipient or processor lies outside the EU/EEA (§9).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from faststream.asgi import AsgiFastStream
+from opentelemetry.sdk.trace import SpanProcessor
+
+from lampo.clock import Clock
+from lampo.service import Runtime, serve
+from lampo.staff.access import Access
+from lampo.staff.api import create_api
+from lampo.staff.domain import Role, check_recipients, datamap_recipients, load_roles
+from lampo.staff.errors import ConfigurationRefused
+from lampo.staff.settings import StaffSettings
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
+
+
+@dataclass
+class Staff:
+    runtime: Runtime
+    access: Access
+    roles: dict[str, Role]
+
+
+def check_configuration(settings: StaffSettings) -> dict[str, Role]:
+    """The roles, once the configuration passed every start-up check."""
+    recipients = [(r.name, r.country, "LAMPO_RECIPIENTS") for r in settings.recipients]
+    if settings.datamap_file is not None and settings.datamap_file.exists():
+        recipients += datamap_recipients(settings.datamap_file)
+    check_recipients(recipients)
+    return load_roles(settings.roles_file)
+
+
+def build(
+    settings: StaffSettings | None = None,
+    *,
+    span_processors: Sequence[SpanProcessor] = (),
+    clock: Clock | None = None,
+    registry_transport: httpx.AsyncBaseTransport | None = None,
+    dsar_transport: httpx.AsyncBaseTransport | None = None,
+) -> Staff:
+    """The staff service. The transports let a test put the registry's and the DSAR service's
+    real ASGI apps behind the clients instead of a network port."""
+    settings = settings or StaffSettings()
+    roles = check_configuration(settings)
+    token = settings.internal_token.get_secret_value() if settings.internal_token else ""
+    timeout = httpx.Timeout(settings.upstream_timeout_s)
+    registry = httpx.AsyncClient(
+        base_url=settings.registry_url, transport=registry_transport, timeout=timeout,
+        headers={"authorization": f"Bearer {token}"} if token else {},
+    )  # fmt: skip
+    dsar = httpx.AsyncClient(base_url=settings.dsar_url, transport=dsar_transport, timeout=timeout)
+    holder: list[Access] = []
+    runtime = Runtime(
+        settings,
+        migrations=MIGRATIONS,
+        span_processors=span_processors,
+        clock=clock,
+        mounts=[("/v1", create_api(lambda: holder[0], registry, dsar))],
+    )
+    access = Access(settings, roles, lambda: runtime.pool, runtime.clock)
+    holder.append(access)
+
+    async def close_clients() -> None:
+        await registry.aclose()
+        await dsar.aclose()
+
+    runtime.app.on_shutdown(close_clients)
+    return Staff(runtime, access, roles)
+
+
+def create_app() -> AsgiFastStream:
+    return build().runtime.app
+
+
+def main() -> None:
+    try:
+        staff = build()
+    except ConfigurationRefused as e:
+        print(f"lampo-staff: {e.detail}", file=sys.stderr)
+        raise SystemExit(2) from e
+    serve(staff.runtime)

@@ -1,0 +1,71 @@
+"""Helpers of the staff tests (importable by name). One running suite for the staff tests: the real registry (with its internal read API), the
+real DSAR coordinator and the staff service, each on its own database and consumer groups, over
+the real broker and PostgreSQL. The staff service reaches the other two through their ASGI apps."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from lampo.clock import ManualClock
+from lampo.contracts.catalog import REGISTRY_INBOUND
+from lampo.contracts.envelope import CloudEvent
+from lampo.crypto import new_master_key
+from lampo.staff.app import Staff
+from lampo.staff.settings import StaffSettings
+from lampo.testing import Producer, customer_upserted, unique
+
+INTERNAL_TOKEN = secrets.token_urlsafe(24)
+ROLES = ("administrator", "customer_service", "billing_clerk", "data_protection_officer", "auditor")
+START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+
+
+def password() -> str:
+    return f"Synteettinen-{uuid.uuid4().hex[:10]}-Kevät"
+
+
+def staff_settings(**overrides: object) -> StaffSettings:
+    return StaffSettings(
+        database=unique("test_staff"),
+        consumer_group=unique("test-staff"),
+        master_key=new_master_key(),
+        internal_token=INTERNAL_TOKEN,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Suite:
+    staff: Staff
+    client: httpx.AsyncClient
+    clock: ManualClock
+    settings: StaffSettings
+    customer: str
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (username, password)
+
+    async def token(self, role: str) -> str:
+        username, secret = self.users[role]
+        response = await self.client.post("/v1/login", json={"username": username, "password": secret})
+        assert response.status_code == 200, response.text
+        return str(response.json()["token"])
+
+    async def as_role(self, role: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {await self.token(role)}"}
+
+
+async def seed(customer: str, n: int) -> None:
+    point = f"MUL-{n:06d}"
+    async with Producer() as producer:
+        await producer.send(REGISTRY_INBOUND, customer, customer_upserted(customer, n))
+        for kind, data in (
+            ("contract.updated", {"contract_id": "C-1", "product": "kaukolampo", "status": "active",
+                                  "valid_from": "2024-01-01", "metering_point": point}),
+            ("consumption.reported", {"metering_point": point, "period_start": "2025-01-01",
+                                      "period_end": "2025-01-31", "energy_mwh": "2.150", "annual_forecast_mwh": "14.0"}),
+        ):  # fmt: skip
+            event = CloudEvent.new(kind, "urn:system:crm", {"customer_number": customer, **data})
+            await producer.send(REGISTRY_INBOUND, customer, event)
