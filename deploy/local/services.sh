@@ -17,17 +17,26 @@ master_key() {
   cat "$f"
 }
 
+internal_token() {
+  local f="$state/internal.token"
+  if [ ! -s "$f" ]; then
+    (umask 077; "$bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$f")
+  fi
+  cat "$f"
+}
+
 services() { grep -v '^#' "$repo/deploy/local/services.txt" | awk 'NF==2'; }
 
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
 start() {
   local key; key="$(master_key)"
+  local token; token="$(internal_token)"
   local started=()
   while read -r name port; do
     [ -x "$bin/lampo-$name" ] || continue
     if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
-    LAMPO_MASTER_KEY="$key" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
+    LAMPO_MASTER_KEY="$key" LAMPO_INTERNAL_TOKEN="$token" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
       setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
     echo $! > "$dir/$name.pid"
     started+=("$name:$port")

@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +25,7 @@ from lampo.crypto import new_master_key
 from lampo.messaging.topics import TOPICS
 from lampo.testing import drop_database, fast_forward_group, unique
 
-SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar"]
+SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
 sys.path.insert(0, str(Path(__file__).parent))  # the tests import flows.py beside them
 BIN = Path(sys.executable).parent
 
@@ -155,6 +156,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
     otlp = OtlpReceiver()
     otlp.start()
     key = new_master_key()
+    token = uuid.uuid4().hex
     ports = {name: free_port() for name in names}
     services: dict[str, ServiceProcess] = {}
     databases = []
@@ -173,8 +175,11 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
+        env["LAMPO_INTERNAL_TOKEN"] = token
         if "registry" in ports:
             env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
+        if "dsar" in ports:
+            env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
         services[name] = ServiceProcess(name, env, logs / f"{name}.log")
     await asyncio.gather(*(s.start() for s in services.values()))
     suite = Suite(services, otlp, logs, databases)
