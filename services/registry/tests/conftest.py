@@ -7,7 +7,7 @@ import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lampo.contracts.catalog import REGISTRY_INBOUND
+from lampo.contracts.catalog import CONSENT_EVENTS, PRIVACY_TASKS, REGISTRY_INBOUND
 from lampo.crypto import new_master_key
 from lampo.registry.app import build
 from lampo.registry.settings import RegistrySettings
@@ -32,6 +32,11 @@ def registry_settings() -> RegistrySettings:
     )
 
 
+async def fast_forward(group: str) -> None:
+    """Start every consumer group of the registry at the current ends of its topics."""
+    await fast_forward_group(group, [REGISTRY_INBOUND, CONSENT_EVENTS, PRIVACY_TASKS])
+
+
 @pytest.fixture
 def fresh_settings() -> RegistrySettings:
     """Settings of a registry with its own new database and consumer group."""
@@ -41,7 +46,7 @@ def fresh_settings() -> RegistrySettings:
 @pytest.fixture
 async def registry() -> AsyncIterator[Registry]:
     settings = registry_settings()
-    await fast_forward_group(settings.consumer_group or "", [REGISTRY_INBOUND])
+    await fast_forward(settings.consumer_group or "")
     spans = InMemorySpanExporter()
     runtime = build(settings, span_processors=[SimpleSpanProcessor(spans)])
     async with running(runtime.app):

@@ -9,10 +9,13 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
+from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_INBOUND
 from lampo.messaging.consumer import Observer
-
-from lampo.contracts.catalog import REGISTRY_INBOUND
-from lampo.registry.handlers import make_inbound_handler
+from lampo.participant import subscribe
+from lampo.registry.api import subjects_api
+from lampo.registry.handlers import make_consent_handler, make_inbound_handler
+from lampo.registry.privacy import make_participant
+from lampo.registry.resolve import ResolveApp
 from lampo.registry.settings import RegistrySettings
 from lampo.service import Runtime, serve
 
@@ -26,8 +29,22 @@ def build(
     span_processors: Sequence[SpanProcessor] = (),
     clock: Clock | None = None,
 ) -> Runtime:
-    runtime = Runtime(settings or RegistrySettings(), migrations=MIGRATIONS, span_processors=span_processors, clock=clock)
-    runtime.consume(REGISTRY_INBOUND, make_inbound_handler(runtime.keys), observers=observers)
+    """The registry. ``runtime.consumers`` is, in order: registry.inbound.v1, consent.events.v1,
+    privacy.tasks.v1; ``POST /v1/resolve`` answers the DSAR coordinator."""
+    resolver = ResolveApp()
+    runtime = Runtime(
+        settings or RegistrySettings(),
+        migrations=MIGRATIONS,
+        span_processors=span_processors,
+        clock=clock,
+        routes=[("/v1/resolve", resolver)],
+        # The staff service's read path (internal token only); the runtime is bound late.
+        mounts=[("/v1/subjects", subjects_api(lambda: runtime))],
+    )
+    resolver.bind(lambda: runtime.pool, runtime.keys)
+    runtime.consume(REGISTRY_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)
+    runtime.consume(CONSENT_EVENTS, make_consent_handler(runtime.keys, runtime.clock), name="registry:consent")
+    subscribe(runtime, make_participant(runtime.keys, runtime.clock))
     return runtime
 
 

@@ -36,5 +36,48 @@ def show(customer_number: str) -> None:
         raise typer.Exit(1)
     table = Table("section", "category", "source", "origin", "legal basis", "as of")
     for r in rows:
-        table.add_row(r["section"], r["category"], r["source_system"], r["origin"], r["legal_basis"], r["event_time"].isoformat())
+        table.add_row(
+            r["section"], r["category"], r["source_system"], r["origin"], r["legal_basis"], r["event_time"].isoformat()
+        )
     Console().print(table)
+
+
+@app.command()
+def accuracy(
+    unconfirmed_years: int = typer.Option(
+        3, "--unconfirmed-years", min=1, help="contact data older than this is reported"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Proactive accuracy checks (§12): invalid or missing required data, identity codes on several
+    customer numbers, contact data not confirmed for N years. Counts and customer numbers only."""
+    import json
+    from datetime import UTC, datetime
+
+    from lampo.crypto import KeyRing
+    from lampo.registry.accuracy import AccuracyReport, accuracy_report
+
+    settings = RegistrySettings()
+
+    async def fetch() -> AccuracyReport:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await accuracy_report(
+                conn, KeyRing(settings.master_key_bytes()), datetime.now(UTC), unconfirmed_years
+            )
+        finally:
+            await conn.close()
+
+    report = run(fetch())
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    typer.echo(f"invalid or missing required data: {len(report.problems)}")
+    for customer, problems in report.problems.items():
+        typer.echo(f"  {customer}: {', '.join(problems)}")
+    typer.echo(f"identity codes on several customer numbers: {len(report.duplicate_identity_codes)}")
+    for group in report.duplicate_identity_codes:
+        typer.echo(f"  {', '.join(group)}")
+    typer.echo(f"contact data not confirmed for {unconfirmed_years} years: {len(report.unconfirmed_contacts)}")
+    for customer in report.unconfirmed_contacts:
+        typer.echo(f"  {customer}")

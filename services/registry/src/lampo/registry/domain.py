@@ -1,13 +1,18 @@
 """The register's rules, free of Kafka and SQL: how an upsert splits into sections, which §6
-category each section belongs to, and which update wins."""
+category each section belongs to, which update wins, where each datum comes from, what a
+rectification does, and the consumption profile."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
 
-from lampo.contracts.registry import CustomerUpserted
+from pydantic import ValidationError
+
+from lampo.contracts.categories import Category
+from lampo.contracts.registry import Contact, ContactPersonFor, Corrections, CustomerUpserted, Organisation, Person
 
 # Section of customer.upserted -> data category of DESIGN.md §6.
 SECTION_CATEGORY: dict[str, str] = {
@@ -19,12 +24,23 @@ SECTION_CATEGORY: dict[str, str] = {
     "contact_person_for": "contact_person",
 }
 
+# Which section holds which blind-indexed value (kind of lookup -> (section, field)).
+LOOKUP_FIELDS: Final = {
+    "personal_identity_code": ("person", "personal_identity_code"),
+    "email": ("contact", "email"),
+    "business_id": ("organisation", "business_id"),
+}
+
+# The section a subject of each kind must have when it is created.
+REQUIRED_SECTION: Final = {"person": "person", "entrepreneur": "person", "organisation": "organisation"}
+
 
 @dataclass(frozen=True)
 class SectionUpdate:
     section: str
     category: str
-    payload: dict[str, Any] | list[Any]
+    payload: dict[str, Any] | list[Any] | None
+    """None: the section was sent as null and is cleared."""
 
 
 @dataclass(frozen=True)
@@ -37,24 +53,202 @@ class Provenance:
 
 
 def sections_of(upsert: CustomerUpserted) -> list[SectionUpdate]:
-    """The sections present in an upsert: present ones replace, absent ones are left alone."""
+    """The sections present in an upsert: present ones replace (null clears), absent ones are left."""
     updates: list[SectionUpdate] = []
-    for section, category in SECTION_CATEGORY.items():
+    for section in upsert.sections_present():
         value = getattr(upsert, section)
-        if value is None:
-            continue
-        payload = value if isinstance(value, list) else value.model_dump(mode="json")
-        updates.append(SectionUpdate(section, category, payload))
+        payload = value if value is None or isinstance(value, list) else value.model_dump(mode="json")
+        updates.append(SectionUpdate(section, SECTION_CATEGORY[section], payload))
     return updates
+
+
+def lookup_value(kind: str, section: str, payload: dict[str, Any] | list[Any] | None) -> tuple[bool, str | None]:
+    """(applies, value): whether ``section`` carries the ``kind`` lookup, and its value (None clears)."""
+    wanted_section, field = LOOKUP_FIELDS[kind]
+    if section != wanted_section:
+        return False, None
+    if not isinstance(payload, dict):
+        return True, None
+    value = payload.get(field)
+    return True, value if isinstance(value, str) and value else None
 
 
 def lookup_keys(upsert: CustomerUpserted) -> dict[str, str]:
     """Values indexed (by keyed hash) for identity resolution."""
     keys: dict[str, str] = {}
-    if upsert.person is not None and upsert.person.personal_identity_code:
-        keys["personal_identity_code"] = upsert.person.personal_identity_code
-    if upsert.contact is not None and upsert.contact.email:
-        keys["email"] = upsert.contact.email
-    if upsert.organisation is not None and upsert.organisation.business_id:
-        keys["business_id"] = upsert.organisation.business_id
+    for update in sections_of(upsert):
+        for kind in LOOKUP_FIELDS:
+            applies, value = lookup_value(kind, update.section, update.payload)
+            if applies and value:
+                keys[kind] = value
     return keys
+
+
+def system_of(source: str) -> str:
+    """``urn:system:billing`` -> ``billing``: the source system named in a CloudEvent's source."""
+    return source.rstrip("/").rsplit(":", 1)[-1].rsplit("/", 1)[-1] or source
+
+
+# Provenance of the event types that carry none of their own (only customer.upserted has
+# ``source`` and ``legal_basis``): a contract and its correspondence come from the subject under
+# the contract; consumption readings come from the metering systems (a third party to the subject)
+# and are processed to perform the supply contract; the relationship's end is recorded for the
+# controller's legal obligations (accounting, retention clocks).
+EVENT_PROVENANCE: Final = {
+    "customer.relationship_ended": ("subject", "legal_obligation"),
+    "contract.updated": ("subject", "contract"),
+    "consumption.reported": ("third_party", "contract"),
+    "interaction.logged": ("subject", "contract"),
+}
+
+
+# --- rectification ---------------------------------------------------------------------------
+
+_SECTION_MODEL: Final[dict[str, Any]] = {
+    "person": Person,
+    "organisation": Organisation,
+    "contact": Contact,
+    "contact_person_for": ContactPersonFor,
+}
+
+
+class InvalidCorrection(ValueError):
+    """A correction would leave a section that breaks its contract (names the section only)."""
+
+
+def corrected_sections(corrections: Corrections) -> list[str]:
+    """Sections a rectification changes. A section or field given as null is left as it is: a
+    task serialised in full (``CloudEvent.new`` dumps every field) carries nulls for everything
+    not sent, so a null cannot be told from "not sent", and a rectification must never erase by
+    accident (erasure is its own task)."""
+    return [s for s in corrections.sections_present() if getattr(corrections, s) is not None]
+
+
+def corrected(
+    section: str, stored: dict[str, Any] | list[Any] | None, corrections: Corrections
+) -> dict[str, Any] | list[Any] | None:
+    """The section after applying ``corrections``: fields sent replace, absent (or null) ones stay."""
+    value = getattr(corrections, section)
+    if value is None:
+        return stored
+    if isinstance(value, list):
+        return value
+    sent = value.model_dump(mode="json", exclude_none=True)
+    merged = {**(stored if isinstance(stored, dict) else {}), **sent}
+    model = _SECTION_MODEL.get(section)
+    if model is not None:
+        try:
+            merged = model.model_validate(merged).model_dump(mode="json")
+        except ValidationError as e:
+            raise InvalidCorrection(f"corrections.{section}: incomplete or invalid after correction") from e
+    return merged
+
+
+# --- profiling (§5: only with consent) ---------------------------------------------------------
+
+PROFILING: Final = "profiling"
+# Purposes whose objection stops profiling: an objection to profiling, or to processing at all.
+OBJECTION_PURPOSES: Final = (PROFILING, "processing")
+
+BANDS: Final = (
+    (Decimal(5), "under_5_mwh"),
+    (Decimal(10), "5_10_mwh"),
+    (Decimal(20), "10_20_mwh"),
+    (Decimal(50), "20_50_mwh"),
+)
+
+
+@dataclass(frozen=True)
+class Reading:
+    period_start: date
+    period_end: date
+    energy_mwh: Decimal
+    annual_forecast_mwh: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    annual_mwh: Decimal
+    band: str
+    trend: str  # rising | falling | stable | unknown
+    reports: int
+
+
+def profiling_allowed(states: dict[str, str]) -> bool:
+    """Profiling runs only while profiling is granted and no objection stands."""
+    if states.get(PROFILING) != "granted":
+        return False
+    return not any(states.get(p) == "objected" for p in OBJECTION_PURPOSES)
+
+
+def band_of(annual_mwh: Decimal) -> str:
+    for limit, name in BANDS:
+        if annual_mwh < limit:
+            return name
+    return "over_50_mwh"
+
+
+def profile_of(readings: list[Reading]) -> Profile | None:
+    """Annual consumption band and trend, from the twelve months up to the latest reading compared
+    with the twelve before them. Periods are attributed to the year window their end falls in.
+    Without a full previous year the trend is ``unknown``; the band then uses the latest annual
+    forecast when one was reported, else the consumption of the last twelve months."""
+    if not readings:
+        return None
+    latest = max(r.period_end for r in readings)
+    year_ago = latest - timedelta(days=365)
+    two_years_ago = latest - timedelta(days=730)
+    current = sum((r.energy_mwh for r in readings if r.period_end > year_ago), Decimal(0))
+    previous_readings = [r for r in readings if two_years_ago < r.period_end <= year_ago]
+    previous = sum((r.energy_mwh for r in previous_readings), Decimal(0))
+    earliest = min(r.period_start for r in readings)
+    full_year = earliest <= year_ago + timedelta(days=1)
+    forecasts = [r for r in sorted(readings, key=lambda r: r.period_end) if r.annual_forecast_mwh is not None]
+    annual = current if full_year or not forecasts else forecasts[-1].annual_forecast_mwh or current
+    if not previous_readings or previous == 0:
+        trend = "unknown"
+    elif current > previous * Decimal("1.05"):
+        trend = "rising"
+    elif current < previous * Decimal("0.95"):
+        trend = "falling"
+    else:
+        trend = "stable"
+    return Profile(annual_mwh=annual, band=band_of(annual), trend=trend, reports=len(readings))
+
+
+# --- categories held, for access and erasure ---------------------------------------------------
+
+HELD_CATEGORIES: Final = (
+    Category.BASIC,
+    Category.CONTACT_PERSON,
+    Category.CONTACT,
+    Category.CUSTOMER_RELATIONSHIP,
+    Category.SERVICES,
+    Category.CONSUMPTION,
+)
+"""The §6 categories this register holds (billing and other_consented live elsewhere)."""
+
+
+# --- accuracy (§12) ------------------------------------------------------------------------------
+
+
+def accuracy_problems(kind: str, sections: dict[str, dict[str, Any] | list[Any] | None]) -> list[str]:
+    """What is missing or invalid in a customer's current sections (rule names, no values)."""
+    problems: list[str] = []
+    required = REQUIRED_SECTION.get(kind)
+    if required and not sections.get(required):
+        problems.append(f"missing_{required}")
+    contact = sections.get("contact")
+    if not isinstance(contact, dict):
+        problems.append("missing_contact")
+    elif not (contact.get("email") or contact.get("phone") or contact.get("street")):
+        problems.append("contact_without_channel")
+    for section, payload in sections.items():
+        model = _SECTION_MODEL.get(section)
+        if model is None or not isinstance(payload, dict):
+            continue
+        try:
+            model.model_validate(payload)
+        except ValidationError:
+            problems.append(f"invalid_{section}")
+    return problems

@@ -24,3 +24,8 @@ class UnknownOrganisation(RegistryRejected):
 class UnknownMeteringPoint(RegistryRejected):
     def __init__(self) -> None:
         super().__init__("unknown_metering_point", "data.metering_point: not a metering point of this customer")
+
+
+class MissingSection(RegistryRejected):
+    def __init__(self, kind: str, section: str) -> None:
+        super().__init__("missing_required_section", f"data.{section}: required to create a subject of kind {kind}")

@@ -1,75 +1,382 @@
-"""Handlers of the registry's inbound events: plain functions of (connection, event)."""
+"""Handlers of the registry's inbound events: plain functions of (store, events).
+
+``customer.upserted`` is handled a batch at a time (the consumer hands over up to 500 records in
+one transaction): one look-up of known customers, one of blind indexes, one key fetch, one
+statement per table. The other types are rarer and handled one by one, in order. A rejection of
+any record fails the batch; the consumer then applies each record alone, so the reason reaches
+the dead-letter topic and its neighbours are applied.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+from lampo.clock import Clock
 from lampo.contracts.catalog import REGISTRY_EVENTS
+from lampo.contracts.consent import ConsentChanged
 from lampo.contracts.envelope import CloudEvent
-from lampo.contracts.registry import CustomerUpserted, SubjectChanged
+from lampo.contracts.registry import (
+    ConsumptionReported,
+    ContractUpdated,
+    CustomerRelationshipEnded,
+    CustomerUpserted,
+    InteractionLogged,
+    SubjectChanged,
+)
 from lampo.crypto import KeyRing
 from lampo.messaging import outbox
-from lampo.messaging.consumer import Incoming
-from lampo.registry.domain import Provenance, lookup_keys, sections_of
-from lampo.registry.errors import UnknownOrganisation
-from lampo.registry.store import RegistryStore
+from lampo.messaging.consumer import BatchHandler, Incoming
+from lampo.registry.domain import (
+    EVENT_PROVENANCE,
+    LOOKUP_FIELDS,
+    OBJECTION_PURPOSES,
+    REQUIRED_SECTION,
+    Provenance,
+    SectionUpdate,
+    lookup_value,
+    profile_of,
+    profiling_allowed,
+    sections_of,
+    system_of,
+)
+from lampo.registry.errors import MissingSection, UnknownCustomer, UnknownMeteringPoint, UnknownOrganisation
+from lampo.registry.store import RegistryStore, SectionRow
 
 SOURCE = "urn:lampo:registry"
 
 
-async def customer_upserted(store: RegistryStore, item: Incoming) -> None:
-    data = item.event.data
-    assert isinstance(data, CustomerUpserted)
-    envelope = item.event.envelope
-    if data.contact_person_for is not None and await store.subject_of(data.contact_person_for.customer_number) is None:
-        raise UnknownOrganisation()
-
-    subject_id = await store.subject_of(data.customer_number)
-    if subject_id is None:
-        keys = lookup_keys(data)
-        existing = None
-        for kind in ("personal_identity_code", "business_id"):
-            if kind in keys:
-                existing = await store.subject_by_lookup(kind, keys[kind])
-                if existing:
-                    break
-        subject_id = await store.create_customer(data.customer_number, data.kind, existing)
-
-    cipher = await store.cipher(subject_id)
-    prov = Provenance(data.source.system, data.source.origin, data.legal_basis, envelope.time, envelope.id)
-    changed: list[str] = []
-    for update in sections_of(data):
-        if await store.write_section(data.customer_number, subject_id, update, cipher, prov):
-            if update.category not in changed:
-                changed.append(update.category)
-    if not changed:
-        return  # an older event than what is stored: nothing to announce
-    await store.set_lookups(data.customer_number, subject_id, lookup_keys(data))
-    notice = SubjectChanged(
-        subject_id=subject_id,
-        customer_number=data.customer_number,
-        kind=data.kind,
-        categories=changed,
-        origin=data.source.origin,
-        changed_at=envelope.time,
+def notice(
+    subject_id: str,
+    customer_number: str,
+    *,
+    kind: str,
+    categories: Sequence[str],
+    origin: str,
+    changed_at: object,
+    traceparent: str | None,
+) -> outbox.OutgoingEvent:
+    """``subject.changed``: ids and category names only, keyed by the pseudonymous subject id."""
+    data = SubjectChanged.model_validate(
+        {
+            "subject_id": subject_id,
+            "customer_number": customer_number,
+            "kind": kind,
+            "categories": list(categories),
+            "origin": origin,
+            "changed_at": changed_at,
+        }
     )
+    return outbox.OutgoingEvent(
+        REGISTRY_EVENTS,
+        subject_id,
+        CloudEvent.new("subject.changed", SOURCE, data),
+        subject_id=subject_id,
+        traceparent=traceparent,
+    )
+
+
+@dataclass
+class _Winner:
+    index: int
+    subject_id: str
+    update: SectionUpdate
+    prov: Provenance
+
+
+async def apply_section_updates(
+    store: RegistryStore, updates: Sequence[tuple[int, str, str, SectionUpdate, Provenance]]
+) -> dict[int, list[str]]:
+    """Write section updates ``(index, customer_number, subject_id, update, provenance)`` and keep
+    what derives from them (blind indexes, metering points, organisation links) in step.
+    Within the batch the latest event per section wins, as it would one by one; an event older
+    than the stored section is not written. Returns the categories changed per index."""
+    winners: dict[tuple[str, str], _Winner] = {}
+    for index, customer, subject_id, update, prov in updates:
+        key = (customer, update.section)
+        current = winners.get(key)
+        if current is None or current.prov.event_time <= prov.event_time:
+            winners[key] = _Winner(index, subject_id, update, prov)
+    ciphers = await store.ciphers({w.subject_id for w in winners.values()}, create=True)
+    rows: list[SectionRow] = [
+        store.section_row(customer, w.subject_id, w.update, ciphers[w.subject_id], w.prov)
+        for (customer, _), w in winners.items()
+    ]
+    # Clearing a section that held nothing is no change to announce: find which cleared ones held data.
+    held_before = await store.held_sections([k for k, w in winners.items() if w.update.payload is None])
+    written = await store.write_sections(rows)
+
+    changed: dict[int, list[str]] = {}
+    set_lookups: list[tuple[str, bytes, str, str]] = []
+    clear_lookups: list[tuple[str, str]] = []
+    points_of: list[str] = []
+    points: list[tuple[str, str, str]] = []
+    links_of: list[str] = []
+    links: list[tuple[str, str, str]] = []
+    for (customer, section), w in winners.items():
+        if (customer, section) not in written:
+            continue
+        if w.update.payload is None and (customer, section) not in held_before:
+            continue
+        categories = changed.setdefault(w.index, [])
+        if w.update.category not in categories:
+            categories.append(w.update.category)
+        for kind in LOOKUP_FIELDS:
+            applies, value = lookup_value(kind, section, w.update.payload)
+            if applies and value:
+                set_lookups.append((kind, store.keys.blind_index(kind, value), customer, w.subject_id))
+            elif applies:
+                clear_lookups.append((kind, customer))
+        if section == "metering_points":
+            points_of.append(customer)
+            payload = w.update.payload if isinstance(w.update.payload, list) else []
+            points += [(customer, str(point), w.subject_id) for point in payload]
+        elif section == "contact_person_for":
+            links_of.append(customer)
+            if isinstance(w.update.payload, dict):
+                links.append((customer, str(w.update.payload["customer_number"]), w.subject_id))
+    await store.clear_lookups(clear_lookups)
+    await store.set_lookups(set_lookups)
+    await store.set_metering_points(points_of, points)
+    await store.set_contact_links(links_of, links)
+    return changed
+
+
+async def customers_upserted(store: RegistryStore, items: Sequence[Incoming]) -> None:
+    """A run of ``customer.upserted`` events, in one pass."""
+    upserts: list[tuple[Incoming, CustomerUpserted]] = []
+    for item in items:
+        assert isinstance(item.event.data, CustomerUpserted)
+        upserts.append((item, item.event.data))
+    referenced = {d.customer_number for _, d in upserts} | {
+        d.contact_person_for.customer_number for _, d in upserts if d.contact_person_for is not None
+    }
+    known = await store.subjects_of(referenced)
+
+    # Blind-index matches for new customer numbers: a new number of a known identity code or
+    # business ID joins that subject.
+    digests: dict[tuple[str, str], bytes] = {}
+    for _, d in upserts:
+        if d.customer_number in known:
+            continue
+        for kind, value in _identity_keys(d).items():
+            digests[(kind, value)] = store.keys.blind_index(kind, value)
+    matches = await store.subjects_by_digests([(kind, digest) for (kind, _), digest in digests.items()])
+
+    new_subjects: list[tuple[str, str]] = []
+    new_customers: list[tuple[str, str]] = []
+    subject_of_digest: dict[tuple[str, bytes], str] = dict(matches)
+    updates: list[tuple[int, str, str, SectionUpdate, Provenance]] = []
+    for index, (item, d) in enumerate(upserts):
+        if d.contact_person_for is not None and d.contact_person_for.customer_number not in known:
+            raise UnknownOrganisation()
+        subject_id = known.get(d.customer_number)
+        if subject_id is None:
+            required = REQUIRED_SECTION[d.kind]
+            if getattr(d, required) is None:
+                raise MissingSection(d.kind, required)
+            identity = [(kind, digests[(kind, value)]) for kind, value in _identity_keys(d).items()]
+            subject_id = next((subject_of_digest[i] for i in identity if i in subject_of_digest), None)
+            if subject_id is None:
+                subject_id = store.new_subject_id()
+                new_subjects.append((subject_id, d.kind))
+            for i in identity:
+                subject_of_digest.setdefault(i, subject_id)
+            new_customers.append((d.customer_number, subject_id))
+            known[d.customer_number] = subject_id
+        envelope = item.event.envelope
+        prov = Provenance(d.source.system, d.source.origin, d.legal_basis, envelope.time, envelope.id)
+        updates += [(index, d.customer_number, subject_id, update, prov) for update in sections_of(d)]
+    await store.insert_subjects(new_subjects)
+    await store.insert_customers(new_customers)
+
+    changed = await apply_section_updates(store, updates)
+    notices = []
+    for index, (item, d) in enumerate(upserts):
+        categories = changed.get(index)
+        if categories:  # nothing for an event older than what is stored
+            item.span.set_attribute("lampo.subject_id", known[d.customer_number])
+            notices.append(
+                notice(
+                    known[d.customer_number],
+                    d.customer_number,
+                    kind=d.kind,
+                    categories=categories,
+                    origin=d.source.origin,
+                    changed_at=item.event.envelope.time,
+                    traceparent=item.traceparent,
+                )
+            )
+    await outbox.add(store.conn, notices)
+
+
+def _identity_keys(d: CustomerUpserted) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    if d.person is not None and d.person.personal_identity_code:
+        keys["personal_identity_code"] = d.person.personal_identity_code
+    if d.organisation is not None and d.organisation.business_id:
+        keys["business_id"] = d.organisation.business_id
+    return keys
+
+
+def _provenance(item: Incoming) -> Provenance:
+    envelope = item.event.envelope
+    origin, basis = EVENT_PROVENANCE[envelope.type]
+    return Provenance(system_of(envelope.source), origin, basis, envelope.time, envelope.id)
+
+
+async def _known_customer(store: RegistryStore, customer_number: str) -> str:
+    subject_id = await store.subject_of(customer_number)
+    if subject_id is None:
+        raise UnknownCustomer("data.customer_number")
+    return subject_id
+
+
+async def _announce(
+    store: RegistryStore, item: Incoming, subject_id: str, customer_number: str, categories: list[str]
+) -> None:
+    prov = _provenance(item)
+    item.span.set_attribute("lampo.subject_id", subject_id)
+    kind = await store.kind_of(subject_id)
     await outbox.add(
         store.conn,
         [
-            outbox.OutgoingEvent(
-                REGISTRY_EVENTS,
+            notice(
                 subject_id,
-                CloudEvent.new("subject.changed", SOURCE, notice),
-                subject_id=subject_id,
+                customer_number,
+                kind=kind,
+                categories=categories,
+                origin=prov.origin,
+                changed_at=prov.event_time,
                 traceparent=item.traceparent,
             )
         ],
     )
 
 
-def make_inbound_handler(keys: KeyRing):  # type: ignore[no-untyped-def]
-    async def handle(conn, items: list[Incoming]) -> None:  # type: ignore[no-untyped-def]
+async def relationship_ended(store: RegistryStore, item: Incoming) -> None:
+    data = item.event.data
+    assert isinstance(data, CustomerRelationshipEnded)
+    subject_id = await _known_customer(store, data.customer_number)
+    if await store.end_relationship(data.customer_number, subject_id, data.ended_at, _provenance(item)):
+        await _announce(store, item, subject_id, data.customer_number, ["customer_relationship"])
+
+
+async def contract_updated(store: RegistryStore, item: Incoming) -> None:
+    data = item.event.data
+    assert isinstance(data, ContractUpdated)
+    subject_id = await _known_customer(store, data.customer_number)
+    contract = (data.contract_id, data.product, data.status, data.valid_from, data.valid_to, data.metering_point)
+    if await store.upsert_contract(data.customer_number, subject_id, contract, _provenance(item)):
+        await _announce(store, item, subject_id, data.customer_number, ["customer_relationship"])
+
+
+async def interaction_logged(store: RegistryStore, item: Incoming) -> None:
+    data = item.event.data
+    assert isinstance(data, InteractionLogged)
+    subject_id = await _known_customer(store, data.customer_number)
+    cipher = await store.cipher(subject_id)
+    # The summary is free text written about the person: encrypted like the sections.
+    interaction = (data.interaction_id, data.channel, data.at, cipher.encrypt("interaction.summary", data.summary))
+    if await store.upsert_interaction(data.customer_number, subject_id, interaction, _provenance(item)):
+        await _announce(store, item, subject_id, data.customer_number, ["customer_relationship"])
+
+
+async def consumption_reported(store: RegistryStore, item: Incoming, clock: Clock) -> None:
+    data = item.event.data
+    assert isinstance(data, ConsumptionReported)
+    subject_id = await _known_customer(store, data.customer_number)
+    if not await store.has_metering_point(data.customer_number, data.metering_point):
+        raise UnknownMeteringPoint()
+    forecast = None if data.annual_forecast_mwh is None else Decimal(data.annual_forecast_mwh)
+    reading = (data.metering_point, data.period_start, data.period_end, Decimal(data.energy_mwh), forecast)
+    if await store.upsert_consumption(data.customer_number, subject_id, reading, _provenance(item)):
+        categories = ["consumption"]
+        if await refresh_profile(store, data.customer_number, clock):
+            categories.append("services")
+        await _announce(store, item, subject_id, data.customer_number, categories)
+
+
+async def refresh_profile(store: RegistryStore, customer_number: str, clock: Clock) -> bool:
+    """Compute the customer's profile if, and only if, profiling may run now; delete it otherwise.
+    True when a profile was written or deleted."""
+    await store.lock_customers([customer_number])
+    subject_id = await store.subject_of(customer_number)
+    allowed = profiling_allowed(await store.consent_states(customer_number))
+    if subject_id is None:
+        return False
+    if not allowed or await store.is_restricted(subject_id):
+        return await store.delete_profiles(customer_number=customer_number) > 0
+    profile = profile_of(await store.readings(customer_number))
+    if profile is None:
+        return False
+    await store.save_profile(customer_number, subject_id, profile, clock.now())
+    return True
+
+
+def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
+    async def handle(conn: asyncpg.Connection, items: list[Incoming]) -> None:
         store = RegistryStore(conn, keys)
+        run: list[Incoming] = []
         for item in items:
-            if item.event.envelope.type == "customer.upserted":
-                await customer_upserted(store, item)
+            kind = item.event.envelope.type
+            if kind == "customer.upserted":
+                run.append(item)
+                continue
+            if run:  # keep the order: the upserts before this event first
+                await customers_upserted(store, run)
+                run = []
+            if kind == "customer.relationship_ended":
+                await relationship_ended(store, item)
+            elif kind == "contract.updated":
+                await contract_updated(store, item)
+            elif kind == "consumption.reported":
+                await consumption_reported(store, item, clock)
+            elif kind == "interaction.logged":
+                await interaction_logged(store, item)
+        if run:
+            await customers_upserted(store, run)
+
+    return handle
+
+
+def make_consent_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
+    """``consent.changed``: keep the profiling-relevant states; withdrawal or objection deletes
+    the profile in the same transaction, a grant computes it from the consumption held."""
+
+    async def handle(conn: asyncpg.Connection, items: list[Incoming]) -> None:
+        store = RegistryStore(conn, keys)
+        latest: dict[tuple[str, str], tuple[ConsentChanged, Incoming]] = {}
+        for item in items:
+            data = item.event.data
+            if not isinstance(data, ConsentChanged) or data.purpose not in OBJECTION_PURPOSES:
+                continue  # purposes the register does not act on
+            key = (data.customer_number, data.purpose)
+            if key not in latest or latest[key][0].effective_at <= data.effective_at:
+                latest[key] = (data, item)
+        await store.lock_customers(customer for customer, _ in latest)
+        changed = await store.set_consents([(c, p, d.state, d.effective_at) for (c, p), (d, _) in latest.items()])
+        known = await store.subjects_of(changed)  # consent may come before the customer does
+        for (customer, _), (data, item) in latest.items():
+            if customer not in known or not await refresh_profile(store, customer, clock):
+                continue
+            subject_id = known.pop(customer)
+            await outbox.add(
+                conn,
+                [
+                    notice(
+                        subject_id,
+                        customer,
+                        kind=await store.kind_of(subject_id),
+                        categories=["services"],
+                        origin="subject",
+                        changed_at=data.effective_at,
+                        traceparent=item.traceparent,
+                    )
+                ],
+            )
 
     return handle

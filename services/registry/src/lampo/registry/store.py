@@ -1,15 +1,32 @@
-"""Every SQL statement of the registry."""
+"""Every SQL statement of the registry.
+
+Ingest statements take whole batches (arrays through ``unnest``), so a batch of 500 upserts
+costs a handful of round trips rather than a dozen per event.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from lampo.crypto import FieldCipher, KeyRing
-from lampo.registry.domain import Provenance, SectionUpdate
+from lampo.registry.domain import Profile, Provenance, Reading, SectionUpdate
+
+SectionRow = tuple[str, str, str, str, bytes | None, datetime, str, str, str, str]
+"""(customer_number, section, subject_id, category, encrypted payload, event_time, event_id,
+source_system, origin, legal_basis)."""
+
+_PROVENANCE_COLUMNS = "event_time, event_id, source_system, origin, legal_basis"
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(maxsplit=1)[-1])
 
 
 class RegistryStore:
@@ -17,11 +34,20 @@ class RegistryStore:
         self.conn = conn
         self.keys = keys
 
+    # --- subjects and customers --------------------------------------------------------------
+
     async def subject_of(self, customer_number: str) -> str | None:
         value: str | None = await self.conn.fetchval(
             "SELECT subject_id FROM customers WHERE customer_number = $1", customer_number
         )
         return value
+
+    async def subjects_of(self, customer_numbers: Iterable[str]) -> dict[str, str]:
+        rows = await self.conn.fetch(
+            "SELECT customer_number, subject_id FROM customers WHERE customer_number = ANY($1::text[])",
+            list(set(customer_numbers)),
+        )
+        return {r["customer_number"]: r["subject_id"] for r in rows}
 
     async def subject_by_lookup(self, kind: str, value: str) -> str | None:
         found: str | None = await self.conn.fetchval(
@@ -31,70 +57,528 @@ class RegistryStore:
         )
         return found
 
+    async def subjects_by_lookup(self, kind: str, value: str) -> set[str]:
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT subject_id FROM lookup WHERE kind = $1 AND digest = $2",
+            kind,
+            self.keys.blind_index(kind, value),
+        )
+        return {r["subject_id"] for r in rows}
+
+    async def subjects_by_digests(self, pairs: Sequence[tuple[str, bytes]]) -> dict[tuple[str, bytes], str]:
+        if not pairs:
+            return {}
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT ON (l.kind, l.digest) l.kind, l.digest, l.subject_id"
+            " FROM lookup l JOIN unnest($1::text[], $2::bytea[]) AS w(kind, digest)"
+            " ON l.kind = w.kind AND l.digest = w.digest ORDER BY l.kind, l.digest, l.subject_id",
+            [k for k, _ in pairs],
+            [d for _, d in pairs],
+        )
+        return {(r["kind"], bytes(r["digest"])): r["subject_id"] for r in rows}
+
+    @staticmethod
+    def new_subject_id() -> str:
+        return str(uuid.uuid4())
+
+    async def insert_subjects(self, subjects: Sequence[tuple[str, str]]) -> None:
+        if subjects:
+            await self.conn.execute(
+                "INSERT INTO subjects (subject_id, kind) SELECT * FROM unnest($1::text[], $2::text[])",
+                [s for s, _ in subjects],
+                [k for _, k in subjects],
+            )
+
+    async def insert_customers(self, customers: Sequence[tuple[str, str]]) -> None:
+        if customers:
+            await self.conn.execute(
+                "INSERT INTO customers (customer_number, subject_id) SELECT * FROM unnest($1::text[], $2::text[])",
+                [c for c, _ in customers],
+                [s for _, s in customers],
+            )
+
     async def create_customer(self, customer_number: str, kind: str, subject_id: str | None) -> str:
         """Attach the customer number to a subject, creating the subject when none is given."""
         if subject_id is None:
-            subject_id = str(uuid.uuid4())
-            await self.conn.execute("INSERT INTO subjects (subject_id, kind) VALUES ($1, $2)", subject_id, kind)
-        await self.conn.execute(
-            "INSERT INTO customers (customer_number, subject_id) VALUES ($1, $2)", customer_number, subject_id
-        )
+            subject_id = self.new_subject_id()
+            await self.insert_subjects([(subject_id, kind)])
+        await self.insert_customers([(customer_number, subject_id)])
         return subject_id
+
+    async def customers_of(self, subject_id: str) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT customer_number FROM customers WHERE subject_id = $1 ORDER BY customer_number", subject_id
+        )
+        return [r["customer_number"] for r in rows]
+
+    async def subject_row(self, subject_id: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self.conn.fetchrow(
+            "SELECT subject_id, kind, restricted FROM subjects WHERE subject_id = $1", subject_id
+        )
+        return row
+
+    async def kind_of(self, subject_id: str) -> str:
+        kind: str = await self.conn.fetchval("SELECT kind FROM subjects WHERE subject_id = $1", subject_id)
+        return kind
+
+    async def is_restricted(self, subject_id: str) -> bool:
+        return bool(await self.conn.fetchval("SELECT restricted FROM subjects WHERE subject_id = $1", subject_id))
+
+    async def restrict(self, subject_id: str) -> bool:
+        status: str = await self.conn.execute("UPDATE subjects SET restricted = true WHERE subject_id = $1", subject_id)
+        return _count(status) == 1
+
+    async def task_subjects(self, subject_id: str, customer_numbers: Sequence[str]) -> list[str]:
+        """The subjects a privacy task names: its subject id and those of its customer numbers."""
+        rows = await self.conn.fetch(
+            "SELECT subject_id FROM subjects WHERE subject_id = $1"
+            " UNION SELECT subject_id FROM customers WHERE customer_number = ANY($2::text[])",
+            subject_id,
+            list(customer_numbers),
+        )
+        return sorted(r["subject_id"] for r in rows)
+
+    # --- keys ----------------------------------------------------------------------------------
 
     async def cipher(self, subject_id: str) -> FieldCipher:
         return await self.keys.cipher(self.conn, subject_id, create=True)
 
-    async def write_section(
-        self, customer_number: str, subject_id: str, update: SectionUpdate, cipher: FieldCipher, prov: Provenance
-    ) -> bool:
-        """Replace a section unless a newer event already wrote it; True when written."""
-        payload = cipher.encrypt(update.section, json.dumps(update.payload, ensure_ascii=False))
-        written = await self.conn.fetchval(
-            """
-            INSERT INTO sections (customer_number, section, subject_id, category, payload, event_time, event_id,
-                                  source_system, origin, legal_basis)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            ON CONFLICT (customer_number, section) DO UPDATE
-               SET payload = EXCLUDED.payload, event_time = EXCLUDED.event_time, event_id = EXCLUDED.event_id,
-                   source_system = EXCLUDED.source_system, origin = EXCLUDED.origin,
-                   legal_basis = EXCLUDED.legal_basis, category = EXCLUDED.category, updated_at = now()
-             WHERE sections.event_time <= EXCLUDED.event_time
-            RETURNING true
-            """,
+    async def ciphers(self, subject_ids: Iterable[str], *, create: bool) -> dict[str, FieldCipher]:
+        return await self.keys.ciphers(self.conn, subject_ids, create=create)
+
+    # --- sections --------------------------------------------------------------------------------
+
+    @staticmethod
+    def section_row(
+        customer_number: str, subject_id: str, update: SectionUpdate, cipher: FieldCipher, prov: Provenance
+    ) -> SectionRow:
+        payload = None if update.payload is None else json.dumps(update.payload, ensure_ascii=False)
+        return (
             customer_number,
             update.section,
             subject_id,
             update.category,
-            payload,
+            cipher.encrypt(update.section, payload),
             prov.event_time,
             prov.event_id,
             prov.source_system,
             prov.origin,
             prov.legal_basis,
         )
-        return bool(written)
 
-    async def set_lookups(self, customer_number: str, subject_id: str, values: dict[str, str]) -> None:
-        for kind, value in values.items():
-            await self.conn.execute(
-                """
-                INSERT INTO lookup (kind, digest, customer_number, subject_id) VALUES ($1, $2, $3, $4)
-                ON CONFLICT (kind, customer_number) DO UPDATE SET digest = EXCLUDED.digest, subject_id = EXCLUDED.subject_id
-                """,
-                kind,
-                self.keys.blind_index(kind, value),
-                customer_number,
-                subject_id,
-            )
+    async def write_sections(self, rows: Sequence[SectionRow]) -> set[tuple[str, str]]:
+        """Replace sections unless a newer event already wrote them; returns those written.
+        At most one row per (customer_number, section) per call."""
+        if not rows:
+            return set()
+        columns = list(zip(*rows, strict=True))
+        written = await self.conn.fetch(
+            """
+            INSERT INTO sections (customer_number, section, subject_id, category, payload, event_time, event_id,
+                                  source_system, origin, legal_basis)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[],
+                                 $7::text[], $8::text[], $9::text[], $10::text[])
+            ON CONFLICT (customer_number, section) DO UPDATE
+               SET payload = EXCLUDED.payload, event_time = EXCLUDED.event_time, event_id = EXCLUDED.event_id,
+                   source_system = EXCLUDED.source_system, origin = EXCLUDED.origin,
+                   legal_basis = EXCLUDED.legal_basis, category = EXCLUDED.category, updated_at = now()
+             WHERE sections.event_time <= EXCLUDED.event_time
+            RETURNING customer_number, section
+            """,
+            *[list(c) for c in columns],
+        )
+        return {(r["customer_number"], r["section"]) for r in written}
 
-    async def kind_of(self, subject_id: str) -> str:
-        kind: str = await self.conn.fetchval("SELECT kind FROM subjects WHERE subject_id = $1", subject_id)
-        return kind
+    async def write_section(
+        self, customer_number: str, subject_id: str, update: SectionUpdate, cipher: FieldCipher, prov: Provenance
+    ) -> bool:
+        row = self.section_row(customer_number, subject_id, update, cipher, prov)
+        return bool(await self.write_sections([row]))
 
-    async def sections(self, subject_id: str) -> list[dict[str, Any]]:
+    async def held_sections(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of (customer_number, section) currently hold data (not absent, not a tombstone)."""
+        if not keys:
+            return set()
         rows = await self.conn.fetch(
+            "SELECT x.customer_number, x.section FROM sections x"
+            " JOIN unnest($1::text[], $2::text[]) AS k(customer_number, section)"
+            " ON x.customer_number = k.customer_number AND x.section = k.section WHERE x.payload IS NOT NULL",
+            [c for c, _ in keys],
+            [s for _, s in keys],
+        )
+        return {(r["customer_number"], r["section"]) for r in rows}
+
+    async def section_rows(self, subject_id: str) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
             "SELECT customer_number, section, category, payload, event_time, source_system, origin, legal_basis, updated_at"
-            " FROM sections WHERE subject_id = $1 ORDER BY customer_number, section",
+            " FROM sections WHERE subject_id = $1 AND payload IS NOT NULL ORDER BY customer_number, section",
             subject_id,
         )
-        return [dict(r) for r in rows]
+        return rows
+
+    async def sections(self, subject_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.section_rows(subject_id)]
+
+    async def section_of(self, customer_number: str, section: str) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self.conn.fetchrow(
+            "SELECT subject_id, payload, event_time, legal_basis FROM sections WHERE customer_number = $1 AND section = $2",
+            customer_number,
+            section,
+        )
+        return row
+
+    # --- values derived from sections: lookups, metering points, contact links -----------------
+
+    async def set_lookups(self, rows: Sequence[tuple[str, bytes, str, str]]) -> None:
+        """(kind, digest, customer_number, subject_id)."""
+        if rows:
+            await self.conn.execute(
+                """
+                INSERT INTO lookup (kind, digest, customer_number, subject_id)
+                SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[])
+                ON CONFLICT (kind, customer_number) DO UPDATE SET digest = EXCLUDED.digest, subject_id = EXCLUDED.subject_id
+                """,
+                *[list(c) for c in zip(*rows, strict=True)],
+            )
+
+    async def clear_lookups(self, rows: Sequence[tuple[str, str]]) -> None:
+        """(kind, customer_number)."""
+        if rows:
+            await self.conn.execute(
+                "DELETE FROM lookup l USING unnest($1::text[], $2::text[]) AS c(kind, customer_number)"
+                " WHERE l.kind = c.kind AND l.customer_number = c.customer_number",
+                [k for k, _ in rows],
+                [c for _, c in rows],
+            )
+
+    async def set_metering_points(self, customer_numbers: Sequence[str], rows: Sequence[tuple[str, str, str]]) -> None:
+        """Replace the metering points of ``customer_numbers`` with ``rows`` (customer, point, subject)."""
+        if customer_numbers:
+            await self.conn.execute(
+                "DELETE FROM metering_points WHERE customer_number = ANY($1::text[])", list(customer_numbers)
+            )
+        if rows:
+            await self.conn.execute(
+                "INSERT INTO metering_points (customer_number, metering_point, subject_id)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+                *[list(c) for c in zip(*rows, strict=True)],
+            )
+
+    async def set_contact_links(self, customer_numbers: Sequence[str], rows: Sequence[tuple[str, str, str]]) -> None:
+        """Replace the organisation links of ``customer_numbers`` with ``rows`` (customer, organisation, subject)."""
+        if customer_numbers:
+            await self.conn.execute(
+                "DELETE FROM contact_links WHERE customer_number = ANY($1::text[])", list(customer_numbers)
+            )
+        if rows:
+            await self.conn.execute(
+                "INSERT INTO contact_links (customer_number, organisation_number, subject_id)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
+                *[list(c) for c in zip(*rows, strict=True)],
+            )
+
+    async def has_metering_point(self, customer_number: str, metering_point: str) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "SELECT true FROM metering_points WHERE customer_number = $1 AND metering_point = $2",
+                customer_number,
+                metering_point,
+            )
+        )
+
+    # --- the other inbound types -----------------------------------------------------------------
+
+    async def end_relationship(
+        self, customer_number: str, subject_id: str, ended_at: datetime, prov: Provenance
+    ) -> bool:
+        written = await self.conn.fetchval(
+            f"""
+            INSERT INTO relationship_ends (customer_number, subject_id, ended_at, {_PROVENANCE_COLUMNS})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            ON CONFLICT (customer_number) DO UPDATE
+               SET ended_at = EXCLUDED.ended_at, event_time = EXCLUDED.event_time, event_id = EXCLUDED.event_id,
+                   source_system = EXCLUDED.source_system, origin = EXCLUDED.origin,
+                   legal_basis = EXCLUDED.legal_basis, updated_at = now()
+             WHERE relationship_ends.event_time <= EXCLUDED.event_time
+            RETURNING true
+            """,
+            customer_number,
+            subject_id,
+            ended_at,
+            *self._prov(prov),
+        )
+        return bool(written)
+
+    async def upsert_contract(
+        self,
+        customer_number: str,
+        subject_id: str,
+        contract: tuple[str, str, str, date, date | None, str | None],
+        prov: Provenance,
+    ) -> bool:
+        """``contract``: (contract_id, product, status, valid_from, valid_to, metering_point)."""
+        written = await self.conn.fetchval(
+            f"""
+            INSERT INTO contracts (customer_number, subject_id, contract_id, product, status, valid_from, valid_to,
+                                   metering_point, {_PROVENANCE_COLUMNS})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            ON CONFLICT (customer_number, contract_id) DO UPDATE
+               SET product = EXCLUDED.product, status = EXCLUDED.status, valid_from = EXCLUDED.valid_from,
+                   valid_to = EXCLUDED.valid_to, metering_point = EXCLUDED.metering_point,
+                   event_time = EXCLUDED.event_time, event_id = EXCLUDED.event_id,
+                   source_system = EXCLUDED.source_system, origin = EXCLUDED.origin,
+                   legal_basis = EXCLUDED.legal_basis, updated_at = now()
+             WHERE contracts.event_time <= EXCLUDED.event_time
+            RETURNING true
+            """,
+            customer_number,
+            subject_id,
+            *contract,
+            *self._prov(prov),
+        )
+        return bool(written)
+
+    async def upsert_consumption(
+        self,
+        customer_number: str,
+        subject_id: str,
+        reading: tuple[str, date, date, Decimal, Decimal | None],
+        prov: Provenance,
+    ) -> bool:
+        """``reading``: (metering_point, period_start, period_end, energy_mwh, annual_forecast_mwh)."""
+        written = await self.conn.fetchval(
+            f"""
+            INSERT INTO consumption (customer_number, subject_id, metering_point, period_start, period_end, energy_mwh,
+                                     annual_forecast_mwh, {_PROVENANCE_COLUMNS})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ON CONFLICT (customer_number, metering_point, period_start, period_end) DO UPDATE
+               SET energy_mwh = EXCLUDED.energy_mwh, annual_forecast_mwh = EXCLUDED.annual_forecast_mwh,
+                   event_time = EXCLUDED.event_time, event_id = EXCLUDED.event_id,
+                   source_system = EXCLUDED.source_system, origin = EXCLUDED.origin,
+                   legal_basis = EXCLUDED.legal_basis, updated_at = now()
+             WHERE consumption.event_time <= EXCLUDED.event_time
+            RETURNING true
+            """,
+            customer_number,
+            subject_id,
+            *reading,
+            *self._prov(prov),
+        )
+        return bool(written)
+
+    async def upsert_interaction(
+        self,
+        customer_number: str,
+        subject_id: str,
+        interaction: tuple[str, str, datetime, bytes | None],
+        prov: Provenance,
+    ) -> bool:
+        """``interaction``: (interaction_id, channel, at, encrypted summary)."""
+        written = await self.conn.fetchval(
+            f"""
+            INSERT INTO interactions (customer_number, subject_id, interaction_id, channel, at, summary,
+                                      {_PROVENANCE_COLUMNS})
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (customer_number, interaction_id) DO UPDATE
+               SET channel = EXCLUDED.channel, at = EXCLUDED.at, summary = EXCLUDED.summary,
+                   event_time = EXCLUDED.event_time, event_id = EXCLUDED.event_id,
+                   source_system = EXCLUDED.source_system, origin = EXCLUDED.origin,
+                   legal_basis = EXCLUDED.legal_basis, updated_at = now()
+             WHERE interactions.event_time <= EXCLUDED.event_time
+            RETURNING true
+            """,
+            customer_number,
+            subject_id,
+            *interaction,
+            *self._prov(prov),
+        )
+        return bool(written)
+
+    @staticmethod
+    def _prov(prov: Provenance) -> tuple[datetime, str, str, str, str]:
+        return (prov.event_time, prov.event_id, prov.source_system, prov.origin, prov.legal_basis)
+
+    # --- consent and profiles ----------------------------------------------------------------------
+
+    async def set_consent(self, customer_number: str, purpose: str, state: str, effective_at: datetime) -> bool:
+        """Record a consent state unless a later one is already stored; True when recorded."""
+        written = await self.conn.fetchval(
+            """
+            INSERT INTO profiling_consent (customer_number, purpose, state, effective_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (customer_number, purpose) DO UPDATE SET state = EXCLUDED.state, effective_at = EXCLUDED.effective_at
+             WHERE profiling_consent.effective_at <= EXCLUDED.effective_at
+            RETURNING true
+            """,
+            customer_number,
+            purpose,
+            state,
+            effective_at,
+        )
+        return bool(written)
+
+    async def lock_customers(self, customer_numbers: Iterable[str]) -> None:
+        """Serialise profiling decisions per customer until the transaction ends: the consent
+        consumer and the inbound consumer each read what the other writes, and without the lock
+        both could miss the other's uncommitted change and leave a consented customer unprofiled."""
+        for customer in sorted(set(customer_numbers)):
+            await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7201))", customer)
+
+    async def set_consents(self, rows: Sequence[tuple[str, str, str, datetime]]) -> set[str]:
+        """Many consent states at once, one per (customer_number, purpose); returns the customer
+        numbers whose state changed."""
+        if not rows:
+            return set()
+        written = await self.conn.fetch(
+            """
+            INSERT INTO profiling_consent (customer_number, purpose, state, effective_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+            ON CONFLICT (customer_number, purpose) DO UPDATE SET state = EXCLUDED.state, effective_at = EXCLUDED.effective_at
+             WHERE profiling_consent.effective_at <= EXCLUDED.effective_at
+            RETURNING customer_number
+            """,
+            *[list(c) for c in zip(*rows, strict=True)],
+        )
+        return {r["customer_number"] for r in written}
+
+    async def consent_states(self, customer_number: str) -> dict[str, str]:
+        rows = await self.conn.fetch(
+            "SELECT purpose, state FROM profiling_consent WHERE customer_number = $1", customer_number
+        )
+        return {r["purpose"]: r["state"] for r in rows}
+
+    async def readings(self, customer_number: str) -> list[Reading]:
+        rows = await self.conn.fetch(
+            "SELECT period_start, period_end, energy_mwh, annual_forecast_mwh FROM consumption WHERE customer_number = $1",
+            customer_number,
+        )
+        return [Reading(r["period_start"], r["period_end"], r["energy_mwh"], r["annual_forecast_mwh"]) for r in rows]
+
+    async def save_profile(
+        self, customer_number: str, subject_id: str, profile: Profile, computed_at: datetime
+    ) -> None:
+        await self.conn.execute(
+            """
+            INSERT INTO profiles (customer_number, subject_id, annual_mwh, band, trend, reports, computed_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (customer_number) DO UPDATE
+               SET annual_mwh = EXCLUDED.annual_mwh, band = EXCLUDED.band, trend = EXCLUDED.trend,
+                   reports = EXCLUDED.reports, computed_at = EXCLUDED.computed_at
+            """,
+            customer_number,
+            subject_id,
+            profile.annual_mwh,
+            profile.band,
+            profile.trend,
+            profile.reports,
+            computed_at,
+        )
+
+    async def delete_profiles(self, *, customer_number: str | None = None, subject_id: str | None = None) -> int:
+        status: str = await self.conn.execute(
+            "DELETE FROM profiles WHERE customer_number = $1 OR subject_id = $2", customer_number, subject_id
+        )
+        return _count(status)
+
+    # --- the participant: access and erasure ------------------------------------------------------
+
+    async def held(self, subject_id: str) -> dict[str, list[asyncpg.Record]]:
+        """Everything held on a subject outside ``sections``, per table."""
+        queries = {
+            "relationship_ends": "SELECT * FROM relationship_ends WHERE subject_id = $1 ORDER BY customer_number",
+            "contracts": "SELECT * FROM contracts WHERE subject_id = $1 ORDER BY customer_number, contract_id",
+            "consumption": "SELECT * FROM consumption WHERE subject_id = $1 ORDER BY customer_number, metering_point, period_start",
+            "interactions": "SELECT * FROM interactions WHERE subject_id = $1 ORDER BY customer_number, at",
+            "profiles": "SELECT * FROM profiles WHERE subject_id = $1 ORDER BY customer_number",
+        }
+        return {name: await self.conn.fetch(sql, subject_id) for name, sql in queries.items()}
+
+    async def provenance(self, subject_id: str) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT category, source_system, origin, legal_basis, last_changed, items FROM provenance"
+            " WHERE subject_id = $1 ORDER BY category, last_changed DESC",
+            subject_id,
+        )
+        return rows
+
+    async def erase_category(self, subject_id: str, category: str) -> int:
+        """Delete a subject's data of one category; returns the items erased (tombstones not counted)."""
+        erased = 0
+        rows = await self.conn.fetch(
+            "DELETE FROM sections WHERE subject_id = $1 AND category = $2 RETURNING payload IS NOT NULL AS held",
+            subject_id,
+            category,
+        )
+        erased += sum(1 for r in rows if r["held"])
+        derived = {
+            "basic": [
+                "DELETE FROM lookup WHERE subject_id = $1 AND kind IN ('personal_identity_code', 'business_id')",
+                "DELETE FROM metering_points WHERE subject_id = $1",
+            ],
+            "contact": ["DELETE FROM lookup WHERE subject_id = $1 AND kind = 'email'"],
+            "contact_person": ["DELETE FROM contact_links WHERE subject_id = $1"],
+        }
+        for sql in derived.get(category, []):
+            await self.conn.execute(sql, subject_id)
+        tables = {
+            "customer_relationship": ["relationship_ends", "contracts", "interactions"],
+            "consumption": ["consumption"],
+            "services": ["profiles"],
+        }
+        for table in tables.get(category, []):
+            erased += _count(await self.conn.execute(f"DELETE FROM {table} WHERE subject_id = $1", subject_id))
+        return erased
+
+    async def holds_anything(self, subject_id: str) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                """
+                SELECT EXISTS (SELECT 1 FROM sections WHERE subject_id = $1 AND payload IS NOT NULL)
+                    OR EXISTS (SELECT 1 FROM relationship_ends WHERE subject_id = $1)
+                    OR EXISTS (SELECT 1 FROM contracts WHERE subject_id = $1)
+                    OR EXISTS (SELECT 1 FROM interactions WHERE subject_id = $1)
+                    OR EXISTS (SELECT 1 FROM consumption WHERE subject_id = $1)
+                    OR EXISTS (SELECT 1 FROM profiles WHERE subject_id = $1)
+                """,
+                subject_id,
+            )
+        )
+
+    async def forget_subject(self, subject_id: str, customer_numbers: Sequence[str]) -> None:
+        """Remove the subject's last traces: customers, tombstones, links, consent copies."""
+        await self.conn.execute(
+            "DELETE FROM profiling_consent WHERE customer_number = ANY($1::text[])", list(customer_numbers)
+        )
+        await self.conn.execute(
+            "DELETE FROM contact_links WHERE organisation_number = ANY($1::text[])", list(customer_numbers)
+        )
+        await self.conn.execute("DELETE FROM subjects WHERE subject_id = $1", subject_id)  # cascades to every table
+
+    # --- accuracy (§12) ------------------------------------------------------------------------------
+
+    async def current_sections(self) -> list[asyncpg.Record]:
+        """Every customer's current sections, restricted subjects left out (restricted: not used)."""
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT c.customer_number, c.subject_id, s.kind, x.section, x.payload"
+            " FROM customers c JOIN subjects s USING (subject_id)"
+            " LEFT JOIN sections x ON x.customer_number = c.customer_number AND x.payload IS NOT NULL"
+            " WHERE NOT s.restricted ORDER BY c.customer_number"
+        )
+        return rows
+
+    async def duplicate_identity_codes(self) -> list[list[str]]:
+        rows = await self.conn.fetch(
+            "SELECT array_agg(l.customer_number ORDER BY l.customer_number) AS numbers"
+            " FROM lookup l JOIN subjects s USING (subject_id)"
+            " WHERE l.kind = 'personal_identity_code' AND NOT s.restricted"
+            " GROUP BY l.digest HAVING count(*) > 1 ORDER BY 1"
+        )
+        return [list(r["numbers"]) for r in rows]
+
+    async def unconfirmed_contacts(self, before: datetime) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT x.customer_number FROM sections x JOIN subjects s USING (subject_id)"
+            " WHERE x.section = 'contact' AND x.payload IS NOT NULL AND x.event_time < $1 AND NOT s.restricted"
+            " ORDER BY x.customer_number",
+            before,
+        )
+        return [r["customer_number"] for r in rows]

@@ -1,0 +1,221 @@
+"""Registry ingest throughput against a plain baseline, on the real broker and database.
+
+    .venv/bin/python bench/ingest/run.py [--events 100000]
+
+1. Publishes N synthetic ``customer.upserted`` events (identity codes in the 900-999 test range,
+   @example.fi addresses) to registry.inbound.v1, noting where they start on each partition.
+2. Baseline: a plain aiokafka consumer reads exactly those records (batches of 500, offsets
+   committed per batch) and writes each with asyncpg ``copy_records_to_table`` into a simple
+   table (customer number, event id, event time, the record value).
+3. The registry (``lampo.registry.app.build``) on a new database and consumer group starting at
+   the same offsets, in this process, until its consumer has processed N events: parse and
+   validate, inbox, subjects, encrypted sections, blind indexes, outbox notices, one transaction
+   per batch.
+
+Both rates are measured from the end of the first batch to the last one (consumer group joins and
+connection set-up are not ingest), and printed with their ratio. Goal: ratio at least 0.8.
+Other suites on the same broker may publish to the topic meanwhile; the registry counts them too,
+so the registry's figure is, if anything, slightly low.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from lampo.contracts.catalog import CONSENT_EVENTS, PRIVACY_TASKS, REGISTRY_INBOUND
+from lampo.crypto import new_master_key
+from lampo.db.pool import server_url_of
+from lampo.messaging.topics import consumer_group_for
+from lampo.testing import (
+    BOOTSTRAP,
+    PG_URL,
+    Producer,
+    customer_upserted,
+    drop_database,
+    fast_forward_group,
+    running,
+    unique,
+)
+
+BATCH = 500
+
+
+async def offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    for _ in range(50):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            break
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    partitions = [TopicPartition(topic, p) for p in sorted(parts or ())]
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+    return ends
+
+
+async def publish(n: int) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    probe = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await probe.start()
+    try:
+        start = await offsets(probe, REGISTRY_INBOUND)
+        prefix = uuid.uuid4().hex[:6]
+        started = time.perf_counter()
+        async with Producer() as producer:
+            for low in range(0, n, 5000):
+                items: list[tuple[str | None, bytes]] = []
+                for i in range(low, min(n, low + 5000)):
+                    customer = f"bench-{prefix}-{i}"
+                    items.append((customer, customer_upserted(customer, i).to_bytes()))
+                await producer.send_many(REGISTRY_INBOUND, items)
+        print(f"published {n} events in {time.perf_counter() - started:.1f} s")
+        end = await offsets(probe, REGISTRY_INBOUND)
+    finally:
+        await probe.stop()
+    return start, end
+
+
+class Meter:
+    """Rate from the end of the first batch to the moment ``n`` records are done."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.first: tuple[float, int] | None = None
+        self.done_at: float | None = None
+        self.started = time.perf_counter()
+
+    def update(self, done: int) -> bool:
+        now = time.perf_counter()
+        if done and self.first is None:
+            self.first = (now, done)
+        if done >= self.n and self.done_at is None:
+            self.done_at = now
+        return self.done_at is not None
+
+    @property
+    def rate(self) -> float:
+        assert self.first is not None and self.done_at is not None
+        t0, d0 = self.first
+        return (self.n - d0) / (self.done_at - t0) if self.done_at > t0 else float("inf")
+
+    @property
+    def wall(self) -> float:
+        assert self.done_at is not None
+        return self.done_at - self.started
+
+
+async def baseline(n: int, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> Meter:
+    database = unique("bench_baseline")
+    admin = await asyncpg.connect(server_url_of(PG_URL))
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    conn = await asyncpg.connect(server_url_of(PG_URL, database))
+    await conn.execute("CREATE TABLE events (customer_number text, event_id text, event_time timestamptz, value bytea)")
+    group = unique("bench-baseline")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=BOOTSTRAP, group_id=group, enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        meter = Meter(n)
+        done = 0
+        remaining = {tp for tp in start if end[tp] > start[tp]}
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
+            rows: list[tuple[str, str, datetime, bytes]] = []
+            commit: dict[TopicPartition, OffsetAndMetadata] = {}
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset >= end[tp]:
+                        continue
+                    body = json.loads(record.value)
+                    rows.append(
+                        (
+                            body["data"]["customer_number"],
+                            body["id"],
+                            datetime.fromisoformat(body["time"]),
+                            record.value,
+                        )
+                    )
+                commit[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+                if records[-1].offset + 1 >= end[tp]:
+                    remaining.discard(tp)
+            if rows:
+                await conn.copy_records_to_table("events", records=rows)
+                await consumer.commit(commit)
+                done += len(rows)
+                meter.update(done)
+        return meter
+    finally:
+        await consumer.stop()
+        await conn.close()
+        await drop_database(database)
+
+
+async def registry(n: int, start: dict[TopicPartition, int]) -> Meter:
+    from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
+    from lampo.registry.app import MIGRATIONS, build
+    from lampo.registry.settings import RegistrySettings
+
+    settings = RegistrySettings(
+        database=unique("bench_registry"), consumer_group=unique("bench-registry"), master_key=new_master_key()
+    )
+    # The database and its schema first, so the timed part is ingest only.
+    await ensure_database(settings.database_url)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    await migrate(pool, [platform_migrations(), MigrationSource("registry", MIGRATIONS)])
+    await pool.close()
+    # Its other consumers (consent, privacy tasks) start at the ends of their topics: their
+    # history belongs to other runs. The inbound group starts where the published events start.
+    await fast_forward_group(settings.consumer_group or "", [CONSENT_EVENTS, PRIVACY_TASKS])
+    group = consumer_group_for(settings.consumer_group or "", REGISTRY_INBOUND)
+    committer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group, enable_auto_commit=False)
+    await committer.start()
+    committer.assign(list(start))
+    await committer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in start.items()})
+    await committer.stop()
+
+    runtime = build(settings)
+    try:
+        async with running(runtime.app):
+            consumer = runtime.consumers[0]
+            meter = Meter(n)
+            while not meter.update(consumer.stats.processed):  # noqa: ASYNC110 - polling a counter
+                await asyncio.sleep(0.01)
+            print(f"registry consumer: {consumer.stats}")
+            dead = sum(consumer.stats.dead_lettered.values())
+            if dead:
+                print(f"registry dead-lettered {dead} records: {consumer.stats.dead_lettered}")
+        return meter
+    finally:
+        await drop_database(settings.database or "")
+
+
+async def main(n: int) -> None:
+    start, end = await publish(n)
+    published = sum(end[tp] - start[tp] for tp in start)
+    if published < n:
+        raise SystemExit(f"only {published} records landed on {REGISTRY_INBOUND}")
+    base = await baseline(n, start, end)
+    print(f"baseline (aiokafka + copy_records_to_table): {base.rate:,.0f} events/s ({base.wall:.1f} s wall)")
+    reg = await registry(n, start)
+    print(f"registry (validate, encrypt, index, outbox):  {reg.rate:,.0f} events/s ({reg.wall:.1f} s wall)")
+    print(f"ratio registry/baseline: {reg.rate / base.rate:.2f} (goal >= 0.8), N = {n}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    args: Any = parser.parse_args()
+    asyncio.run(main(args.events))

@@ -1,0 +1,219 @@
+"""The registry as a participant of the privacy protocol (privacy.tasks.v1 -> privacy.acks.v1).
+
+Each handler runs in the task's transaction (``lampo.participant``): its effect, its notices and
+its acknowledgement commit together.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from lampo.clock import Clock
+from lampo.contracts.catalog import REGISTRY_EVENTS
+from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.privacy import PrivacyTask
+from lampo.contracts.registry import SubjectErased
+from lampo.crypto import FieldCipher, KeyRing
+from lampo.messaging import outbox
+from lampo.participant import Participant, TaskFailed, TaskHandler, TaskOutcome
+from lampo.registry.domain import (
+    HELD_CATEGORIES,
+    SECTION_CATEGORY,
+    InvalidCorrection,
+    Provenance,
+    SectionUpdate,
+    corrected,
+    corrected_sections,
+)
+from lampo.registry.handlers import SOURCE, apply_section_updates, notice, refresh_profile
+from lampo.registry.store import RegistryStore
+
+NAME = "registry"
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _decrypt(cipher: FieldCipher | None, field: str, blob: Any) -> Any:
+    if blob is None:
+        return None
+    if cipher is None:
+        return {"unreadable": "the subject's data key has been destroyed"}
+    return cipher.decrypt(field, bytes(blob))
+
+
+def make_participant(keys: KeyRing, clock: Clock) -> Participant:
+    async def access(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
+        store = RegistryStore(conn, keys)
+        wanted = {str(c) for c in task.categories} or {str(c) for c in HELD_CATEGORIES}
+        result: dict[str, list[dict[str, Any]]] = {str(c): [] for c in HELD_CATEGORIES if str(c) in wanted}
+
+        def add(category: str, item: dict[str, Any]) -> None:
+            if category in result:
+                result[category].append(_json(item))
+
+        for subject_id in await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers):
+            cipher = (await store.ciphers([subject_id], create=False)).get(subject_id)
+            for row in await store.section_rows(subject_id):
+                text = _decrypt(cipher, row["section"], row["payload"])
+                add(
+                    row["category"],
+                    {
+                        "customer_number": row["customer_number"],
+                        "section": row["section"],
+                        "data": json.loads(text) if isinstance(text, str) else text,
+                        "source_system": row["source_system"],
+                        "origin": row["origin"],
+                        "legal_basis": row["legal_basis"],
+                        "updated_at": row["event_time"],
+                    },
+                )
+            held = await store.held(subject_id)
+            plain = {
+                "relationship_ends": ("customer_relationship", "relationship_end", ("ended_at",)),
+                "contracts": (
+                    "customer_relationship",
+                    "contract",
+                    ("contract_id", "product", "status", "valid_from", "valid_to", "metering_point"),
+                ),
+                "consumption": (
+                    "consumption",
+                    "consumption_report",
+                    ("metering_point", "period_start", "period_end", "energy_mwh", "annual_forecast_mwh"),
+                ),
+                "interactions": (
+                    "customer_relationship",
+                    "interaction",
+                    ("interaction_id", "channel", "at", "summary"),
+                ),
+                "profiles": ("services", "profile", ("annual_mwh", "band", "trend", "reports", "computed_at")),
+            }
+            for table, (category, kind, fields) in plain.items():
+                for r in held[table]:
+                    data = {f: r[f] for f in fields}
+                    if "summary" in data:
+                        data["summary"] = _decrypt(cipher, "interaction.summary", data["summary"])
+                    add(
+                        category,
+                        {
+                            "customer_number": r["customer_number"],
+                            "kind": kind,
+                            "data": data,
+                            "source_system": r["source_system"],
+                            "origin": r["origin"],
+                            "legal_basis": r["legal_basis"],
+                            "updated_at": r["computed_at"] if table == "profiles" else r["event_time"],
+                        },
+                    )
+        return TaskOutcome(result=result)
+
+    async def erasure(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
+        store = RegistryStore(conn, keys)
+        categories = [c for c in (task.categories or HELD_CATEGORIES) if c in HELD_CATEGORIES]
+        erased: dict[str, int] = {}
+        notices: list[outbox.OutgoingEvent] = []
+        for subject_id in await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers):
+            customers = await store.customers_of(subject_id)
+            for category in categories:
+                count = await store.erase_category(subject_id, str(category))
+                if count:
+                    erased[str(category)] = erased.get(str(category), 0) + count
+            # Unsent notices about the subject go too (they hold ids only, but they are the
+            # subject's and would announce data that no longer exists).
+            await outbox.purge_subject(conn, subject_id)
+            if not await store.holds_anything(subject_id):
+                # Nothing left: the customer numbers, links and consent copies go, and the data
+                # key is destroyed, so any copy of an encrypted field (a backup) is unreadable.
+                await store.forget_subject(subject_id, customers)
+                await keys.destroy(conn, subject_id)
+            for customer in customers:
+                data = SubjectErased(
+                    subject_id=subject_id, customer_number=customer, request_id=task.request_id, categories=categories
+                )
+                # No subject_id on the row: a later purge must not swallow the erasure notice.
+                notices.append(
+                    outbox.OutgoingEvent(REGISTRY_EVENTS, subject_id, CloudEvent.new("subject.erased", SOURCE, data))
+                )
+        await outbox.add(conn, notices)
+        return TaskOutcome(erased=erased)
+
+    async def rectification(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
+        corrections = task.corrections
+        if corrections is None:
+            raise TaskFailed("rectification task without corrections")
+        store = RegistryStore(conn, keys)
+        now = clock.now()
+        notices: list[outbox.OutgoingEvent] = []
+        for subject_id in await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers):
+            cipher = await store.cipher(subject_id)
+            customers = await store.customers_of(subject_id)
+            updates: list[tuple[int, str, str, SectionUpdate, Provenance]] = []
+            for section in corrected_sections(corrections):
+                stored = {c: await store.section_of(c, section) for c in customers}
+                held = [c for c, row in stored.items() if row is not None and row["payload"] is not None]
+                if section == "contact_person_for" and corrections.contact_person_for is not None:
+                    organisation = corrections.contact_person_for.customer_number
+                    if organisation is not None and await store.subject_of(organisation) is None:
+                        raise TaskFailed(
+                            "corrections.contact_person_for.customer_number: no organisation with this number"
+                        )
+                for customer in held or customers:
+                    row = stored[customer]
+                    text = None if row is None else _decrypt(cipher, section, row["payload"])
+                    before = json.loads(text) if isinstance(text, str) else None
+                    try:
+                        after = corrected(section, before, corrections)
+                    except InvalidCorrection as e:
+                        raise TaskFailed(str(e)) from e
+                    # Newer than what is stored, so the correction wins over the stored section.
+                    at = max(now, row["event_time"] + timedelta(microseconds=1)) if row is not None else now
+                    prov = Provenance(
+                        "dsar",
+                        "subject",
+                        row["legal_basis"] if row is not None else "legal_obligation",
+                        at,
+                        f"rectification:{task.task_id}",
+                    )
+                    index = customers.index(customer)
+                    updates.append(
+                        (index, customer, subject_id, SectionUpdate(section, SECTION_CATEGORY[section], after), prov)
+                    )
+            changed = await apply_section_updates(store, updates)
+            kind = await store.kind_of(subject_id)
+            for index, categories in sorted(changed.items()):
+                notices.append(
+                    notice(
+                        subject_id,
+                        customers[index],
+                        kind=kind,
+                        categories=categories,
+                        origin="subject",
+                        changed_at=now,
+                        traceparent=None,
+                    )
+                )
+        await outbox.add(conn, notices)
+        return TaskOutcome()
+
+    async def restriction(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
+        store = RegistryStore(conn, keys)
+        for subject_id in await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers):
+            await store.restrict(subject_id)
+            # Stored, not used: a derived profile is use, so it goes and is not computed again.
+            for customer in await store.customers_of(subject_id):
+                await refresh_profile(store, customer, clock)
+        return TaskOutcome()
+
+    handlers: dict[str, TaskHandler] = {
+        "access": access,
+        "erasure": erasure,
+        "purge": erasure,
+        "rectification": rectification,
+        "restriction": restriction,
+    }
+    return Participant(NAME, handlers, source=SOURCE)

@@ -1,0 +1,156 @@
+"""``POST /v1/resolve``: identity resolution for the DSAR coordinator.
+
+Body: any of ``customer_number``, ``personal_identity_code``, ``email``. Every identifier sent
+must lead to the same subject: one that matches nothing, or a second subject, is not taken as
+"close enough" (a request must never reach another person's data).
+
+- 200 ``{"subject_id", "customer_numbers", "kind"}``
+- 404 ``{"error": "no_match"}``; 409 ``{"error": "ambiguous"}`` when the identifiers lead to
+  more than one subject
+- 400 ``{"error": <reason>, "field": <name>}`` for malformed input
+
+Identity codes and e-mails are looked up through their blind index; the body is never logged
+and no value is echoed back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import asyncpg
+
+from lampo.contracts.identifiers import check_email, check_personal_identity_code
+from lampo.crypto import KeyRing
+from lampo.registry.store import RegistryStore
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+FIELDS = ("customer_number", "personal_identity_code", "email")
+_IDENTIFIER = re.compile(r"[!-~]{1,128}")
+MAX_BODY = 16 * 1024
+
+
+class BadRequest(ValueError):
+    def __init__(self, error: str, field: str | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.field = field
+
+
+def parse_request(body: bytes) -> dict[str, str]:
+    """The identifiers of a request body, checked and normalised; BadRequest names the field."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("invalid_json") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("invalid_json")
+    unknown = sorted(k for k in obj if k not in FIELDS)
+    if unknown:
+        raise BadRequest("unknown_field", unknown[0] if _IDENTIFIER.fullmatch(unknown[0]) else None)
+    identifiers: dict[str, str] = {}
+    for name in FIELDS:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest("invalid_type", name)
+        try:
+            if name == "customer_number":
+                if not _IDENTIFIER.fullmatch(value):
+                    raise ValueError
+                identifiers[name] = value
+            elif name == "personal_identity_code":
+                identifiers[name] = check_personal_identity_code(value)
+            else:
+                identifiers[name] = check_email(value)
+        except ValueError:
+            raise BadRequest(f"invalid_{name}", name) from None
+    if not identifiers:
+        raise BadRequest("missing_identifier", "customer_number|personal_identity_code|email")
+    return identifiers
+
+
+async def resolve(conn: asyncpg.Connection, keys: KeyRing, identifiers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    store = RegistryStore(conn, keys)
+    candidates: set[str] | None = None
+    for name, value in identifiers.items():
+        if name == "customer_number":
+            found = await store.subject_of(value)
+            subjects = {found} if found else set()
+        else:
+            subjects = await store.subjects_by_lookup(name, value)
+        if not subjects:
+            return 404, {"error": "no_match"}
+        candidates = subjects if candidates is None else candidates & subjects
+        if not candidates:
+            return 404, {"error": "no_match"}
+    if candidates is None or len(candidates) != 1:
+        return 409, {"error": "ambiguous"}
+    [subject_id] = candidates
+    row = await store.subject_row(subject_id)
+    if row is None:
+        return 404, {"error": "no_match"}
+    return 200, {
+        "subject_id": subject_id,
+        "customer_numbers": await store.customers_of(subject_id),
+        "kind": row["kind"],
+    }
+
+
+class ResolveApp:
+    """A plain ASGI app, mounted on the service runtime; ``bind`` gives it the runtime's pool and keys
+    once they exist."""
+
+    def __init__(self) -> None:
+        self._pool: Callable[[], asyncpg.Pool] | None = None
+        self._keys: KeyRing | None = None
+
+    def bind(self, pool: Callable[[], asyncpg.Pool], keys: KeyRing) -> None:
+        self._pool = pool
+        self._keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") != "POST":
+            await _respond(send, 405, {"error": "method_not_allowed"}, {"allow": "POST"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY:
+                await _respond(send, 413, {"error": "too_large"})
+                return
+            if not message.get("more_body", False):
+                break
+        try:
+            identifiers = parse_request(body)
+        except BadRequest as e:
+            await _respond(send, 400, {"error": e.error, "field": e.field})
+            return
+        if self._pool is None or self._keys is None:
+            await _respond(send, 503, {"error": "not_ready"})
+            return
+        async with self._pool().acquire() as conn:
+            status, answer = await resolve(conn, self._keys, identifiers)
+        await _respond(send, status, answer)
+
+
+async def _respond(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    raw = json.dumps(body).encode()
+    all_headers = {"content-type": "application/json", "content-length": str(len(raw)), **(headers or {})}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode(), v.encode()) for k, v in all_headers.items()],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})

@@ -1,0 +1,100 @@
+"""Small helpers of the registry's tests: synthetic events of every inbound type, and reading
+back what this test's registry (not another suite's, on the shared broker) did."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from lampo.contracts.envelope import CloudEvent
+from lampo.testing import TopicReader, customer_upserted, eventually, header
+
+
+def new_customer_number() -> str:
+    return str(uuid.uuid4().int % 10**9)
+
+
+def event(
+    kind: str, data: dict[str, Any], *, source: str = "urn:system:crm", time: datetime | None = None
+) -> CloudEvent:
+    return CloudEvent.new(kind, source, data, time=time)
+
+
+def organisation_upserted(customer: str, business_id: str = "0402810-7") -> CloudEvent:
+    return event(
+        "customer.upserted",
+        {
+            "customer_number": customer,
+            "kind": "organisation",
+            "source": {"system": "crm", "origin": "authority"},
+            "legal_basis": "contract",
+            "organisation": {"name": "Testi Oy", "business_id": business_id},
+            "contact": {"street": "Yrityskatu 1", "postal_code": "40950", "city": "Muurame", "country": "FI"},
+        },
+    )
+
+
+def contact_person_upserted(customer: str, organisation: str, n: int) -> CloudEvent:
+    body = json.loads(customer_upserted(customer, n).to_bytes())["data"]
+    body["contact_person_for"] = {"customer_number": organisation, "employer": "Testi Oy", "position": "hankinta"}
+    return event("customer.upserted", body)
+
+
+def with_data(base: CloudEvent, **changes: Any) -> bytes:
+    """``base`` with fields of its data replaced (dotted paths: ``contact.phone``)."""
+    body = json.loads(base.to_bytes())
+    for path, value in changes.items():
+        target = body["data"]
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return json.dumps(body).encode()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def subject_in(registry: Any, customer: str) -> str:
+    async def find() -> str | None:
+        async with registry.runtime.pool.acquire() as conn:
+            found: str | None = await conn.fetchval(
+                "SELECT subject_id FROM customers WHERE customer_number = $1", customer
+            )
+            return found
+
+    found: str = await eventually(find)
+    return found
+
+
+async def ours(registry: Any, notices: TopicReader, customer: str, count: int = 1, **match: Any) -> list[Any]:
+    """Notices about ``customer`` from this test's registry (other suites may run a registry on the
+    same broker, reading the same inbound topic: their notices carry their own subject ids)."""
+    subject_id = await subject_in(registry, customer)
+
+    def mine(r: Any) -> bool:
+        body = json.loads(r.value)
+        return body["data"]["subject_id"] == subject_id and all(body.get(k) == v for k, v in match.items())
+
+    return await notices.wait_for(mine, count=count)
+
+
+def once_per_record(records: list[Any]) -> list[Any]:
+    """Dead-letter copies, one per source record (another registry on the broker adds its own)."""
+    seen: dict[tuple[str | None, str | None], Any] = {}
+    for r in records:
+        seen.setdefault((header(r, "error.partition"), header(r, "error.offset")), r)
+    return list(seen.values())
+
+
+async def dead_letters(reader: TopicReader, keys: set[bytes], count: int) -> list[Any]:
+    """``count`` distinct dead-letter copies of records keyed by ``keys``."""
+    wanted = count
+    while True:
+        records = once_per_record(await reader.wait_for(lambda r: r.key in keys, count=wanted))
+        if len(records) >= count:
+            return records
+        wanted += count - len(records)
