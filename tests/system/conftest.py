@@ -30,6 +30,16 @@ sys.path.insert(0, str(Path(__file__).parent))  # the tests import flows.py besi
 BIN = Path(sys.executable).parent
 
 
+ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"
+
+
+def zipkin_running() -> bool:
+    try:
+        return httpx.get(f"{ZIPKIN}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -156,6 +166,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
     otlp = OtlpReceiver()
     otlp.start()
     key = new_master_key()
+    zipkin = zipkin_running()
     token = uuid.uuid4().hex
     ports = {name: free_port() for name in names}
     services: dict[str, ServiceProcess] = {}
@@ -176,6 +187,10 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
         env["LAMPO_INTERNAL_TOKEN"] = token
+        if zipkin:  # the real tracing backend too, when `make infra` started it
+            env["LAMPO_ZIPKIN_ENDPOINT"] = f"{ZIPKIN}/api/v2/spans"
+        else:
+            env.pop("LAMPO_ZIPKIN_ENDPOINT", None)
         if "registry" in ports:
             env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
         if "dsar" in ports:
