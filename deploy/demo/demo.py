@@ -1,8 +1,12 @@
 """`make demo`: a short, real flow through the running suite (started by `make up`).
 
-Publishes synthetic customers (identity codes in the 900-999 test range) the way the CRM does,
-plus one record with an invalid identity code, and shows what the suite did with them: change
-notices without personal data, and the dead-letter record with its reason. Grows as services land.
+1. The CRM publishes synthetic customers (identity codes in the 900-999 test range) and one
+   record with an invalid identity code: change notices without personal data, and the
+   dead-letter record with its reason.
+2. One synthetic customer gets data in every store (register, an invoice, a call recording, a
+   consent); an access request returns a package (audio included) and an erasure request,
+   approved by the managing director, ends with billing's statutory retention listed.
+3. Where to open each request's trace in Zipkin.
 """
 
 from __future__ import annotations
@@ -11,16 +15,19 @@ import asyncio
 import json
 import sys
 import uuid
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from lampo.contracts.catalog import REGISTRY_EVENTS, REGISTRY_INBOUND
+from lampo.contracts.catalog import DSAR_EVENTS, REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.messaging.topics import dlq
+from lampo.synthetic import approve, new_customer, outcome, seed, submit, submitted
 from lampo.testing import Producer, TopicReader, customer_upserted, header
 from lampo.tracing import trace_id_of
 
 console = Console()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def registry_flow() -> None:
@@ -51,8 +58,45 @@ async def registry_flow() -> None:
     console.print("Logs: .run/services/*.log. Look a customer up: .venv/bin/lampo registry show " + customers[0])
 
 
+def service_urls() -> dict[str, str]:
+    ports = {}
+    for line in (ROOT / "deploy/local/services.txt").read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith("#"):
+            ports[parts[0]] = f"http://127.0.0.1:{parts[1]}"
+    return ports
+
+
+async def dsar_flow() -> None:
+    customer = new_customer()
+    console.rule("[bold]2. One customer in every store, then an access and an erasure request")
+    await seed(service_urls(), customer)
+    console.print(f"customer {customer.number}: registry, invoice {customer.invoice_number}, call {customer.recording_id} ({len(customer.audio)} bytes), consent to profiling")
+    async with TopicReader(DSAR_EVENTS) as events:
+        access = await submit(submitted("access", customer.number))
+        done = (await outcome(events, access, "dsar.completed", timeout=120))["data"]
+        package = done["package"] or {}
+        console.print(f"[green]access {access}: {done['status']}, package sha256 {package.get('sha256', '-')[:16]}…")
+        console.print(f"  write it out: .venv/bin/lampo dsar package {access} --out /tmp/{access}.zip")
+        erasure = await submit(submitted("erasure", customer.number))
+        await outcome(events, erasure, "dsar.awaiting_approval")
+        console.print(f"erasure {erasure} waits for approval; the managing director approves it")
+        await approve(erasure)
+        done = (await outcome(events, erasure, "dsar.completed", timeout=120))["data"]
+    table = Table("participant", "status", "erased", "retained (law, until)")
+    for name, result in done["results"].items():
+        kept = "; ".join(f"{r['category']} x{r['items']}: {r['legal_basis']}, until {r['until']}" for r in result["retained"]) or "-"
+        table.add_row(name, result["status"], json.dumps(result["erased"]), kept)
+    console.print(f"[green]erasure {erasure}: {done['status']}")
+    console.print(table)
+    console.rule("[bold]3. Traces")
+    console.print(f"erasure trace: http://127.0.0.1:9411/zipkin/traces/{done['trace_id']}")
+    console.print(f"readable report: .venv/bin/lampo dsar report {erasure}")
+
+
 async def main() -> int:
     await registry_flow()
+    await dsar_flow()
     return 0
 
 

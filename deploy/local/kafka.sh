@@ -32,8 +32,15 @@ HEAP_OPTS=${LAMPO_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 START_TIMEOUT=${LAMPO_KAFKA_START_TIMEOUT:-120}
 STOP_TIMEOUT=60
 
-say() { echo "[kafka] $*"; }
-die() { echo "[kafka] ERROR: $*" >&2; exit 1; }
+# settings of the shared helpers in lib.sh
+TAG=kafka
+OWN_MARK="kafka.Kafka $CONF"   # in the command line of a broker started from our config
+LOCK_TIMEOUT=180
+START_WHAT=broker START_LOGS="$OUT_LOG and $SERVER_LOG" READY_WORD=ready READY_POLL=0.5
+STOP_WHAT=broker STOP_HOW=", SIGTERM: controlled shutdown" STOPPED_NOTE="; log: $SERVER_LOG"
+STOP_POLL=0.5 STOP_POLLS_PER_S=2
+# shellcheck source=deploy/local/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 usage() { echo "usage: $0 {install|start|stop|status}" >&2; exit 2; }
 
@@ -54,41 +61,6 @@ pom_sum() { sha256sum "$POM" | cut -d' ' -f1; }
 
 installed() { [[ -f $MARKER && $(cat "$MARKER") == "$(pom_sum)" && -d $LIBS ]]; }
 
-# ---------------------------------------------------------------- helpers
-alive() {  # live process (zombies awaiting reaping count as gone)
-  local st
-  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $st && $st != Z && $st != X ]]
-}
-
-port_open() { timeout 2 bash -c "</dev/tcp/$HOST/$1" 2>/dev/null; }
-
-port_owner() {  # best effort: "java(pid=123)" or empty
-  command -v ss >/dev/null 2>&1 || return 0
-  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n1 | sed 's/users:((//; s/))$//' || true
-}
-
-read_pid() { if [[ -f $PID_FILE ]]; then tr -dc '0-9' <"$PID_FILE"; fi; }
-
-# True when $1 is a live Kafka broker started from our config.
-is_our_broker() {
-  local pid=$1
-  [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "kafka.Kafka $CONF"
-}
-
-running_pid() {
-  local pid
-  pid=$(read_pid)
-  if is_our_broker "$pid"; then echo "$pid"; return 0; fi
-  # pid file lost? look for a broker started with our exact config path
-  pid=$(pgrep -f -- "kafka.Kafka $CONF" 2>/dev/null | head -n1 || true)
-  if is_our_broker "$pid"; then echo "$pid" >"$PID_FILE" 2>/dev/null || true; echo "$pid"; return 0; fi
-  return 1
-}
-
-need_java() { command -v java >/dev/null 2>&1 || die "java not found on PATH (Java 17+ required)"; }
-
 # ---------------------------------------------------------------- install
 do_install() {
   if installed; then
@@ -96,12 +68,7 @@ do_install() {
     return 0
   fi
   command -v mvn >/dev/null 2>&1 || die "mvn not found on PATH (needed once to fetch Kafka $VERSION jars)"
-  mkdir -p "$HOME_DIR"
-  exec 8>"$HOME_DIR/.install.lock"
-  if ! flock -n 8; then
-    say "another install of Kafka $VERSION is running; waiting for it"
-    flock -w 1800 8 || die "timed out waiting for the other install (lock $HOME_DIR/.install.lock)"
-  fi
+  install_lock "Kafka $VERSION"
   if installed; then say "Kafka $VERSION jars already cached in $LIBS"; exec 8>&-; return 0; fi
   local tmp="$HOME_DIR/libs.tmp.$$" mvn_log="$HOME_DIR/mvn.log"
   rm -rf "$tmp"
@@ -270,25 +237,12 @@ asyncio.run(main())
 EOF
 }
 
+ready_check() { port_open "$PORT" && grep -q 'Kafka Server started' "$OUT_LOG" 2>/dev/null && admin_check; }
+
 wait_ready() {
   local pid=$1 start=$2 now
   pick_python
-  while :; do
-    if ! alive "$pid"; then
-      rm -f "$PID_FILE"
-      echo "----- last lines of $OUT_LOG -----" >&2
-      tail -n 30 "$OUT_LOG" >&2 || true
-      die "broker (pid $pid) exited during startup; see $OUT_LOG and $SERVER_LOG"
-    fi
-    if port_open "$PORT" && grep -q 'Kafka Server started' "$OUT_LOG" 2>/dev/null; then
-      if admin_check; then break; fi
-    fi
-    now=$(date +%s)
-    if (( now - start >= START_TIMEOUT )); then
-      die "broker (pid $pid) not ready after ${START_TIMEOUT}s; still running -- see $OUT_LOG (stop it with: $0 stop)"
-    fi
-    sleep 0.5
-  done
+  wait_until_ready "$pid" "$start"
   now=$(date +%s)
   say "ready on $HOST:$PORT (pid $pid) after $((now - start))s${PY:+, describe_cluster OK}"
 }
@@ -297,9 +251,7 @@ wait_ready() {
 do_start() {
   local pid start
   start=$(date +%s)
-  mkdir -p "$STATE"
-  exec 9>"$STATE/.lock"
-  flock -w 180 9 || die "another kafka.sh is busy with $STATE (lock $STATE/.lock)"
+  lock_state
 
   if pid=$(running_pid); then
     if port_open "$PORT"; then
@@ -340,44 +292,11 @@ do_start() {
   wait_ready "$pid" "$start"
 }
 
-do_stop() {
-  local pid i
-  mkdir -p "$STATE"
-  exec 9>"$STATE/.lock"
-  flock -w 180 9 || die "another kafka.sh is busy with $STATE (lock $STATE/.lock)"
-  if ! pid=$(running_pid); then
-    rm -f "$PID_FILE"
-    say "not running"
-    return 0
-  fi
-  say "stopping broker (pid $pid, SIGTERM: controlled shutdown)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_TIMEOUT * 2; i++)); do
-    alive "$pid" || break
-    sleep 0.5
-  done
-  if alive "$pid"; then
-    say "still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 20; i++)); do alive "$pid" || break; sleep 0.5; done
-    alive "$pid" && die "pid $pid survived SIGKILL"
-  fi
-  rm -f "$PID_FILE"
-  say "stopped; log: $SERVER_LOG"
-}
+do_stop() { stop_ours; }
 
 do_status() {
-  local pid
-  if pid=$(running_pid); then
-    if port_open "$PORT"; then
-      say "running (pid $pid) on $HOST:$PORT; log: $SERVER_LOG"
-    else
-      say "running (pid $pid) but $HOST:$PORT is not open (starting or unhealthy); log: $SERVER_LOG"
-    fi
-    return 0
-  fi
-  say "not running (state: $STATE)"
-  return 3
+  show_status "on $HOST:$PORT; log: $SERVER_LOG" \
+    "$HOST:$PORT is not open (starting or unhealthy); log: $SERVER_LOG" port_open "$PORT"
 }
 
 [[ $# -eq 1 ]] || usage

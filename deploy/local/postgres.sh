@@ -35,8 +35,11 @@ LOG="$LOGS/postgres.log"
 SUPERUSER=postgres   # bootstrap superuser inside the cluster (local socket, trust)
 STOP_TIMEOUT=60
 
-say() { echo "[postgres] $*"; }
-die() { echo "[postgres] ERROR: $*" >&2; exit 1; }
+# lib.sh gives say, die, alive, port_open, port_owner and kill_pid; this script defines its own
+# running_pid and lock_state (they replace lib.sh's).
+TAG=postgres
+# shellcheck source=deploy/local/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 usage() { echo "usage: $0 {install|start|stop|status|createdb NAME...}" >&2; exit 2; }
 
 [[ $PORT =~ ^[0-9]+$ ]] || die "LAMPO_PG_PORT must be a number (got '$PORT')"
@@ -61,19 +64,6 @@ find_pg_bin() {
   local d
   d=$(printf '%s\n' /usr/lib/postgresql/*/bin | grep -v '\*' | sort -V | tail -n1 || true)
   [[ -n $d && -x $d/postgres ]] && echo "$d"
-}
-
-alive() {  # live process (zombies awaiting reaping count as gone)
-  local st
-  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $st && $st != Z && $st != X ]]
-}
-
-port_open() { timeout 2 bash -c "</dev/tcp/$HOST/$1" 2>/dev/null; }
-
-port_owner() {
-  command -v ss >/dev/null 2>&1 || return 0
-  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n1 | sed 's/users:((//; s/))$//' || true
 }
 
 # ---------------------------------------------------------------- install
@@ -260,7 +250,7 @@ do_start() {
 }
 
 do_stop() {
-  local pid i
+  local pid
   PG_BIN=$(find_pg_bin) || true
   if [[ -z $PG_BIN || ! -d $DATA ]] || ! pid=$(running_pid); then
     say "not running"
@@ -272,9 +262,7 @@ do_stop() {
     say "fast shutdown did not finish in ${STOP_TIMEOUT}s; immediate shutdown"
     if ! as_pg "$PG_BIN/pg_ctl" stop -D "$DATA" -m immediate -w -t 20 -s 9>&- && alive "$pid"; then
       say "postmaster $pid still alive; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 20; i++)); do alive "$pid" || break; sleep 0.5; done
-      alive "$pid" && die "pid $pid survived SIGKILL"
+      kill_pid "$pid" 0.5
     fi
   fi
   say "stopped; log: $LOG"

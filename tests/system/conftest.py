@@ -26,7 +26,7 @@ from lampo.messaging.topics import TOPICS
 from lampo.testing import drop_database, fast_forward_group, unique
 
 SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
-sys.path.insert(0, str(Path(__file__).parent))  # the tests import flows.py beside them
+sys.path.insert(0, str(Path(__file__).parent))  # the tests import this conftest's helpers
 BIN = Path(sys.executable).parent
 
 
@@ -151,6 +151,10 @@ class Suite:
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: s.url for name, s in self.services.items()}
 
 
 def installed() -> list[str]:

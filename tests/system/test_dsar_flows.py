@@ -13,10 +13,20 @@ import zipfile
 from pathlib import Path
 
 from conftest import ServiceProcess, free_port
-from flows import Customer, approve, new_customer, outcome, seed, submit, submitted, until_year, years_from_now
 
 from lampo.contracts.catalog import CONSENT_EVENTS, DSAR_EVENTS, PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_EVENTS
 from lampo.messaging.topics import TOPICS
+from lampo.synthetic import (
+    Customer,
+    approve,
+    new_customer,
+    outcome,
+    seed,
+    submit,
+    submitted,
+    until_year,
+    years_from_now,
+)
 from lampo.testing import TopicReader, eventually, fast_forward_group, find_in_database, find_in_records
 
 PARTICIPANTS = ("registry", "billing", "recordings", "consent")
@@ -34,7 +44,7 @@ async def test_erasure_fans_out_to_every_store_and_keeps_billing_under_the_accou
     require("dsar", *PARTICIPANTS)
     customer = new_customer()
     async with TopicReader(*INTERNAL) as internal, TopicReader(DSAR_EVENTS) as events:
-        await seed(suite, customer)
+        await seed(suite.urls, customer)
         trace = uuid.uuid4().hex
         completed = await erase(customer, events, traceparent=f"00-{trace}-{uuid.uuid4().hex[:16]}-01")
         leftovers = await internal.quiet(2.0)
@@ -69,7 +79,7 @@ async def test_erasure_fans_out_to_every_store_and_keeps_billing_under_the_accou
 async def test_access_package_holds_what_was_stored_audio_included(suite, require, tmp_path: Path) -> None:
     require("dsar", *PARTICIPANTS)
     customer = new_customer()
-    await seed(suite, customer)
+    await seed(suite.urls, customer)
     async with TopicReader(DSAR_EVENTS) as events:
         request_id = await submit(submitted("access", customer.number))
         completed = await outcome(events, request_id, "dsar.completed", timeout=120)
@@ -111,7 +121,7 @@ async def test_unverified_and_unknown_subjects_are_rejected(suite, require) -> N
 async def test_a_stopped_participant_delays_an_erasure_until_it_is_back(suite, require) -> None:
     require("dsar", *PARTICIPANTS)
     customer = new_customer()
-    await seed(suite, customer)
+    await seed(suite.urls, customer)
     recordings = suite["recordings"]
     await recordings.stop()
     try:
@@ -136,7 +146,7 @@ async def test_a_participant_that_never_answers_fails_the_request_naming_it(suit
     its bounded retries the request ends failed, naming it; the registry's part is done."""
     require("dsar", "registry")
     customer = new_customer()
-    await seed(suite, customer)
+    await seed(suite.urls, customer)
     env = dict(suite["dsar"].env)
     env.update(
         {

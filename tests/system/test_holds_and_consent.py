@@ -9,11 +9,11 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from flows import approve, new_customer, outcome, seed, submit, submitted
 
 from lampo.contracts.catalog import CONSENT_EVENTS, CONSENT_INBOUND, DSAR_EVENTS, REGISTRY_INBOUND, RETENTION_INBOUND
 from lampo.contracts.envelope import CloudEvent
 from lampo.db.pool import server_url_of
+from lampo.synthetic import approve, new_customer, outcome, seed, submit, submitted
 from lampo.testing import PG_URL, Producer, TopicReader, customer_upserted, eventually
 
 
@@ -32,7 +32,7 @@ def database_of(suite, service: str) -> str:  # type: ignore[no-untyped-def]
 async def test_a_legal_hold_keeps_data_out_of_an_erasure_until_released(suite, require) -> None:
     require("dsar", "retention", "registry", "billing", "recordings", "consent")
     customer = new_customer()
-    await seed(suite, customer)
+    await seed(suite.urls, customer)
     hold_id = f"hold-{uuid.uuid4().hex[:8]}"
     placed = {
         "hold_id": hold_id, "customer_number": customer.number, "categories": [],

@@ -8,9 +8,9 @@ import uuid
 import httpx
 import pytest
 from conftest import ZIPKIN, zipkin_running
-from flows import approve, new_customer, outcome, seed, submit, submitted
 
 from lampo.contracts.catalog import DSAR_EVENTS
+from lampo.synthetic import approve, new_customer, outcome, seed, submit, submitted
 from lampo.testing import TopicReader, eventually
 
 EXPECTED = {"lampo-dsar", "lampo-registry", "lampo-billing", "lampo-recordings", "lampo-consent"}
@@ -21,7 +21,7 @@ async def test_an_erasure_trace_is_fetched_from_zipkin_by_its_trace_id(suite, re
     if not zipkin_running():
         pytest.skip(f"no Zipkin at {ZIPKIN} (make infra starts it: deploy/local/zipkin.sh)")
     customer = new_customer()
-    await seed(suite, customer)
+    await seed(suite.urls, customer)
     async with TopicReader(DSAR_EVENTS) as events:
         request_id = await submit(submitted("erasure", customer.number), traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
         await outcome(events, request_id, "dsar.awaiting_approval")

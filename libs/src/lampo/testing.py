@@ -7,18 +7,24 @@ out, rows in the service's own database. Nothing here fakes the broker or the da
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS
+from lampo.contracts.categories import Category
 from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
+from lampo.contracts.privacy import PrivacyTask, TaskSubject
 from lampo.db.pool import server_url_of
 from lampo.messaging.topics import consumer_group_for
 
@@ -301,3 +307,56 @@ def find_in_records(records: Sequence[ConsumerRecord[Any, Any]], needles: Sequen
         text = blob.decode(errors="replace")
         found += [(record.topic, n) for n in needles if n in text]
     return found
+
+
+async def scan_tables(conn: asyncpg.Connection, needles: Sequence[str | bytes]) -> list[str]:
+    """Dump every text, bytea and jsonb column of every table and return ``table.column`` for
+    each column in which one of ``needles`` appears (text needles also searched base64-encoded).
+    Stricter than :func:`find_in_database`: byte needles, base64 forms, whole-row blobs."""
+    raw = [n.encode() if isinstance(n, str) else n for n in needles]
+    raw += [base64.b64encode(n) for n in raw if len(n) >= 6]
+    columns = await conn.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns c"
+        " JOIN information_schema.tables t USING (table_schema, table_name)"
+        " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'"
+        " AND c.data_type IN ('text', 'bytea', 'jsonb', 'character varying', 'json')"
+    )
+    hits = []
+    for col in columns:
+        rows = await conn.fetch(
+            f'SELECT "{col["column_name"]}"::text AS v, "{col["column_name"]}" AS raw FROM "{col["table_name"]}"'
+        )
+        for row in rows:
+            value = row["raw"]
+            blob = bytes(value) if isinstance(value, bytes | bytearray | memoryview) else (row["v"] or "").encode()
+            if any(n in blob for n in raw):
+                hits.append(f"{col['table_name']}.{col['column_name']}")
+                break
+    return hits
+
+
+def privacy_task(
+    participant: str, kind: str, customer: str, *, task_id: str | None = None, result_key: str | None = None
+) -> PrivacyTask:
+    """A privacy task of ``kind`` for one customer number, over every category, due in 30 days."""
+    return PrivacyTask(
+        request_id=unique("req"),
+        task_id=task_id or unique("task"),
+        participant=participant,
+        kind=kind,
+        subject=TaskSubject(subject_id=unique("subj"), customer_numbers=[customer]),
+        categories=list(Category),
+        attempt=1,
+        deadline=datetime.now(UTC) + timedelta(days=30),
+        result_key=result_key,
+    )
+
+
+async def run_privacy_task(t: PrivacyTask, *, times: int = 1) -> list[dict[str, Any]]:
+    """Publish ``t`` as a privacy.task ``times`` times (as the DSAR coordinator does) and return
+    the data of the first ``times`` acks for its task id."""
+    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
+        for _ in range(times):
+            await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
+        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=times)
+    return [json.loads(r.value)["data"] for r in records[:times]]

@@ -8,19 +8,17 @@ import json
 import os
 import sys
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from lampo.billing.handlers import purge_due
 from lampo.billing.store import BillingStore
-from lampo.contracts.catalog import BILLING_INBOUND, PRIVACY_ACKS, PRIVACY_TASKS
-from lampo.contracts.categories import Category
+from lampo.contracts.catalog import BILLING_INBOUND
 from lampo.contracts.envelope import CloudEvent
-from lampo.contracts.privacy import PrivacyTask, TaskSubject
 from lampo.crypto import new_request_keypair, unseal
 from lampo.messaging.topics import dlq
-from lampo.testing import Producer, TopicReader, eventually, header, unique
+from lampo.testing import Producer, TopicReader, eventually, header, privacy_task, run_privacy_task
 
 SOURCE = "urn:system:billing"
 LINE_TEXT = "Kaukolämpö 11/2026, Testi Asiakas901, Testikatu 9 Muurame"
@@ -115,30 +113,6 @@ async def ingest(billing, customer: str, year: int = 2026) -> None:
         )
 
 
-def task(
-    participant: str, kind: str, customer: str, *, task_id: str | None = None, result_key: str | None = None
-) -> PrivacyTask:
-    return PrivacyTask(
-        request_id=unique("req"),
-        task_id=task_id or unique("task"),
-        participant=participant,
-        kind=kind,  # type: ignore[arg-type]
-        subject=TaskSubject(subject_id=unique("subj"), customer_numbers=[customer]),
-        categories=list(Category),
-        attempt=1,
-        deadline=datetime.now(UTC) + timedelta(days=30),
-        result_key=result_key,
-    )
-
-
-async def run_task(t: PrivacyTask, *, times: int = 1) -> list[dict[str, Any]]:
-    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        for _ in range(times):
-            await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
-        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=times)
-    return [json.loads(r.value)["data"] for r in records[:times]]
-
-
 async def test_ingest_stores_encrypted_and_access_returns_everything_per_category(billing) -> None:
     customer = new_customer_number()
     await ingest(billing, customer)
@@ -150,7 +124,9 @@ async def test_ingest_stores_encrypted_and_access_returns_everything_per_categor
     assert all(b"Asiakas901" not in p and "Kaukolämpö".encode() not in p for p in payloads)
 
     private, public = new_request_keypair()
-    [ack] = await run_task(task(billing.settings.participant_name, "access", customer, result_key=public))
+    [ack] = await run_privacy_task(
+        privacy_task(billing.settings.participant_name, "access", customer, result_key=public)
+    )
     assert ack["status"] == "done"
     result = json.loads(unseal(private, ack["result"]))
     billing_data = result["billing"]
@@ -209,8 +185,8 @@ async def test_bad_input_is_dead_lettered_with_its_reason_and_the_consumer_goes_
 async def test_erasure_keeps_vouchers_restricted_reports_and_schedules_then_purges_when_due(billing, scan) -> None:
     customer = new_customer_number()
     await ingest(billing, customer)
-    erasure = task(billing.settings.participant_name, "erasure", customer)
-    first, again = await run_task(erasure, times=2)
+    erasure = privacy_task(billing.settings.participant_name, "erasure", customer)
+    first, again = await run_privacy_task(erasure, times=2)
 
     assert first == again  # a repeated task is answered idempotently, from the stored ack
     assert first["status"] == "done"
@@ -257,7 +233,7 @@ async def test_erasure_keeps_vouchers_restricted_reports_and_schedules_then_purg
         assert await scan(conn, [customer, LINE_TEXT, "Asiakas901", AGENCY, CREDIT_RESULT, "Luottotieto"]) == []
 
     # a later erasure of the same subject finds nothing and says so
-    [later] = await run_task(task(billing.settings.participant_name, "erasure", customer))
+    [later] = await run_privacy_task(privacy_task(billing.settings.participant_name, "erasure", customer))
     assert later["erased"] == {"billing": 0} and later["retained"] == []
 
 
@@ -267,7 +243,7 @@ async def test_erasure_after_the_statutory_periods_deletes_everything_and_leaves
     customer = new_customer_number()
     await ingest(billing, customer)
     billing.clock.set(datetime(2033, 1, 1, 0, 30, tzinfo=UTC))
-    [ack] = await run_task(task(billing.settings.participant_name, "erasure", customer))
+    [ack] = await run_privacy_task(privacy_task(billing.settings.participant_name, "erasure", customer))
     assert ack["erased"] == {"billing": 5} and ack["retained"] == []
     async with billing.runtime.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM subject_keys") == 0
@@ -277,9 +253,9 @@ async def test_erasure_after_the_statutory_periods_deletes_everything_and_leaves
 async def test_restriction_takes_items_out_of_normal_queries_and_rectification_changes_nothing(billing) -> None:
     customer = new_customer_number()
     await ingest(billing, customer)
-    [rectified] = await run_task(task(billing.settings.participant_name, "rectification", customer))
+    [rectified] = await run_privacy_task(privacy_task(billing.settings.participant_name, "rectification", customer))
     assert rectified["status"] == "done" and rectified["erased"] == {}
-    [restricted] = await run_task(task(billing.settings.participant_name, "restriction", customer))
+    [restricted] = await run_privacy_task(privacy_task(billing.settings.participant_name, "restriction", customer))
     assert restricted["status"] == "done"
     async with billing.runtime.pool.acquire() as conn:
         store = BillingStore(conn, billing.runtime.keys)
@@ -287,7 +263,9 @@ async def test_restriction_takes_items_out_of_normal_queries_and_rectification_c
         assert len(await store.all_items(customer)) == 5
 
     private, public = new_request_keypair()
-    [ack] = await run_task(task(billing.settings.participant_name, "access", customer, result_key=public))
+    [ack] = await run_privacy_task(
+        privacy_task(billing.settings.participant_name, "access", customer, result_key=public)
+    )
     result = json.loads(unseal(private, ack["result"]))["billing"]
     assert {i["restricted"] for items in result.values() for i in items} == {"restriction"}
 
@@ -296,7 +274,7 @@ async def test_purge_due_command_deletes_kept_items_whose_period_ended(billing) 
     customer = new_customer_number()
     await ingest(billing, customer, year=2015)
     billing.clock.set(datetime(2016, 1, 15, tzinfo=UTC))  # kept until 2021-12-31, long past today
-    [ack] = await run_task(task(billing.settings.participant_name, "erasure", customer))
+    [ack] = await run_privacy_task(privacy_task(billing.settings.participant_name, "erasure", customer))
     assert [r["until"] for r in ack["retained"]] == ["2018-12-31", "2021-12-31"]
 
     settings = billing.settings

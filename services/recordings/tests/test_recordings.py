@@ -10,20 +10,18 @@ import json
 import os
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, RECORDINGS_INBOUND
-from lampo.contracts.categories import Category
 from lampo.contracts.envelope import CloudEvent
-from lampo.contracts.privacy import PrivacyTask, TaskSubject
+from lampo.contracts.privacy import PrivacyTask
 from lampo.contracts.recordings import MAX_CHUNK_BYTES
 from lampo.crypto import new_request_keypair, unseal
 from lampo.messaging.topics import dlq
 from lampo.participant import join_result
 from lampo.recordings.store import RecordingsStore, incomplete_recordings
-from lampo.testing import Producer, TopicReader, eventually, header, unique
+from lampo.testing import Producer, TopicReader, eventually, header, privacy_task, run_privacy_task, unique
 
 SOURCE = "urn:system:telephony"
 EMAIL_SUBJECT = "Laskusta / Testi Asiakas902"
@@ -72,28 +70,6 @@ def email(customer: str) -> CloudEvent:
 def chunks_of(audio: bytes, n: int) -> list[bytes]:
     size = -(-len(audio) // n)
     return [audio[i * size : (i + 1) * size] for i in range(n)]
-
-
-def task(participant: str, kind: str, customer: str, *, result_key: str | None = None) -> PrivacyTask:
-    return PrivacyTask(
-        request_id=unique("req"),
-        task_id=unique("task"),
-        participant=participant,
-        kind=kind,  # type: ignore[arg-type]
-        subject=TaskSubject(subject_id=unique("subj"), customer_numbers=[customer]),
-        categories=list(Category),
-        attempt=1,
-        deadline=datetime.now(UTC) + timedelta(days=30),
-        result_key=result_key,
-    )
-
-
-async def run_task(t: PrivacyTask, *, times: int = 1) -> list[dict[str, Any]]:
-    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        for _ in range(times):
-            await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
-        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=times)
-    return [json.loads(r.value)["data"] for r in records[:times]]
 
 
 async def run_access(t: PrivacyTask) -> tuple[str, str]:
@@ -259,7 +235,9 @@ async def test_access_returns_recordings_with_audio_incomplete_chunks_and_emails
     customer = new_customer_number()
     calls, partial_id = await ingest_all(recordings, customer)
     private, public = new_request_keypair()
-    status, sealed = await run_access(task(recordings.settings.participant_name, "access", customer, result_key=public))
+    status, sealed = await run_access(
+        privacy_task(recordings.settings.participant_name, "access", customer, result_key=public)
+    )
     assert status == "done"
     result = json.loads(unseal(private, sealed))["customer_relationship"]
     got = {r["recording_id"]: r for r in result["recordings"]}
@@ -289,7 +267,7 @@ async def test_a_large_access_result_travels_in_parts_that_join_to_the_whole_aud
             lambda: conn.fetchval("SELECT count(*) = 1 FROM recordings WHERE recording_id = $1", recording_id)
         )
     private, public = new_request_keypair()
-    access = task(recordings.settings.participant_name, "access", customer, result_key=public)
+    access = privacy_task(recordings.settings.participant_name, "access", customer, result_key=public)
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
         await producer.send(PRIVACY_TASKS, access.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", access))
         first = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == access.task_id)
@@ -311,8 +289,8 @@ async def test_erasure_removes_audio_bodies_metadata_and_keys_idempotently_and_l
     customer, other = new_customer_number(), new_customer_number()
     calls, partial_id = await ingest_all(recordings, customer)
     await ingest_all(recordings, other)
-    erasure = task(recordings.settings.participant_name, "erasure", customer)
-    first, again = await run_task(erasure, times=2)
+    erasure = privacy_task(recordings.settings.participant_name, "erasure", customer)
+    first, again = await run_privacy_task(erasure, times=2)
     assert first == again  # the repeated task is answered from the stored ack
     assert first["status"] == "done"
     assert first["erased"] == {"customer_relationship": 4}  # two calls, one incomplete call, one e-mail
@@ -330,15 +308,15 @@ async def test_erasure_removes_audio_bodies_metadata_and_keys_idempotently_and_l
         assert await scan(conn, needles) == []
         assert await conn.fetchval("SELECT count(*) FROM recordings WHERE customer_number = $1", other) == 2
 
-    [later] = await run_task(task(recordings.settings.participant_name, "erasure", customer))
+    [later] = await run_privacy_task(privacy_task(recordings.settings.participant_name, "erasure", customer))
     assert later["erased"] == {"customer_relationship": 0}
 
 
 async def test_restriction_takes_recordings_out_of_normal_queries_and_rectification_changes_nothing(recordings) -> None:
     customer = new_customer_number()
     await ingest_all(recordings, customer)
-    [rectified] = await run_task(task(recordings.settings.participant_name, "rectification", customer))
-    [restricted] = await run_task(task(recordings.settings.participant_name, "restriction", customer))
+    [rectified] = await run_privacy_task(privacy_task(recordings.settings.participant_name, "rectification", customer))
+    [restricted] = await run_privacy_task(privacy_task(recordings.settings.participant_name, "restriction", customer))
     assert rectified["status"] == restricted["status"] == "done"
     async with recordings.runtime.pool.acquire() as conn:
         store = RecordingsStore(conn, recordings.runtime.keys)

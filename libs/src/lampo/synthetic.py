@@ -1,5 +1,6 @@
-"""What other company systems publish and read, for the system tests: one synthetic customer
-with data in every store, DSAR submission and approval, and waiting for a request's outcome."""
+"""What other company systems publish and read, with synthetic data only: one customer with data
+in every store (identity code in the 900-999 test range, e-mail at example.fi), DSAR submission
+and approval, and waiting for a request's outcome. Used by the system tests and by `make demo`."""
 
 from __future__ import annotations
 
@@ -47,11 +48,11 @@ class Customer:
 
 
 def new_customer() -> Customer:
-    n = random.randint(10_000, 30_000)
+    n = random.randint(10_000, 30_000)  # noqa: S311 - synthetic test data, not a secret
     return Customer(
         number=f"sys{uuid.uuid4().hex[:8]}",
         n=n,
-        audio=b"RIFF" + random.randbytes(40_000),
+        audio=b"RIFF" + random.randbytes(40_000),  # noqa: S311 - stand-in audio
         recording_id=f"rec-{uuid.uuid4().hex[:8]}",
         invoice_number=f"INV-{uuid.uuid4().hex[:8]}",
     )
@@ -68,10 +69,11 @@ async def processed(url: str, topic: str) -> int:
     return total
 
 
-async def seed(suite: Any, customer: Customer) -> None:
-    """The customer in every store, as the CRM, billing, telephony and portal would send it."""
+async def seed(urls: dict[str, str], customer: Customer) -> None:
+    """The customer in every store, as the CRM, billing, telephony and portal would send it;
+    returns once each store's /metrics (``urls``: service name -> base URL) counts it."""
     now = datetime.now(UTC)
-    before = {name: await processed(suite[name].url, topic) for name, topic in STORES.items()}
+    before = {name: await processed(urls[name], topic) for name, topic in STORES.items()}
     async with Producer() as systems:
         await systems.send(REGISTRY_INBOUND, customer.number, customer_upserted(customer.number, customer.n))
         await systems.send(
@@ -117,7 +119,7 @@ async def seed(suite: Any, customer: Customer) -> None:
         )
 
     async def all_stored() -> bool:
-        return all([await processed(suite[name].url, topic) > before[name] for name, topic in STORES.items()])
+        return all([await processed(urls[name], topic) > before[name] for name, topic in STORES.items()])
 
     await eventually(all_stored, timeout=60, interval=0.3)
 
