@@ -7,11 +7,13 @@ import asyncio
 import hashlib
 import io
 import json
+import re
 import sys
 import uuid
 import zipfile
 from pathlib import Path
 
+import httpx
 from conftest import ServiceProcess, free_port
 
 from lampo.contracts.catalog import CONSENT_EVENTS, DSAR_EVENTS, PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_EVENTS
@@ -69,6 +71,13 @@ async def test_erasure_fans_out_to_every_store_and_keeps_billing_under_the_accou
     await eventually(traced, timeout=20)
     task_spans = [s for s in suite.otlp.spans if s.trace_id == trace and s.name == f"{PRIVACY_TASKS} process"]
     assert {s.service for s in task_spans} >= {f"lampo-{p}" for p in PARTICIPANTS}
+
+    # operators see it on the coordinator's /metrics
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{suite['dsar'].url}/metrics", timeout=5)).text
+    assert re.search(r'^lampo_dsar_requests\{[^}]*kind="erasure"[^}]*state="completed_with_retention"[^}]*\} [1-9]', metrics, re.M)
+    assert re.search(r'^lampo_dsar_completion_mean_seconds\{[^}]*kind="erasure"', metrics, re.M)
+    assert "lampo_dsar_overdue" in metrics and customer.number not in metrics
 
     # nothing personal left: no database of the suite, no internal topic
     for database in suite.databases:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
 from lampo.contracts.catalog import PRIVACY_ACKS
+from lampo.dsar import metrics as dsar_metrics
 from lampo.dsar.api import create_api
 from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.handlers import HoldsConsumer, RequestsConsumer, acks_handler, consume_requests
@@ -65,6 +66,7 @@ def build(
         pool=lambda: runtime.pool,
     )
     state.update(coordinator=coordinator, pool=lambda: runtime.pool)
+    dsar_metrics.register(runtime, lambda: runtime.pool)
     requests = consume_requests(runtime, coordinator)
     acks = runtime.consume(PRIVACY_ACKS, acks_handler(coordinator))
     holds = HoldsConsumer(runtime)
