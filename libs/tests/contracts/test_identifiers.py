@@ -51,7 +51,7 @@ VALID_CODES = {
 
 INVALID_CODES = {
     "131052-308U": "check character does not match",
-    "310252-308Y": "date does not exist",
+    "310252-9035": "date does not exist",  # 31 February; the check character matches
     "131052G308T": "unknown century sign",
     "290223A9021": "date does not exist",  # 2023 is not a leap year
 }
