@@ -130,10 +130,6 @@ class KeyRing:
         status: str = await conn.execute("DELETE FROM subject_keys WHERE subject_id = $1", subject_id)
         return status.endswith(" 1")
 
-    def forget(self, subject_id: str) -> None:
-        """Drop a cached key (after another process may have destroyed it)."""
-        self._cache.pop(subject_id, None)
-
 
 # --- sealed results (per-request public key) -------------------------------------------------
 

@@ -111,9 +111,7 @@ def render_prometheus(data: MetricsData | None) -> str:
                     lines = []
                     for p in point_data.data_points:
                         cumulative = 0
-                        for bound, count in zip(
-                            [*p.explicit_bounds, math.inf], p.bucket_counts, strict=False
-                        ):
+                        for bound, count in zip([*p.explicit_bounds, math.inf], p.bucket_counts, strict=False):
                             cumulative += count
                             le = "+Inf" if math.isinf(bound) else _number(float(bound))
                             lines.append(f"{name}_bucket{_labels(p.attributes, [('le', le)])} {cumulative}")

@@ -76,7 +76,9 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_transport(self) -> ServiceSettings:
         if self.kafka_security_protocol == "SASL_SSL" and not (self.kafka_username and self.kafka_password):
-            raise ValueError("LAMPO_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs LAMPO_KAFKA_USERNAME and LAMPO_KAFKA_PASSWORD")
+            raise ValueError(
+                "LAMPO_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs LAMPO_KAFKA_USERNAME and LAMPO_KAFKA_PASSWORD"
+            )
         if bool(self.kafka_cert_file) != bool(self.kafka_key_file):
             raise ValueError("LAMPO_KAFKA_CERT_FILE and LAMPO_KAFKA_KEY_FILE go together")
         if self.pg_sslmode in ("verify-full", "verify-ca") and not self.pg_ca_file:

@@ -44,7 +44,14 @@ class Customer:
         """What must be gone after an erasure: identity code, names, e-mail, phone, street."""
         upsert = json.loads(customer_upserted(self.number, self.n).to_bytes())["data"]
         person, contact = upsert["person"], upsert["contact"]
-        return [person["personal_identity_code"], person["first_names"], person["last_name"], contact["email"], contact["phone"], contact["street"]]
+        return [
+            person["personal_identity_code"],
+            person["first_names"],
+            person["last_name"],
+            contact["email"],
+            contact["phone"],
+            contact["street"],
+        ]
 
 
 def new_customer() -> Customer:
@@ -138,7 +145,9 @@ def submitted(kind: str, customer_number: str, *, verified: bool = True, request
         "kind": kind,
         "identifiers": {"customer_number": customer_number},
         "verification": (
-            {"method": "strong_electronic", "verified_by": "portal", "verified_at": datetime.now(UTC)} if verified else None
+            {"method": "strong_electronic", "verified_by": "portal", "verified_at": datetime.now(UTC)}
+            if verified
+            else None
         ),
         "received_at": datetime.now(UTC),
         "channel": "portal",
@@ -158,7 +167,11 @@ async def approve(request_id: str, by: str = "managing.director") -> None:
         await staff.send(
             DSAR_REQUESTS,
             request_id,
-            CloudEvent.new("dsar.approved", "urn:system:staff", {"request_id": request_id, "approved_by": by, "approved_at": datetime.now(UTC)}),
+            CloudEvent.new(
+                "dsar.approved",
+                "urn:system:staff",
+                {"request_id": request_id, "approved_by": by, "approved_at": datetime.now(UTC)},
+            ),
         )
 
 
@@ -167,7 +180,9 @@ async def outcome(reader: TopicReader, request_id: str, *types: str, timeout: fl
     assert reader.topics == (DSAR_EVENTS,)
     [record] = (
         await reader.wait_for(
-            lambda r: json.loads(r.value)["data"].get("request_id") == request_id and json.loads(r.value)["type"] in types,
+            lambda r: (
+                json.loads(r.value)["data"].get("request_id") == request_id and json.loads(r.value)["type"] in types
+            ),
             timeout=timeout,
         )
     )[:1]

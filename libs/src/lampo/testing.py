@@ -37,6 +37,8 @@ def kafka_options() -> dict[str, Any]:
     from lampo.settings import ServiceSettings
 
     return ServiceSettings(master_key=None).kafka_client_options()  # the key is not needed here
+
+
 PG_URL = os.environ.get("LAMPO_PG_URL", "postgresql://lampo:lampo@127.0.0.1:5432/postgres")
 
 
@@ -188,13 +190,6 @@ def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
         if key == name:
             return value.decode() if isinstance(value, bytes) else str(value)
     return None
-
-
-def event_type(record: ConsumerRecord[Any, Any]) -> str | None:
-    try:
-        return CloudEvent.from_bytes(record.value).type
-    except Exception:  # noqa: BLE001 - not a CloudEvent
-        return None
 
 
 @asynccontextmanager

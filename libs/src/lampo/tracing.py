@@ -28,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _log = logging.getLogger("lampo.tracing")
@@ -116,24 +116,6 @@ def trace_id_of(traceparent: str | None) -> str | None:
 def current_trace_id() -> str | None:
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
-
-
-@contextmanager
-def consume_span(
-    tracer: Tracer,
-    topic: str,
-    headers: Sequence[tuple[str, bytes]] | None,
-    attributes: Mapping[str, str | int],
-) -> Iterator[Span]:
-    """A ``{topic} process`` span, child of the producer's context taken from the headers."""
-    parent = context_from_headers(headers)
-    with tracer.start_as_current_span(
-        f"{topic} process",
-        context=parent,
-        kind=SpanKind.CONSUMER,
-        attributes={"messaging.system": "kafka", "messaging.destination.name": topic, **attributes},
-    ) as span:
-        yield span
 
 
 @contextmanager

@@ -30,9 +30,7 @@ def provision_cmd(
 
     # TLS/SASL from the same LAMPO_KAFKA_* settings the services use (nothing when PLAINTEXT).
     options = ServiceSettings(master_key=None).kafka_client_options()
-    outcome = run(
-        provision(bootstrap or _bootstrap(), replication_factor=replication_factor, client_options=options)
-    )
+    outcome = run(provision(bootstrap or _bootstrap(), replication_factor=replication_factor, client_options=options))
     created = sorted(t for t, o in outcome.items() if o == "created")
     typer.echo(f"topics: {len(created)} created, {len(outcome) - len(created)} already present (configs applied)")
 

@@ -84,7 +84,9 @@ TOPICS: list[TopicSpec] = (
     _BASE
     + INTERNAL
     + [
-        TopicSpec(dlq(t.name), partitions=1, retention_days=7, personal_data=True, purpose=f"rejected records of {t.name}")
+        TopicSpec(
+            dlq(t.name), partitions=1, retention_days=7, personal_data=True, purpose=f"rejected records of {t.name}"
+        )
         for t in _BASE
     ]
 )

@@ -29,28 +29,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from lampo.crypto import FieldCipher
-from lampo.registry.domain import HELD_CATEGORIES
+from lampo.registry.domain import HELD_CATEGORIES, HELD_TABLES
 from lampo.registry.store import RegistryStore
 from lampo.service import Runtime
 
 _CUSTOMER_NUMBER = re.compile(r"[!-~]{1,128}")
-
-# Tables outside ``sections``: (category, item kind, fields shown).
-_PLAIN: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "relationship_ends": ("customer_relationship", "relationship_end", ("ended_at",)),
-    "contracts": (
-        "customer_relationship",
-        "contract",
-        ("contract_id", "product", "status", "valid_from", "valid_to", "metering_point"),
-    ),
-    "consumption": (
-        "consumption",
-        "consumption_report",
-        ("metering_point", "period_start", "period_end", "energy_mwh", "annual_forecast_mwh"),
-    ),
-    "interactions": ("customer_relationship", "interaction", ("interaction_id", "channel", "at", "summary")),
-    "profiles": ("services", "profile", ("annual_mwh", "band", "trend", "reports", "computed_at")),
-}
 
 
 def _error(status: int, error: str, field: str | None = None) -> JSONResponse:
@@ -135,7 +118,7 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
                     )
                 )
             held = await store.held(subject_id)
-            for table, (category, kind, fields) in _PLAIN.items():
+            for table, (category, kind, fields) in HELD_TABLES.items():
                 if category not in result:
                     continue
                 for r in held[table]:

@@ -252,3 +252,22 @@ def accuracy_problems(kind: str, sections: dict[str, dict[str, Any] | list[Any] 
         except ValidationError:
             problems.append(f"invalid_{section}")
     return problems
+
+
+# The register's tables outside ``sections``: (category, item kind, fields shown), for access
+# results and the staff read API.
+HELD_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "relationship_ends": ("customer_relationship", "relationship_end", ("ended_at",)),
+    "contracts": (
+        "customer_relationship",
+        "contract",
+        ("contract_id", "product", "status", "valid_from", "valid_to", "metering_point"),
+    ),
+    "consumption": (
+        "consumption",
+        "consumption_report",
+        ("metering_point", "period_start", "period_end", "energy_mwh", "annual_forecast_mwh"),
+    ),
+    "interactions": ("customer_relationship", "interaction", ("interaction_id", "channel", "at", "summary")),
+    "profiles": ("services", "profile", ("annual_mwh", "band", "trend", "reports", "computed_at")),
+}

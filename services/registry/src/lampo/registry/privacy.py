@@ -22,6 +22,7 @@ from lampo.messaging import outbox
 from lampo.participant import Participant, TaskFailed, TaskHandler, TaskOutcome
 from lampo.registry.domain import (
     HELD_CATEGORIES,
+    HELD_TABLES,
     SECTION_CATEGORY,
     InvalidCorrection,
     Provenance,
@@ -74,26 +75,7 @@ def make_participant(keys: KeyRing, clock: Clock) -> Participant:
                     },
                 )
             held = await store.held(subject_id)
-            plain = {
-                "relationship_ends": ("customer_relationship", "relationship_end", ("ended_at",)),
-                "contracts": (
-                    "customer_relationship",
-                    "contract",
-                    ("contract_id", "product", "status", "valid_from", "valid_to", "metering_point"),
-                ),
-                "consumption": (
-                    "consumption",
-                    "consumption_report",
-                    ("metering_point", "period_start", "period_end", "energy_mwh", "annual_forecast_mwh"),
-                ),
-                "interactions": (
-                    "customer_relationship",
-                    "interaction",
-                    ("interaction_id", "channel", "at", "summary"),
-                ),
-                "profiles": ("services", "profile", ("annual_mwh", "band", "trend", "reports", "computed_at")),
-            }
-            for table, (category, kind, fields) in plain.items():
+            for table, (category, kind, fields) in HELD_TABLES.items():
                 for r in held[table]:
                     data = {f: r[f] for f in fields}
                     if "summary" in data:
