@@ -49,7 +49,8 @@ def environment(name: str) -> dict[str, str]:
 
 
 def render(document: object) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # Keys sorted: FastStream lists a service's channels in an order that differs between runs.
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def generate(name: str) -> tuple[str, str | None, str]:
