@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
-from conftest import ServiceProcess, free_port
+from suite import ServiceProcess, free_port
 
 from lampo.contracts.catalog import CONSENT_EVENTS, DSAR_EVENTS, PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_EVENTS
 from lampo.messaging.topics import TOPICS

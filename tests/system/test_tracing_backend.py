@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 import pytest
-from conftest import ZIPKIN, zipkin_running
+from suite import ZIPKIN, zipkin_running
 
 from lampo.contracts.catalog import DSAR_EVENTS
 from lampo.synthetic import approve, new_customer, outcome, seed, submit, submitted

@@ -1,0 +1,217 @@
+"""The whole suite as separate processes, as in production: each service started from its own
+`lampo-<name>` executable, with its own database and consumer group, and an OTLP receiver standing
+in for the tracing backend so tests can read every exported span. Used by the system, fault and
+privacy tests (their conftests start a `Suite` with `launch`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from lampo.crypto import new_master_key
+from lampo.messaging.topics import TOPICS
+from lampo.testing import drop_database, fast_forward_group, unique
+
+SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
+BIN = Path(sys.executable).parent
+
+
+ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"
+
+
+def zipkin_running() -> bool:
+    try:
+        return httpx.get(f"{ZIPKIN}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Span:
+    service: str
+    name: str
+    trace_id: str
+    attributes: dict[str, Any]
+
+
+class OtlpReceiver:
+    """Receives OTLP/HTTP protobuf trace exports (POST /v1/traces), keeps the spans."""
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+        self.port = free_port()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for rs in request.resource_spans:
+                    service = next(
+                        (a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "?"
+                    )
+                    for ss in rs.scope_spans:
+                        for span in ss.spans:
+                            attrs = {a.key: a.value.string_value or a.value.int_value for a in span.attributes}
+                            receiver.spans.append(Span(service, span.name, span.trace_id.hex(), attrs))
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    env: dict[str, str]
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.env["LAMPO_HTTP_PORT"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        handle = self.log.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            str(BIN / f"lampo-{self.name}"), env=self.env, stdout=handle, stderr=handle
+        )
+        await self.wait_ready()
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient() as client:
+            while True:
+                if self.process and self.process.returncode is not None:
+                    raise AssertionError(f"{self.name} exited ({self.process.returncode}); see {self.log}")
+                try:
+                    if (await client.get(f"{self.url}/health/ready", timeout=2)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"{self.name} not ready within {timeout}s; see {self.log}")
+                await asyncio.sleep(0.2)
+
+    async def stop(self, *, kill: bool = False) -> None:
+        if self.process and self.process.returncode is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout=20)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+@dataclass
+class Suite:
+    services: dict[str, ServiceProcess]
+    otlp: OtlpReceiver
+    logs: Path
+    databases: list[str] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: s.url for name, s in self.services.items()}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.stop() for s in self.services.values()))
+        self.otlp.stop()
+        for database in self.databases:
+            await drop_database(database)
+
+
+def installed() -> list[str]:
+    """Installed services, optionally narrowed by LAMPO_SYSTEM_SERVICES=a,b for development."""
+    wanted = [s for s in os.environ.get("LAMPO_SYSTEM_SERVICES", "").split(",") if s] or SERVICES
+    return [s for s in SERVICES if s in wanted and shutil.which(f"lampo-{s}", path=str(BIN))]
+
+
+async def launch(names: list[str], logs: Path, *, env: dict[str, str] | None = None) -> Suite:
+    """Starts the named services, each with a new database and consumer group (fast-forwarded to
+    the end of every topic, so earlier runs' records are not replayed), and waits until ready."""
+    otlp = OtlpReceiver()
+    otlp.start()
+    key = new_master_key()
+    zipkin = zipkin_running()
+    token = uuid.uuid4().hex
+    ports = {name: free_port() for name in names}
+    services: dict[str, ServiceProcess] = {}
+    databases = []
+    for name in names:
+        database = unique(f"sys_{name}")
+        databases.append(database)
+        group = unique(f"sys-{name}")
+        await fast_forward_group(group, [t.name for t in TOPICS])
+        service_env = {
+            **os.environ,
+            **(env or {}),
+            "LAMPO_DATABASE": database,
+            "LAMPO_CONSUMER_GROUP": group,
+            "LAMPO_MASTER_KEY": key,
+            "LAMPO_HTTP_PORT": str(ports[name]),
+            "LAMPO_INTERNAL_TOKEN": token,
+            "OTEL_SERVICE_NAME": f"lampo-{name}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+        if zipkin:  # the real tracing backend too, when `make infra` started it
+            service_env["LAMPO_ZIPKIN_ENDPOINT"] = f"{ZIPKIN}/api/v2/spans"
+        else:
+            service_env.pop("LAMPO_ZIPKIN_ENDPOINT", None)
+        if "registry" in ports:
+            service_env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
+        if "dsar" in ports:
+            service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
+        services[name] = ServiceProcess(name, service_env, logs / f"{name}.log")
+    suite = Suite(services, otlp, logs, databases)
+    try:
+        await asyncio.gather(*(s.start() for s in services.values()))
+    except BaseException:
+        await suite.close()
+        raise
+    return suite
