@@ -35,6 +35,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer, format_span_id
 from lampo.contracts.catalog import ParsedEvent, parse
 from lampo.contracts.errors import ContractViolation
 from lampo.messaging import inbox
+from lampo.messaging.polling import long_poll
 from lampo.messaging.topics import dlq
 from lampo.tracing import TRACEPARENT, context_from_headers
 
@@ -118,8 +119,8 @@ class ConsumerOptions:
     retries: int = 3
     backoff_s: float = 0.2
     infrastructure_backoff_s: float = 1.0
-    # FastStream's batch subscriber waits this long for records and, after an empty poll,
-    # sleeps as long again: it bounds the latency of the first event after a quiet spell.
+    # How long one poll waits for the first record (it returns as soon as any arrive); an empty
+    # poll is followed by the next at once (lampo.messaging.polling, not FastStream's idle sleep).
     batch_timeout_ms: int = 50
 
 
@@ -167,6 +168,7 @@ class ReliableConsumer:
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.name}:{self.topic}",
         )
+        long_poll(subscriber)  # no idle sleep between polls: see lampo.messaging.polling
 
         async def on_batch(msg: KafkaMessage) -> None:
             await self.consume_batch(msg)
