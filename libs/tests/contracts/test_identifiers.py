@@ -166,6 +166,49 @@ def test_email_addresses() -> None:
         assert bad not in message and "maija" not in message
 
 
+def test_remembered_domain_checks_answer_as_email_validator_does() -> None:
+    # check_email remembers email-validator's verdict on the part after the @-sign; every answer,
+    # first or repeated, must be the library's own (normalised form, or the same failed rule).
+    from email_validator import EmailNotValidError
+    from email_validator.syntax import validate_email_domain_name
+
+    from lampo.contracts.identifiers import _domain_name_once
+
+    addresses = [
+        "maija@example.fi",
+        "Maija.Meikalainen@EXAMPLE.FI",
+        "maija@xn--kyl-5qa.fi",
+        "maija@Äänekoski.FI",
+        "maija@example",
+        "maija@localhost",
+        "maija@-example.fi",
+        "maija@exa_mple.fi",
+        "maija@" + "a" * 64 + ".fi",
+        "maija@test",
+        "maija@123.fi",
+    ]
+
+    def reference(address: str) -> tuple[str, str]:
+        domain = address.rsplit("@", 1)[1]
+        try:
+            return "ok", str(validate_email_domain_name(domain))
+        except EmailNotValidError as e:
+            return "error", str(e)
+
+    def remembered(address: str) -> tuple[str, str]:
+        domain = address.rsplit("@", 1)[1]
+        try:
+            return "ok", str(_domain_name_once(domain))
+        except EmailNotValidError as e:
+            return "error", str(e)
+
+    for _ in range(2):  # the second round answers from memory where it can
+        for address in addresses:
+            assert remembered(address) == reference(address)
+    assert check_email("maija@Äänekoski.FI") == check_email("maija@Äänekoski.FI") == "maija@äänekoski.fi"
+    assert rule_of(check_email, "maija@localhost")[0] == rule_of(check_email, "maija@localhost")[0] == "invalid_email"
+
+
 def test_languages() -> None:
     assert len(ISO_639_1) == 183
     assert check_language("fi") == "fi" and check_language("sv") == "sv" and check_language("se") == "se"

@@ -10,12 +10,15 @@ Sources: /work/shared/FINNISH-FACTS.md (Government decree 128/2010 as amended by
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
 from datetime import date
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.syntax import validate_email_domain_name
 from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -200,6 +203,29 @@ def _email_rule(library_message: str) -> str:
     if "@-sign" in text:
         return "must contain exactly one @-sign"
     return "is not a valid e-mail address"
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_domain_name(domain: str, test_environment: bool = False, globally_deliverable: bool = True) -> object:
+    return validate_email_domain_name(
+        domain, test_environment=test_environment, globally_deliverable=globally_deliverable
+    )
+
+
+def _domain_name_once(domain: str, test_environment: bool = False, globally_deliverable: bool = True) -> object:
+    """email-validator's check of the part after the @-sign, remembered per domain: it is a pure
+    function of its arguments and most of the cost of a check (IDNA, per-character Unicode
+    rules), while a register sees the same few thousand domains over and over. Invalid domains
+    raise every time (``lru_cache`` keeps no exceptions). Only domain names are kept, at most
+    4,096 of them; never whole addresses."""
+    result = _valid_domain_name(domain, test_environment, globally_deliverable)
+    return dict(result) if isinstance(result, dict) else result
+
+
+# validate_email looks the function up in its own module at each call. (The package attribute
+# ``email_validator.validate_email`` is the function, not the module, hence import_module.)
+_email_validator_module: Any = importlib.import_module("email_validator.validate_email")
+_email_validator_module.validate_email_domain_name = _domain_name_once
 
 
 def check_email(value: object) -> str:
