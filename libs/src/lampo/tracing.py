@@ -95,7 +95,9 @@ def context_from_headers(headers: Mapping[str, str] | Sequence[tuple[str, bytes]
     if headers:
         items = headers.items() if isinstance(headers, Mapping) else headers
         for name, value in items:
-            carrier[name.lower()] = value.decode() if isinstance(value, bytes) else str(value)
+            if value is None:  # a Kafka header may have a null value
+                continue
+            carrier[name.lower()] = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
     return _PROPAGATOR.extract(carrier)
 
 

@@ -19,6 +19,7 @@ The one consume path of every service. For each batch of records FastStream hand
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,32 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     KafkaError,
 )
+
+
+async def tolerant_batch_parser(
+    records: tuple[ConsumerRecord[Any, Any], ...], original: Callable[[Any], Awaitable[Any]]
+) -> Any:
+    """FastStream's batch parser decodes every header value as UTF-8, so one record with a null
+    or non-UTF-8 header fails the whole batch before the consumer sees it, again on every
+    redelivery: the consumer stops there. Such headers are read with replacement characters for
+    FastStream's view only; the consumer still gets the records as they are (``raw_message``)."""
+    try:
+        return await original(records)
+    except (UnicodeDecodeError, AttributeError):
+        readable = tuple(
+            dataclasses.replace(r, headers=[(k, (v or b"").decode(errors="replace").encode()) for k, v in r.headers])
+            for r in records
+        )
+        message = await original(readable)
+        message.raw_message = records
+        return message
+
+
+async def undecoded_batch(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """The batch handler reads ``raw_message`` and parses each value against its contract itself;
+    FastStream's decoder would parse every header and value once more (and fail on the headers
+    above), so the decoded body is just the list of raw values."""
+    return message.body
 
 
 @dataclass
@@ -167,6 +194,8 @@ class ReliableConsumer:
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.name}:{self.topic}",
+            parser=tolerant_batch_parser,
+            decoder=undecoded_batch,
         )
         long_poll(subscriber)  # no idle sleep between polls: see lampo.messaging.polling
 
@@ -296,7 +325,7 @@ class ReliableConsumer:
                 await asyncio.sleep(self.options.backoff_s * 2 ** (attempt - 1))
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str, detail: str) -> None:
-        headers = {name: value.decode(errors="replace") for name, value in (record.headers or ())}
+        headers = {name: (value or b"").decode(errors="replace") for name, value in (record.headers or ())}
         headers.update(
             {
                 "error.reason": reason,
