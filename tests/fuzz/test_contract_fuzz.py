@@ -46,3 +46,19 @@ def test_valid_events_of_every_type_are_accepted(topic: str, event_type: str, da
 @given(data=st.data())
 def test_any_value_gives_an_event_or_a_contract_violation(topic: str, event_type: str, data: st.DataObject) -> None:
     read(topic, data.draw(any_record_values(event_type)))
+
+
+@pytest.mark.parametrize("digits", [4301, 20_000])
+def test_a_number_with_too_many_digits_is_named_as_such(digits: int) -> None:
+    """Found by the fuzzer: Python refuses to read integers past 4,300 digits with a ValueError,
+    which was reported as "NaN and Infinity are not JSON"."""
+    raw = b'{"specversion": "1.0", "n": ' + b"9" * digits + b"}"
+    with pytest.raises(ContractViolation) as caught:
+        parse("registry.inbound.v1", raw)
+    assert (caught.value.reason, caught.value.detail) == ("invalid_json", "a number has too many digits")
+
+
+def test_nan_is_still_named_as_such() -> None:
+    with pytest.raises(ContractViolation) as caught:
+        parse("registry.inbound.v1", b'{"n": NaN}')
+    assert caught.value.detail == "NaN and Infinity are not JSON"

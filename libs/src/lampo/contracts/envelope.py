@@ -79,8 +79,12 @@ class CloudEvent(BaseModel):
             raise violation_from_validation_error(exc, prefix="", known_names=cls.model_fields) from None
 
 
+class _NotJsonConstant(ValueError):
+    """NaN, Infinity or -Infinity: Python's json reads them, JSON has no such values."""
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(name)
+    raise _NotJsonConstant(name)
 
 
 def load_json_object(raw: bytes) -> dict[str, Any]:
@@ -98,8 +102,10 @@ def load_json_object(raw: bytes) -> dict[str, Any]:
         obj = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise ContractViolation(INVALID_JSON, f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError:
+    except _NotJsonConstant:
         raise ContractViolation(INVALID_JSON, "NaN and Infinity are not JSON") from None
+    except ValueError:  # an integer past Python's limit on digits (sys.get_int_max_str_digits)
+        raise ContractViolation(INVALID_JSON, "a number has too many digits") from None
     except RecursionError:
         raise ContractViolation(INVALID_JSON, "nested too deeply") from None
     if not isinstance(obj, dict):
