@@ -248,8 +248,9 @@ class ReliableConsumer:
             except ContractViolation as e:
                 rejected.append((record, e.reason, e.detail, span))
                 continue
-            span.set_attribute("messaging.message.id", event.envelope.id)
-            span.set_attribute("cloudevents.event_type", event.envelope.type)
+            span.set_attributes(
+                {"messaging.message.id": event.envelope.id, "cloudevents.event_type": event.envelope.type}
+            )
             ctx = span.get_span_context()
             traceparent = f"00-{format_trace_id(ctx.trace_id)}-{format_span_id(ctx.span_id)}-01"
             accepted.append(Incoming(record, event, span, traceparent))

@@ -9,7 +9,7 @@ the dead-letter topic and its neighbours are applied.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -88,12 +88,17 @@ class _Winner:
 
 
 async def apply_section_updates(
-    store: RegistryStore, updates: Sequence[tuple[int, str, str, SectionUpdate, Provenance]]
+    store: RegistryStore,
+    updates: Sequence[tuple[int, str, str, SectionUpdate, Provenance]],
+    *,
+    created: Collection[str] = (),
 ) -> dict[int, list[str]]:
     """Write section updates ``(index, customer_number, subject_id, update, provenance)`` and keep
     what derives from them (blind indexes, metering points, organisation links) in step.
     Within the batch the latest event per section wins, as it would one by one; an event older
-    than the stored section is not written. Returns the categories changed per index."""
+    than the stored section is not written. Returns the categories changed per index.
+    ``created``: customer numbers inserted in this transaction, which hold nothing yet (no
+    stored section, metering point or link to look up or replace)."""
     winners: dict[tuple[str, str], _Winner] = {}
     for index, customer, subject_id, update, prov in updates:
         key = (customer, update.section)
@@ -106,7 +111,9 @@ async def apply_section_updates(
         for (customer, _), w in winners.items()
     ]
     # Clearing a section that held nothing is no change to announce: find which cleared ones held data.
-    held_before = await store.held_sections([k for k, w in winners.items() if w.update.payload is None])
+    held_before = await store.held_sections(
+        [k for k, w in winners.items() if w.update.payload is None and k[0] not in created]
+    )
     written = await store.write_sections(rows)
 
     changed: dict[int, list[str]] = {}
@@ -140,8 +147,8 @@ async def apply_section_updates(
                 links.append((customer, str(w.update.payload["customer_number"]), w.subject_id))
     await store.clear_lookups(clear_lookups)
     await store.set_lookups(set_lookups)
-    await store.set_metering_points(points_of, points)
-    await store.set_contact_links(links_of, links)
+    await store.set_metering_points([c for c in points_of if c not in created], points)
+    await store.set_contact_links([c for c in links_of if c not in created], links)
     return changed
 
 
@@ -193,7 +200,7 @@ async def customers_upserted(store: RegistryStore, items: Sequence[Incoming]) ->
     await store.insert_subjects(new_subjects)
     await store.insert_customers(new_customers)
 
-    changed = await apply_section_updates(store, updates)
+    changed = await apply_section_updates(store, updates, created={c for c, _ in new_customers})
     notices = []
     for index, (item, d) in enumerate(upserts):
         categories = changed.get(index)
