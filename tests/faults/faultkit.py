@@ -55,7 +55,7 @@ async def read_topic(topic: str) -> list[ConsumerRecord[Any, Any]]:
         ends = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[ConsumerRecord[Any, Any]] = []
-        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             for tp, rs in batch.items():
                 records += [r for r in rs if r.offset < ends[tp]]
