@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from google.protobuf import text_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lampo.crypto import new_master_key
@@ -50,6 +51,9 @@ class Span:
     name: str
     trace_id: str
     attributes: dict[str, Any]
+    text: str = ""
+    """Everything exported with the span (name, attributes, events, links, status, resource) as
+    protobuf text, for the privacy tests' leak search."""
 
 
 class OtlpReceiver:
@@ -69,10 +73,12 @@ class OtlpReceiver:
                     service = next(
                         (a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), "?"
                     )
+                    resource = text_format.MessageToString(rs.resource, as_utf8=True)
                     for ss in rs.scope_spans:
                         for span in ss.spans:
                             attrs = {a.key: a.value.string_value or a.value.int_value for a in span.attributes}
-                            receiver.spans.append(Span(service, span.name, span.trace_id.hex(), attrs))
+                            text = text_format.MessageToString(span, as_utf8=True) + resource
+                            receiver.spans.append(Span(service, span.name, span.trace_id.hex(), attrs, text))
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.end_headers()
