@@ -89,18 +89,20 @@ async def sweeper_process(database_url: str, datamap_path: str, batch: int, paus
 
     from lampo.clock import ManualClock
     from lampo.db import create_pool
-    from lampo.messaging.outbox import OutboxRelay
+    from lampo.messaging.outbox import RELAY_PRODUCER_OPTIONS, OutboxRelay
     from lampo.retention.datamap import load_datamap
     from lampo.retention.sweep import Sweeper
     from lampo.testing import BOOTSTRAP
 
     pool = await create_pool(database_url, min_size=2, max_size=6)
-    # As the service's broker: idempotent, linger 5 ms (the tasks of one sweep share its key).
-    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, linger_ms=5)
+    # As the service's relay producer (the tasks of one sweep share its key).
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, **RELAY_PRODUCER_OPTIONS)
     await producer.start()
 
     async def send(topic: str, key: str, value: bytes, headers: dict[str, str]) -> None:
-        await producer.send_and_wait(topic, value, key=key.encode(), headers=[(k, v.encode()) for k, v in headers.items()])
+        await producer.send_and_wait(
+            topic, value, key=key.encode(), headers=[(k, v.encode()) for k, v in headers.items()]
+        )
 
     relay = OutboxRelay(pool, send, trace.get_tracer("bench"), batch_size=1000)
     await relay.start()
@@ -119,8 +121,14 @@ async def sweeper_process(database_url: str, datamap_path: str, batch: int, paus
     await relay.stop()
     await producer.stop()
     await pool.close()
-    report = {"customers": result.customers, "tasks": result.tasks, "purges": result.purges, "swept_s": swept,
-              "published_s": published, "sent": relay.sent}
+    report = {
+        "customers": result.customers,
+        "tasks": result.tasks,
+        "purges": result.purges,
+        "swept_s": swept,
+        "published_s": published,
+        "sent": relay.sent,
+    }
     print("DONE " + json.dumps(report), flush=True)
 
 
@@ -178,9 +186,17 @@ async def main(args: argparse.Namespace) -> None:
 
         async def measure_sweep() -> tuple[dict[str, Any], float | None]:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--sweeper", settings.database_url, str(datamap),
-                "--batch", str(args.batch), "--pause", str(args.pause),
-                stdout=subprocess.PIPE, cwd=ROOT,
+                sys.executable,
+                __file__,
+                "--sweeper",
+                settings.database_url,
+                str(datamap),
+                "--batch",
+                str(args.batch),
+                "--pause",
+                str(args.pause),
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
             )
             assert proc.stdout is not None
             rate = None
@@ -209,11 +225,15 @@ async def main(args: argparse.Namespace) -> None:
             report, during = await measure_sweep()
             idle, exhausted = None, False
 
-        print(f"sweep: {report['customers']:,} customers due, {report['tasks']:,} purge tasks, {report['purges']:,} purge records")
+        print(
+            f"sweep: {report['customers']:,} customers due, {report['tasks']:,} purge tasks, {report['purges']:,} purge records"
+        )
         print(f"  sweep done (all tasks in the outbox): {report['swept_s']:.1f} s")
         print(f"  all tasks published on privacy.tasks.v1: {report['published_s']:.1f} s   (goal < 60 s)")
         if idle and during is not None:
-            print(f"registry ingest during the sweep: {during:,.0f} events/s; ratio {during / idle:.2f}   (goal >= 0.7)")
+            print(
+                f"registry ingest during the sweep: {during:,.0f} events/s; ratio {during / idle:.2f}   (goal >= 0.7)"
+            )
             if exhausted:
                 print("  warning: the backlog ran out during the measurement; raise --backlog")
     finally:

@@ -24,7 +24,7 @@ from lampo.clock import Clock, SystemClock
 from lampo.crypto import KeyRing
 from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
 from lampo.messaging.consumer import BatchHandler, ConsumerOptions, NotRunning, Observer, Parser, ReliableConsumer
-from lampo.messaging.outbox import OutboxRelay
+from lampo.messaging.outbox import RELAY_PRODUCER_OPTIONS, OutboxRelay
 from lampo.messaging.topics import consumer_group_for
 from lampo.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 from lampo.settings import ServiceSettings
@@ -184,9 +184,7 @@ class Runtime:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             client_id=f"lampo-{self.name}-outbox",
-            enable_idempotence=True,  # acks=all, no duplicates from the producer's own retries
-            linger_ms=5,
-            max_request_size=4 * 1024 * 1024,
+            **RELAY_PRODUCER_OPTIONS,  # idempotent; batches that hold a whole relay batch
             **self.settings.kafka_client_options(),
         )
         await self._producer.start()

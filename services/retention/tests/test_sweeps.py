@@ -6,16 +6,25 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from retention_events import call_recorded, consent_changed, invoice_issued, relationship_ended, subject_changed
+from retention_events import (
+    ALL_REGISTRY,
+    call_recorded,
+    consent_changed,
+    invoice_issued,
+    relationship_ended,
+    subject_changed,
+)
 
 from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_INBOUND, RETENTION_INBOUND, parse
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyTask
 from lampo.messaging.topics import dlq
 from lampo.retention import store
+from lampo.retention.domain import DueItem, plan_purges
 from lampo.retention.settings import DEFAULT_DATAMAP
 from lampo.testing import Producer, TopicReader, eventually, header
 
@@ -65,7 +74,9 @@ def tasks_for(records, customer: str) -> list[PrivacyTask]:  # type: ignore[no-u
     return found
 
 
-async def sweep_tasks(retention, customers: list[str], at: datetime, *, expected: int, quiet: float = 0.5) -> dict[str, list[PrivacyTask]]:  # type: ignore[no-untyped-def]
+async def sweep_tasks(
+    retention, customers: list[str], at: datetime, *, expected: int, quiet: float = 0.5
+) -> dict[str, list[PrivacyTask]]:  # type: ignore[no-untyped-def]
     """Move the clock to ``at``, sweep, and return the purge tasks issued per customer."""
     retention.clock.set(at)
     async with TopicReader(PRIVACY_TASKS) as reader:
@@ -102,7 +113,10 @@ async def test_clocks_start_from_the_events_of_every_source(retention) -> None:
         ("consent_withdrawn", ""): ENDED + timedelta(days=1),
     }
     async with retention.service.runtime.pool.acquire() as conn:
-        assert await conn.fetchval("SELECT subject_id FROM subjects WHERE customer_number = $1", customer) == f"subj-{customer}"
+        assert (
+            await conn.fetchval("SELECT subject_id FROM subjects WHERE customer_number = $1", customer)
+            == f"subj-{customer}"
+        )
 
 
 async def test_bad_records_on_other_services_topics_are_left_to_their_owner(retention) -> None:
@@ -113,7 +127,9 @@ async def test_bad_records_on_other_services_topics_are_left_to_their_owner(rete
         await wait_clocks(retention, customer, 1)
         later = await dead.quiet(1.0)
     # the registry (if one runs) dead-letters it; retention does not copy it a second time
-    assert [r for r in later if r.key == customer.encode() and (header(r, "error.consumer") or "").startswith("retention")] == []
+    assert [
+        r for r in later if r.key == customer.encode() and (header(r, "error.consumer") or "").startswith("retention")
+    ] == []
     assert retention.service.ignored[REGISTRY_INBOUND]["invalid_json"] >= 1
 
 
@@ -134,8 +150,10 @@ async def test_relationship_end_then_each_period_passes_and_exactly_what_is_due_
         (datetime(2027, 1, 10, 12, tzinfo=UTC), {("recordings", ("customer_relationship",))}),
         (datetime(2027, 1, 15, 9, tzinfo=UTC), {("registry", ("services",))}),
         (datetime(2029, 1, 15, 8, 59, tzinfo=UTC), set()),
-        (datetime(2029, 1, 15, 9, tzinfo=UTC),
-         {("registry", ("basic", "contact_person", "contact", "customer_relationship", "consumption"))}),
+        (
+            datetime(2029, 1, 15, 9, tzinfo=UTC),
+            {("registry", ("basic", "contact_person", "contact", "customer_relationship", "consumption"))},
+        ),
         (datetime(2032, 12, 31, 21, 59, tzinfo=UTC), set()),  # 31.12.2032 23:59 in Finland: still kept
         (datetime(2032, 12, 31, 22, 0, tzinfo=UTC), {("billing", ("billing",))}),
         (datetime(2040, 1, 1, tzinfo=UTC), set()),  # nothing twice
@@ -162,7 +180,10 @@ async def test_relationship_end_then_each_period_passes_and_exactly_what_is_due_
         ("billing-vouchers", "billing", "billing"),
     }
     # (a participant of the running suite may already have answered: issued, done or failed)
-    assert all(r["task_id"].startswith("purge-") and r["status"] in ("issued", "done", "failed") and r["issued_at"] for r in proof)
+    assert all(
+        r["task_id"].startswith("purge-") and r["status"] in ("issued", "done", "failed") and r["issued_at"]
+        for r in proof
+    )
     billing = next(r for r in proof if r["rule"] == "billing-vouchers")
     assert billing["trigger"] == "financial_year_end" and billing["due_at"] == datetime(2032, 12, 31, 22, tzinfo=UTC)
 
@@ -182,7 +203,18 @@ async def test_prospects_without_activity_are_purged_and_customers_are_not(reten
     later = await sweep_tasks(retention, [prospect, customer], datetime(2027, 1, 20, 10, tzinfo=UTC), expected=3)
     assert later[customer] == []
     assert summary(later[prospect]) == {
-        ("registry", ("basic", "contact_person", "contact", "customer_relationship", "services", "consumption", "other_consented")),
+        (
+            "registry",
+            (
+                "basic",
+                "contact_person",
+                "contact",
+                "customer_relationship",
+                "services",
+                "consumption",
+                "other_consented",
+            ),
+        ),
         ("billing", ("billing",)),
         ("recordings", ("customer_relationship",)),
     }
@@ -205,8 +237,14 @@ async def _clock_is(retention, customer, key, at) -> bool:  # type: ignore[no-un
 
 def hold_event(kind: str, hold_id: str, customer: str, categories: list[str] | None = None) -> CloudEvent:
     if kind == "placed":
-        data = {"hold_id": hold_id, "customer_number": customer, "categories": categories or [],
-                "case_reference": "R 26/555", "authority": "Keski-Suomen poliisilaitos", "placed_at": "2026-02-01T10:00:00Z"}
+        data = {
+            "hold_id": hold_id,
+            "customer_number": customer,
+            "categories": categories or [],
+            "case_reference": "R 26/555",
+            "authority": "Keski-Suomen poliisilaitos",
+            "placed_at": "2026-02-01T10:00:00Z",
+        }
     else:
         data = {"hold_id": hold_id, "customer_number": customer, "released_at": "2029-06-01T10:00:00Z"}
     return CloudEvent.new(f"legal_hold.{kind}", "urn:system:case-management", data)
@@ -220,7 +258,9 @@ async def test_a_hold_blocks_the_sweep_and_its_release_unblocks_it(retention) ->
             await relationship_ended(p, c, ENDED)
             await invoice_issued(p, c, ENDED)
         await p.send(RETENTION_INBOUND, held_all, hold_event("placed", f"h1-{held_all}", held_all))
-        await p.send(RETENTION_INBOUND, held_billing, hold_event("placed", f"h2-{held_billing}", held_billing, ["billing"]))
+        await p.send(
+            RETENTION_INBOUND, held_billing, hold_event("placed", f"h2-{held_billing}", held_billing, ["billing"])
+        )
     await wait_clocks(retention, held_all, 4)
     await wait_clocks(retention, held_billing, 4)
     await eventually(lambda: retention.service.consumer("retention:holds").stats.processed >= 2)
@@ -231,7 +271,18 @@ async def test_a_hold_blocks_the_sweep_and_its_release_unblocks_it(retention) ->
     issued = await sweep_tasks(retention, [held_all, held_billing], at, expected=1)
     assert issued[held_all] == []
     assert summary(issued[held_billing]) == {
-        ("registry", ("basic", "contact_person", "contact", "customer_relationship", "services", "consumption", "other_consented"))
+        (
+            "registry",
+            (
+                "basic",
+                "contact_person",
+                "contact",
+                "customer_relationship",
+                "services",
+                "consumption",
+                "other_consented",
+            ),
+        )
     }
 
     async with Producer() as p:
@@ -239,7 +290,18 @@ async def test_a_hold_blocks_the_sweep_and_its_release_unblocks_it(retention) ->
     await eventually(lambda: retention.service.consumer("retention:holds").stats.processed >= 3)
     released = await sweep_tasks(retention, [held_all, held_billing], at + timedelta(days=1), expected=2)
     assert summary(released[held_all]) == {
-        ("registry", ("basic", "contact_person", "contact", "customer_relationship", "services", "consumption", "other_consented")),
+        (
+            "registry",
+            (
+                "basic",
+                "contact_person",
+                "contact",
+                "customer_relationship",
+                "services",
+                "consumption",
+                "other_consented",
+            ),
+        ),
         ("billing", ("billing",)),
     }
     assert released[held_billing] == []  # its billing hold still stands
@@ -260,8 +322,14 @@ async def _acks_confirm(retention, registry: str) -> None:  # type: ignore[no-un
     issued = await sweep_tasks(retention, [customer], ENDED + timedelta(days=31), expected=1)
     [task] = issued[customer]
     assert task.participant == registry
-    ack = {"request_id": task.request_id, "task_id": task.task_id, "participant": task.participant, "status": "done",
-           "erased": {"other_consented": 2}, "retained": []}
+    ack = {
+        "request_id": task.request_id,
+        "task_id": task.task_id,
+        "participant": task.participant,
+        "status": "done",
+        "erased": {"other_consented": 2},
+        "retained": [],
+    }
     async with Producer() as p:
         await p.send(PRIVACY_ACKS, task.request_id, CloudEvent.new("privacy.ack", "urn:lampo:registry", ack))
 
@@ -271,17 +339,145 @@ async def _acks_confirm(retention, registry: str) -> None:  # type: ignore[no-un
         return rows if rows and all(r["status"] == "done" for r in rows) else None
 
     [row] = await eventually(confirmed)
-    assert row["erased"] == 2, {k: row[k] for k in ("status", "erased", "retained", "error", "confirmed_at", "category", "participant")}
+    assert row["erased"] == 2, {
+        k: row[k] for k in ("status", "erased", "retained", "error", "confirmed_at", "category", "participant")
+    }
     assert row["confirmed_at"] == retention.clock.now()
     # the proof holds pseudonymous ids, rules and times only
-    assert set(dict(row)) >= {"rule", "category", "participant", "task_id", "issued_at", "customer_number", "subject_id"}
+    assert set(dict(row)) >= {
+        "rule",
+        "category",
+        "participant",
+        "task_id",
+        "issued_at",
+        "customer_number",
+        "subject_id",
+    }
 
 
 async def test_the_daily_sweep_runs_by_itself(start_retention) -> None:
     customer = new_customer()
-    async with TopicReader(PRIVACY_TASKS) as reader, start_retention(sweep_interval_s=0.5, sweep_first_delay_s=0.5) as retention:
+    async with (
+        TopicReader(PRIVACY_TASKS) as reader,
+        start_retention(sweep_interval_s=0.5, sweep_first_delay_s=0.5) as retention,
+    ):
         retention.clock.set(ENDED + timedelta(days=31))
         async with Producer() as p:
             await relationship_ended(p, customer, ENDED)
         [record] = await reader.wait_for(lambda r: customer in r.value.decode(), timeout=30)
     assert json.loads(record.value)["data"]["kind"] == "purge"
+
+
+async def test_the_tasks_grouped_in_sql_are_those_of_the_domain_model(retention) -> None:
+    """The sweep groups due items into tasks and names them in SQL (one statement per batch); the
+    tasks and their ids are exactly those ``domain.plan_purges`` makes of the same due items,
+    also for a clock with microseconds, and every purge counted has its proof row."""
+    ended, customer, prospect = new_customer(), new_customer(), new_customer()
+    with_micros = datetime(2026, 1, 15, 9, 0, 0, 123456, tzinfo=UTC)
+    async with retention.service.runtime.pool.acquire() as conn:
+        await store.note_subjects(conn, [(ended, f"subj-{ended}"), (customer, f"subj-{customer}")])  # prospect: none
+        await store.start_clocks(
+            conn,
+            [
+                (ended, "relationship_ended", "", with_micros),
+                (customer, "relationship_ended", "", ENDED),
+                (customer, "financial_year_end", "", datetime(2026, 12, 31, 22, tzinfo=UTC)),
+                (prospect, "last_activity", "basic", ENDED),
+            ],
+        )
+    at = datetime(2034, 1, 1, tzinfo=UTC)
+    retention.clock.set(at)
+    async with TopicReader(PRIVACY_TASKS) as reader:
+        result = await retention.service.sweeper.sweep()
+        records = await reader.wait_for(
+            lambda r: any(c in r.value.decode() for c in (ended, customer, prospect)), count=6
+        )
+    sent = [t for c in (ended, customer, prospect) for t in tasks_for(records, c)]
+    assert {r.key for r in records} == {result.sweep_id.encode()}  # the contract's key: request_id
+
+    async with retention.service.runtime.pool.acquire() as conn:
+        proof = [r for c in (ended, customer, prospect) for r in await store.purges_of(conn, c)]
+    items = [
+        DueItem(
+            r["customer_number"],
+            r["subject_id"],
+            r["rule"],
+            r["trigger"],
+            r["category"],
+            r["participant"],
+            r["trigger_at"],
+            r["due_at"],
+        )
+        for r in proof
+    ]
+    assert next(i for i in items if i.customer_number == ended).trigger_at == with_micros
+    planned = plan_purges(items, sweep_id=result.sweep_id, now=at, deadline=timedelta(days=7))
+    assert sorted(sent, key=lambda t: t.task_id) == sorted((p.task for p in planned), key=lambda t: t.task_id)
+    assert summary([t for t in sent if t.subject.customer_numbers == [prospect]]) == {
+        ("registry", tuple(ALL_REGISTRY)),
+        ("billing", ("billing",)),
+        ("recordings", ("customer_relationship",)),
+    }
+    assert {t.subject.subject_id for t in sent if t.subject.customer_numbers == [prospect]} == {prospect}
+    # each proof row names the task that carried it
+    assert {(r["task_id"], r["rule"]) for r in proof} == {(p.task.task_id, i.rule) for p in planned for i in p.items}
+    # the sweep's counts are its proof rows (events of other tests may have started clocks too)
+    async with retention.service.runtime.pool.acquire() as conn:
+        swept = await conn.fetch(
+            "SELECT task_id, rule, participant, customer_number FROM purges WHERE sweep_id = $1", result.sweep_id
+        )
+    assert {r["task_id"] for r in proof} <= {r["task_id"] for r in swept}
+    assert (result.tasks, result.purges) == (len({r["task_id"] for r in swept}), len(swept))
+    assert result.customers == len({r["customer_number"] for r in swept})  # those with something due
+    assert result.per_rule == dict(Counter(r["rule"] for r in swept))
+    assert result.per_participant == dict(Counter(p for p, _ in {(r["participant"], r["task_id"]) for r in swept}))
+
+
+async def test_sweep_candidates_include_everything_due_at_calendar_edges(retention) -> None:
+    """The sweep lists candidates from the clocks index with a margin for calendar arithmetic
+    (month ends, leap days, daylight saving); every customer number with something due is among
+    them at every instant, and clocks far from due are not."""
+    starts = [
+        datetime(2027, 1, 31, 10, tzinfo=UTC),  # + 1 month is 28 Feb
+        datetime(2028, 2, 29, 10, tzinfo=UTC),  # leap day: + 1 year is 28 Feb
+        datetime(2027, 3, 27, 23, 30, tzinfo=UTC),  # the night Finland moves to summer time
+        datetime(2027, 10, 30, 22, 30, tzinfo=UTC),  # ... and back
+        datetime(2027, 12, 31, 22, 0, tzinfo=UTC),  # 1 Jan 00:00 in Finland
+    ]
+    clocks_by: list[tuple[str, str, str, datetime]] = []
+    for n, start in enumerate(starts):
+        for trigger, category in (("relationship_ended", ""), ("consent_withdrawn", ""), ("last_activity", "basic")):
+            clocks_by.append((f"edge-{n}-{trigger}", trigger, category, start))
+    clocks_by.append(("far-future", "relationship_ended", "", datetime(2040, 1, 1, tzinfo=UTC)))
+    async with retention.service.runtime.pool.acquire() as conn:
+        await store.start_clocks(conn, clocks_by)
+    instants = sorted(
+        {
+            start + period + shift
+            for start in starts
+            for period in (timedelta(days=26), timedelta(days=30), timedelta(days=365), timedelta(days=366))
+            for shift in (timedelta(days=-4), timedelta(days=-2), timedelta(hours=-1), timedelta(0), timedelta(hours=1))
+        }
+    )
+    sweeper = retention.service.sweeper
+    rule_args = store._rule_args(sweeper.datamap)  # the exact evaluation the sweep's batches use
+    everyone = {c for c, *_ in clocks_by}
+    ever_due: set[str] = set()
+    for now in instants:
+        async with retention.service.runtime.pool.acquire() as conn, conn.transaction():
+            await store.use_finnish_time(conn)
+            # (only this test's customer numbers: events of other tests may start clocks too)
+            candidates = set(await store.sweep_candidates(conn, sweeper.datamap, now)) & everyone
+            rows = await conn.fetch(
+                f"SELECT DISTINCT customer_number FROM ({store._DUE_ALL}) x",
+                *rule_args,
+                now,
+                list(store.PER_CUSTOMER_TRIGGERS),
+                list(store.CUSTOMER_MARKERS),
+            )
+        due = {r["customer_number"] for r in rows} & everyone
+        assert due <= candidates, (now, due - candidates)
+        assert "far-future" not in candidates
+        assert len(candidates - due) <= len(everyone) // 2, now  # a bound, not a list of everyone
+        ever_due |= due
+    assert ever_due == everyone - {"far-future"}

@@ -91,23 +91,51 @@ def task_id_of(participant: str, customer_number: str, items: Iterable[DueItem])
     return f"purge-{digest[:32]}"
 
 
+_CATEGORY_ORDER: Final = {c.value: n for n, c in enumerate(Category)}
+
+
+def purge_task(
+    *,
+    sweep_id: str,
+    task_id: str,
+    participant: str,
+    customer_number: str,
+    subject_id: str,
+    categories: Iterable[str],
+    now: datetime,
+    deadline: timedelta,
+) -> PrivacyTask:
+    """The ``purge`` task for one participant and customer number, naming every due category
+    once, in the data map's category order."""
+    return PrivacyTask(
+        request_id=sweep_id,
+        task_id=task_id,
+        participant=participant,
+        kind="purge",
+        subject=TaskSubject(subject_id=subject_id, customer_numbers=[customer_number]),
+        categories=[Category(c) for c in sorted(set(categories), key=_CATEGORY_ORDER.__getitem__)],
+        attempt=1,
+        deadline=now + deadline,
+    )
+
+
 def plan_purges(items: Iterable[DueItem], *, sweep_id: str, now: datetime, deadline: timedelta) -> list[PlannedPurge]:
-    """One ``purge`` task per participant and customer number, naming every due category."""
+    """One ``purge`` task per participant and customer number, naming every due category.
+    (The sweep does the same grouping in SQL, ``store.issue_purges``; the tests hold the two equal.)"""
     groups: dict[tuple[str, str], list[DueItem]] = defaultdict(list)
     for item in items:
         groups[(item.participant, item.customer_number)].append(item)
     planned = []
     for (participant, customer_number), group in sorted(groups.items()):
-        categories = sorted({Category(i.category) for i in group}, key=list(Category).index)
-        task = PrivacyTask(
-            request_id=sweep_id,
+        task = purge_task(
+            sweep_id=sweep_id,
             task_id=task_id_of(participant, customer_number, group),
             participant=participant,
-            kind="purge",
-            subject=TaskSubject(subject_id=group[0].subject_id, customer_numbers=[customer_number]),
-            categories=categories,
-            attempt=1,
-            deadline=now + deadline,
+            customer_number=customer_number,
+            subject_id=group[0].subject_id,
+            categories=[i.category for i in group],
+            now=now,
+            deadline=deadline,
         )
         planned.append(PlannedPurge(task, tuple(group)))
     return planned

@@ -11,7 +11,7 @@ import asyncpg
 from lampo.contracts.categories import Category
 from lampo.contracts.retention import LegalHoldPlaced
 from lampo.retention.datamap import DataMap
-from lampo.retention.domain import DueItem, HeldData, PlannedPurge
+from lampo.retention.domain import HeldData
 
 # Advisory lock keys: placing a hold waits for a running sweep batch (and the reverse), so a
 # batch never purges data a hold committed just before it; one sweep at a time.
@@ -231,44 +231,104 @@ async def due_counts(conn: asyncpg.Connection, datamap: DataMap, now: datetime) 
     return rows
 
 
-async def due_customers(conn: asyncpg.Connection, datamap: DataMap, now: datetime) -> list[str]:
-    """Customer numbers with something due and not held, in order."""
+# Customer numbers that may have something due, from the clocks index (trigger, started_at)
+# alone: a clock can make a rule due only if it started before now minus the rule's period.
+# Calendar periods in Finnish time are not exactly reversible (31 Jan + 1 month = 28 Feb; a day
+# can be 23 or 25 hours), so the bound has a 4-day margin; the batch then evaluates exactly.
+# A prospect's last activity is its latest clock of any kind but the customer markers.
+_CANDIDATES = """
+WITH rules AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS r(trigger, years, months, days)
+),
+latest AS (
+    SELECT trigger, max($5::timestamptz - make_interval(years => years, months => months, days => days)) + interval '4 days'
+           AS started_by
+    FROM rules GROUP BY trigger
+),
+bounds AS (
+    SELECT t.trigger,
+           greatest(own.started_by, CASE WHEN t.trigger = ANY($7::text[]) THEN NULL ELSE prospect.started_by END)
+           AS started_by
+    FROM unnest($6::text[]) AS t(trigger)
+    LEFT JOIN latest own ON own.trigger = t.trigger
+    LEFT JOIN latest prospect ON prospect.trigger = 'last_activity'
+)
+SELECT DISTINCT c.customer_number FROM bounds b JOIN clocks c ON c.trigger = b.trigger AND c.started_at <= b.started_by
+ORDER BY c.customer_number
+"""
+
+
+async def sweep_candidates(conn: asyncpg.Connection, datamap: DataMap, now: datetime) -> list[str]:
+    """Customer numbers that may have something due, in order: every customer number with
+    something due is among them (held or not); a sweep batch evaluates them exactly. An index
+    range scan per trigger instead of evaluating every rule for every customer number."""
+    rules = [r for _, r in datamap.rules()]
     rows = await conn.fetch(
-        f"SELECT DISTINCT customer_number FROM ({_DUE_ALL}) x WHERE NOT held ORDER BY customer_number",
-        *_rule_args(datamap),
+        _CANDIDATES,
+        [r.trigger for r in rules],
+        [r.period.years for r in rules],
+        [r.period.months for r in rules],
+        [r.period.days for r in rules],
         now,
-        list(PER_CUSTOMER_TRIGGERS),
+        [*PER_CUSTOMER_TRIGGERS, "last_activity"],
         list(CUSTOMER_MARKERS),
     )
     return [r["customer_number"] for r in rows]
 
 
-async def due_items(conn: asyncpg.Connection, datamap: DataMap, now: datetime, customers: Sequence[str]) -> list[DueItem]:
-    """What is due (and not held) for these customer numbers, evaluated now."""
-    rows = await conn.fetch(
-        f"SELECT * FROM ({_DUE_SOME}) x WHERE NOT held",
+# -- sweeps and proof of deletion ----------------------------------------------------------------
+
+# ``datetime.isoformat()`` of a timestamptz as asyncpg returns it (UTC), in SQL.
+_ISO = (
+    "to_char({t} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE WHEN extract(microseconds FROM {t} AT TIME ZONE 'UTC')::bigint % 1000000 = 0 THEN ''"
+    " ELSE to_char({t} AT TIME ZONE 'UTC', '.US') END || '+00:00'"
+)
+# What is due for a batch of customer numbers, recorded as proof of deletion in the same
+# statement, one row per task back: the rows never travel to the client and back. The task id
+# is domain.task_id_of computed in SQL (sha256 of participant|customer|sorted rule@clock).
+_ISSUE = f"""
+WITH due AS MATERIALIZED (SELECT * FROM ({_DUE_SOME}) x WHERE NOT held),
+tasks AS (
+    SELECT participant, customer_number,
+           'purge-' || left(encode(sha256(convert_to(participant || '|' || customer_number || '|'
+               || string_agg(rule || '@' || {_ISO.format(t="trigger_at")}, '|'
+                             ORDER BY rule || '@' || {_ISO.format(t="trigger_at")} COLLATE "C"), 'UTF8')), 'hex'), 32)
+               AS task_id
+    FROM due GROUP BY participant, customer_number
+),
+recorded AS (
+    INSERT INTO purges (sweep_id, task_id, rule, category, participant, customer_number, subject_id,
+                        trigger, trigger_at, due_at, issued_at)
+    SELECT $12, t.task_id, d.rule, d.category, d.participant, d.customer_number, d.subject_id,
+           d.trigger, d.trigger_at, d.due_at, $13
+    FROM due d JOIN tasks t USING (participant, customer_number)
+    RETURNING task_id, participant, customer_number, subject_id, category, rule
+)
+SELECT task_id, participant, customer_number, min(subject_id) AS subject_id,
+       array_agg(category) AS categories, array_agg(rule) AS rules
+FROM recorded GROUP BY task_id, participant, customer_number
+ORDER BY customer_number COLLATE "C", participant COLLATE "C"
+"""
+
+
+async def issue_purges(
+    conn: asyncpg.Connection, datamap: DataMap, now: datetime, customers: Sequence[str], sweep_id: str
+) -> list[asyncpg.Record]:
+    """Record what is due (and not held) for these customer numbers, evaluated now, as purges of
+    this sweep; one row per purge task: task_id, participant, customer_number, subject_id,
+    categories, rules (one entry per purge record)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _ISSUE,
         *_rule_args(datamap),
         now,
         list(PER_CUSTOMER_TRIGGERS),
         list(CUSTOMER_MARKERS),
         list(customers),
+        sweep_id,
+        now,
     )
-    return [
-        DueItem(
-            customer_number=r["customer_number"],
-            subject_id=r["subject_id"],
-            rule=r["rule"],
-            trigger=r["trigger"],
-            category=r["category"],
-            participant=r["participant"],
-            trigger_at=r["trigger_at"],
-            due_at=r["due_at"],
-        )
-        for r in rows
-    ]
-
-
-# -- sweeps and proof of deletion ----------------------------------------------------------------
+    return rows
 
 
 async def try_lock_sweep(conn: asyncpg.Connection) -> bool:
@@ -288,26 +348,6 @@ async def start_sweep(conn: asyncpg.Connection, sweep_id: str, as_of: datetime, 
 async def finish_sweep(conn: asyncpg.Connection, sweep_id: str, tasks: int, purges: int) -> None:
     await conn.execute(
         "UPDATE sweeps SET finished_at = now(), tasks = $2, purges = $3 WHERE sweep_id = $1", sweep_id, tasks, purges
-    )
-
-
-async def record_purges(conn: asyncpg.Connection, sweep_id: str, planned: Sequence[PlannedPurge], issued_at: datetime) -> None:
-    columns: list[list[Any]] = [[] for _ in range(10)]
-    for p in planned:
-        for i in p.items:
-            for column, value in zip(
-                columns,
-                (p.task.task_id, i.rule, i.category, i.participant, i.customer_number, i.subject_id, i.trigger, i.trigger_at, i.due_at, issued_at),
-                strict=True,
-            ):
-                column.append(value)
-    await conn.execute(
-        "INSERT INTO purges (sweep_id, task_id, rule, category, participant, customer_number, subject_id,"
-        " trigger, trigger_at, due_at, issued_at)"
-        " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-        " $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])",
-        sweep_id,
-        *columns,
     )
 
 

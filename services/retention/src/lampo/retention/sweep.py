@@ -1,11 +1,13 @@
 """Sweeps: find what the data map says must go now and send ``purge`` tasks to the participants
 that hold it, through the outbox, with a proof-of-deletion record per rule and category.
 
-A sweep first lists the customer numbers with anything due (one read), then works through them
-in batches, one short transaction each: re-evaluate what is due for the batch (a hold placed
-meanwhile wins: placing a hold waits for the batch and the batch for the hold), record the
-purges, write the tasks to the outbox. Between batches it yields (``pause_s``), so consumers of
-this and other services keep their share of the database.
+A sweep first lists the customer numbers that may have anything due (one index read: clocks
+old enough for some rule), then works through them in batches, one short transaction each:
+evaluate exactly what is due for the batch (a hold placed meanwhile wins: placing a hold waits
+for the batch and the batch for the hold) and record the purges in one statement (set-based:
+the due rows stay in the database, one row per task comes back), then write the tasks to the
+outbox in one more. Between batches it yields (``pause_s``), so consumers of this and other
+services keep their share of the database.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.messaging import outbox
 from lampo.retention import store
 from lampo.retention.datamap import DataMap
-from lampo.retention.domain import SOURCE, plan_purges
+from lampo.retention.domain import SOURCE, purge_task
 from lampo.retention.errors import RetentionError
 
 log = logging.getLogger("lampo.retention.sweep")
 
 Progress = Callable[[int, int], None]
-"""progress(customers done, customers due)."""
+"""progress(candidate customer numbers done, candidates in all); ``SweepResult.customers``
+counts those that had something due."""
 
 
 class SweepRunning(RetentionError):
@@ -80,7 +83,11 @@ class Sweeper:
             finally:
                 await store.unlock_sweep(lock_conn)
         log.info(
-            "sweep %s: %d customers, %d purge tasks, %d purges", result.sweep_id, result.customers, result.tasks, result.purges
+            "sweep %s: %d customers, %d purge tasks, %d purges",
+            result.sweep_id,
+            result.customers,
+            result.tasks,
+            result.purges,
         )
         return result
 
@@ -90,16 +97,16 @@ class Sweeper:
             await store.start_sweep(conn, result.sweep_id, now, interface)
             async with conn.transaction():
                 await store.use_finnish_time(conn)
-                customers = await store.due_customers(conn, self.datamap, now)
-        total = len(customers)
+                customers = await store.sweep_candidates(conn, self.datamap, now)
+        total, done = len(customers), 0
         if progress:
             progress(0, total)
         for start in range(0, total, self.batch):
             chunk = customers[start : start + self.batch]
             await self._batch(result, chunk)
-            result.customers += len(chunk)
+            done += len(chunk)
             if progress:
-                progress(result.customers, total)
+                progress(done, total)
             if self.pause_s:
                 await asyncio.sleep(self.pause_s)
         async with self.pool.acquire() as conn:
@@ -110,29 +117,42 @@ class Sweeper:
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_holds(conn, shared=True)
             await store.use_finnish_time(conn)
-            items = await store.due_items(conn, self.datamap, now, customers)
-            planned = plan_purges(items, sweep_id=result.sweep_id, now=now, deadline=self.deadline)
-            if not planned:
+            # re-evaluated now and recorded as proof of deletion in one statement
+            issued = await store.issue_purges(conn, self.datamap, now, customers, result.sweep_id)
+            if not issued:
                 return
-            await store.record_purges(conn, result.sweep_id, planned, now)
             await outbox.add(
                 conn,
                 [
                     outbox.OutgoingEvent(
                         PRIVACY_TASKS,
                         result.sweep_id,
-                        CloudEvent.new("privacy.task", SOURCE, p.task),
-                        subject_id=p.task.subject.subject_id,
+                        CloudEvent.new(
+                            "privacy.task",
+                            SOURCE,
+                            purge_task(
+                                sweep_id=result.sweep_id,
+                                task_id=r["task_id"],
+                                participant=r["participant"],
+                                customer_number=r["customer_number"],
+                                subject_id=r["subject_id"],
+                                categories=r["categories"],
+                                now=now,
+                                deadline=self.deadline,
+                            ),
+                        ),
+                        subject_id=r["subject_id"],
                     )
-                    for p in planned
+                    for r in issued
                 ],
             )
-        result.tasks += len(planned)
-        for p in planned:
-            result.per_participant[p.task.participant] = result.per_participant.get(p.task.participant, 0) + 1
-            for item in p.items:
-                result.purges += 1
-                result.per_rule[item.rule] = result.per_rule.get(item.rule, 0) + 1
+        result.tasks += len(issued)
+        result.customers += len({r["customer_number"] for r in issued})
+        for r in issued:
+            result.per_participant[r["participant"]] = result.per_participant.get(r["participant"], 0) + 1
+            result.purges += len(r["rules"])
+            for rule in r["rules"]:
+                result.per_rule[rule] = result.per_rule.get(rule, 0) + 1
 
 
 async def run_daily(sweeper: Sweeper, interval_s: float, first_delay_s: float) -> None:

@@ -1,0 +1,104 @@
+"""The transactional outbox on the real broker and database: rows are written in the order given,
+in one statement, and a service's relay sends a large backlog on one key (a sweep's purge tasks
+share its id) in that order, with a record larger than a producer batch among them, then empties
+the outbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from lampo.contracts.envelope import CloudEvent
+from lampo.crypto import new_master_key
+from lampo.messaging import outbox
+from lampo.messaging.topics import TopicSpec, provision
+from lampo.service import Runtime
+from lampo.settings import ServiceSettings
+from lampo.testing import BOOTSTRAP, TopicReader, drop_database, eventually, running, unique
+
+TOPIC = "lampo.outboxtest.v1"
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+class OutboxTestSettings(ServiceSettings):
+    service: ClassVar[str] = "outboxtest"
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    await provision(BOOTSTRAP, specs=[TopicSpec(TOPIC, partitions=3, public=False)])
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    settings = OutboxTestSettings(
+        database=unique("test_outbox"), consumer_group=unique("test-outbox"), master_key=new_master_key()
+    )
+    runtime = Runtime(settings, migrations=migrations)
+    async with running(runtime.app):
+        yield runtime
+    await drop_database(settings.database or "")
+
+
+def event(n: int, padding: int = 0) -> CloudEvent:
+    return CloudEvent.new("test.numbered", "urn:test", {"n": n, "padding": "x" * padding})
+
+
+async def test_rows_are_written_in_the_order_given_with_their_fields(runtime: Runtime) -> None:
+    # uncommitted: the relay cannot take the rows while they are looked at
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        events = [event(n) for n in range(5)]
+        await outbox.add(
+            conn,
+            [
+                outbox.OutgoingEvent(
+                    TOPIC,
+                    f"key-{n % 2}",
+                    e,
+                    subject_id=f"subj-{n}" if n % 2 else None,
+                    traceparent=TRACEPARENT if n == 3 else None,
+                )
+                for n, e in enumerate(events)
+            ],
+        )
+        rows = await conn.fetch(
+            "SELECT topic, key, value, event_id, event_type, subject_id, traceparent FROM outbox ORDER BY id"
+        )
+        assert [r["event_id"] for r in rows] == [e.id for e in events]
+        assert [bytes(r["value"]) for r in rows] == [e.to_bytes() for e in events]
+        assert [r["key"] for r in rows] == ["key-0", "key-1", "key-0", "key-1", "key-0"]
+        assert [r["subject_id"] for r in rows] == [None, "subj-1", None, "subj-3", None]
+        assert [r["traceparent"] for r in rows] == [None, None, None, TRACEPARENT, None]  # no span is current
+        assert {(r["topic"], r["event_type"]) for r in rows} == {(TOPIC, "test.numbered")}
+        assert await outbox.purge_subject(conn, "subj-3") == 1
+        await conn.execute("DELETE FROM outbox")  # (not sent: the transaction ends here)
+
+
+async def test_a_large_backlog_on_one_key_leaves_in_order(runtime: Runtime) -> None:
+    count, big = 2500, 1200
+    async with TopicReader(TOPIC) as reader:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await outbox.add(
+                conn,
+                # a record larger than the relay producer's 1 MiB batch travels too
+                [
+                    outbox.OutgoingEvent(TOPIC, "one-key", event(n, 1_500_000 if n == big else 200))
+                    for n in range(count)
+                ],
+            )
+        records = await reader.wait_for(lambda r: r.key == b"one-key", count=count, timeout=120)
+    assert [json.loads(r.value)["data"]["n"] for r in records] == list(range(count))
+    assert len({r.partition for r in records}) == 1
+    assert len(records[big].value) > 1_500_000
+
+    relay = runtime.relay
+    assert relay is not None
+
+    async def emptied() -> bool:
+        async with runtime.pool.acquire() as conn:
+            left = await conn.fetchval("SELECT count(*) FROM outbox")
+        return left == 0 and relay.sent == count  # (counted just after the delete commits)
+
+    await eventually(emptied)
