@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: install infra up down status test lint demo bench topics clean asyncapi
+.PHONY: install infra up down status test test-faults lint demo bench topics clean asyncapi
 
 install:
 	@$(LOCAL)/install.sh
@@ -35,6 +35,12 @@ status:
 # Everything CI runs: lint, then unit, integration and system tests against the real broker and database.
 test: infra lint
 	@$(PY) -m pytest
+
+# Fault tests (kill -9 mid-DSAR, broker and PostgreSQL restarts under load, replay from offset 0,
+# a flood of invalid records) against a Kafka and a PostgreSQL of their own (ports 19092/19093 and
+# 15432, state in .run/faults), started and stopped by tests/faults/run.sh; `make test` skips them.
+test-faults: install
+	@tests/faults/run.sh
 
 # Placeholder secrets: the compose file requires them, the validator only interpolates.
 COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_INTERNAL_TOKEN=lint \

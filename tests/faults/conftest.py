@@ -11,15 +11,19 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests import `faultkit`
 
 from suite import Suite, installed, launch
 
-from lampo.testing import BOOTSTRAP, PG_URL
+from lampo.messaging.topics import TOPICS
+from lampo.testing import BOOTSTRAP, PG_URL, kafka_options
+from lampo.testing import _partitions as topic_partitions
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -76,8 +80,28 @@ def infrastructure() -> Infrastructure:
     return Infrastructure()
 
 
+@dataclass
+class BrokerHistory:
+    """Whether every topic was empty when the session began (so everything on the broker was
+    published by this session's tests, as under `make test-faults`, which wipes its broker)."""
+
+    fresh: bool
+
+
 @pytest.fixture(scope="session")
-async def suite() -> AsyncIterator[Suite]:
+async def broker_history() -> BrokerHistory:
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, **kafka_options())
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t.name, p) for t in TOPICS for p in await topic_partitions(consumer, t.name)]
+        ends = await consumer.end_offsets(partitions)
+        return BrokerHistory(fresh=not any(ends.values()))
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture(scope="session")
+async def suite(broker_history: BrokerHistory) -> AsyncIterator[Suite]:
     logs = Path(os.environ["LAMPO_STATE_DIR"]) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     running = await launch(installed(), logs)

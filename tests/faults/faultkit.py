@@ -16,6 +16,7 @@ from suite import Suite
 from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
 from lampo.db.pool import server_url_of
 from lampo.testing import BOOTSTRAP, PG_URL, kafka_options
+from lampo.testing import _partitions as topic_partitions
 
 log = logging.getLogger("faults")
 
@@ -46,11 +47,7 @@ async def read_topic(topic: str) -> list[ConsumerRecord[Any, Any]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=None, enable_auto_commit=False, **kafka_options())
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        assert partitions, f"topic {topic} unknown"
+        partitions = [TopicPartition(topic, p) for p in sorted(await topic_partitions(consumer, topic))]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)

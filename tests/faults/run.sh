@@ -23,6 +23,8 @@ stop_infra() {
   deploy/local/postgres.sh stop || true
 }
 trap 'rc=$?; echo "[faults] stopping the fault-test broker and database"; stop_infra; exit $rc' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 t0=$SECONDS
 stop_infra  # a previous run that was killed may have left them running
