@@ -58,22 +58,25 @@ def request(n: int) -> tuple[str, bytes]:
 
 
 class Completions:
-    """Reads dsar.events.v1 from its current end and notes when each dsar.completed arrived."""
+    """Reads dsar.events.v1, privacy.tasks.v1 and privacy.acks.v1 from their current ends and notes
+    when each request's records arrived: dsar.accepted, its last task, its last ack and
+    dsar.completed (the hops of the end-to-end latency). Keys are request ids on all three."""
 
     def __init__(self) -> None:
         self.seen: dict[str, float] = {}
         self.statuses: dict[str, str] = {}
+        self.accepted: dict[str, float] = {}
+        self.last_task: dict[str, float] = {}
+        self.last_ack: dict[str, float] = {}
         self._consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, group_id=None)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._consumer.start()
-        parts = [TopicPartition(DSAR_EVENTS, p) for p in sorted(self._consumer.partitions_for_topic(DSAR_EVENTS) or [])]
-        if not parts:
+        topics = [DSAR_EVENTS, PRIVACY_TASKS, PRIVACY_ACKS]
+        if not all(self._consumer.partitions_for_topic(t) for t in topics):
             await self._consumer._client.force_metadata_update()
-            parts = [
-                TopicPartition(DSAR_EVENTS, p) for p in sorted(self._consumer.partitions_for_topic(DSAR_EVENTS) or [])
-            ]
+        parts = [TopicPartition(t, p) for t in topics for p in sorted(self._consumer.partitions_for_topic(t) or [])]
         self._consumer.assign(parts)
         for tp, offset in (await self._consumer.end_offsets(parts)).items():
             self._consumer.seek(tp, offset)
@@ -83,12 +86,19 @@ class Completions:
         while True:
             batch = await self._consumer.getmany(timeout_ms=100)
             now = time.perf_counter()
-            for records in batch.values():
+            for tp, records in batch.items():
                 for r in records:
                     body = json.loads(r.value)
-                    if body["type"] == "dsar.completed":
-                        self.seen.setdefault(body["data"]["request_id"], now)
-                        self.statuses[body["data"]["request_id"]] = body["data"]["status"]
+                    rid = body["data"].get("request_id")
+                    if tp.topic == PRIVACY_TASKS:
+                        self.last_task[rid] = now
+                    elif tp.topic == PRIVACY_ACKS:
+                        self.last_ack[rid] = now
+                    elif body["type"] == "dsar.accepted":
+                        self.accepted.setdefault(rid, now)
+                    elif body["type"] == "dsar.completed":
+                        self.seen.setdefault(rid, now)
+                        self.statuses[rid] = body["data"]["status"]
 
     async def wait(self, ids: list[str], timeout: float) -> bool:
         deadline = time.perf_counter() + timeout
@@ -111,6 +121,17 @@ async def participant_runtime(name: str, master: str) -> Runtime:
     subscribe(runtime, Participant(name, {"erasure": erase}))
     await runtime.app.start()
     return runtime
+
+
+# Before the long poll and the coordinator's fewer round trips (last quiet run, 2026-11-28).
+BASELINE_BURST_S = 23.7
+BASELINE_P99_MS = 637
+
+
+def result(figure: str, value: float, unit: str, baseline: float | None, goal: str | None, met: bool | None) -> None:
+    """One line per figure for bench/RESULTS.md (bench/run.py collects them)."""
+    line = {"bench": "erasure", "figure": figure, "value": value, "unit": unit, "baseline": baseline}
+    print("RESULT " + json.dumps({**line, "goal": goal, "met": met}))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -173,11 +194,26 @@ async def main(burst: int, steady_seconds: float, rate: float) -> None:
                 f" max {max(latencies):.0f} ms, mean {statistics.mean(latencies):.0f} ms"
                 + ("" if ok else " (SOME TIMED OUT)")
             )
+            hops = {
+                "submitted -> dsar.accepted (intake, resolution, plan, relay)": (sent, completions.accepted),
+                "dsar.accepted -> last task on the topic": (completions.accepted, completions.last_task),
+                "last task -> last ack (participants and their relays)": (completions.last_task, completions.last_ack),
+                "last ack -> dsar.completed (acks, aggregate, relay)": (completions.last_ack, completions.seen),
+            }
+            print("steady phase, per hop (as seen on the topics):")
+            for label, (start_at, end_at) in hops.items():
+                spans = [(end_at[r] - start_at[r]) * 1000 for r in sent if r in start_at and r in end_at]
+                if spans:
+                    print(f"  {label}: p50 {pct(spans, 0.5):.0f} ms, p99 {pct(spans, 0.99):.0f} ms")
             statuses = {completions.statuses.get(r) for r in sent} | {completions.statuses.get(r) for r, _ in items}
             print(f"completion statuses: {sorted(s or 'missing' for s in statuses)}")
             print(
                 f"goals: burst < 30 s: {'met' if burst_s < 30 else 'NOT met'}; p99 < 500 ms: {'met' if pct(latencies, 0.99) < 500 else 'NOT met'}"
             )
+            p50, p99 = pct(latencies, 0.5), pct(latencies, 0.99)
+            result("burst completion time", round(burst_s, 2), "s", BASELINE_BURST_S, "< 30 s", ok and burst_s < 30)
+            result("steady end-to-end latency p50", round(p50), "ms", None, None, None)
+            result("steady end-to-end latency p99", round(p99), "ms", BASELINE_P99_MS, "< 500 ms", p99 < 500)
     finally:
         await completions.stop()
         await dsar.runtime.app.stop()

@@ -10,6 +10,7 @@ from typing import Any
 from dsar_support import ParticipantProcess, data_of, dsar_service, event, for_request, participants, submitted
 
 from lampo.contracts.catalog import DSAR_EVENTS, DSAR_REQUESTS, PRIVACY_ACKS, PRIVACY_TASKS
+from lampo.contracts.dsar import DsarSubmitted
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask
 from lampo.messaging.topics import dlq
@@ -191,3 +192,41 @@ async def test_an_ack_for_an_unknown_task_is_dead_lettered_and_one_for_another_s
     assert json.loads(record.value)["data"]["task_id"] == "task-nobody"
     assert not [r for r in dead.records if r.key == b"sweep-elsewhere"]
     assert stats.dead_lettered.get("unknown_task", 0) >= 1
+
+
+async def test_a_batch_of_acks_completes_its_request_once_and_sorts_late_and_foreign_answers(registry) -> None:
+    """Coordinator.on_acks applies a whole batch in one transaction: every participant's answer
+    to one request (the request completes once), a repeated answer to a task the batch already
+    finished (recorded as ignored), and another sender's answer (skipped)."""
+    body = submitted("restriction")
+    registry.add(body["identifiers"]["customer_number"])
+    rid = body["request_id"]
+    async with dsar_service(registry, run_checker=False, participants=["p-one", "p-two"]) as env:
+        async with env.pool.acquire() as conn, conn.transaction():
+            await env.coordinator.submit(conn, DsarSubmitted.model_validate(body), actor="test", traceparent=None)
+        await env.coordinator.tick()  # resolved and accepted: one open task per participant
+        async with env.pool.acquire() as conn:
+            tasks = await conn.fetch(
+                "SELECT task_id, participant FROM tasks WHERE request_id = $1 ORDER BY participant", rid
+            )
+        acks = [
+            PrivacyAck(
+                request_id=rid, task_id=t["task_id"], participant=t["participant"], status="done", erased={"contact": 1}
+            )
+            for t in tasks
+        ]
+        foreign = PrivacyAck(request_id="sweep-elsewhere", task_id="t-elsewhere", participant="p-one", status="done")
+        batch = [(acks[0], "e1"), (foreign, "e2"), (acks[1], "e3"), (acks[0], "e4")]
+        async with env.pool.acquire() as conn, conn.transaction():
+            outcomes = await env.coordinator.on_acks(conn, batch)
+        async with env.pool.acquire() as conn:
+            completions = await conn.fetchval(
+                "SELECT count(*) FROM transitions WHERE request_id = $1 AND to_status = 'completed'", rid
+            )
+            ignored = await conn.fetch("SELECT event_id, task_status FROM ignored_acks WHERE request_id = $1", rid)
+        view = await env.request(rid)
+
+    assert [t["participant"] for t in tasks] == ["p-one", "p-two"]
+    assert outcomes == ["applied", "not_ours", "applied", "ignored"]
+    assert view["status"] == "completed" and completions == 1
+    assert [(r["event_id"], r["task_status"]) for r in ignored] == [("e4", "done")]

@@ -107,14 +107,19 @@ class Coordinator:
 
     # -- events --------------------------------------------------------------------------------
 
+    def _event(
+        self, topic: str, event_type: str, data: BaseModel, request_id: str, traceparent: str | None
+    ) -> outbox.OutgoingEvent:
+        event = CloudEvent.new(event_type, self.settings.source, data, time=self.clock.now())
+        return outbox.OutgoingEvent(topic, request_id, event, traceparent=traceparent)
+
     async def _emit(
         self, conn: asyncpg.Connection, event_type: str, data: BaseModel, request_id: str, traceparent: str | None
     ) -> None:
-        event = CloudEvent.new(event_type, self.settings.source, data, time=self.clock.now())
-        await outbox.add(conn, [outbox.OutgoingEvent(DSAR_EVENTS, request_id, event, traceparent=traceparent)])
+        await outbox.add(conn, [self._event(DSAR_EVENTS, event_type, data, request_id, traceparent)])
 
     async def _move(
-        self, store: DsarStore, req: asyncpg.Record, to: str, actor: str, detail: str | None = None, **fields: Any
+        self, store: DsarStore, req: Any, to: str, actor: str, detail: str | None = None, **fields: Any
     ) -> None:
         await store.update_request(req["request_id"], status=to, **fields)
         await store.add_transition(
@@ -330,16 +335,15 @@ class Coordinator:
         if isinstance(outcome, Unresolved):
             await self._reject(conn, req, outcome.reason, outcome.detail, SYSTEM)
             return
-        await store.update_request(
-            request_id,
-            subject_id=outcome.subject_id,
-            customer_numbers=outcome.customer_numbers,
-            subject_kind=outcome.kind,
-            resolve_error=None,
-            next_resolve_at=None,
-        )
-        req = await store.request(request_id, lock=True)
-        assert req is not None
+        resolved: dict[str, Any] = {
+            "subject_id": outcome.subject_id,
+            "customer_numbers": outcome.customer_numbers,
+            "subject_kind": outcome.kind,
+            "resolve_error": None,
+            "next_resolve_at": None,
+        }
+        await store.update_request(request_id, **resolved)
+        req = {**dict(req), **resolved}  # the row is locked: this is what it now holds
         kind: DsarKind = req["kind"]
         if req["approved_by"] is None and domain.needs_approval(
             kind, self.settings.approval_required, self.settings.auto_approve
@@ -408,9 +412,7 @@ class Coordinator:
 
     # -- plan and fan-out ----------------------------------------------------------------------
 
-    async def _accept(
-        self, conn: asyncpg.Connection, req: asyncpg.Record, actor: str, detail: str | None = None
-    ) -> None:
+    async def _accept(self, conn: asyncpg.Connection, req: Any, actor: str, detail: str | None = None) -> None:
         store = DsarStore(conn)
         rid = req["request_id"]
         kind: DsarKind = req["kind"]
@@ -432,35 +434,49 @@ class Coordinator:
         accepted = DsarAccepted(
             request_id=rid, kind=kind, due_at=req["due_at"], participants=[t.participant for t in planned]
         )
-        await self._emit(conn, "dsar.accepted", accepted, rid, req["traceparent"])
-        req = await store.request(rid, lock=True)
-        assert req is not None
+        # The request as it now stands (the row is locked: nobody else changed it).
+        current: dict[str, Any] = {**dict(req), **fields, "status": domain.ACCEPTED}
         now = self.clock.now()
+        timeout = timedelta(seconds=domain.task_timeout_s(self.settings.task_timeout_s, 1))
+        rows: list[dict[str, Any]] = []
+        events = [self._event(DSAR_EVENTS, "dsar.accepted", accepted, rid, req["traceparent"])]
         for t in planned:
             task_id = uuid.uuid4().hex
             retained = [r.model_dump(mode="json") for r in t.hold_retained]
             if not t.send:
-                await store.insert_task(
-                    task_id=task_id, request_id=rid, participant=t.participant, kind=t.kind, categories=[],
-                    status=domain.TASK_DONE, attempt=1, sent_at=now, timeout_at=now, hold_retained=retained, finished_at=now,
+                rows.append(
+                    dict(
+                        task_id=task_id, request_id=rid, participant=t.participant, kind=t.kind, categories=[],
+                        status=domain.TASK_DONE, attempt=1, sent_at=now, timeout_at=now, hold_retained=retained,
+                        finished_at=now,
+                    )
                 )  # fmt: skip
                 continue
-            timeout = timedelta(seconds=domain.task_timeout_s(self.settings.task_timeout_s, 1))
-            await store.insert_task(
-                task_id=task_id, request_id=rid, participant=t.participant, kind=t.kind, categories=t.categories,
-                status=domain.TASK_OPEN, attempt=1, sent_at=now, timeout_at=now + timeout, hold_retained=retained,
+            rows.append(
+                dict(
+                    task_id=task_id, request_id=rid, participant=t.participant, kind=t.kind, categories=t.categories,
+                    status=domain.TASK_OPEN, attempt=1, sent_at=now, timeout_at=now + timeout, hold_retained=retained,
+                    finished_at=None,
+                )
             )  # fmt: skip
-            await self._send_task(
-                conn, req, task_id=task_id, participant=t.participant, kind=t.kind, categories=t.categories, attempt=1
-            )
+            events.append(
+                await self._task_event(
+                    conn, current, task_id=task_id, participant=t.participant, kind=t.kind, categories=t.categories,
+                    attempt=1,
+                )
+            )  # fmt: skip
+        await store.insert_tasks(rows)
+        # dsar.accepted and every task in one outbox write (in that order: one NOTIFY).
+        await outbox.add(conn, events)
         sent = sum(1 for t in planned if t.send)
-        await self._move(store, req, domain.IN_PROGRESS, SYSTEM, f"{sent} task(s) sent")
-        await self._maybe_complete(conn, rid)
+        await self._move(store, current, domain.IN_PROGRESS, SYSTEM, f"{sent} task(s) sent")
+        if not sent:  # everything held back: nothing to wait for
+            await self._maybe_complete(conn, rid)
 
     async def _send_task(
         self,
         conn: asyncpg.Connection,
-        req: asyncpg.Record,
+        req: Any,
         *,
         task_id: str,
         participant: str,
@@ -468,7 +484,24 @@ class Coordinator:
         categories: list[str],
         attempt: int,
     ) -> None:
-        """Write the task to the outbox inside a span of its own, in the request's trace; the
+        """Write the task to the outbox (see :meth:`_task_event`)."""
+        event = await self._task_event(
+            conn, req, task_id=task_id, participant=participant, kind=kind, categories=categories, attempt=attempt
+        )
+        await outbox.add(conn, [event])
+
+    async def _task_event(
+        self,
+        conn: asyncpg.Connection,
+        req: Any,
+        *,
+        task_id: str,
+        participant: str,
+        kind: str,
+        categories: list[str],
+        attempt: int,
+    ) -> outbox.OutgoingEvent:
+        """The task as an outbox row, made inside a span of its own in the request's trace; the
         participant's work and its ack continue that span's context."""
         rid = req["request_id"]
         corrections = None
@@ -502,59 +535,86 @@ class Coordinator:
                 }
             )
             event = CloudEvent.new("privacy.task", self.settings.source, task, time=self.clock.now())
-            await outbox.add(
-                conn,
-                [
-                    outbox.OutgoingEvent(
-                        PRIVACY_TASKS, rid, event, subject_id=req["subject_id"], traceparent=current_traceparent()
-                    )
-                ],
+            return outbox.OutgoingEvent(
+                PRIVACY_TASKS, rid, event, subject_id=req["subject_id"], traceparent=current_traceparent()
             )
 
     # -- acks ----------------------------------------------------------------------------------
 
     async def on_ack(self, conn: asyncpg.Connection, ack: PrivacyAck, event_id: str) -> str:
-        """Apply a participant's answer. Returns "applied", "ignored" (the task was already final:
-        a late answer, kept as a record) or "not_ours" (another sender's request). An unknown
-        task of one of our requests raises ``UnknownTask`` (dead-lettered)."""
+        """Apply one participant's answer (see :meth:`on_acks`)."""
+        [outcome] = await self.on_acks(conn, [(ack, event_id)])
+        return outcome
+
+    async def on_acks(self, conn: asyncpg.Connection, acks: list[tuple[PrivacyAck, str]]) -> list[str]:
+        """Apply a batch of participants' answers (ack, its event id), in order; one outcome each:
+        "applied", "partial" (a part of a large result; the task waits for the rest), "ignored"
+        (the task was already final: a late answer, kept as a record) or "not_ours" (another
+        sender's request). An unknown task of one of our requests raises ``UnknownTask``
+        (dead-lettered).
+
+        Batch-shaped: the batch's tasks are read in one query, its requests locked in one (in
+        request_id order, then their tasks), and each request touched is checked for completion
+        once, after all its acks: a fixed handful of round trips per request, not per ack.
+        privacy.acks.v1 also carries other senders' answers, which cost one lookup per batch."""
         store = DsarStore(conn)
-        task = await store.task(ack.task_id)
-        if task is None:
-            if await store.request(ack.request_id) is None:
-                # Not a request of ours: privacy.acks.v1 also carries the answers to other
-                # senders' tasks (retention's purges). Skipped, not dead-lettered.
-                return "not_ours"
-            raise UnknownTask()
-        if task["request_id"] != ack.request_id or task["participant"] != ack.participant:
-            raise UnknownTask("data.task_id: belongs to another request or participant")
-        req = await store.request(task["request_id"], lock=True)
-        task = await store.task(ack.task_id, lock=True)
-        assert req is not None and task is not None
+        tasks = await store.tasks_by_id([ack.task_id for ack, _ in acks])
+        unknown = {ack.request_id for ack, _ in acks if ack.task_id not in tasks}
+        ours = await store.existing_requests(unknown) if unknown else set()
+        outcomes: list[str | None] = []
+        for ack, _ in acks:
+            task = tasks.get(ack.task_id)
+            if task is None:
+                if ack.request_id not in ours:
+                    # Not a request of ours: privacy.acks.v1 also carries the answers to other
+                    # senders' tasks (retention's purges). Skipped, not dead-lettered.
+                    outcomes.append("not_ours")
+                    continue
+                raise UnknownTask()
+            if task["request_id"] != ack.request_id or task["participant"] != ack.participant:
+                raise UnknownTask("data.task_id: belongs to another request or participant")
+            outcomes.append(None)
+        mine = [(i, ack, event_id) for i, (ack, event_id) in enumerate(acks) if outcomes[i] is None]
+        if not mine:
+            return [o or "not_ours" for o in outcomes]
+        await store.lock_requests([ack.request_id for _, ack, _ in mine])
+        locked = await store.tasks_by_id([ack.task_id for _, ack, _ in mine], lock=True)
         now = self.clock.now()
-        if task["status"] != domain.TASK_OPEN:
-            await store.record_ignored_ack(
-                event_id=event_id, task_id=ack.task_id, request_id=ack.request_id, participant=ack.participant,
-                ack_status=ack.status, task_status=task["status"], at=now,
-            )  # fmt: skip
-            return "ignored"
-        sealed = ack.result
-        if ack.result_parts is not None and ack.result_parts > 1 and ack.result is not None:
-            parts = await store.add_result_part(ack.task_id, ack.result_part or 0, ack.result)
-            sealed = join_result(parts, ack.result_parts)
-            if sealed is None:
-                return "partial"  # the task stays open until its last part arrives
-            await store.drop_result_parts(ack.task_id)
-        await store.update_task(
-            ack.task_id,
-            status=domain.TASK_DONE if ack.status == "done" else domain.TASK_FAILED,
-            finished_at=now,
-            error=ack.error if ack.status == "failed" else None,
-            erased={str(k): v for k, v in ack.erased.items()},
-            retained=[r.model_dump(mode="json") for r in ack.retained],
-            sealed_result=sealed,
-        )
-        await self._maybe_complete(conn, ack.request_id)
-        return "applied"
+        finished: list[str] = []  # requests with a task made final here, in order of first ack
+        for i, ack, event_id in mine:
+            task = locked[ack.task_id]
+            if task["status"] != domain.TASK_OPEN:
+                await store.record_ignored_ack(
+                    event_id=event_id, task_id=ack.task_id, request_id=ack.request_id, participant=ack.participant,
+                    ack_status=ack.status, task_status=task["status"], at=now,
+                )  # fmt: skip
+                outcomes[i] = "ignored"
+                continue
+            sealed = ack.result
+            if ack.result_parts is not None and ack.result_parts > 1 and ack.result is not None:
+                parts = await store.add_result_part(ack.task_id, ack.result_part or 0, ack.result)
+                sealed = join_result(parts, ack.result_parts)
+                if sealed is None:
+                    outcomes[i] = "partial"  # the task stays open until its last part arrives
+                    continue
+                await store.drop_result_parts(ack.task_id)
+            status = domain.TASK_DONE if ack.status == "done" else domain.TASK_FAILED
+            await store.update_task(
+                ack.task_id,
+                status=status,
+                finished_at=now,
+                error=ack.error if ack.status == "failed" else None,
+                erased={str(k): v for k, v in ack.erased.items()},
+                retained=[r.model_dump(mode="json") for r in ack.retained],
+                sealed_result=sealed,
+            )
+            locked[ack.task_id] = {**dict(task), "status": status}  # a repeated ack later in the batch is late
+            outcomes[i] = "applied"
+            if ack.request_id not in finished:
+                finished.append(ack.request_id)
+        for request_id in finished:
+            await self._maybe_complete(conn, request_id)
+        return [o or "not_ours" for o in outcomes]
 
     async def _maybe_complete(self, conn: asyncpg.Connection, request_id: str) -> None:
         store = DsarStore(conn)
@@ -595,12 +655,14 @@ class Coordinator:
                 package=pkg,
             )
             detail = ", ".join(f"{p} failed: {r.error}" for p, r in results.items() if r.status == "failed") or None
+            # A finished request keeps no identifiers (a failed one may still be retried).
+            forget: dict[str, Any] = {"sealed_input": None} if status != "failed" else {}
             await self._move(
-                store, req, status, SYSTEM, detail, completed_at=now, completion=completion.model_dump(mode="json")
-            )
+                store, req, status, SYSTEM, detail, completed_at=now, completion=completion.model_dump(mode="json"),
+                **forget,
+            )  # fmt: skip
             await self._emit(conn, "dsar.completed", completion, request_id, current_traceparent())
         if status != "failed":
-            await store.update_request(request_id, sealed_input=None)
             await self.keys.destroy(conn, input_key(request_id))
 
     async def _build_package(
@@ -943,15 +1005,25 @@ class Coordinator:
         self._wake.set()
 
     async def _run(self) -> None:
+        """A NOTIFY (a new request to resolve) runs the resolution at once; the whole round
+        (timeouts and deadlines too) runs every ``check_interval_s``, not on every request."""
+        loop = asyncio.get_running_loop()
+        full_round_due = loop.time()
         while True:
             self._wake.clear()
             try:
-                await self.tick()
+                if loop.time() >= full_round_due:
+                    full_round_due = loop.time() + self.settings.check_interval_s
+                    await self.tick()
+                else:
+                    while await self.resolve_due() >= 500:
+                        pass
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - database or registry trouble: the next round retries
                 log.warning("dsar checker round failed: %s; retrying", type(e).__name__)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.check_interval_s)
+                timeout = max(0.0, full_round_due - loop.time())
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass

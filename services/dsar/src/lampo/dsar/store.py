@@ -78,6 +78,21 @@ class DsarStore:
         row: asyncpg.Record | None = await self.conn.fetchrow(sql, request_id)
         return row
 
+    async def existing_requests(self, request_ids: Iterable[str]) -> set[str]:
+        """Which of these request ids are ours."""
+        rows = await self.conn.fetch(
+            "SELECT request_id FROM requests WHERE request_id = ANY($1::text[])", sorted(set(request_ids))
+        )
+        return {r["request_id"] for r in rows}
+
+    async def lock_requests(self, request_ids: Iterable[str]) -> None:
+        """Lock these requests for the transaction, in request_id order (as every batch does)."""
+        await self.conn.execute(
+            "SELECT 1 FROM (SELECT request_id FROM requests WHERE request_id = ANY($1::text[])"
+            " ORDER BY request_id FOR UPDATE) AS locked",
+            sorted(set(request_ids)),
+        )
+
     async def update_request(self, request_id: str, **fields: Any) -> None:
         clause, values = _set_clause(fields, _REQUEST_COLUMNS)
         await self.conn.execute(f"UPDATE requests SET {clause} WHERE request_id = $1", request_id, *values)
@@ -166,10 +181,32 @@ class DsarStore:
             finished_at,
         )  # fmt: skip
 
+    async def insert_tasks(self, tasks: Sequence[dict[str, Any]]) -> None:
+        """Many tasks (the keyword arguments of :meth:`insert_task` each) in one round trip."""
+        if not tasks:
+            return
+        await self.conn.executemany(
+            "INSERT INTO tasks (task_id, request_id, participant, kind, categories, status, attempt, first_sent_at,"
+            " sent_at, timeout_at, hold_retained, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11)",
+            [
+                (
+                    t["task_id"], t["request_id"], t["participant"], t["kind"], t["categories"], t["status"],
+                    t["attempt"], t["sent_at"], t["timeout_at"], t["hold_retained"], t.get("finished_at"),
+                )
+                for t in tasks
+            ],
+        )  # fmt: skip
+
     async def task(self, task_id: str, *, lock: bool = False) -> asyncpg.Record | None:
         sql = "SELECT * FROM tasks WHERE task_id = $1" + (" FOR UPDATE" if lock else "")
         row: asyncpg.Record | None = await self.conn.fetchrow(sql, task_id)
         return row
+
+    async def tasks_by_id(self, task_ids: Sequence[str], *, lock: bool = False) -> dict[str, Any]:
+        """The tasks with these ids (those that exist), by id; ``lock`` locks them in id order."""
+        sql = "SELECT * FROM tasks WHERE task_id = ANY($1::text[])" + (" ORDER BY task_id FOR UPDATE" if lock else "")
+        rows = await self.conn.fetch(sql, sorted(set(task_ids)))
+        return {r["task_id"]: r for r in rows}
 
     async def tasks(self, request_id: str, *, current_only: bool = True) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
