@@ -7,10 +7,11 @@ The one consume path of every service. For each batch of records FastStream hand
    unchanged to ``<topic>.dlq`` with ``error.reason`` and ``error.detail`` headers.
 2. The valid ones are claimed in the inbox and applied by the service's handler in one database
    transaction; a redelivered event id is skipped (counted as a duplicate, no second effect).
-3. If the handler fails for a batch, the batch is rolled back and each record is retried alone,
-   so one bad record cannot block or poison its neighbours: ``Rejected`` goes to the DLQ with its
-   reason at once; any other error is retried with backoff a bounded number of times, then
-   dead-lettered as ``processing_failed``. An unreachable database or broker is not the record's
+3. If the handler fails for a batch, the batch is rolled back and applied again in halves (a
+   failing half split again, down to single records), so one bad record cannot block or poison
+   its neighbours: a record that fails alone with ``Rejected`` goes to the DLQ with its reason at
+   once; any other error is retried with backoff a bounded number of times, then dead-lettered as
+   ``processing_failed``. An unreachable database or broker is not the record's
    fault: the batch is rewound (nothing committed, nothing dead-lettered) and retried later.
 4. Offsets are committed only after the transaction committed and the DLQ copies were
    acknowledged (``AckPolicy.MANUAL``; never FastStream's auto-commit ``ACK_FIRST``).
@@ -267,8 +268,7 @@ class ReliableConsumer:
                 raise
             except Exception:  # noqa: BLE001 - isolate the failing record below
                 handled = []
-                for item in accepted:
-                    outcome = await self._apply_alone(item)
+                for item, outcome in await self._apply_split(accepted):
                     if outcome is None:
                         handled.append(item)
                     else:
@@ -287,6 +287,7 @@ class ReliableConsumer:
                 await result
 
     async def _apply(self, items: list[Incoming]) -> list[Incoming]:
+        duplicates: list[Incoming] = []
         async with self._pool().acquire() as conn, conn.transaction():
             fresh = await inbox.claim(conn, self.name, [i.id for i in items])
             new_items: list[Incoming] = []
@@ -296,12 +297,38 @@ class ReliableConsumer:
                     seen.add(item.id)
                     new_items.append(item)
                 else:
-                    item.span.set_attribute("lampo.duplicate", True)
-                    self.stats.duplicates += 1
+                    duplicates.append(item)
             if new_items:
                 await self._handler(conn, new_items)
+        # Counted once committed: a rolled-back attempt (then split or retried) counts nothing.
+        for item in duplicates:
+            item.span.set_attribute("lampo.duplicate", True)
+        self.stats.duplicates += len(duplicates)
         self.stats.processed += len(new_items)
         return items
+
+    async def _apply_split(self, items: list[Incoming]) -> list[tuple[Incoming, tuple[str, str] | None]]:
+        """After ``items`` failed as one transaction: apply each half in a transaction of its
+        own, splitting a failing half again, down to single records, which get
+        :meth:`_apply_alone` (the dead-letter reason of a ``Rejected``, bounded retries of
+        anything else). A bad record among hundreds costs a few dozen transactions instead of
+        one per record; every record is still applied exactly once, in order (the left half is
+        done before the right one starts). Returns each item with None (applied or a duplicate)
+        or the (reason, detail) it is dead-lettered with."""
+        if len(items) == 1:
+            return [(items[0], await self._apply_alone(items[0]))]
+        middle = len(items) // 2
+        outcomes: list[tuple[Incoming, tuple[str, str] | None]] = []
+        for half in (items[:middle], items[middle:]):
+            try:
+                await self._apply(half)
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception:  # noqa: BLE001 - narrowed down by splitting again
+                outcomes += await self._apply_split(half)
+            else:
+                outcomes += [(item, None) for item in half]
+        return outcomes
 
     async def _apply_alone(self, item: Incoming) -> tuple[str, str] | None:
         """Apply one record with bounded retries; returns (reason, detail) when it must go to

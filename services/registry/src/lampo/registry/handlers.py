@@ -3,8 +3,8 @@
 ``customer.upserted`` is handled a batch at a time (the consumer hands over up to 500 records in
 one transaction): one look-up of known customers, one of blind indexes, one key fetch, one
 statement per table. The other types are rarer and handled one by one, in order. A rejection of
-any record fails the batch; the consumer then applies each record alone, so the reason reaches
-the dead-letter topic and its neighbours are applied.
+any record fails the batch; the consumer then applies it again in halves, down to the record
+that fails alone, so the reason reaches the dead-letter topic and its neighbours are applied.
 """
 
 from __future__ import annotations
