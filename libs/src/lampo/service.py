@@ -149,6 +149,11 @@ class Runtime:
             observers=observers,
             **({"parser": parser} if parser else {}),
         )
+        return self.adopt(consumer)
+
+    def adopt(self, consumer: ReliableConsumer) -> ReliableConsumer:
+        """Register a consumer built by the service itself (a subclass of ReliableConsumer):
+        like the ones of :meth:`consume`, it counts on /metrics and for /health/ready."""
         before = {id(s) for s in self.broker.subscribers}
         consumer.register()
         self.consumers.append(consumer)

@@ -126,8 +126,7 @@ def consume_requests(runtime: Runtime, coordinator: Coordinator) -> RequestsCons
         broker=runtime.broker,
         tracer=runtime.tracer,
     )
-    consumer.register()
-    runtime.consumers.append(consumer)
+    runtime.adopt(consumer)  # on /metrics and in /health/ready like every other consumer
     return consumer
 
 
