@@ -24,8 +24,9 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyTask
 from lampo.messaging.topics import dlq
 from lampo.retention import store
-from lampo.retention.domain import DueItem, plan_purges
+from lampo.retention.domain import SOURCE, DueItem, plan_purges, purge_task
 from lampo.retention.settings import DEFAULT_DATAMAP
+from lampo.retention.sweep import task_records
 from lampo.testing import Producer, TopicReader, eventually, header
 
 ENDED = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
@@ -481,3 +482,53 @@ async def test_sweep_candidates_include_everything_due_at_calendar_edges(retenti
         assert len(candidates - due) <= len(everyone) // 2, now  # a bound, not a list of everyone
         ever_due |= due
     assert ever_due == everyone - {"far-future"}
+
+
+def test_task_records_are_the_contract_models_serialization() -> None:
+    """A batch's tasks are serialized from one model-built envelope (speed); each record is
+    byte for byte what the contract models make of the same task, and parses strictly."""
+    now = datetime(2030, 6, 1, 12, 0, 0, 250000, tzinfo=UTC)
+    issued = [
+        {
+            "task_id": f"purge-{n:032x}",
+            "participant": participant,
+            "customer_number": f"{n:09d}",
+            "subject_id": f"subj-{n}" if n % 3 else f"{n:09d}",
+            "categories": categories,
+        }
+        for n, (participant, categories) in enumerate(
+            [
+                ("registry", ["other_consented", "basic", "contact", "basic"]),
+                ("billing", ["billing"]),
+                ("recordings", ["customer_relationship"]),
+                ("registry", ALL_REGISTRY[::-1]),
+            ]
+        )
+    ]
+    records = task_records(issued, sweep_id="sweep-1234", now=now, deadline=timedelta(days=7))
+    assert len(records) == len(issued) and len({r.event_id for r in records}) == len(issued)
+    for row, record in zip(issued, records, strict=True):
+        assert (record.topic, record.key, record.event_type) == (PRIVACY_TASKS, "sweep-1234", "privacy.task")
+        assert record.subject_id == row["subject_id"]
+        parsed = parse(PRIVACY_TASKS, record.value, extra="forbid")
+        model = CloudEvent.new(
+            "privacy.task",
+            SOURCE,
+            purge_task(
+                sweep_id="sweep-1234",
+                task_id=row["task_id"],
+                participant=row["participant"],
+                customer_number=row["customer_number"],
+                subject_id=row["subject_id"],
+                categories=row["categories"],
+                now=now,
+                deadline=timedelta(days=7),
+            ),
+            id=record.event_id,
+            time=parsed.envelope.time,
+        )
+        assert record.value == model.to_bytes()
+    first = parse(PRIVACY_TASKS, records[0].value).data
+    assert isinstance(first, PrivacyTask)
+    assert [c.value for c in first.categories] == ["basic", "contact", "other_consented"]
+    assert task_records([], sweep_id="sweep-1234", now=now, deadline=timedelta(days=7)) == []

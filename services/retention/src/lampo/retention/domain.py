@@ -94,6 +94,11 @@ def task_id_of(participant: str, customer_number: str, items: Iterable[DueItem])
 _CATEGORY_ORDER: Final = {c.value: n for n, c in enumerate(Category)}
 
 
+def category_order(categories: Iterable[str]) -> list[str]:
+    """Each category once, in the data map's category order (as tasks name them)."""
+    return sorted(set(categories), key=_CATEGORY_ORDER.__getitem__)
+
+
 def purge_task(
     *,
     sweep_id: str,
@@ -113,7 +118,7 @@ def purge_task(
         participant=participant,
         kind="purge",
         subject=TaskSubject(subject_id=subject_id, customer_numbers=[customer_number]),
-        categories=[Category(c) for c in sorted(set(categories), key=_CATEGORY_ORDER.__getitem__)],
+        categories=[Category(c) for c in category_order(categories)],
         attempt=1,
         deadline=now + deadline,
     )

@@ -13,11 +13,13 @@ services keep their share of the database.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -27,7 +29,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.messaging import outbox
 from lampo.retention import store
 from lampo.retention.datamap import DataMap
-from lampo.retention.domain import SOURCE, purge_task
+from lampo.retention.domain import SOURCE, category_order, purge_task
 from lampo.retention.errors import RetentionError
 
 log = logging.getLogger("lampo.retention.sweep")
@@ -121,31 +123,7 @@ class Sweeper:
             issued = await store.issue_purges(conn, self.datamap, now, customers, result.sweep_id)
             if not issued:
                 return
-            await outbox.add(
-                conn,
-                [
-                    outbox.OutgoingEvent(
-                        PRIVACY_TASKS,
-                        result.sweep_id,
-                        CloudEvent.new(
-                            "privacy.task",
-                            SOURCE,
-                            purge_task(
-                                sweep_id=result.sweep_id,
-                                task_id=r["task_id"],
-                                participant=r["participant"],
-                                customer_number=r["customer_number"],
-                                subject_id=r["subject_id"],
-                                categories=r["categories"],
-                                now=now,
-                                deadline=self.deadline,
-                            ),
-                        ),
-                        subject_id=r["subject_id"],
-                    )
-                    for r in issued
-                ],
-            )
+            await outbox.add(conn, task_records(issued, sweep_id=result.sweep_id, now=now, deadline=self.deadline))
         result.tasks += len(issued)
         result.customers += len({r["customer_number"] for r in issued})
         for r in issued:
@@ -153,6 +131,54 @@ class Sweeper:
             result.purges += len(r["rules"])
             for rule in r["rules"]:
                 result.per_rule[rule] = result.per_rule.get(rule, 0) + 1
+
+
+def task_records(
+    issued: Sequence[Mapping[str, Any]], *, sweep_id: str, now: datetime, deadline: timedelta
+) -> list[outbox.Record]:
+    """The ``privacy.task`` events of a batch (rows of ``store.issue_purges``) as outbox records.
+
+    The first task is built and checked by the contract models (``PrivacyTask``, ``CloudEvent``);
+    the others are that envelope with their own id and task fields, serialized the way the models
+    serialize (compact JSON, fields in model order): the models cost ~0.3 ms a task, a sweep
+    sends 100,000. The fields come from the data map (validated at start) and the clocks'
+    customer and subject ids (validated when they arrived). test_sweeps holds every record equal
+    to the models' own serialization."""
+    if not issued:
+        return []
+    first = issued[0]
+    template = CloudEvent.new(
+        "privacy.task",
+        SOURCE,
+        purge_task(
+            sweep_id=sweep_id,
+            task_id=first["task_id"],
+            participant=first["participant"],
+            customer_number=first["customer_number"],
+            subject_id=first["subject_id"],
+            categories=first["categories"],
+            now=now,
+            deadline=deadline,
+        ),
+    ).model_dump(mode="json")
+    data = template["data"]
+    records = []
+    for r in issued:
+        event_id = str(uuid.uuid4())
+        event = {
+            **template,
+            "id": event_id,
+            "data": {
+                **data,
+                "task_id": r["task_id"],
+                "participant": r["participant"],
+                "subject": {"subject_id": r["subject_id"], "customer_numbers": [r["customer_number"]]},
+                "categories": category_order(r["categories"]),
+            },
+        }
+        value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        records.append(outbox.Record(PRIVACY_TASKS, sweep_id, value, event_id, "privacy.task", r["subject_id"]))
+    return records
 
 
 async def run_daily(sweeper: Sweeper, interval_s: float, first_delay_s: float) -> None:
