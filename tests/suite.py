@@ -115,12 +115,12 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
+    async def start(self, ready_timeout: float = 60) -> None:
         handle = self.log.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             str(BIN / f"lampo-{self.name}"), env=self.env, stdout=handle, stderr=handle
         )
-        await self.wait_ready()
+        await self.wait_ready(ready_timeout)
 
     async def wait_ready(self, timeout: float = 60) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -177,7 +177,9 @@ def installed() -> list[str]:
     return [s for s in SERVICES if s in wanted and shutil.which(f"lampo-{s}", path=str(BIN))]
 
 
-async def launch(names: list[str], logs: Path, *, env: dict[str, str] | None = None) -> Suite:
+async def launch(
+    names: list[str], logs: Path, *, env: dict[str, str] | None = None, ready_timeout: float = 60
+) -> Suite:
     """Starts the named services, each with a new database and consumer group (fast-forwarded to
     the end of every topic, so earlier runs' records are not replayed), and waits until ready."""
     otlp = OtlpReceiver()
@@ -216,7 +218,7 @@ async def launch(names: list[str], logs: Path, *, env: dict[str, str] | None = N
         services[name] = ServiceProcess(name, service_env, logs / f"{name}.log")
     suite = Suite(services, otlp, logs, databases)
     try:
-        await asyncio.gather(*(s.start() for s in services.values()))
+        await asyncio.gather(*(s.start(ready_timeout) for s in services.values()))
     except BaseException:
         await suite.close()
         raise
