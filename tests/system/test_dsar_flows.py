@@ -108,7 +108,8 @@ async def test_access_package_holds_what_was_stored_audio_included(suite, requir
     archive = zipfile.ZipFile(io.BytesIO(blob))
     names = archive.namelist()
     manifest = json.loads(archive.read("manifest.json"))
-    assert manifest["request"]["request_id"] == request_id if "request" in manifest else True
+    assert manifest["request"]["request_id"] == request_id and manifest["format"] == "access"
+    assert {"registry", "billing", "recordings"} <= set(manifest["participants"])
     basic = archive.read("data/basic.json").decode()
     assert customer.identity_code in basic and f"Asiakas{customer.n}" in basic
     assert "billing" in " ".join(names) and customer.invoice_number in archive.read("data/billing.json").decode()

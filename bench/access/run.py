@@ -1,0 +1,236 @@
+"""An access package for a heavy subject: 50,000 consumption rows and 20 call recordings.
+
+    .venv/bin/python bench/access/run.py [--rows 50000] [--recordings 20] [--audio-kb 300]
+
+1. Starts the suite as processes (tests/suite.py: every installed service with its own database
+   and consumer group, as in the system tests) on the running broker and database.
+2. Seeds one synthetic customer (identity code in the 900-999 test range) in every store, with 50
+   metering points, ``--rows`` daily ``consumption.reported`` readings spread over them and
+   ``--recordings`` ``call.recorded`` events of ``--audio-kb`` KB of stand-in audio each; waits
+   until the stores have processed them (their /metrics counters).
+3. Measured: an access request on dsar.requests.v1 until ``dsar.completed`` with the package (the
+   coordinator fans out, every store seals its result, results travel in parts, the package is
+   built, encrypted and stored), then ``lampo dsar package`` writing the plaintext ZIP (a CLI
+   process: start-up included). The ZIP is opened and checked: every consumption row and every
+   recording, byte for byte.
+4. Baseline, same run: read the same rows and audio straight from the registry's and recordings'
+   databases with asyncpg (no decryption, no Kafka, no checks) and write a ZIP in memory: the
+   floor for "read it all and pack it".
+
+Goal: the access request completes in under 2 s. Synthetic data only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import random
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from suite import Suite, installed, launch  # noqa: E402
+
+from lampo.contracts.catalog import DSAR_EVENTS, RECORDINGS_INBOUND, REGISTRY_INBOUND  # noqa: E402
+from lampo.contracts.envelope import CloudEvent  # noqa: E402
+from lampo.db.pool import server_url_of  # noqa: E402
+from lampo.synthetic import Customer, new_customer, processed, seed, submit, submitted  # noqa: E402
+from lampo.testing import PG_URL, Producer, TopicReader, customer_upserted, eventually  # noqa: E402
+
+METERING_POINTS = 50
+NEEDED = ["registry", "billing", "recordings", "consent", "retention", "dsar"]
+
+
+def result(figure: str, value: float, unit: str, baseline: float | None, goal: str | None, met: bool | None) -> None:
+    line = {"bench": "access", "figure": figure, "value": round(value, 3), "unit": unit}
+    print("RESULT " + json.dumps({**line, "baseline": baseline, "goal": goal, "met": met}))
+
+
+def heavy_upsert(customer: Customer) -> CloudEvent:
+    event = customer_upserted(customer.number, customer.n)
+    event.data["metering_points"] = [f"MUL-{customer.n:06d}-{m:02d}" for m in range(METERING_POINTS)]
+    return event
+
+
+async def load(suite: Suite, customer: Customer, rows: int, recordings: int, audio_kb: int) -> list[bytes]:
+    """Every store holds the customer; then the readings and recordings; returns the audio sent."""
+    await seed(suite.urls, customer)
+    registry_before = await processed(suite["registry"].url, REGISTRY_INBOUND)
+    recordings_before = await processed(suite["recordings"].url, RECORDINGS_INBOUND)
+    audio = [customer.audio] + [random.randbytes(audio_kb * 1024) for _ in range(recordings - 1)]
+    first_day = date(2020, 1, 1)
+    async with Producer() as systems:
+        await systems.send(REGISTRY_INBOUND, customer.number, heavy_upsert(customer))
+        items: list[tuple[str | None, bytes]] = []
+        for i in range(rows):
+            day = first_day + timedelta(days=i // METERING_POINTS)
+            reading = {
+                "customer_number": customer.number,
+                "metering_point": f"MUL-{customer.n:06d}-{i % METERING_POINTS:02d}",
+                "period_start": day.isoformat(),
+                "period_end": day.isoformat(),
+                "energy_mwh": f"{0.02 + (i % 97) / 1000:.3f}",
+                "annual_forecast_mwh": None,
+            }
+            event = CloudEvent.new("consumption.reported", "urn:system:metering", reading)
+            items.append((customer.number, event.to_bytes()))
+            if len(items) == 5000:
+                await systems.send_many(REGISTRY_INBOUND, items)
+                items = []
+        if items:
+            await systems.send_many(REGISTRY_INBOUND, items)
+        now = datetime.now(UTC)
+        for k, clip in enumerate(audio[1:], start=1):
+            data = {
+                "customer_number": customer.number,
+                "recording_id": f"{customer.recording_id}-{k}",
+                "started_at": (now - timedelta(days=k)).isoformat(),
+                "duration_s": len(clip) / 16_000,
+                "media_type": "audio/wav",
+                "audio_base64": base64.b64encode(clip).decode(),
+            }
+            await systems.send(
+                RECORDINGS_INBOUND, customer.number, CloudEvent.new("call.recorded", "urn:system:telephony", data)
+            )
+
+    async def stored() -> bool:
+        try:
+            registry = await processed(suite["registry"].url, REGISTRY_INBOUND) - registry_before
+            held = await processed(suite["recordings"].url, RECORDINGS_INBOUND) - recordings_before
+        except httpx.HTTPError:  # a busy service may answer /metrics late; ask again
+            return False
+        return registry >= rows + 1 and held >= recordings - 1
+
+    await eventually(stored, timeout=900, interval=1.0)
+    return audio
+
+
+async def baseline(suite: Suite, customer: Customer) -> tuple[float, int]:
+    """Read the rows and the audio straight from the two databases and zip them: no Kafka, no crypto."""
+    databases = dict(zip(suite.services, suite.databases, strict=True))
+    started = time.perf_counter()
+    registry = await asyncpg.connect(server_url_of(PG_URL, databases["registry"]))
+    recordings = await asyncpg.connect(server_url_of(PG_URL, databases["recordings"]))
+    try:
+        consumption = await registry.fetch(
+            "SELECT metering_point, period_start, period_end, energy_mwh, annual_forecast_mwh, source_system, origin,"
+            " legal_basis FROM consumption WHERE customer_number = $1 ORDER BY metering_point, period_start",
+            customer.number,
+        )
+        audio = await recordings.fetch(
+            "SELECT recording_id, audio FROM recordings WHERE customer_number = $1", customer.number
+        )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("data/consumption.json", json.dumps([dict(r) for r in consumption], default=str))
+            for row in audio:
+                archive.writestr(f"recordings/{row['recording_id']}.wav", bytes(row["audio"]), zipfile.ZIP_STORED)
+        return time.perf_counter() - started, len(consumption)
+    finally:
+        await registry.close()
+        await recordings.close()
+
+
+async def ours(events: TopicReader, request_id: str) -> dict[str, Any]:
+    """``dsar.completed`` for the request from this run's coordinator: another coordinator on the
+    same broker (another bench, a `make up` suite) may answer the same request with its own
+    participants."""
+
+    def match(record: Any) -> bool:
+        body = json.loads(record.value)
+        data = body["data"]
+        return bool(
+            body["type"] == "dsar.completed"
+            and data.get("request_id") == request_id
+            and "registry" in data.get("results", {})
+        )
+
+    [record] = (await events.wait_for(match, timeout=300))[:1]
+    body: dict[str, Any] = json.loads(record.value)
+    return body
+
+
+def readings(value: Any) -> int:
+    """Consumption readings anywhere in a data file: records with an ``energy_mwh``."""
+    if isinstance(value, dict):
+        return 1 if "energy_mwh" in value else sum(readings(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(readings(v) for v in value)
+    return 0
+
+
+def check(blob: bytes, rows: int, audio: list[bytes]) -> None:
+    archive = zipfile.ZipFile(io.BytesIO(blob))
+    names = archive.namelist()
+    found = sum(readings(json.loads(archive.read(n))) for n in names if n.startswith("data/") and n.endswith(".json"))
+    assert found == rows, f"package holds {found} consumption readings, {rows} were stored; files: {names}"
+    clips = sorted(archive.read(n) for n in names if n.startswith("recordings/"))
+    assert clips == sorted(audio), f"package holds {len(clips)} recordings, {len(audio)} were stored (or bytes differ)"
+
+
+async def main(args: argparse.Namespace) -> None:
+    missing = [s for s in NEEDED if s not in installed()]
+    if missing:
+        raise SystemExit(f"services not installed: {', '.join(missing)} (run `make install`)")
+    logs = ROOT / "bench" / "out" / "access-logs"  # each service's log, kept for a look after the run
+    logs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        suite = await launch(NEEDED, logs)
+        try:
+            customer = new_customer()
+            started = time.perf_counter()
+            audio = await load(suite, customer, args.rows, args.recordings, args.audio_kb)
+            print(
+                f"seeded 1 customer: {args.rows:,} consumption rows over {METERING_POINTS} metering points,"
+                f" {len(audio)} recordings of ~{args.audio_kb} KB, in {time.perf_counter() - started:.1f} s"
+            )
+            async with TopicReader(DSAR_EVENTS) as events:
+                started = time.perf_counter()
+                request_id = await submit(submitted("access", customer.number))
+                completed = await ours(events, request_id)
+                elapsed = time.perf_counter() - started
+            assert completed["data"]["status"] == "completed", completed["data"]
+            out = Path(tmp) / "package.zip"
+            started = time.perf_counter()
+            cli = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "lampo"), "dsar", "package", request_id, "--out", str(out),
+                env=suite["dsar"].env, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, stderr = await cli.communicate()
+            written = time.perf_counter() - started
+            assert cli.returncode == 0, stderr.decode()
+            blob = out.read_bytes()
+            check(blob, args.rows, audio)
+            floor, read_rows = await baseline(suite, customer)
+            assert read_rows == args.rows
+        finally:
+            await suite.close()
+    print(f"access request -> dsar.completed with the package: {elapsed:.2f} s   (goal < 2 s)")
+    print(f"lampo dsar package --out (CLI process, decrypt, write {len(blob) / 1e6:.1f} MB ZIP): {written:.2f} s")
+    print(
+        f"baseline (asyncpg read of the same rows and audio, zip in memory): {floor:.2f} s; ratio {elapsed / floor:.1f}x"
+    )
+    print(f"package checked: {args.rows:,} consumption rows, {len(audio)} recordings byte for byte")
+    result("access request to completed package", elapsed, "s", round(floor, 3), "< 2 s", elapsed < 2)
+    result("package written by the CLI", written, "s", None, None, None)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--recordings", type=int, default=20)
+    parser.add_argument("--audio-kb", type=int, default=300)
+    asyncio.run(main(parser.parse_args()))
