@@ -60,7 +60,7 @@ demo: up
 	@$(PY) deploy/demo/demo.py
 
 bench: infra
-	@$(PY) bench/run.py
+	@$(PY) bench/run.py $(BENCH)
 
 clean: down
 	rm -rf .run
