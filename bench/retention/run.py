@@ -99,7 +99,7 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def sweeper_process(database_url: str, datamap_path: str, batch: int, pause: float) -> None:
+async def sweeper_process(database_url: str, datamap_path: str, batch: int, pause: float, workers: int) -> None:
     from aiokafka import AIOKafkaProducer
     from opentelemetry import trace
 
@@ -122,7 +122,9 @@ async def sweeper_process(database_url: str, datamap_path: str, batch: int, paus
 
     relay = OutboxRelay(pool, send, trace.get_tracer("bench"), batch_size=1000)
     await relay.start()
-    sweeper = Sweeper(pool, load_datamap(Path(datamap_path)), ManualClock(NOW), batch=batch, pause_s=pause)
+    sweeper = Sweeper(
+        pool, load_datamap(Path(datamap_path)), ManualClock(NOW), batch=batch, pause_s=pause, workers=workers
+    )
     print("START", flush=True)
     started, cpu_started = time.perf_counter(), process_cpu()
     result = await sweeper.sweep(interface="bench")
@@ -240,6 +242,8 @@ async def main(args: argparse.Namespace) -> None:
                 str(args.batch),
                 "--pause",
                 str(args.pause),
+                "--workers",
+                str(args.workers),
                 stdout=subprocess.PIPE,
                 cwd=ROOT,
             )
@@ -335,6 +339,7 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle ingest measured")
     parser.add_argument("--batch", type=int, default=1000, help="subjects per sweep transaction")
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between sweep transactions")
+    parser.add_argument("--workers", type=int, default=2, help="sweep batches in flight (as sweep_workers)")
     parser.add_argument(
         "--replay-registry-topics",
         action="store_true",
@@ -344,6 +349,6 @@ if __name__ == "__main__":
     parser.add_argument("--sweeper", nargs=2, metavar=("DATABASE_URL", "DATAMAP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sweeper:
-        asyncio.run(sweeper_process(args.sweeper[0], args.sweeper[1], args.batch, args.pause))
+        asyncio.run(sweeper_process(args.sweeper[0], args.sweeper[1], args.batch, args.pause, args.workers))
     else:
         asyncio.run(main(args))

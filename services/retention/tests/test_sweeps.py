@@ -4,12 +4,15 @@ back while a legal hold stands, and confirmed by the participants' acks."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
+import pytest
 from retention_events import (
     ALL_REGISTRY,
     call_recorded,
@@ -532,3 +535,49 @@ def test_task_records_are_the_contract_models_serialization() -> None:
     assert isinstance(first, PrivacyTask)
     assert [c.value for c in first.categories] == ["basic", "contact", "other_consented"]
     assert task_records([], sweep_id="sweep-1234", now=now, deadline=timedelta(days=7)) == []
+
+
+async def test_batches_in_flight_at_once_issue_every_task_once(retention) -> None:
+    customers = [new_customer() for _ in range(7)]
+    async with retention.service.runtime.pool.acquire() as conn:
+        await store.start_clocks(conn, [(c, "relationship_ended", "", ENDED) for c in customers])
+    sweeper = dataclasses.replace(retention.service.sweeper, batch=2, workers=3)
+    seen: list[tuple[int, int]] = []
+    at = ENDED + timedelta(days=31)  # one task each: registry's other_consented
+    async with TopicReader(PRIVACY_TASKS) as reader:
+        result = await sweeper.sweep(at, progress=lambda done, total: seen.append((done, total)))
+        records = await reader.wait_for(lambda r: any(c in r.value.decode() for c in customers), count=7)
+        records = await reader.quiet(0.5)
+    issued = {c: tasks_for(records, c) for c in customers}
+    assert all(len(tasks) == 1 for tasks in issued.values()), issued
+    assert result.tasks >= 7 and result.customers >= 7  # (and any other test's due clocks)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == seen[-1][1] >= 7
+    async with retention.service.runtime.pool.acquire() as conn:
+        for c in customers:
+            assert len(await store.purges_of(conn, c)) == 1
+
+
+async def test_a_failing_batch_stops_the_sweep_with_its_own_error(retention, monkeypatch) -> None:
+    customers = [new_customer() for _ in range(6)]
+    async with retention.service.runtime.pool.acquire() as conn:
+        await store.start_clocks(conn, [(c, "relationship_ended", "", ENDED) for c in customers])
+    calls = 0
+    issue = store.issue_purges
+
+    async def failing_second(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise asyncpg.exceptions.SerializationError("synthetic failure of one batch")
+        return await issue(*args, **kwargs)
+
+    monkeypatch.setattr(store, "issue_purges", failing_second)
+    sweeper = dataclasses.replace(retention.service.sweeper, batch=1, workers=2)
+    with pytest.raises(asyncpg.exceptions.SerializationError):
+        await sweeper.sweep(ENDED + timedelta(days=31))
+    monkeypatch.setattr(store, "issue_purges", issue)
+    # the lock is released, and the next sweep issues what the failed one left
+    again = await retention.service.sweeper.sweep(ENDED + timedelta(days=32))
+    async with retention.service.runtime.pool.acquire() as conn:
+        assert all([len(await store.purges_of(conn, c)) == 1 for c in customers])
+    assert again.tasks >= 1

@@ -90,6 +90,7 @@ class Retention:
             self.runtime.clock,
             batch=self.settings.sweep_batch,
             pause_s=self.settings.sweep_pause_s,
+            workers=self.settings.sweep_workers,
             deadline=timedelta(days=self.settings.purge_deadline_days),
         )
 

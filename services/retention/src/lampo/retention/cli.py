@@ -116,7 +116,14 @@ def sweep(at: AtOption = None) -> None:
 
     async def go() -> SweepResult:
         async with _pool(settings) as pool:
-            sweeper = Sweeper(pool, datamap, SystemClock(), batch=settings.sweep_batch, pause_s=settings.sweep_pause_s)
+            sweeper = Sweeper(
+                pool,
+                datamap,
+                SystemClock(),
+                batch=settings.sweep_batch,
+                pause_s=settings.sweep_pause_s,
+                workers=settings.sweep_workers,
+            )
             with Progress(
                 TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=_console()
             ) as bar:

@@ -21,5 +21,7 @@ class RetentionSettings(ServiceSettings):
     # (consumers of this and other services on the same database) is not starved.
     sweep_batch: int = 1000
     sweep_pause_s: float = 0.0
+    # Sweep batches in flight at once (one connection each; bench/retention).
+    sweep_workers: int = 2
     # How long a participant has to answer a purge task.
     purge_deadline_days: int = 7

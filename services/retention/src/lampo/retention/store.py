@@ -288,13 +288,13 @@ _ISO = (
 # statement, one row per task back: the rows never travel to the client and back. The task id
 # is domain.task_id_of computed in SQL (sha256 of participant|customer|sorted rule@clock).
 _ISSUE = f"""
-WITH due AS MATERIALIZED (SELECT * FROM ({_DUE_SOME}) x WHERE NOT held),
+WITH due AS MATERIALIZED (
+    SELECT x.*, x.rule || '@' || {_ISO.format(t="x.trigger_at")} AS part FROM ({_DUE_SOME}) x WHERE NOT held
+),
 tasks AS (
     SELECT participant, customer_number,
            'purge-' || left(encode(sha256(convert_to(participant || '|' || customer_number || '|'
-               || string_agg(rule || '@' || {_ISO.format(t="trigger_at")}, '|'
-                             ORDER BY rule || '@' || {_ISO.format(t="trigger_at")} COLLATE "C"), 'UTF8')), 'hex'), 32)
-               AS task_id
+               || string_agg(part, '|' ORDER BY part COLLATE "C"), 'UTF8')), 'hex'), 32) AS task_id
     FROM due GROUP BY participant, customer_number
 ),
 recorded AS (

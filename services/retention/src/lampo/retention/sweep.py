@@ -62,6 +62,9 @@ class Sweeper:
     batch: int = 1000
     pause_s: float = 0.0
     deadline: timedelta = timedelta(days=7)
+    workers: int = 1
+    """Batches in flight at once, each on its own connection in its own transaction: while one
+    batch's statement runs in the database, another's tasks are serialized here."""
 
     async def due(self, now: datetime | None = None) -> dict[str, tuple[int, int]]:
         """{rule: (due, held)} as of ``now``: what a sweep would purge, and what holds keep."""
@@ -103,14 +106,26 @@ class Sweeper:
         total, done = len(customers), 0
         if progress:
             progress(0, total)
-        for start in range(0, total, self.batch):
-            chunk = customers[start : start + self.batch]
-            await self._batch(result, chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-            if self.pause_s:
-                await asyncio.sleep(self.pause_s)
+        chunks = iter([customers[start : start + self.batch] for start in range(0, total, self.batch)])
+
+        async def work() -> None:
+            nonlocal done
+            for chunk in chunks:  # shared: each worker takes the next batch
+                await self._batch(result, chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+                if self.pause_s:
+                    await asyncio.sleep(self.pause_s)
+
+        workers = [asyncio.create_task(work()) for _ in range(max(1, self.workers))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:  # a failed batch stops the sweep (as with one worker): the next sweep goes on
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         async with self.pool.acquire() as conn:
             await store.finish_sweep(conn, result.sweep_id, result.tasks, result.purges)
 
