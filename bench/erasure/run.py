@@ -166,10 +166,12 @@ async def main(burst: int, steady_seconds: float, rate: float) -> None:
             await completions.wait([rid], 60)
 
             items = [request(n) for n in range(1, burst + 1)]
+            cpu_start = time.process_time()
             start = time.perf_counter()
             await producer.send_many(DSAR_REQUESTS, [(rid, raw) for rid, raw in items])
             ok = await completions.wait([rid for rid, _ in items], 300)
             burst_s = max(completions.seen.get(rid, time.perf_counter()) for rid, _ in items) - start
+            burst_cpu_ms = (time.process_time() - cpu_start) * 1000 / burst
             print(
                 f"burst: {burst} erasure requests submitted at once, all completed in {burst_s:.2f} s"
                 + ("" if ok else " (TIMED OUT)")
@@ -177,6 +179,7 @@ async def main(burst: int, steady_seconds: float, rate: float) -> None:
 
             sent: dict[str, float] = {}
             interval = 1.0 / rate
+            cpu_start = time.process_time()
             t0 = time.perf_counter()
             n = burst + 1
             while time.perf_counter() - t0 < steady_seconds:
@@ -187,6 +190,7 @@ async def main(burst: int, steady_seconds: float, rate: float) -> None:
                 next_at = t0 + (n - burst - 1) * interval
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             ok = await completions.wait(list(sent), 120)
+            steady_cpu_ms = (time.process_time() - cpu_start) * 1000 / len(sent)
             latencies = [(completions.seen[r] - t) * 1000 for r, t in sent.items() if r in completions.seen]
             print(
                 f"steady: {len(sent)} requests at {rate:g}/s for {steady_seconds:g} s; completed {len(latencies)}"
@@ -200,6 +204,10 @@ async def main(burst: int, steady_seconds: float, rate: float) -> None:
                 "last task -> last ack (participants and their relays)": (completions.last_task, completions.last_ack),
                 "last ack -> dsar.completed (acks, aggregate, relay)": (completions.last_ack, completions.seen),
             }
+            # CPU of this process (coordinator, four participants, their relays, the bench's own
+            # producer and reader) per request: the cost that makes the queues, independent of
+            # how busy the rest of the machine is.
+            print(f"CPU of this process per request: burst {burst_cpu_ms:.1f} ms, steady {steady_cpu_ms:.1f} ms")
             print("steady phase, per hop (as seen on the topics):")
             for label, (start_at, end_at) in hops.items():
                 spans = [(end_at[r] - start_at[r]) * 1000 for r in sent if r in start_at and r in end_at]
@@ -214,6 +222,7 @@ async def main(burst: int, steady_seconds: float, rate: float) -> None:
             result("burst completion time", round(burst_s, 2), "s", BASELINE_BURST_S, "< 30 s", ok and burst_s < 30)
             result("steady end-to-end latency p50", round(p50), "ms", None, None, None)
             result("steady end-to-end latency p99", round(p99), "ms", BASELINE_P99_MS, "< 500 ms", p99 < 500)
+            result("CPU per request (steady, bench process)", round(steady_cpu_ms, 1), "ms", None, None, None)
     finally:
         await completions.stop()
         await dsar.runtime.app.stop()
