@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import defaultdict
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from conftest import BrokerHistory
-from faultkit import query
+from faultkit import header, query, read_topic
 from suite import Suite
 
+from lampo.contracts.catalog import REGISTRY_INBOUND
+from lampo.messaging.topics import dlq
 from lampo.testing import BOOTSTRAP, eventually, kafka_options, unique
 from lampo.testing import _partitions as topic_partitions
 
@@ -67,7 +70,7 @@ async def duplicates(url: str) -> int:
     return sum(int(float(v)) for v in re.findall(r"^lampo_consumer_duplicates_total\{[^}]*\} (\S+)$", text, re.M))
 
 
-@pytest.mark.timeout(900)  # re-reads (and re-dead-letters) everything the fault run published
+@pytest.mark.timeout(1500)  # re-reads (and re-dead-letters) everything the fault run published
 async def test_every_topic_replayed_from_offset_0_changes_no_database(
     suite: Suite, broker_history: BrokerHistory
 ) -> None:
@@ -91,13 +94,21 @@ async def test_every_topic_replayed_from_offset_0_changes_no_database(
         suite[n].env["LAMPO_CONSUMER_GROUP"] = bases[n]
     await asyncio.gather(*(suite[n].start() for n in names))
     for n in names:
-        await eventually(lambda b=bases[n]: caught_up(b), timeout=300, interval=2)
+        await eventually(lambda b=bases[n]: caught_up(b), timeout=1200, interval=3)
         # every event handled before was read again and recognised as a duplicate
         assert await duplicates(suite[n].url) >= handled[n], n
     await asyncio.sleep(3)
     await asyncio.gather(*(suite[n].stop() for n in names))
     after = {n: await snapshot(suite[n].env["LAMPO_DATABASE"]) for n in names}
     await asyncio.gather(*(suite[n].start() for n in names))
+
+    # a replay dead-letters the invalid records again: each copy names its source record, so the
+    # copies of one record (same topic, partition, offset) are recognisably the same, same reason
+    copies: dict[tuple[str | None, ...], set[tuple[bytes, str | None]]] = defaultdict(set)
+    for record in await read_topic(dlq(REGISTRY_INBOUND)):
+        source = tuple(header(record, h) for h in ("error.topic", "error.partition", "error.offset"))
+        copies[source].add((record.value, header(record, "error.reason")))
+    assert copies and all(len(c) == 1 for c in copies.values())
 
     for n in names:
         changed = {
