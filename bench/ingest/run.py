@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 import uuid
 from datetime import datetime
@@ -84,32 +85,41 @@ async def publish(n: int) -> tuple[dict[TopicPartition, int], dict[TopicPartitio
 
 
 class Meter:
-    """Rate from the end of the first batch to the moment ``n`` records are done."""
+    """Rate from the end of the first batch to the moment ``n`` records are done, and the CPU
+    time this process spent meanwhile (on a shared machine a steadier figure than the rate)."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.first: tuple[float, int] | None = None
-        self.done_at: float | None = None
+        self.first: tuple[float, int, float] | None = None
+        self.done_at: tuple[float, float] | None = None
         self.started = time.perf_counter()
 
     def update(self, done: int) -> bool:
         now = time.perf_counter()
         if done and self.first is None:
-            self.first = (now, done)
+            self.first = (now, done, time.process_time())
         if done >= self.n and self.done_at is None:
-            self.done_at = now
+            self.done_at = (now, time.process_time())
         return self.done_at is not None
+
+    @property
+    def cpu_ms_per_event(self) -> float:
+        """Process CPU per event over the measured span (``time.process_time``)."""
+        assert self.first is not None and self.done_at is not None
+        _, d0, cpu0 = self.first
+        return 1000 * (self.done_at[1] - cpu0) / max(self.n - d0, 1)
 
     @property
     def rate(self) -> float:
         assert self.first is not None and self.done_at is not None
-        t0, d0 = self.first
-        return (self.n - d0) / (self.done_at - t0) if self.done_at > t0 else float("inf")
+        t0, d0, _ = self.first
+        done_at = self.done_at[0]
+        return (self.n - d0) / (done_at - t0) if done_at > t0 else float("inf")
 
     @property
     def wall(self) -> float:
         assert self.done_at is not None
-        return self.done_at - self.started
+        return self.done_at[0] - self.started
 
 
 async def baseline(n: int, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> Meter:
@@ -194,6 +204,8 @@ async def registry(n: int, start: dict[TopicPartition, int]) -> Meter:
             while not meter.update(consumer.stats.processed):  # noqa: ASYNC110 - polling a counter
                 await asyncio.sleep(0.01)
             print(f"registry consumer: {consumer.stats}")
+            # Printed before the service stops, so a slow shutdown on a busy broker cannot hide it.
+            print(f"registry measured: {meter.rate:,.0f} events/s, {meter.cpu_ms_per_event:.3f} ms CPU/event")
             dead = sum(consumer.stats.dead_lettered.values())
             if dead:
                 print(f"registry dead-lettered {dead} records: {consumer.stats.dead_lettered}")
@@ -211,7 +223,27 @@ async def main(n: int) -> None:
     print(f"baseline (aiokafka + copy_records_to_table): {base.rate:,.0f} events/s ({base.wall:.1f} s wall)")
     reg = await registry(n, start)
     print(f"registry (validate, encrypt, index, outbox):  {reg.rate:,.0f} events/s ({reg.wall:.1f} s wall)")
-    print(f"ratio registry/baseline: {reg.rate / base.rate:.2f} (goal >= 0.8), N = {n}")
+    ratio = reg.rate / base.rate
+    print(f"ratio registry/baseline: {ratio:.2f} (goal >= 0.8), N = {n}")
+    print(f"process CPU per event: baseline {base.cpu_ms_per_event:.3f} ms, registry {reg.cpu_ms_per_event:.3f} ms")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    figures = [
+        ("baseline events per second", round(base.rate), "events/s", None, "n/a", None),
+        ("registry events per second", round(reg.rate), "events/s", round(base.rate), "n/a", None),
+        ("registry/baseline ratio", round(ratio, 3), "ratio", None, ">= 0.8", ratio >= 0.8),
+        ("registry process CPU per event", round(reg.cpu_ms_per_event, 3), "ms", None, "n/a", None),
+    ]
+    for figure, value, unit, baseline_value, goal, met in figures:
+        result = {
+            "bench": "ingest",
+            "figure": figure,
+            "value": value,
+            "unit": unit,
+            "baseline": baseline_value,
+            "goal": goal,
+            "met": met,
+        }
+        print("RESULT " + json.dumps(result))
 
 
 if __name__ == "__main__":
