@@ -10,7 +10,7 @@ from suite import Suite, installed, launch
 
 @pytest.fixture(scope="module")
 async def fuzz_suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
-    running = await launch(installed(), tmp_path_factory.mktemp("fuzz-logs"))
+    running = await launch(installed(), tmp_path_factory.mktemp("fuzz-logs"), ready_timeout=180)
     try:
         yield running
     finally:

@@ -13,7 +13,8 @@ from lampo.contracts.catalog import EVENT_TYPES, parse, parser_for
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import REASONS, ContractViolation
 
-settings.load_profile("lampo-fuzz")
+# The fixed profile per test, not loaded globally: other suites' hypothesis tests keep theirs.
+FUZZ = settings.get_profile("lampo-fuzz")
 
 
 def read(topic: str, raw: bytes) -> str:
@@ -33,7 +34,7 @@ def read(topic: str, raw: bytes) -> str:
 
 
 @pytest.mark.parametrize(("topic", "event_type"), ROUTES)
-@settings(max_examples=25)
+@settings(FUZZ, max_examples=15)
 @given(data=st.data())
 def test_valid_events_of_every_type_are_accepted(topic: str, event_type: str, data: st.DataObject) -> None:
     raw = data.draw(valid_events(topic, event_type))
@@ -42,7 +43,7 @@ def test_valid_events_of_every_type_are_accepted(topic: str, event_type: str, da
 
 
 @pytest.mark.parametrize(("topic", "event_type"), ROUTES)
-@settings(max_examples=60)
+@settings(FUZZ, max_examples=40)
 @given(data=st.data())
 def test_any_value_gives_an_event_or_a_contract_violation(topic: str, event_type: str, data: st.DataObject) -> None:
     read(topic, data.draw(any_record_values(event_type)))
