@@ -5,13 +5,19 @@
 1. Seeds a new retention database with COPY: every subject a customer with a recent invoice and
    recent activity (nothing due); ``--due`` of them had their relationship end four years ago, so
    every relationship_ended rule of the registry is due for them (one purge task each).
-2. If the registry is installed, starts it in this process on a new database and group, with a
-   backlog of synthetic ``customer.upserted`` events on registry.inbound.v1, and measures its
-   ingest rate idle (``--idle`` seconds).
+2. If the registry is installed, starts it in this process on a new database and group, every
+   consumer at the end of its topic as a running registry would be (``--replay-registry-topics``:
+   privacy.tasks.v1 and consent.events.v1 from their beginning, as this benchmark did before),
+   with a backlog of synthetic ``customer.upserted`` events on registry.inbound.v1, and measures
+   its ingest rate idle (``--idle`` seconds).
 3. Runs the sweep in a separate process (as the retention service runs beside the registry in
-   production): the sweep itself, then its outbox relay until every purge task is on
-   privacy.tasks.v1. Meanwhile the registry's ingest rate is measured again; the ratio of the two
-   rates is the cost of the sweep to live traffic.
+   production): the sweep itself (``--batch`` customer numbers per transaction, ``--workers``
+   batches in flight), then its outbox relay until every purge task is on privacy.tasks.v1.
+   Meanwhile the registry's ingest rate is measured again; the ratio of the two rates is the
+   cost of the sweep to live traffic. The registry also reads every purge task meanwhile (and
+   skips them: they are addressed to this run's participants); their count is printed.
+4. Prints the CPU seconds the sweeping process and its database backends used (read from /proc;
+   independent of how busy the machine is, unlike the wall times) and the load average.
 
 Goals: sweep (until all tasks are published) under 60 s; ratio at least 0.7. The purge tasks name
 participants of this run only (``registry-bench-…``), so running services ignore them.
