@@ -58,7 +58,9 @@ def observing_parser(wanted: frozenset[str], ignored: Counter[str]) -> Parser:
             envelope = CloudEvent.from_bytes(raw)
         except ContractViolation as e:
             ignored[e.reason] += 1
-            stand_in = CloudEvent.new("retention.unreadable", SOURCE, {}, id=f"unreadable-{hashlib.sha256(raw).hexdigest()[:32]}")
+            stand_in = CloudEvent.new(
+                "retention.unreadable", SOURCE, {}, id=f"unreadable-{hashlib.sha256(raw).hexdigest()[:32]}"
+            )
             return ParsedEvent(topic, stand_in, Ignored(reason=e.reason))
         if envelope.type not in wanted:
             return ParsedEvent(topic, envelope, Ignored(reason="not_a_clock_event"))

@@ -129,7 +129,9 @@ def sweep(at: AtOption = None) -> None:
             ) as bar:
                 task = bar.add_task("sweep", total=None)
                 return await sweeper.sweep(
-                    now, interface=CLI_INTERFACE, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                    now,
+                    interface=CLI_INTERFACE,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
 
     try:
@@ -137,7 +139,9 @@ def sweep(at: AtOption = None) -> None:
     except RetentionError as e:
         typer.secho(str(e), fg="red", err=True)
         raise typer.Exit(1) from e
-    _console().print(f"sweep {result.sweep_id}: {result.customers} customer numbers, {result.tasks} purge tasks, {result.purges} purges")
+    _console().print(
+        f"sweep {result.sweep_id}: {result.customers} customer numbers, {result.tasks} purge tasks, {result.purges} purges"
+    )
     for rule, n in sorted(result.per_rule.items()):
         _console().print(f"  {rule}: {n}")
 
