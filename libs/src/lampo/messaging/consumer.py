@@ -274,8 +274,11 @@ class ReliableConsumer:
                     else:
                         rejected.append((item.record, outcome[0], outcome[1], item.span))
 
-        for record, reason, detail, span in rejected:
-            await self._dead_letter(record, reason, detail)
+        # The batch's dead-letter copies are sent together (one produce request, not one round
+        # trip each: a flood of bad records would otherwise crawl), all confirmed before the
+        # batch's offsets are committed.
+        await asyncio.gather(*(self._dead_letter(record, reason, detail) for record, reason, detail, _ in rejected))
+        for _, reason, _, span in rejected:
             span.set_attribute("error.type", reason)
             span.set_status(Status(StatusCode.ERROR, reason))
             span.end()
