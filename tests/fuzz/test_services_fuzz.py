@@ -96,7 +96,12 @@ async def test_no_invalid_record_stops_a_service(fuzz_suite: Suite) -> None:
                 found = copies()
                 return all(readers <= found.get(origin, set()) for origin, readers in sent.items())
 
-            await eventually(all_dead_lettered, timeout=60, interval=0.1)
+            try:
+                await eventually(all_dead_lettered, timeout=120, interval=0.1)
+            except AssertionError:
+                found = copies()
+                missing = sorted({(o[0], r) for o, readers in sent.items() for r in readers - found.get(o, set())})
+                raise AssertionError(f"not dead-lettered within 120 s (topic, reader): {missing}") from None
     finally:
         await producer.stop()
 
@@ -138,6 +143,6 @@ async def canaries_take_effect(urls: dict[str, str]) -> None:
 
     async with TopicReader(DSAR_EVENTS) as events:
         request_id = await submit(submitted("access", customer.number))
-        completed = await outcome(events, request_id, "dsar.completed", timeout=90)
+        completed = await outcome(events, request_id, "dsar.completed", timeout=150)
     assert completed["data"]["status"] == "completed"
     assert {"registry", "billing", "recordings", "consent"} <= set(completed["data"]["results"])
