@@ -224,6 +224,12 @@ class ServiceMetrics:
             description="Redelivered events skipped by the inbox",
         )
         meter.create_observable_counter(
+            "lampo.consumer.passed_over",
+            [per_consumer(lambda c: c.stats.passed_over)],
+            unit="{event}",
+            description="Records addressed to another consumer of a shared topic, passed over unparsed",
+        )
+        meter.create_observable_counter(
             "lampo.consumer.retried",
             [per_consumer(lambda c: c.stats.retried)],
             unit="{attempt}",

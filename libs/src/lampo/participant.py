@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aiokafka.structs import ConsumerRecord
 
 from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS
 from lampo.contracts.envelope import CloudEvent
@@ -58,6 +59,19 @@ class Participant:
 
     def handler(self) -> Callable[[asyncpg.Connection, list[Incoming]], Awaitable[None]]:
         return per_event(self._handle)
+
+    def addressed_here(self, record: ConsumerRecord[Any, Any]) -> bool:
+        """Every participant reads every task; one plainly addressed to another participant is
+        passed over before parsing, tracing and the inbox (a sweep's 100,000 purge tasks would
+        otherwise cost each participant a validation and an inbox row apiece). Anything not
+        plainly another's (not JSON, no participant) goes the whole way, to be handled or
+        dead-lettered with its reason."""
+        try:
+            body = json.loads(record.value or b"")
+            participant = body["data"]["participant"]
+        except (ValueError, TypeError, KeyError, RecursionError):
+            return True
+        return not isinstance(participant, str) or participant == self.name
 
     async def _handle(self, conn: asyncpg.Connection, item: Incoming) -> None:
         task = item.event.data
@@ -137,4 +151,9 @@ def join_result(parts: Mapping[int, str], total: int) -> str | None:
 
 def subscribe(runtime: Any, participant: Participant) -> Any:
     """Register the participant's consumer of privacy.tasks.v1 on a service runtime."""
-    return runtime.consume(PRIVACY_TASKS, participant.handler(), name=f"{participant.name}:privacy-tasks")
+    return runtime.consume(
+        PRIVACY_TASKS,
+        participant.handler(),
+        name=f"{participant.name}:privacy-tasks",
+        select=participant.addressed_here,
+    )

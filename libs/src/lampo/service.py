@@ -23,7 +23,15 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from lampo.clock import Clock, SystemClock
 from lampo.crypto import KeyRing
 from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
-from lampo.messaging.consumer import BatchHandler, ConsumerOptions, NotRunning, Observer, Parser, ReliableConsumer
+from lampo.messaging.consumer import (
+    BatchHandler,
+    ConsumerOptions,
+    NotRunning,
+    Observer,
+    Parser,
+    ReliableConsumer,
+    Selector,
+)
 from lampo.messaging.outbox import RELAY_PRODUCER_OPTIONS, OutboxRelay
 from lampo.messaging.topics import consumer_group_for
 from lampo.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
@@ -136,6 +144,7 @@ class Runtime:
         observers: Sequence[Observer] = (),
         options: ConsumerOptions | None = None,
         parser: Parser | None = None,
+        select: Selector | None = None,
     ) -> ReliableConsumer:
         consumer = ReliableConsumer(
             name=name or f"{self.name}:{topic}",
@@ -147,6 +156,7 @@ class Runtime:
             tracer=self.tracer,
             options=options or ConsumerOptions(max_records=self.settings.consumer_batch),
             observers=observers,
+            select=select,
             **({"parser": parser} if parser else {}),
         )
         return self.adopt(consumer)

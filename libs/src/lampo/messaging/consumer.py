@@ -139,6 +139,7 @@ class ConsumerStats:
     dead_lettered: dict[str, int] = field(default_factory=dict)
     retried: int = 0
     batches: int = 0
+    passed_over: int = 0  # addressed to another consumer (see ``select``): not parsed, not stored
 
 
 @dataclass
@@ -156,6 +157,9 @@ Observer = Callable[[str, list[Incoming]], Awaitable[None] | None]
 # Reads a record value; raises ContractViolation for anything it cannot accept. The default is
 # the public contracts' catalog; an internal topic passes a parser for its own event types.
 Parser = Callable[[str, bytes], ParsedEvent]
+# Says from the raw record, cheaply, whether it is for this consumer at all; False only when it
+# is plainly another's (a shared topic such as privacy.tasks.v1 read by every participant).
+Selector = Callable[[ConsumerRecord[Any, Any]], bool]
 
 
 class ReliableConsumer:
@@ -172,9 +176,11 @@ class ReliableConsumer:
         options: ConsumerOptions | None = None,
         observers: Sequence[Observer] = (),
         parser: Parser = parse,
+        select: Selector | None = None,
     ) -> None:
         self.name = name
         self._parse = parser
+        self._select = select
         self.topic = topic
         self.group_id = group_id
         self._pool = pool
@@ -233,6 +239,9 @@ class ReliableConsumer:
         accepted: list[Incoming] = []
         rejected: list[tuple[ConsumerRecord[Any, Any], str, str, Span]] = []
         for record in records:
+            if self._select is not None and not self._select(record):
+                self.stats.passed_over += 1  # another consumer's: no span, no inbox row, no effect
+                continue
             span = self._tracer.start_span(
                 f"{self.topic} process",
                 context=context_from_headers(record.headers),
