@@ -40,9 +40,21 @@ def zipkin_running() -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    [port] = free_ports(1)
+    return port
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: all held open until all are chosen (one at a time, the kernel
+    may hand the same port out twice, and two services would then share one)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass
@@ -129,7 +141,10 @@ class ServiceProcess:
                 if self.process and self.process.returncode is not None:
                     raise AssertionError(f"{self.name} exited ({self.process.returncode}); see {self.log}")
                 try:
-                    if (await client.get(f"{self.url}/health/ready", timeout=2)).status_code == 200:
+                    answer = await client.get(f"{self.url}/health/ready", timeout=2)
+                    if answer.status_code == 200:
+                        # this service's answer, not another's that took the port meanwhile
+                        assert answer.json().get("service") == self.name, f"port {self.port} answered by {answer.text}"
                         return
                 except httpx.HTTPError:
                     pass
@@ -187,7 +202,7 @@ async def launch(
     key = new_master_key()
     zipkin = zipkin_running()
     token = uuid.uuid4().hex
-    ports = {name: free_port() for name in names}
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     services: dict[str, ServiceProcess] = {}
     databases = []
     for name in names:

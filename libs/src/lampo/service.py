@@ -244,6 +244,7 @@ class Runtime:
             ok = bool(database and broker and self.relay is not None and consumers_ok)
             body = json.dumps(
                 {
+                    "service": self.name,
                     "status": "ready" if ok else "not_ready",
                     "database": bool(database),
                     "broker": bool(broker),
