@@ -90,6 +90,13 @@ def table(runs: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"| {name} | {run['when']} | {run['commit']} | {run['took_s']:.0f} s | {run['load']} | {run['machine']} |"
         )
+    missed = [name for name, run in sorted(runs.items()) if any(r.get("met") is False for r in run["results"])]
+    if missed:
+        lines += ["", "## Where a goal is missed: the profile, and what would close it"]
+        for name in missed:
+            profile = HERE / name / "PROFILE.md"
+            text = profile.read_text().strip() if profile.exists() else f"(not written yet: bench/{name}/PROFILE.md)"
+            lines += ["", f"### {name}", "", text]
     return "\n".join(lines) + "\n"
 
 
