@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -128,3 +129,30 @@ async def test_resolve_finds_the_subject_by_any_identifier_and_answers_clearly(r
         assert (await resolve({})).status_code == 400
         assert (await resolve(b"{not json")).json() == {"error": "invalid_json", "field": None}
         assert (await http.get("/v1/resolve")).status_code == 405
+
+
+async def test_a_batch_of_readings_recomputes_the_profile_once_per_customer_not_per_reading(registry) -> None:
+    """The profile reads every reading of the customer; recomputed after each one, a customer's
+    hourly series made ingest quadratic. Within a batch the customer's last reading recomputes
+    it, and the profile committed is the same as after each one."""
+    customer = new_customer_number()
+    async with TopicReader(REGISTRY_EVENTS) as notices, Producer() as producer:
+        await producer.send(REGISTRY_INBOUND, customer, customer_upserted(customer, 51))
+        await producer.send(CONSENT_EVENTS, customer, consent(customer, "granted"))
+        await ours(registry, notices, customer)
+        series = [reading(customer, m, "1.0", 2024) for m in range(1, 13)] + [
+            reading(customer, m, "1.5", 2025) for m in range(1, 13)
+        ]
+        await producer.send_many(REGISTRY_INBOUND, [(customer, e.to_bytes()) for e in series])
+        changed = await ours(registry, notices, customer, count=1 + len(series))
+    profile = await eventually(lambda: profile_of(registry, customer))
+    assert (profile["band"], profile["trend"], profile["annual_mwh"], profile["reports"]) == (
+        "10_20_mwh",
+        "rising",
+        18,
+        24,
+    )
+    readings = [json.loads(r.value)["data"]["categories"] for r in changed[1:]]
+    assert all("consumption" in c for c in readings)  # every reading announced
+    recomputed = sum("services" in c for c in readings)
+    assert 1 <= recomputed < len(series)  # once per batch that held the customer's readings

@@ -292,19 +292,32 @@ async def interaction_logged(store: RegistryStore, item: Incoming) -> None:
         await _announce(store, item, subject_id, data.customer_number, ["customer_relationship"])
 
 
-async def consumption_reported(store: RegistryStore, item: Incoming, clock: Clock) -> None:
+async def consumption_reported(
+    store: RegistryStore, item: Incoming, clock: Clock, *, unprofiled: set[str] | None = None, last: bool = True
+) -> None:
+    """Within a batch, only the customer's last reading (``last``) refreshes the profile, if any
+    of the batch's readings changed (``unprofiled`` holds those customers): the profile reads
+    every reading of the customer, so once per reading a metering point's hourly series made
+    ingest quadratic. The profile committed with the batch is the same."""
     data = item.event.data
     assert isinstance(data, ConsumptionReported)
-    subject_id = await _known_customer(store, data.customer_number)
-    if not await store.has_metering_point(data.customer_number, data.metering_point):
+    customer = data.customer_number
+    subject_id = await _known_customer(store, customer)
+    if not await store.has_metering_point(customer, data.metering_point):
         raise UnknownMeteringPoint()
     forecast = None if data.annual_forecast_mwh is None else Decimal(data.annual_forecast_mwh)
     reading = (data.metering_point, data.period_start, data.period_end, Decimal(data.energy_mwh), forecast)
-    if await store.upsert_consumption(data.customer_number, subject_id, reading, _provenance(item)):
-        categories = ["consumption"]
-        if await refresh_profile(store, data.customer_number, clock):
+    unprofiled = set() if unprofiled is None else unprofiled
+    categories = []
+    if await store.upsert_consumption(customer, subject_id, reading, _provenance(item)):
+        categories.append("consumption")
+        unprofiled.add(customer)
+    if last and customer in unprofiled:
+        unprofiled.discard(customer)
+        if await refresh_profile(store, customer, clock):
             categories.append("services")
-        await _announce(store, item, subject_id, data.customer_number, categories)
+    if categories:
+        await _announce(store, item, subject_id, customer, categories)
 
 
 async def refresh_profile(store: RegistryStore, customer_number: str, clock: Clock) -> bool:
@@ -328,7 +341,13 @@ def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, items: list[Incoming]) -> None:
         store = RegistryStore(conn, keys)
         run: list[Incoming] = []
-        for item in items:
+        last_reading = {
+            item.event.data.customer_number: i
+            for i, item in enumerate(items)
+            if isinstance(item.event.data, ConsumptionReported)
+        }
+        unprofiled: set[str] = set()
+        for i, item in enumerate(items):
             kind = item.event.envelope.type
             if kind == "customer.upserted":
                 run.append(item)
@@ -341,7 +360,10 @@ def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
             elif kind == "contract.updated":
                 await contract_updated(store, item)
             elif kind == "consumption.reported":
-                await consumption_reported(store, item, clock)
+                customer = str(getattr(item.event.data, "customer_number", ""))
+                await consumption_reported(
+                    store, item, clock, unprofiled=unprofiled, last=last_reading.get(customer) == i
+                )
             elif kind == "interaction.logged":
                 await interaction_logged(store, item)
         if run:
