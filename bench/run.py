@@ -64,10 +64,14 @@ def table(runs: dict[str, dict[str, Any]]) -> str:
         "# Benchmark results",
         "",
         "Written by `make bench` (bench/run.py); every figure is measured against the real broker and",
-        "database, its baseline in the same run. Each benchmark's full output, with its method, is in",
+        "database. Each benchmark's full output, with its method, is in",
         "bench/out/<name>.txt after a run; the method is in the docstring of bench/<name>/run.py.",
+        "Baseline: measured in the same run where the benchmark has one (ingest: plain aiokafka +",
+        "COPY; access: straight database reads zipped; memory: the service idle after start-up);",
+        "for erasure, retention and withdrawal, the figure before this round's changes (earlier runs",
+        "of the same benchmark, recorded in the issues' notes).",
         "",
-        "| benchmark | figure | value | unit | baseline (same run) | goal | met |",
+        "| benchmark | figure | value | unit | baseline | goal | met |",
         "| --- | --- | ---: | --- | ---: | --- | --- |",
     ]
     for name, run in sorted(runs.items()):

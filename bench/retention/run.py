@@ -345,7 +345,7 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle ingest measured")
     parser.add_argument("--batch", type=int, default=1000, help="subjects per sweep transaction")
     parser.add_argument("--pause", type=float, default=0.0, help="seconds between sweep transactions")
-    parser.add_argument("--workers", type=int, default=2, help="sweep batches in flight (as sweep_workers)")
+    parser.add_argument("--workers", type=int, default=1, help="sweep batches in flight (as sweep_workers)")
     parser.add_argument(
         "--replay-registry-topics",
         action="store_true",
