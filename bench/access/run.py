@@ -65,6 +65,18 @@ def heavy_upsert(customer: Customer) -> CloudEvent:
     return event
 
 
+async def wait_processed(suite: Suite, service: str, topic: str, at_least: int) -> None:
+    """Until the service's /metrics count ``at_least`` records of ``topic`` processed."""
+
+    async def done() -> bool:
+        try:
+            return await processed(suite[service].url, topic) >= at_least
+        except httpx.HTTPError:  # a busy service may answer /metrics late; ask again
+            return False
+
+    await eventually(done, timeout=900, interval=1.0)
+
+
 async def load(suite: Suite, customer: Customer, rows: int, recordings: int, audio_kb: int) -> list[bytes]:
     """Every store holds the customer; then the readings and recordings; returns the audio sent."""
     await seed(suite.urls, customer)
@@ -106,15 +118,8 @@ async def load(suite: Suite, customer: Customer, rows: int, recordings: int, aud
                 RECORDINGS_INBOUND, customer.number, CloudEvent.new("call.recorded", "urn:system:telephony", data)
             )
 
-    async def stored() -> bool:
-        try:
-            registry = await processed(suite["registry"].url, REGISTRY_INBOUND) - registry_before
-            held = await processed(suite["recordings"].url, RECORDINGS_INBOUND) - recordings_before
-        except httpx.HTTPError:  # a busy service may answer /metrics late; ask again
-            return False
-        return registry >= rows + 1 and held >= recordings - 1
-
-    await eventually(stored, timeout=900, interval=1.0)
+    await wait_processed(suite, "registry", REGISTRY_INBOUND, registry_before + rows + 1)
+    await wait_processed(suite, "recordings", RECORDINGS_INBOUND, recordings_before + recordings - 1)
     return audio
 
 

@@ -38,8 +38,8 @@ from suite import Suite, installed, launch  # noqa: E402
 
 from lampo.contracts.catalog import BILLING_INBOUND, CONSENT_INBOUND, DSAR_EVENTS, DSAR_REQUESTS, REGISTRY_INBOUND  # noqa: E402
 from lampo.contracts.envelope import CloudEvent  # noqa: E402
-from lampo.synthetic import approve, new_customer, processed, submitted  # noqa: E402
-from lampo.testing import Producer, TopicReader, customer_upserted, eventually, unique  # noqa: E402
+from lampo.synthetic import approve, new_customer, submitted  # noqa: E402
+from lampo.testing import Producer, TopicReader, customer_upserted, unique  # noqa: E402
 
 GOAL_MB = 150.0
 
@@ -83,18 +83,6 @@ class Sampler:
         return {name: max(self.sampled[name], status_kb(pid, "VmHWM") / 1024) for name, pid in self.pids.items()}
 
 
-async def wait_processed(suite: Suite, service: str, topic: str, at_least: int) -> None:
-    import httpx
-
-    async def done() -> bool:
-        try:
-            return await processed(suite[service].url, topic) >= at_least
-        except httpx.HTTPError:  # a busy service may answer /metrics late
-            return False
-
-    await eventually(done, timeout=900, interval=1.0)
-
-
 async def load(suite: Suite, args: argparse.Namespace, access: Any) -> None:
     prefix = unique("mem")
     numbers = [f"{prefix}-{i}" for i in range(args.customers)]
@@ -124,9 +112,9 @@ async def load(suite: Suite, args: argparse.Namespace, access: Any) -> None:
             bills.append((c, CloudEvent.new("invoice.issued", "urn:system:billing", issued).to_bytes()))
             bills.append((c, CloudEvent.new("payment.received", "urn:system:billing", paid).to_bytes()))
         await systems.send_many(BILLING_INBOUND, bills)
-    await wait_processed(suite, "registry", REGISTRY_INBOUND, args.customers)
-    await wait_processed(suite, "consent", CONSENT_INBOUND, 2000)
-    await wait_processed(suite, "billing", BILLING_INBOUND, 4000)
+    await access.wait_processed(suite, "registry", REGISTRY_INBOUND, args.customers)
+    await access.wait_processed(suite, "consent", CONSENT_INBOUND, 2000)
+    await access.wait_processed(suite, "billing", BILLING_INBOUND, 4000)
     print(
         f"ingest: {args.customers:,} customers, 2,000 consent events, 4,000 billing events in {time.perf_counter() - started:.1f} s"
     )

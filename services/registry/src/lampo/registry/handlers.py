@@ -359,11 +359,9 @@ def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
                 await relationship_ended(store, item)
             elif kind == "contract.updated":
                 await contract_updated(store, item)
-            elif kind == "consumption.reported":
-                customer = str(getattr(item.event.data, "customer_number", ""))
-                await consumption_reported(
-                    store, item, clock, unprofiled=unprofiled, last=last_reading.get(customer) == i
-                )
+            elif isinstance(item.event.data, ConsumptionReported):
+                last = last_reading[item.event.data.customer_number] == i
+                await consumption_reported(store, item, clock, unprofiled=unprofiled, last=last)
             elif kind == "interaction.logged":
                 await interaction_logged(store, item)
         if run:
