@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -481,16 +481,24 @@ class RegistryStore:
 
     # --- the participant: access and erasure ------------------------------------------------------
 
+    _HELD: ClassVar[dict[str, str]] = {
+        "relationship_ends": "SELECT * FROM relationship_ends WHERE subject_id = $1 ORDER BY customer_number",
+        "contracts": "SELECT * FROM contracts WHERE subject_id = $1 ORDER BY customer_number, contract_id",
+        "consumption": "SELECT * FROM consumption WHERE subject_id = $1 ORDER BY customer_number, metering_point, period_start",
+        "interactions": "SELECT * FROM interactions WHERE subject_id = $1 ORDER BY customer_number, at",
+        "profiles": "SELECT * FROM profiles WHERE subject_id = $1 ORDER BY customer_number",
+    }
+
     async def held(self, subject_id: str) -> dict[str, list[asyncpg.Record]]:
         """Everything held on a subject outside ``sections``, per table."""
-        queries = {
-            "relationship_ends": "SELECT * FROM relationship_ends WHERE subject_id = $1 ORDER BY customer_number",
-            "contracts": "SELECT * FROM contracts WHERE subject_id = $1 ORDER BY customer_number, contract_id",
-            "consumption": "SELECT * FROM consumption WHERE subject_id = $1 ORDER BY customer_number, metering_point, period_start",
-            "interactions": "SELECT * FROM interactions WHERE subject_id = $1 ORDER BY customer_number, at",
-            "profiles": "SELECT * FROM profiles WHERE subject_id = $1 ORDER BY customer_number",
-        }
-        return {name: await self.conn.fetch(sql, subject_id) for name, sql in queries.items()}
+        return {name: await self.conn.fetch(sql, subject_id) for name, sql in self._HELD.items()}
+
+    async def held_pages(self, table: str, subject_id: str, page_rows: int) -> AsyncIterator[list[asyncpg.Record]]:
+        """What :meth:`held` reads of one table, in pages of ``page_rows`` through a server-side
+        cursor (in the caller's transaction): a subject's 50,000 readings never at once."""
+        cursor = await self.conn.cursor(self._HELD[table], subject_id)
+        while page := await cursor.fetch(page_rows):
+            yield page
 
     async def provenance(self, subject_id: str) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
