@@ -48,10 +48,14 @@ class SelfTestSettings(ServiceSettings):
 attempts: Counter[int] = Counter()
 
 
+keys: dict[int, str | None] = {}
+
+
 async def handle(conn: asyncpg.Connection, item: Incoming) -> None:
     data = item.event.data
     assert isinstance(data, Happened)
     attempts[data.n] += 1
+    keys[data.n] = item.key  # as handlers use it (a span attribute, a fallback id)
     if data.mode == "reject":
         raise Rejected("not_acceptable", "data.mode: this record is refused on purpose")
     if data.mode == "broken":
@@ -115,6 +119,20 @@ async def test_rejected_and_failing_records_are_dead_lettered_and_the_rest_appli
         )
     assert applied == [base + 1, base + 3, base + 5]  # the flaky one once, after its retries
     assert service.stats.dead_lettered == {"not_acceptable": 1, "processing_failed": 1}
+
+
+async def test_a_valid_record_with_a_key_that_is_not_utf8_is_applied_not_failed(service) -> None:
+    """The key is the producer's routing hint, not part of the contract: bytes that are not UTF-8
+    are shown with replacement characters, and the record is applied (before, reading
+    ``item.key`` raised UnicodeDecodeError until the record was dead-lettered as processing_failed)."""
+    base = 1000 * (len(attempts) + 1)
+    async with Producer() as producer:
+        await producer._producer.send_and_wait(TOPIC, event(base + 1, "ok").to_bytes(), key=b"\xff\xfe-7")
+        await producer.send(TOPIC, str(base + 2), event(base + 2, "ok"))
+    await eventually(lambda: base + 2 in keys, timeout=30)
+    assert keys[base + 1] == "\ufffd\ufffd-7"
+    assert attempts[base + 1] == 1
+    assert service.stats.dead_lettered == {}
 
 
 calls: list[list[int]] = []

@@ -113,8 +113,10 @@ class Incoming:
 
     @property
     def key(self) -> str | None:
+        """The record's key as text. A key is the producer's routing hint, not part of the
+        contract: bytes that are not UTF-8 show as replacement characters rather than fail."""
         key = self.record.key
-        return key.decode() if isinstance(key, bytes) else key
+        return key.decode("utf-8", "replace") if isinstance(key, bytes) else key
 
 
 BatchHandler = Callable[[asyncpg.Connection, list[Incoming]], Awaitable[None]]
