@@ -284,6 +284,7 @@ __all__ = [
     "ROUTES",
     "any_record_values",
     "bad_headers",
+    "hostile_key",
     "invalid_record_values",
     "mutated_envelopes",
     "raw_mutations",
@@ -302,6 +303,18 @@ HOSTILE_HEADERS: list[list[tuple[str, bytes | None]]] = [
     [("traceparent", None)],
     [("x-binary", b"\x80\x81\x82")],
 ]
+
+
+# Kafka keys a broken sender might use: none, empty, not UTF-8, control bytes, very long. A key
+# is only the producer's routing hint; no key may fail or stop a consumer.
+HOSTILE_KEYS: list[bytes | None] = [None, b"", b"\xff\xfe", b"\x00\x01\x02", b"\x80" * 1000]
+
+
+def hostile_key(i: int) -> bytes | None:
+    """The i-th record's key: every third one hostile, the others plain."""
+    if i % 3:
+        return f"fuzz-{i}".encode()
+    return HOSTILE_KEYS[(i // 3) % len(HOSTILE_KEYS)]
 
 
 def draw_corpus(strategy: st.SearchStrategy[list[Record]], examples: int) -> list[Record]:

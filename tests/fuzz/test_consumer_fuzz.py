@@ -1,7 +1,8 @@
 """Property 2a (real broker and database, one consumer in this process): a hypothesis-built
 corpus of record values and Kafka headers, meant as registry.inbound.v1 events, published to a
-topic of this test's own, then a valid canary. Every record that breaks the contract lands on the
-dead-letter topic with its reason, the canary takes effect and the consumer keeps running.
+topic of this test's own with plain and hostile keys, then a valid canary. Every record that
+breaks the contract lands on the dead-letter topic with its reason, no valid one fails (whatever
+its key or headers), the canary takes effect and the consumer keeps running.
 
 The topic is private so that a record that would stop a consumer stops only this one, never a
 service of a concurrently running suite; tests/fuzz/test_services_fuzz.py then sends a corpus to
@@ -16,7 +17,7 @@ from typing import ClassVar
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from fuzz.strategies import HOSTILE_HEADERS, Record, any_record_values, bad_headers, draw_corpus
+from fuzz.strategies import HOSTILE_HEADERS, Record, any_record_values, bad_headers, draw_corpus, hostile_key
 from hypothesis import strategies as st
 
 from lampo.contracts.catalog import EVENT_TYPES, REGISTRY_INBOUND, ParsedEvent, parse
@@ -52,7 +53,8 @@ def as_registry_inbound(_topic: str, raw: bytes) -> ParsedEvent:
 
 
 async def remember(conn: asyncpg.Connection, item: Incoming) -> None:
-    await conn.execute("INSERT INTO effects (event_id) VALUES ($1)", item.id)
+    # The key is read as handlers read it (retention's span attribute): a hostile key must not fail.
+    await conn.execute("INSERT INTO effects (event_id, key_length) VALUES ($1, $2)", item.id, len(item.key or ""))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ async def consumer(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Re
         BOOTSTRAP, specs=[TopicSpec(TOPIC, partitions=2, public=False), TopicSpec(dlq(TOPIC), partitions=1)]
     )
     migrations = tmp_path_factory.mktemp("fuzz-migrations")
-    (migrations / "0001_effects.sql").write_text("CREATE TABLE effects (event_id text NOT NULL);")
+    (migrations / "0001_effects.sql").write_text("CREATE TABLE effects (event_id text NOT NULL, key_length int);")
     settings_ = FuzzSettings(
         database=unique("test_fuzz"), consumer_group=unique("test-fuzz"), master_key=new_master_key()
     )
@@ -105,11 +107,11 @@ async def test_no_record_or_header_stops_the_consumer(consumer: ReliableConsumer
         async with TopicReader(dlq(TOPIC)) as dead:
             for i, (value, headers) in enumerate(records):
                 meta = await producer.send_and_wait(
-                    TOPIC, value, key=f"fuzz-{i}".encode(), headers=[("content-type", CONTENT_TYPE.encode()), *headers]
+                    TOPIC, value, key=hostile_key(i), headers=[("content-type", CONTENT_TYPE.encode()), *headers]
                 )
                 sent.append((meta.partition, meta.offset, breaks_contract(value)))
             await producer.send_and_wait(
-                TOPIC, canary.to_bytes(), key=b"canary", headers=[("content-type", CONTENT_TYPE.encode())]
+                TOPIC, canary.to_bytes(), key=b"canary\xff", headers=[("content-type", CONTENT_TYPE.encode())]
             )
 
             async def canary_applied() -> bool:
@@ -130,3 +132,4 @@ async def test_no_record_or_header_stops_the_consumer(consumer: ReliableConsumer
     } == invalid
     assert all(header(r, "error.reason") and header(r, "error.detail") for r in dead_records)
     assert consumer.stats.processed >= 1
+    assert "processing_failed" not in consumer.stats.dead_lettered  # no valid record failed on its key or headers

@@ -1,5 +1,5 @@
 """Property 2b (the running suite, every service its own process): a hypothesis-built corpus of
-invalid records, with odd headers, on every public topic a service reads from other systems,
+invalid records, with odd headers and keys, on every public topic a service reads from other systems,
 then valid canaries. Every invalid record is on the topic's dead-letter topic with a reason,
 every canary takes effect (a customer in every store, a legal hold, an access request answered
 by every participant) and every service is still running and ready.
@@ -18,7 +18,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
-from fuzz.strategies import HOSTILE_HEADERS, Record, bad_headers, draw_corpus, invalid_record_values
+from fuzz.strategies import HOSTILE_HEADERS, Record, bad_headers, draw_corpus, hostile_key, invalid_record_values
 from hypothesis import strategies as st
 from suite import Suite, installed
 
@@ -84,7 +84,7 @@ async def test_no_invalid_record_stops_a_service(fuzz_suite: Suite) -> None:
                     meta = await producer.send_and_wait(
                         topic,
                         value,
-                        key=f"fuzz-{i}".encode(),
+                        key=hostile_key(i),
                         headers=[("content-type", CONTENT_TYPE.encode()), *headers],
                     )
                     sent[(topic, meta.partition, meta.offset)] = {f"{r}:" for r in readers if concerns(r, topic, value)}
