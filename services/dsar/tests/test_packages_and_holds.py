@@ -101,7 +101,10 @@ async def test_access_and_portability_packages_are_built_stored_encrypted_and_th
         async with env.pool.acquire() as conn:
             plain = await env.coordinator.read_package(conn, access["request_id"])
             plain_p = await env.coordinator.read_package(conn, portability["request_id"])
-            stored = await conn.fetchval("SELECT blob FROM packages WHERE request_id = $1", access["request_id"])
+            stored = await conn.fetchval(
+                "SELECT string_agg(blob, ''::bytea ORDER BY n) FROM package_chunks WHERE request_id = $1",
+                access["request_id"],
+            )  # stored in encrypted chunks
             keys = {r["subject_id"] for r in await conn.fetch("SELECT subject_id FROM subject_keys")}
             sealed_left = await conn.fetchval("SELECT count(*) FROM tasks WHERE sealed_result IS NOT NULL")
 

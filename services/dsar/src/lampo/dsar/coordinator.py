@@ -9,8 +9,10 @@ All three intakes (Kafka, CLI, HTTP) call :meth:`Coordinator.submit` (or
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -52,7 +54,7 @@ from lampo.dsar.resolver import IdentityResolver, RegistryUnavailable, Resolved,
 from lampo.dsar.settings import DsarSettings
 from lampo.dsar.store import DsarStore
 from lampo.messaging import outbox
-from lampo.participant import join_result
+from lampo.participant import is_streamed, join_result, open_part, stream_run
 from lampo.tracing import TRACEPARENT, context_from_headers, current_traceparent, trace_id_of
 
 log = logging.getLogger("lampo.dsar")
@@ -84,6 +86,45 @@ def _context(traceparent: str | None) -> otel_context.Context | None:
     return context_from_headers({TRACEPARENT: traceparent}) if traceparent else None
 
 
+class _Building:
+    """A package being built while a request's streamed parts arrive: each part that comes in
+    order is opened and filed at once (in the ack's transaction), so little is left when the
+    last participant answers. Only a head start: the parts are kept in the database too, and
+    whatever this does not hold (a restart, a part out of order, another run) is read from
+    there when the package is built (:meth:`Coordinator._build_package`)."""
+
+    def __init__(self, private_key: bytes, builder: package.PackageBuilder) -> None:
+        self.private_key = private_key
+        self.builder = builder
+        self.fed: dict[str, tuple[str, int]] = {}  # task -> (run, parts filed)
+
+    def feed(self, task_id: str, participant: str, run: str, part: int, data: str) -> None:
+        """File a part if it is the next of the run followed for the task (else leave it)."""
+        followed, done = self.fed.get(task_id, (run, 0))
+        if followed != run or part != done:
+            return
+        _file_part(self.builder, participant, self.private_key, data)
+        self.fed[task_id] = (run, done + 1)
+
+    def close(self) -> None:
+        self.builder.close()
+
+
+def _file_part(builder: package.PackageBuilder, participant: str, private_key: bytes, data: str) -> None:
+    for frame in open_part(private_key, data):
+        if frame.items is not None:
+            builder.add_items(participant, frame.path, frame.items)
+        elif frame.item is not None:
+            builder.add_attachment(participant, frame.path, frame.item, frame.data or b"")
+        else:
+            builder.add_more(participant, frame.data or b"")
+
+
+# Packages being built at once (each holds temporary files, not data in memory); beyond this the
+# oldest is dropped and built from the stored parts when its request completes.
+_BUILDING_MAX = 8
+
+
 class Coordinator:
     def __init__(
         self,
@@ -104,6 +145,7 @@ class Coordinator:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._building: dict[str, _Building | None] = {}  # None: could not be started
 
     # -- events --------------------------------------------------------------------------------
 
@@ -591,13 +633,30 @@ class Coordinator:
                 outcomes[i] = "ignored"
                 continue
             sealed = ack.result
-            if ack.result_parts is not None and ack.result_parts > 1 and ack.result is not None:
-                parts = await store.add_result_part(ack.task_id, ack.result_part or 0, ack.result)
-                sealed = join_result(parts, ack.result_parts)
-                if sealed is None:
+            streamed: dict[str, Any] = {}
+            if ack.result is not None and is_streamed(ack.result):
+                # A streamed result: each part is kept as it comes (and filed into the package
+                # being built, if it comes in order); the task is done once every part of one
+                # run is there (its last part names the total). Runs are never mixed: a task
+                # read again (after a retry) sends a new run, and the first whole one wins.
+                run = stream_run(ack.result)
+                part = ack.result_part or 0
+                whole = await store.add_streamed_part(ack.task_id, run, part, ack.result, ack.result_parts)
+                await self._feed(store, task, run, part, ack.result)
+                if not whole:
                     outcomes[i] = "partial"  # the task stays open until its last part arrives
                     continue
+                sealed = None
+                streamed = {"result_run": run, "result_parts": ack.result_parts or part + 1}
+                await store.drop_result_parts(ack.task_id, keep_run=run)
+            elif ack.result_parts is not None and ack.result_parts > 1 and ack.result is not None:
+                if await store.add_result_part(ack.task_id, ack.result_part or 0, ack.result) < ack.result_parts:
+                    outcomes[i] = "partial"  # the task stays open until its last part arrives
+                    continue
+                sealed = join_result(await store.result_parts(ack.task_id), ack.result_parts)
                 await store.drop_result_parts(ack.task_id)
+            else:
+                await store.drop_result_parts(ack.task_id)  # a failed task's parts sent before it failed
             status = domain.TASK_DONE if ack.status == "done" else domain.TASK_FAILED
             await store.update_task(
                 ack.task_id,
@@ -607,6 +666,7 @@ class Coordinator:
                 erased={str(k): v for k, v in ack.erased.items()},
                 retained=[r.model_dump(mode="json") for r in ack.retained],
                 sealed_result=sealed,
+                **streamed,
             )
             locked[ack.task_id] = {**dict(task), "status": status}  # a repeated ack later in the batch is late
             outcomes[i] = "applied"
@@ -615,6 +675,46 @@ class Coordinator:
         for request_id in finished:
             await self._maybe_complete(conn, request_id)
         return [o or "not_ours" for o in outcomes]
+
+    async def _feed(self, store: DsarStore, task: Any, run: str, part: int, data: str) -> None:
+        """File a streamed part into its request's package being built (started at its first
+        part); any failure here only means the package is built from the stored parts later."""
+        request_id = task["request_id"]
+        if request_id not in self._building:
+            self._building[request_id] = await self._start_building(store, request_id)
+            while len(self._building) > _BUILDING_MAX:
+                dropped = self._building.pop(next(iter(self._building)))
+                if dropped is not None:
+                    dropped.close()
+        building = self._building[request_id]
+        if building is None:
+            return
+        try:
+            building.feed(task["task_id"], task["participant"], run, part, data)
+        except (InvalidTag, ValueError, KeyError, TypeError):
+            # Left for the build from the stored parts, which names the participant failed.
+            building.close()
+            self._building[request_id] = None
+
+    async def _start_building(self, store: DsarStore, request_id: str) -> _Building | None:
+        req = await store.request(request_id)
+        if req is None or req["sealed_private_key"] is None or req["kind"] not in domain.PACKAGE_KINDS:
+            return None
+        try:
+            cipher = await self.keys.cipher(store.conn, result_key(request_id))
+        except KeyDestroyed:
+            return None
+        private = cipher.decrypt_bytes("private_key", req["sealed_private_key"])
+        if private is None:
+            return None
+        builder = package.PackageBuilder(
+            participant_categories=self.settings.participant_categories, portability=req["kind"] == "portability"
+        )
+        return _Building(private, builder)
+
+    def _stop_building(self, request_id: str) -> _Building | None:
+        building = self._building.pop(request_id, None)
+        return building
 
     async def _maybe_complete(self, conn: asyncpg.Connection, request_id: str) -> None:
         store = DsarStore(conn)
@@ -664,6 +764,9 @@ class Coordinator:
             await self._emit(conn, "dsar.completed", completion, request_id, current_traceparent())
         if status != "failed":
             await self.keys.destroy(conn, input_key(request_id))
+        building = self._stop_building(request_id)  # a failed request's head start, if any
+        if building is not None:
+            building.close()
 
     async def _build_package(
         self,
@@ -682,27 +785,38 @@ class Coordinator:
             )
         except KeyDestroyed:
             private = None
-        unsealed: dict[str, Any] = {}
-        for t in tasks:
-            if t["sealed_result"] is None:
-                continue
-            try:
-                if private is None:
-                    raise ValueError("the request's result key is gone")
-                unsealed[t["participant"]] = json.loads(unseal(private, t["sealed_result"]))
-            except (InvalidTag, ValueError) as e:
-                results = dict(results)
-                results[t["participant"]] = ParticipantResult(
-                    status="failed", error=f"result could not be opened: {type(e).__name__}"
-                )
-        if any(r.status == "failed" for r in results.values()):
-            return None, results
-        facts = {
-            p: {"status": r.status, "task_kind": next((t["kind"] for t in tasks if t["participant"] == p), None)}
-            for p, r in results.items()
-        }
-        built = package.build(
-            request={
+        building = self._stop_building(rid)
+        current = {t["task_id"]: t["result_run"] for t in tasks}
+        if building is not None and any(current.get(task_id) != run for task_id, (run, _) in building.fed.items()):
+            building.close()  # it followed a run (or task) that is not the result: start afresh
+            building = None
+        if building is None:
+            builder = package.PackageBuilder(
+                participant_categories=self.settings.participant_categories, portability=req["kind"] == "portability"
+            )
+            fed: dict[str, tuple[str, int]] = {}
+        else:
+            builder, fed = building.builder, building.fed
+        with builder:
+            for t in tasks:
+                if t["sealed_result"] is None and t["result_run"] is None:
+                    continue
+                try:
+                    if private is None:
+                        raise ValueError("the request's result key is gone")
+                    await self._add_result(store, builder, private, t, fed.get(t["task_id"], ("", 0))[1])
+                except (InvalidTag, ValueError, KeyError, TypeError) as e:
+                    results = dict(results)
+                    results[t["participant"]] = ParticipantResult(
+                        status="failed", error=f"result could not be opened: {type(e).__name__}"
+                    )
+            if any(r.status == "failed" for r in results.values()):
+                return None, results
+            facts = {
+                p: {"status": r.status, "task_kind": next((t["kind"] for t in tasks if t["participant"] == p), None)}
+                for p, r in results.items()
+            }
+            request = {
                 "request_id": rid,
                 "kind": req["kind"],
                 "received_at": req["received_at"].isoformat(),
@@ -712,21 +826,37 @@ class Coordinator:
                 "customer_numbers": req["customer_numbers"],
                 "requested_categories": req["categories"] or "all",
                 "controller": "Muuramen Lämpö (business ID 0402810-7)",
-            },
-            results=unsealed,
-            participants=facts,
-            participant_categories=self.settings.participant_categories,
-            portability=req["kind"] == "portability",
-        )
-        cipher = await self.keys.cipher(conn, package_key(rid), create=True)
-        blob = cipher.encrypt("package", built.data)
-        assert blob is not None
-        await store.save_package(rid, blob, built.sha256, len(built.data), now)
+            }
+            with tempfile.TemporaryFile() as out:
+                builder.finish(out, request=request, participants=facts)
+                size = out.tell()
+                digest = hashlib.sha256()
+                for chunk in package.chunks(out):
+                    digest.update(chunk)
+                cipher = await self.keys.cipher(conn, package_key(rid), create=True)
+                encrypted = (cipher.encrypt(f"package:{n}", c) or b"" for n, c in enumerate(package.chunks(out)))
+                await store.save_package(rid, encrypted, digest.hexdigest(), size, now)
         # The package is built: the request's private key and the sealed results go.
         await self.keys.destroy(conn, result_key(rid))
         await store.update_request(rid, sealed_private_key=None)
         await store.clear_results(rid)
-        return Package(uri=package_uri(rid), sha256=built.sha256), results
+        return Package(uri=package_uri(rid), sha256=digest.hexdigest()), results
+
+    @staticmethod
+    async def _add_result(
+        store: DsarStore, builder: package.PackageBuilder, private: bytes, task: asyncpg.Record, filed: int = 0
+    ) -> None:
+        """One participant's result into the package: a streamed one part by part (one part in
+        memory at a time) from the first not yet ``filed``, a whole one at once."""
+        participant = task["participant"]
+        if task["result_run"] is None:
+            builder.add_result(participant, json.loads(unseal(private, task["sealed_result"])))
+            return
+        for n in range(filed, task["result_parts"]):
+            part = await store.result_part(task["task_id"], task["result_run"], n)
+            if part is None:
+                raise ValueError(f"result part {n} is missing")
+            _file_part(builder, participant, private, part)
 
     async def read_package(self, conn: asyncpg.Connection, request_id: str) -> bytes | None:
         row = await DsarStore(conn).package(request_id)
@@ -736,7 +866,10 @@ class Coordinator:
             cipher = await self.keys.cipher(conn, package_key(request_id))
         except KeyDestroyed:
             return None
-        return cipher.decrypt_bytes("package", bytes(row["blob"]))
+        if row["blob"] is not None:  # stored whole (before packages were stored in chunks)
+            return cipher.decrypt_bytes("package", bytes(row["blob"]))
+        chunks = await DsarStore(conn).package_chunks(request_id)
+        return b"".join(cipher.decrypt_bytes(f"package:{n}", c) or b"" for n, c in enumerate(chunks))
 
     # -- timeouts, retries, deadlines ----------------------------------------------------------
 

@@ -9,6 +9,11 @@ Layout::
 
 A participant's result is any JSON; top-level keys that are categories are filed under that
 category, anything else under the participant's first configured category (``other`` if none).
+
+Built by :class:`PackageBuilder` from pieces as they are read (a streamed result part by part,
+see ``lampo.participant``): items go to a temporary file per category, participant and list as
+they come, audio to another, so memory holds one part at a time, never the whole subject; the
+ZIP is then written to a temporary file from them, one category at a time.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ import hashlib
 import io
 import json
 import re
+import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
+
+import orjson
 
 from lampo.contracts.categories import Category
 from lampo.dsar.domain import portable
@@ -46,80 +54,354 @@ def _safe(name: str) -> str:
     return _SAFE.sub("_", name)[:80] or "item"
 
 
-def _flat(item: Mapping[str, Any], prefix: str = "") -> dict[str, Any] | None:
-    """Flatten nested dicts with dotted keys; None when a value is a list (not tabular)."""
-    out: dict[str, Any] = {}
-    for key, value in item.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            inner = _flat(value, f"{name}.")
-            if inner is None:
-                return None
-            out.update(inner)
-        elif isinstance(value, list):
-            return None
-        else:
-            out[name] = value
-    return out
+class _Table:
+    """A list's CSV, written as its rows come: rows go to a temporary file with the columns
+    known so far (columns are only ever added, at the end); the header and the padding of
+    earlier, shorter rows are written when the table is copied into the ZIP. Dropped as soon
+    as one row is not a flat record (the list is then not tabular)."""
 
-
-def _tables(value: Any, name: str) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Lists of flat records within ``value`` (the value itself or one level of named parts)."""
-    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-        rows = [_flat(v) for v in value]
-        if all(r is not None for r in rows):
-            return [(name, [r for r in rows if r is not None])]
-        return []
-    if isinstance(value, Mapping):
-        found: list[tuple[str, list[dict[str, Any]]]] = []
-        for key, inner in value.items():
-            if isinstance(inner, list):
-                found += _tables(inner, f"{name}-{_safe(str(key))}")
-        return found
-    return []
-
-
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return buffer.getvalue().encode()
-
-
-class _Collector:
     def __init__(self) -> None:
-        self.audio: dict[str, bytes] = {}
+        self.columns: dict[str, int] = {}
+        self._where: dict[str, dict[Any, int]] = {}  # prefix -> key -> column
+        self.widths: list[int] = []
+        self.rows: IO[str] | None = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+        self._writer = csv.writer(self.rows)
+
+    def add(self, items: Iterable[Any]) -> None:
+        if self.rows is None:
+            return
+        for item in items:
+            row: list[Any] = [""] * len(self.columns)
+            if type(item) is not dict or not self._fill(item, "", row):
+                self.close()  # not a flat record: the list is not a table
+                return
+            self._writer.writerow(row)
+            self.widths.append(len(row))
+
+    def _fill(self, item: dict[str, Any], prefix: str, row: list[Any]) -> bool:
+        """Put a record's values in their columns (nested records' with dotted names); False if
+        it holds a list. Column look-ups per prefix and key: no name built per value."""
+        where = self._where.get(prefix)
+        if where is None:
+            where = self._where[prefix] = {}
+        for key, value in item.items():
+            kind = type(value)
+            if kind is dict:
+                if not self._fill(value, f"{prefix}{key}.", row):
+                    return False
+            elif kind is list:
+                return False
+            else:
+                at = where.get(key)
+                if at is None:
+                    at = where[key] = self.columns.setdefault(f"{prefix}{key}", len(self.columns))
+                if at >= len(row):
+                    row.extend([""] * (at + 1 - len(row)))
+                row[at] = "" if value is None else value
+        return True
+
+    @property
+    def usable(self) -> bool:
+        return self.rows is not None and bool(self.widths)
+
+    def copy_to(self, out: IO[bytes]) -> None:
+        assert self.rows is not None
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        csv.writer(text).writerow(list(self.columns))
+        self.rows.seek(0)
+        width = len(self.columns)
+        if all(w == width for w in self.widths):  # the usual case: copied as it is
+            while chunk := self.rows.read(1024 * 1024):
+                text.write(chunk)
+        else:  # rows written before a column appeared get its empty field
+            writer = csv.writer(text)
+            for row in csv.reader(self.rows):
+                writer.writerow(row + [""] * (width - len(row)))
+        text.flush()
+        text.detach()
+
+    def close(self) -> None:
+        if self.rows is not None:
+            self.rows.close()
+            self.rows = None
+
+
+_CONTAINERS = (dict, list)
+
+
+class _List:
+    """A list in a participant's result (``path``): its items as JSON text in a temporary file."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the builder
+        self.count = 0
+        self.table = _Table()
+
+    def add(self, items: list[Any]) -> None:
+        if not items:
+            return
+        # orjson: a heavy subject's tens of MB of JSON in a fraction of json's time
+        text = orjson.dumps(items, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME)
+        self.file.write(b"," if self.count else b"")
+        self.file.write(memoryview(text)[1:-2])  # the items without the list's brackets
+        self.count += len(items)
+        self.table.add(items)
+
+    def copy_to(self, out: IO[bytes]) -> None:
+        out.write(b"[")
+        self.file.seek(0)
+        while chunk := self.file.read(1024 * 1024):
+            out.write(chunk)
+        out.write(b"\n]" if self.count else b"]")
+
+    def close(self) -> None:
+        self.file.close()
+        self.table.close()
+
+
+class PackageBuilder:
+    """Builds a package from participants' results given piece by piece (:meth:`add_items`,
+    :meth:`add_attachment`, :meth:`add_result` for a whole one), then :meth:`finish`."""
+
+    def __init__(self, *, participant_categories: Mapping[str, Sequence[str]], portability: bool) -> None:
+        self.participant_categories = participant_categories
+        self.portability = portability
+        # (category, participant) -> key (None: the value is the list itself) -> _List or a value
+        self.nodes: dict[tuple[str, str], dict[str | None, Any]] = {}
+        self.audio: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.audio_at: dict[str, list[tuple[int, int]]] = {}
         self.sources: set[str] = set()
         self.legal_bases: set[str] = set()
+        # per participant: audio file of its last attachment (its parts may come between another's)
+        self._attachment: dict[str, str | None] = {}
 
-    def walk(self, value: Any, participant: str) -> Any:
-        """Take audio out into files, note sources and legal bases; returns the cleaned value."""
-        if isinstance(value, list):
-            return [self.walk(v, participant) for v in value]
-        if not isinstance(value, dict):
+    # -- taking results in ---------------------------------------------------------------------
+
+    def _fallback(self, participant: str) -> str:
+        return next(iter(self.participant_categories.get(participant, ())), "other")
+
+    def _list(self, participant: str, path: Sequence[str]) -> _List:
+        """The list at ``path``: (category,) or (category, key); a first element that is not a
+        category files it under the participant's first category."""
+        if path and path[0] in _CATEGORIES:
+            category, key = path[0], (path[1] if len(path) > 1 else None)
+        else:
+            category, key = self._fallback(participant), (path[0] if path else None)
+        node = self.nodes.setdefault((category, participant), {})
+        found = node.get(key)
+        if not isinstance(found, _List):
+            found = node[key] = _List()
+        return found
+
+    def add_items(self, participant: str, path: Sequence[str], items: list[Any]) -> None:
+        """Items of the list at ``path`` ((category,) or (category, key)) of a participant's result."""
+        self._attachment[participant] = None
+        if self.portability:
+            items = portable(items)
+        self._list(participant, path).add([self._walk(item, participant) for item in items])
+
+    def add_attachment(self, participant: str, path: Sequence[str], item: dict[str, Any], data: bytes) -> None:
+        """An item with its content (audio) beside it; :meth:`add_more` appends to the content."""
+        self._attachment[participant] = None
+        if self.portability and not portable([item]):
+            return
+        cleaned = self._walk(item, participant)
+        audio = self._audio_path(item, participant)
+        cleaned["audio_file"] = audio
+        self._write_audio(audio, data)
+        self._attachment[participant] = audio
+        self._list(participant, path).add([cleaned])
+
+    def add_more(self, participant: str, data: bytes) -> None:
+        """More content of the participant's last attachment."""
+        audio = self._attachment.get(participant)
+        if audio is not None:  # None: the attachment was left out (portability)
+            self._write_audio(audio, data)
+
+    def add_result(self, participant: str, result: Any) -> None:
+        """A whole (not streamed) result."""
+        value = portable(result) if self.portability else result
+        if value in (None, {}, []):
+            return
+        if isinstance(value, dict) and all(k in _CATEGORIES for k in value):
+            parts = value
+        else:
+            parts = {self._fallback(participant): value}
+        saved, self.portability = self.portability, False  # already applied to the whole
+        try:
+            for category, data in parts.items():
+                if data in (None, {}, []):
+                    continue
+                if isinstance(data, list):
+                    self.add_items(participant, (category,), data)
+                elif isinstance(data, dict):
+                    for key, inner in data.items():
+                        if isinstance(inner, list):
+                            self._list(participant, (category, key))
+                            self.add_items(participant, (category, key), inner)
+                        else:
+                            node = self.nodes.setdefault((category, participant), {})
+                            node[key] = self._walk(inner, participant)
+                else:
+                    self.nodes.setdefault((category, participant), {})[None] = self._walk(data, participant)
+        finally:
+            self.portability = saved
+
+    def _walk(self, value: Any, participant: str) -> Any:
+        """Take audio out into files, note sources and legal bases (in place; returns the value)."""
+        if type(value) is list:
+            for i, v in enumerate(value):
+                if type(v) in _CONTAINERS:
+                    value[i] = self._walk(v, participant)
             return value
-        out = {k: self.walk(v, participant) for k, v in value.items() if k != "audio_base64"}
+        if type(value) is not dict:
+            return value
         for key in ("source_system", "source", "origin"):
-            if isinstance(value.get(key), str):
-                self.sources.add(value[key])
-        if isinstance(value.get("legal_basis"), str):
-            self.legal_bases.add(value["legal_basis"])
-        if isinstance(value.get("audio_base64"), str):
+            found = value.get(key)
+            if isinstance(found, str):
+                self.sources.add(found)
+        basis = value.get("legal_basis")
+        if isinstance(basis, str):
+            self.legal_bases.add(basis)
+        for key, inner in value.items():
+            if type(inner) in _CONTAINERS and key != "audio_base64":
+                value[key] = self._walk(inner, participant)
+        if "audio_base64" in value:
+            encoded = value.pop("audio_base64")
             try:
-                audio = base64.b64decode(value["audio_base64"], validate=True)
+                if not isinstance(encoded, str):
+                    raise ValueError("not a string")
+                audio = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
-                out["audio_file"] = None
-                out["audio_error"] = "not base64"
-                return out
-            ident = value.get("recording_id") or value.get("id") or f"{len(self.audio) + 1}"
-            ext = _AUDIO_EXT.get(str(value.get("media_type", "")), "bin")
-            path = f"recordings/{_safe(participant)}-{_safe(str(ident))}.{ext}"
-            self.audio[path] = self.audio.get(path, b"") + audio  # chunks of one recording, in order
-            out["audio_file"] = path
-        return out
+                value["audio_file"] = None
+                value["audio_error"] = "not base64"
+                return value
+            path = self._audio_path(value, participant)
+            self._write_audio(path, audio)
+            value["audio_file"] = path
+        return value
+
+    def _audio_path(self, item: Mapping[str, Any], participant: str) -> str:
+        ident = item.get("recording_id") or item.get("id") or f"{len(self.audio_at) + 1}"
+        ext = _AUDIO_EXT.get(str(item.get("media_type", "")), "bin")
+        return f"recordings/{_safe(participant)}-{_safe(str(ident))}.{ext}"
+
+    def _write_audio(self, path: str, data: bytes) -> None:
+        # chunks of one recording, in order, make one file
+        self.audio_at.setdefault(path, []).append((self.audio.seek(0, io.SEEK_END), len(data)))
+        self.audio.write(data)
+
+    # -- the ZIP -------------------------------------------------------------------------------
+
+    def finish(
+        self, out: IO[bytes], *, request: Mapping[str, Any], participants: Mapping[str, Mapping[str, Any]]
+    ) -> list[str]:
+        """Write the ZIP to ``out`` (a binary file); returns the files in it, manifest first."""
+        by_category: dict[str, dict[str, dict[str | None, Any]]] = {}
+        for (category, participant), node in sorted(self.nodes.items()):
+            if not _empty(node):
+                by_category.setdefault(category, {})[participant] = node
+        tables: dict[str, _Table] = {}
+        for category, per_participant in sorted(by_category.items()):
+            for participant, node in per_participant.items():
+                for key, value in node.items():
+                    if isinstance(value, _List) and value.table.usable:
+                        name = category if key is None else f"{category}-{_safe(str(key))}"
+                        path = (
+                            f"data/{name}.csv" if len(per_participant) == 1 else f"data/{name}-{_safe(participant)}.csv"
+                        )
+                        tables[path] = value.table
+        files = sorted([*(f"data/{c}.json" for c in by_category), *tables, *self.audio_at])
+        manifest = {
+            "request": dict(request),
+            "format": "portability" if self.portability else "access",
+            "categories": sorted(by_category),
+            "sources": sorted(self.sources),
+            "legal_bases": sorted(self.legal_bases),
+            "participants": {p: dict(facts) for p, facts in sorted(participants.items())},
+            "files": files,
+        }
+        if self.portability:
+            manifest["scope"] = (
+                "data the subject provided, processed on the basis of consent or contract (GDPR Art. 20)"
+            )
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=_LEVEL) as archive:
+
+            def entry(path: str, *, stored: bool = False) -> IO[bytes]:
+                info = zipfile.ZipInfo(path, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                # Python 3.11 reads a ZipInfo's level only from this private attribute
+                info._compresslevel = _LEVEL  # type: ignore[attr-defined]
+                return archive.open(info, "w", force_zip64=True)
+
+            with entry("manifest.json") as f:
+                f.write(json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode())
+            for category, per_participant in sorted(by_category.items()):
+                with entry(f"data/{category}.json") as f:
+                    _write_category(f, per_participant)
+            for path, table in sorted(tables.items()):
+                with entry(path) as f:
+                    table.copy_to(f)
+            for path in sorted(self.audio_at):
+                # audio is already compressed (or random): stored, not deflated
+                with entry(path, stored=True) as f:
+                    for offset, size in self.audio_at[path]:
+                        self.audio.seek(offset)
+                        f.write(self.audio.read(size))
+        return ["manifest.json", *files]
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            for value in node.values():
+                if isinstance(value, _List):
+                    value.close()
+        self.audio.close()
+
+    def __enter__(self) -> PackageBuilder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+# Deflate level of the package's entries: 1 is several times quicker than the default (6) on
+# the tens of MB of JSON and CSV of a heavy subject, for a package ~10-20 % larger.
+_LEVEL = 1
+
+
+def _empty(node: Mapping[str | None, Any]) -> bool:
+    """A participant's data in a category that the package leaves out (None, {} or [])."""
+    if not node:
+        return True
+    if list(node) == [None]:
+        value = node[None]
+        return value.count == 0 if isinstance(value, _List) else value in (None, {}, [])
+    return False
+
+
+def _write_category(out: IO[bytes], per_participant: Mapping[str, Mapping[str | None, Any]]) -> None:
+    """``{participant: data}``, each participant's lists copied from their temporary files."""
+    out.write(b"{")
+    for i, (participant, node) in enumerate(per_participant.items()):
+        out.write(b"," if i else b"")
+        out.write(f"\n{json.dumps(participant, ensure_ascii=False)}: ".encode())
+        if list(node) == [None]:
+            _write_value(out, node[None])
+            continue
+        out.write(b"{")
+        for j, (key, value) in enumerate(node.items()):
+            out.write(b"," if j else b"")
+            out.write(f"\n{json.dumps(key, ensure_ascii=False)}: ".encode())
+            _write_value(out, value)
+        out.write(b"\n}")
+    out.write(b"\n}\n")
+
+
+def _write_value(out: IO[bytes], value: Any) -> None:
+    if isinstance(value, _List):
+        value.copy_to(out)
+    else:
+        out.write(json.dumps(value, ensure_ascii=False, indent=2, default=str).encode())
 
 
 def build(
@@ -130,49 +412,18 @@ def build(
     participant_categories: Mapping[str, Sequence[str]],
     portability: bool,
 ) -> BuiltPackage:
-    """``results``: participant -> its unsealed result; ``participants``: participant -> status
-    facts for the manifest."""
-    collector = _Collector()
-    by_category: dict[str, dict[str, Any]] = {}
-    for participant, result in sorted(results.items()):
-        value = portable(result) if portability else result
-        value = collector.walk(value, participant)
-        fallback = next(iter(participant_categories.get(participant, ())), "other")
-        if isinstance(value, dict) and value and all(k in _CATEGORIES for k in value):
-            parts = value
-        elif value in (None, {}, []):
-            continue
-        else:
-            parts = {fallback: value}
-        for category, data in parts.items():
-            if data in (None, {}, []):
-                continue
-            by_category.setdefault(category, {})[participant] = data
-
-    files: dict[str, bytes] = {}
-    for category, per_participant in sorted(by_category.items()):
-        files[f"data/{category}.json"] = json.dumps(per_participant, ensure_ascii=False, indent=2, default=str).encode()
-        for participant, data in per_participant.items():
-            for name, rows in _tables(data, category):
-                path = f"data/{name}.csv" if len(per_participant) == 1 else f"data/{name}-{_safe(participant)}.csv"
-                files[path] = _csv(rows)
-    files.update(collector.audio)
-
-    manifest = {
-        "request": dict(request),
-        "format": "portability" if portability else "access",
-        "categories": sorted(by_category),
-        "sources": sorted(collector.sources),
-        "legal_bases": sorted(collector.legal_bases),
-        "participants": {p: dict(facts) for p, facts in sorted(participants.items())},
-        "files": sorted(files),
-    }
-    if portability:
-        manifest["scope"] = "data the subject provided, processed on the basis of consent or contract (GDPR Art. 20)"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        entries = {"manifest.json": json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode(), **files}
-        for path, content in entries.items():
-            archive.writestr(zipfile.ZipInfo(path, date_time=_ZIP_TIME), content, compress_type=zipfile.ZIP_DEFLATED)
+    """The package of whole results in memory: ``results``: participant -> its unsealed
+    result; ``participants``: participant -> status facts for the manifest."""
+    with PackageBuilder(participant_categories=participant_categories, portability=portability) as builder:
+        for participant, result in sorted(results.items()):
+            builder.add_result(participant, result)
+        buffer = io.BytesIO()
+        files = builder.finish(buffer, request=request, participants=participants)
     data = buffer.getvalue()
-    return BuiltPackage(data, hashlib.sha256(data).hexdigest(), ["manifest.json", *sorted(files)])
+    return BuiltPackage(data, hashlib.sha256(data).hexdigest(), files)
+
+
+def chunks(file: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
+    file.seek(0)
+    while chunk := file.read(size):
+        yield chunk

@@ -30,6 +30,8 @@ _TASK_COLUMNS = frozenset(
         "erased",
         "retained",
         "sealed_result",
+        "result_run",
+        "result_parts",
     }
 )
 
@@ -229,7 +231,12 @@ class DsarStore:
         )
 
     async def clear_results(self, request_id: str) -> None:
-        await self.conn.execute("UPDATE tasks SET sealed_result = NULL WHERE request_id = $1", request_id)
+        await self.conn.execute(
+            "DELETE FROM result_parts WHERE task_id IN (SELECT task_id FROM tasks WHERE request_id = $1)", request_id
+        )
+        await self.conn.execute(
+            "UPDATE tasks SET sealed_result = NULL, result_run = NULL WHERE request_id = $1", request_id
+        )
 
     async def timed_out(self, now: datetime, limit: int) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
@@ -257,17 +264,51 @@ class DsarStore:
             event_id, task_id, request_id, participant, ack_status, task_status, at,
         )  # fmt: skip
 
-    async def add_result_part(self, task_id: str, part: int, data: str) -> dict[int, str]:
-        """Keep one part of a sealed result; returns every part held for the task so far."""
+    async def add_result_part(self, task_id: str, part: int, data: str) -> int:
+        """Keep one part of a (not streamed) sealed result; returns how many parts are held so
+        far (not the parts: they are read once, when all are there)."""
         await self.conn.execute(
             "INSERT INTO result_parts (task_id, part, data) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             task_id, part, data,
         )  # fmt: skip
-        rows = await self.conn.fetch("SELECT part, data FROM result_parts WHERE task_id = $1", task_id)
+        count: int = await self.conn.fetchval(
+            "SELECT count(*) FROM result_parts WHERE task_id = $1 AND run IS NULL", task_id
+        )
+        return count
+
+    async def add_streamed_part(self, task_id: str, run: str, part: int, data: str, total: int | None) -> bool:
+        """Keep one part of a streamed result's run (``total`` on its last part); True once
+        every part of that run is held."""
+        held = await self.conn.fetchrow(
+            """
+            WITH added AS (
+                INSERT INTO result_parts (task_id, part, data, run, total) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT DO NOTHING RETURNING 1
+            )
+            SELECT count(*) + (SELECT count(*) FROM added) AS parts,
+                   coalesce(max(total), $5) AS total
+            FROM result_parts WHERE task_id = $1 AND run = $4
+            """,
+            task_id, part, data, run, total,
+        )  # fmt: skip
+        return held is not None and held["total"] is not None and held["parts"] >= held["total"]
+
+    async def result_parts(self, task_id: str) -> dict[int, str]:
+        """Every part of a (not streamed) result, to be joined."""
+        rows = await self.conn.fetch("SELECT part, data FROM result_parts WHERE task_id = $1 AND run IS NULL", task_id)
         return {r["part"]: r["data"] for r in rows}
 
-    async def drop_result_parts(self, task_id: str) -> None:
-        await self.conn.execute("DELETE FROM result_parts WHERE task_id = $1", task_id)
+    async def result_part(self, task_id: str, run: str, part: int) -> str | None:
+        data: str | None = await self.conn.fetchval(
+            "SELECT data FROM result_parts WHERE task_id = $1 AND run = $2 AND part = $3", task_id, run, part
+        )
+        return data
+
+    async def drop_result_parts(self, task_id: str, *, keep_run: str | None = None) -> None:
+        """Drop the task's parts (but those of ``keep_run``: the streamed result, until its package)."""
+        await self.conn.execute(
+            "DELETE FROM result_parts WHERE task_id = $1 AND run IS DISTINCT FROM $2", task_id, keep_run
+        )
 
     async def ignored_acks(self, request_id: str) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
@@ -277,18 +318,30 @@ class DsarStore:
 
     # -- packages ------------------------------------------------------------------------------
 
-    async def save_package(self, request_id: str, blob: bytes, sha256: str, size: int, at: datetime) -> None:
+    async def save_package(
+        self, request_id: str, chunks: Iterable[bytes], sha256: str, size: int, at: datetime
+    ) -> None:
+        """The package, as encrypted chunks in order (replacing any stored before)."""
         await self.conn.execute(
-            "INSERT INTO packages (request_id, blob, sha256, size_bytes, created_at) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (request_id) DO UPDATE SET blob = $2, sha256 = $3, size_bytes = $4, created_at = $5",
-            request_id, blob, sha256, size, at,
+            "INSERT INTO packages (request_id, blob, sha256, size_bytes, created_at) VALUES ($1, NULL, $2, $3, $4)"
+            " ON CONFLICT (request_id) DO UPDATE SET blob = NULL, sha256 = $2, size_bytes = $3, created_at = $4",
+            request_id, sha256, size, at,
         )  # fmt: skip
+        await self.conn.execute("DELETE FROM package_chunks WHERE request_id = $1", request_id)
+        for n, chunk in enumerate(chunks):
+            await self.conn.execute(
+                "INSERT INTO package_chunks (request_id, n, blob) VALUES ($1, $2, $3)", request_id, n, chunk
+            )
 
     async def package(self, request_id: str) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await self.conn.fetchrow(
-            "SELECT * FROM packages WHERE request_id = $1", request_id
+            "SELECT request_id, blob, sha256, size_bytes, created_at FROM packages WHERE request_id = $1", request_id
         )
         return row
+
+    async def package_chunks(self, request_id: str) -> list[bytes]:
+        rows = await self.conn.fetch("SELECT blob FROM package_chunks WHERE request_id = $1 ORDER BY n", request_id)
+        return [bytes(r["blob"]) for r in rows]
 
     # -- legal holds ---------------------------------------------------------------------------
 
