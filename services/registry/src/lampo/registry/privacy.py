@@ -7,6 +7,7 @@ its acknowledgement commit together.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from lampo.contracts.privacy import PrivacyTask
 from lampo.contracts.registry import SubjectErased
 from lampo.crypto import FieldCipher, KeyRing
 from lampo.messaging import outbox
-from lampo.participant import Participant, TaskFailed, TaskHandler, TaskOutcome
+from lampo.participant import Items, Participant, Piece, TaskFailed, TaskHandler, TaskOutcome
 from lampo.registry.domain import (
     HELD_CATEGORIES,
     HELD_TABLES,
@@ -48,40 +49,55 @@ def _decrypt(cipher: FieldCipher | None, field: str, blob: Any) -> Any:
     return cipher.decrypt(field, bytes(blob))
 
 
-def make_participant(keys: KeyRing, clock: Clock) -> Participant:
-    async def access(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
-        store = RegistryStore(conn, keys)
-        wanted = {str(c) for c in task.categories} or {str(c) for c in HELD_CATEGORIES}
-        result: dict[str, list[dict[str, Any]]] = {str(c): [] for c in HELD_CATEGORIES if str(c) in wanted}
+# Rows of a held table read and sent per piece: a subject with 50,000 consumption readings is
+# never in memory at once, only this many rows of it.
+PAGE_ROWS = 2000
 
-        def add(category: str, item: dict[str, Any]) -> None:
-            if category in result:
-                result[category].append(_json(item))
 
-        for subject_id in await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers):
-            cipher = (await store.ciphers([subject_id], create=False)).get(subject_id)
-            for row in await store.section_rows(subject_id):
-                text = _decrypt(cipher, row["section"], row["payload"])
-                add(
-                    row["category"],
-                    {
-                        "customer_number": row["customer_number"],
-                        "section": row["section"],
-                        "data": json.loads(text) if isinstance(text, str) else text,
-                        "source_system": row["source_system"],
-                        "origin": row["origin"],
-                        "legal_basis": row["legal_basis"],
-                        "updated_at": row["event_time"],
-                    },
-                )
-            held = await store.held(subject_id)
-            for table, (category, kind, fields) in HELD_TABLES.items():
-                for r in held[table]:
-                    data = {f: r[f] for f in fields}
+_JSON_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(value: Any) -> Any:
+    """A column value as it appears in the result's JSON (``json.dumps(default=str)``'s form)."""
+    return value if type(value) in _JSON_TYPES else str(value)
+
+
+async def access_pieces(store: RegistryStore, task: PrivacyTask, wanted: set[str]) -> AsyncIterator[Piece]:
+    """Everything held on the task's subjects, per category, as pieces of a streamed result:
+    sections first, then each held table paged through a server-side cursor."""
+    for category in HELD_CATEGORIES:
+        if str(category) in wanted:
+            yield Items((str(category),), [])  # every asked category is in the result, even empty
+    for subject_id in await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers):
+        cipher = (await store.ciphers([subject_id], create=False)).get(subject_id)
+        sections: dict[str, list[dict[str, Any]]] = {}
+        for row in await store.section_rows(subject_id):
+            if row["category"] not in wanted:
+                continue
+            text = _decrypt(cipher, row["section"], row["payload"])
+            sections.setdefault(row["category"], []).append(
+                {
+                    "customer_number": row["customer_number"],
+                    "section": row["section"],
+                    "data": json.loads(text) if isinstance(text, str) else text,
+                    "source_system": row["source_system"],
+                    "origin": row["origin"],
+                    "legal_basis": row["legal_basis"],
+                    "updated_at": _plain(row["event_time"]),
+                }
+            )
+        for section_category, items in sections.items():
+            yield Items((section_category,), _json(items))
+        for table, (table_category, kind, fields) in HELD_TABLES.items():
+            if table_category not in wanted:
+                continue
+            async for page in store.held_pages(table, subject_id, PAGE_ROWS):
+                items = []
+                for r in page:
+                    data = {f: v if type(v := r[f]) in _JSON_TYPES else str(v) for f in fields}  # _plain, inline
                     if "summary" in data:
-                        data["summary"] = _decrypt(cipher, "interaction.summary", data["summary"])
-                    add(
-                        category,
+                        data["summary"] = _decrypt(cipher, "interaction.summary", r["summary"])
+                    items.append(
                         {
                             "customer_number": r["customer_number"],
                             "kind": kind,
@@ -89,10 +105,16 @@ def make_participant(keys: KeyRing, clock: Clock) -> Participant:
                             "source_system": r["source_system"],
                             "origin": r["origin"],
                             "legal_basis": r["legal_basis"],
-                            "updated_at": r["computed_at"] if table == "profiles" else r["event_time"],
-                        },
+                            "updated_at": _plain(r["computed_at"] if table == "profiles" else r["event_time"]),
+                        }
                     )
-        return TaskOutcome(result=result)
+                yield Items((table_category,), items)
+
+
+def make_participant(keys: KeyRing, clock: Clock) -> Participant:
+    async def access(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
+        wanted = {str(c) for c in task.categories} or {str(c) for c in HELD_CATEGORIES}
+        return TaskOutcome(stream=access_pieces(RegistryStore(conn, keys), task, wanted))
 
     async def erasure(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
         store = RegistryStore(conn, keys)
