@@ -17,9 +17,9 @@ from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, RECORDINGS_INBO
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyTask
 from lampo.contracts.recordings import MAX_CHUNK_BYTES
-from lampo.crypto import new_request_keypair, unseal
+from lampo.crypto import new_request_keypair
 from lampo.messaging.topics import dlq
-from lampo.participant import join_result
+from lampo.participant import is_streamed, open_result
 from lampo.recordings.store import RecordingsStore, incomplete_recordings
 from lampo.testing import Producer, TopicReader, eventually, header, privacy_task, run_privacy_task, unique
 
@@ -72,17 +72,27 @@ def chunks_of(audio: bytes, n: int) -> list[bytes]:
     return [audio[i * size : (i + 1) * size] for i in range(n)]
 
 
-async def run_access(t: PrivacyTask) -> tuple[str, str]:
-    """Status and whole sealed result of an access task, joining a result sent in parts."""
+async def collect_acks(acks: TopicReader, task_id: str) -> list[dict[str, Any]]:
+    """Every ack of a task until its result is whole: one ack, or parts 0..n-1 of a result
+    sent in parts (the last part names n)."""
+    count = 1
+    while True:
+        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == task_id, count=count)
+        data = [json.loads(r.value)["data"] for r in records]
+        total = next((d["result_parts"] for d in data if d.get("result_parts")), None)
+        if data[0].get("result_part") is None or (total and len({d["result_part"] for d in data}) >= total):
+            return data
+        count = len(records) + 1
+
+
+async def run_access(t: PrivacyTask, private_key: bytes) -> tuple[str, Any]:
+    """Status and opened result of an access task (whole or in parts, either format)."""
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
         await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
-        first = (await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id))[0]
-        total = json.loads(first.value)["data"]["result_parts"] or 1
-        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=total)
-    acks_data = [json.loads(r.value)["data"] for r in records[:total]]
-    sealed = join_result({d["result_part"] or 0: d["result"] for d in acks_data}, total)
-    assert sealed is not None
-    return acks_data[0]["status"], sealed
+        acks_data = await collect_acks(acks, t.task_id)
+    total = next((d["result_parts"] for d in acks_data if d.get("result_parts")), 1)
+    result = open_result(private_key, {d["result_part"] or 0: d["result"] for d in acks_data}, total)
+    return acks_data[-1]["status"], result
 
 
 async def dead_letters(reader: TopicReader, key: str, count: int) -> list[Any]:
@@ -235,11 +245,11 @@ async def test_access_returns_recordings_with_audio_incomplete_chunks_and_emails
     customer = new_customer_number()
     calls, partial_id = await ingest_all(recordings, customer)
     private, public = new_request_keypair()
-    status, sealed = await run_access(
-        privacy_task(recordings.settings.participant_name, "access", customer, result_key=public)
+    status, opened = await run_access(
+        privacy_task(recordings.settings.participant_name, "access", customer, result_key=public), private
     )
     assert status == "done"
-    result = json.loads(unseal(private, sealed))["customer_relationship"]
+    result = opened["customer_relationship"]
     got = {r["recording_id"]: r for r in result["recordings"]}
     assert set(got) == set(calls)
     for recording_id, audio in calls.items():
@@ -270,15 +280,17 @@ async def test_a_large_access_result_travels_in_parts_that_join_to_the_whole_aud
     access = privacy_task(recordings.settings.participant_name, "access", customer, result_key=public)
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
         await producer.send(PRIVACY_TASKS, access.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", access))
-        first = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == access.task_id)
-        total = json.loads(first[0].value)["data"]["result_parts"]
-        assert total and total > 1
-        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == access.task_id, count=total)
-    parts = {d["result_part"]: d["result"] for d in (json.loads(r.value)["data"] for r in records)}
+        acks_data = await collect_acks(acks, access.task_id)
+        records = await acks.wait_for(
+            lambda r: json.loads(r.value)["data"]["task_id"] == access.task_id, count=len(acks_data)
+        )
+    total = acks_data[-1]["result_parts"]
+    assert total and total > 1 and sorted(d["result_part"] for d in acks_data) == list(range(total))
+    # streamed: each part sealed on its own, the audio raw (not base64 in JSON) inside the seal
+    assert all(is_streamed(d["result"]) for d in acks_data)
     assert all(len(r.value) < 1024 * 1024 for r in records)
-    sealed = join_result(parts, total)
-    assert sealed is not None
-    result = json.loads(unseal(private, sealed))
+    assert sum(len(d["result"]) for d in acks_data) < len(audio) * 4 / 3 * 1.1
+    result = open_result(private, {d["result_part"]: d["result"] for d in acks_data}, total)
     [got] = [r for r in result["customer_relationship"]["recordings"] if r["recording_id"] == recording_id]
     assert base64.b64decode(got["audio_base64"]) == audio
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
+from collections.abc import AsyncIterator
 
 import asyncpg
 
@@ -13,7 +12,7 @@ from lampo.contracts.privacy import PrivacyTask
 from lampo.contracts.recordings import CallRecorded, EmailArchived
 from lampo.crypto import KeyRing
 from lampo.messaging.consumer import BatchHandler, Incoming
-from lampo.participant import Participant, TaskFailed, TaskOutcome
+from lampo.participant import Attachment, Items, Participant, Piece, TaskFailed, TaskOutcome
 from lampo.recordings.domain import assemble, file_name, is_sha256, position_of, sha256_hex
 from lampo.recordings.errors import (
     ChunkCountMismatch,
@@ -25,7 +24,6 @@ from lampo.recordings.store import Chunk, RecordingsStore, audio_field, chunk_fi
 
 PARTICIPANT = "recordings"
 CATEGORY = Category.CUSTOMER_RELATIONSHIP
-
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -147,52 +145,55 @@ class RecordingsTasks:
         )
 
     async def access(self, conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
-        """Recordings with their audio (base64, verified against the stored SHA-256, and the file
-        name the coordinator gives it in the package), chunks of calls not yet complete, and
-        archived e-mails."""
+        """Recordings with their audio (verified against the stored SHA-256, with the file name
+        the coordinator gives it in the package), chunks of calls not yet complete, and archived
+        e-mails: streamed, one recording's audio in memory at a time, sent as raw bytes beside
+        its item (``audio_base64`` in the item when the result is small enough for one record)."""
         if CATEGORY not in task.categories:
             return TaskOutcome(result={})
-        store = RecordingsStore(conn, self.keys)
-        recordings: list[dict[str, Any]] = []
-        incomplete: list[dict[str, Any]] = []
-        emails: list[dict[str, Any]] = []
+        return TaskOutcome(stream=self._access_pieces(RecordingsStore(conn, self.keys), task))
+
+    async def _access_pieces(self, store: RecordingsStore, task: PrivacyTask) -> AsyncIterator[Piece]:
+        recordings = (CATEGORY.value, "recordings")
+        incomplete = (CATEGORY.value, "incomplete_recordings")
+        emails = (CATEGORY.value, "emails")
+        for path in (recordings, incomplete, emails):
+            yield Items(path, [])
         for customer_number in task.subject.customer_numbers:
             cipher = await store.cipher(customer_number)
             if cipher is None:
                 continue
-            for r in await store.recordings_of(customer_number):
-                audio = cipher.decrypt_bytes(audio_field(r["recording_id"]), bytes(r["audio"])) or b""
+            for r in await store.recordings_listed(customer_number):
+                blob = await store.audio_of(r["recording_id"])
+                audio = cipher.decrypt_bytes(audio_field(r["recording_id"]), blob) or b""
                 if sha256_hex(audio) != r["sha256"]:
                     raise TaskFailed(f"recording {r['recording_id']} failed its integrity check")
-                recordings.append(
-                    {
-                        "customer_number": customer_number,
-                        "recording_id": r["recording_id"],
-                        "started_at": r["started_at"].isoformat(),
-                        "duration_s": r["duration_s"],
-                        "media_type": r["media_type"],
-                        "size_bytes": r["size_bytes"],
-                        "sha256": r["sha256"],
-                        "file_name": file_name(r["recording_id"], r["media_type"]),
-                        "audio_base64": base64.b64encode(audio).decode(),
-                    }
-                )
+                item = {
+                    "customer_number": customer_number,
+                    "recording_id": r["recording_id"],
+                    "started_at": r["started_at"].isoformat(),
+                    "duration_s": r["duration_s"],
+                    "media_type": r["media_type"],
+                    "size_bytes": r["size_bytes"],
+                    "sha256": r["sha256"],
+                    "file_name": file_name(r["recording_id"], r["media_type"]),
+                }
+                yield Attachment(recordings, item, audio)
             for c in await store.held_chunks_of(customer_number):
                 audio = cipher.decrypt_bytes(chunk_field(c.recording_id, c.chunk_index), c.audio) or b""
-                incomplete.append(
-                    {
-                        "customer_number": customer_number,
-                        "recording_id": c.recording_id,
-                        "chunk_index": c.chunk_index,
-                        "chunk_count": c.chunk_count,
-                        "started_at": c.started_at.isoformat(),
-                        "media_type": c.media_type,
-                        "audio_base64": base64.b64encode(audio).decode(),
-                    }
-                )
+                item = {
+                    "customer_number": customer_number,
+                    "recording_id": c.recording_id,
+                    "chunk_index": c.chunk_index,
+                    "chunk_count": c.chunk_count,
+                    "started_at": c.started_at.isoformat(),
+                    "media_type": c.media_type,
+                }
+                yield Attachment(incomplete, item, audio)
+            items = []
             for e in await store.emails_of(customer_number):
                 field = bytes(e["message_key"]).hex()
-                emails.append(
+                items.append(
                     {
                         "customer_number": customer_number,
                         "message_id": cipher.decrypt(f"message_id:{field}", bytes(e["message_id"])),
@@ -201,10 +202,7 @@ class RecordingsTasks:
                         "body_text": cipher.decrypt(f"body:{field}", bytes(e["body"])),
                     }
                 )
-        # Audio makes this result large: the participant library sends it in parts
-        # (lampo.participant.split_result) and the coordinator joins them.
-        result = {CATEGORY.value: {"recordings": recordings, "incomplete_recordings": incomplete, "emails": emails}}
-        return TaskOutcome(result=result)
+            yield Items(emails, items)
 
     async def erasure(self, conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
         """Audio, held chunks, e-mails and their metadata deleted; the data key destroyed. The

@@ -163,6 +163,20 @@ class RecordingsStore:
         )
         return [dict(r) for r in rows]
 
+    async def recordings_listed(self, customer_number: str) -> list[asyncpg.Record]:
+        """A customer's recordings without their audio (read one at a time with :meth:`audio_of`)."""
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT recording_id, customer_number, started_at, duration_s, media_type, size_bytes, sha256"
+            " FROM recordings WHERE customer_number = $1 ORDER BY started_at, recording_id",
+            customer_number,
+        )
+        return rows
+
+    async def audio_of(self, recording_id: str) -> bytes | None:
+        """One recording's audio, still encrypted."""
+        audio = await self.conn.fetchval("SELECT audio FROM recordings WHERE recording_id = $1", recording_id)
+        return None if audio is None else bytes(audio)
+
     async def held_chunks_of(self, customer_number: str) -> list[Chunk]:
         rows = await self.conn.fetch(
             "SELECT * FROM recording_chunks WHERE customer_number = $1 ORDER BY recording_id, chunk_index",
