@@ -6,9 +6,11 @@ starts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +175,39 @@ class Runtime:
             self._kafka_consumers[consumer.name] = subscriber
             self.metrics.track_consumer(consumer, lambda: getattr(subscriber, "consumer", None))
         return consumer
+
+    def every(
+        self, name: str, job: Callable[[], Awaitable[object]], *, interval_s: float, first_delay_s: float
+    ) -> None:
+        """Run ``job`` in the background while the service runs: ``first_delay_s`` after start-up,
+        then every ``interval_s`` (0 or less: never). A failing run is logged by its exception's
+        type only (a database error's message may quote a row) and the job runs again at its next
+        turn; shutdown cancels it. Jobs must be safe to run in several instances at once."""
+        if interval_s <= 0:
+            return
+        task: asyncio.Task[None] | None = None
+
+        async def repeat() -> None:
+            await asyncio.sleep(first_delay_s)
+            while True:
+                try:
+                    await job()
+                except Exception as e:  # noqa: BLE001 - the schedule outlives one failed run
+                    log.warning("%s: %s failed: %s; next run in %g s", self.name, name, type(e).__name__, interval_s)
+                await asyncio.sleep(interval_s)
+
+        async def start() -> None:
+            nonlocal task
+            task = asyncio.create_task(repeat(), name=f"{self.name}:{name}")
+
+        async def stop() -> None:
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+
+        self.app.after_startup(start)
+        self.app.on_shutdown(stop)
 
     async def send(self, topic: str, key: str, value: bytes, headers: dict[str, str]) -> None:
         """The outbox relay's publish: a plain idempotent aiokafka producer of its own, which

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -27,13 +29,19 @@ class Billing:
         return self.runtime.consumers[0]
 
 
-@pytest.fixture
-async def billing() -> AsyncIterator[Billing]:
+@asynccontextmanager
+async def running_billing(**overrides: Any) -> AsyncIterator[Billing]:
+    """A billing service in this process on a new database, its clock at 2026-11-28; scheduled
+    deletions off unless ``overrides`` turn them on (tests call ``purge_due`` themselves)."""
     settings = BillingSettings(
-        database=unique("test_billing"),
-        consumer_group=unique("test-billing"),
-        master_key=new_master_key(),
-        participant_name=unique("billing"),
+        **{
+            "database": unique("test_billing"),
+            "consumer_group": unique("test-billing"),
+            "master_key": new_master_key(),
+            "participant_name": unique("billing"),
+            "purge_interval_s": 0,
+            **overrides,
+        }
     )
     await fast_forward_group(settings.consumer_group or "", [BILLING_INBOUND, PRIVACY_TASKS])
     clock = ManualClock(datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
@@ -41,6 +49,18 @@ async def billing() -> AsyncIterator[Billing]:
     async with running(runtime.app):
         yield Billing(runtime, settings, clock)
     await drop_database(settings.database or "")
+
+
+@pytest.fixture
+def start_billing() -> Callable[..., AbstractAsyncContextManager[Billing]]:
+    """:func:`running_billing`, for tests that need settings of their own."""
+    return running_billing
+
+
+@pytest.fixture
+async def billing() -> AsyncIterator[Billing]:
+    async with running_billing() as service:
+        yield service
 
 
 Scan = Callable[[asyncpg.Connection, list[str | bytes]], Awaitable[list[str]]]

@@ -237,6 +237,27 @@ async def test_erasure_keeps_vouchers_restricted_reports_and_schedules_then_purg
     assert later["erased"] == {"billing": 0} and later["retained"] == []
 
 
+async def test_the_service_runs_the_scheduled_deletions_by_itself(start_billing, scan) -> None:
+    """Nobody has to remember `lampo billing purge-due`: the service runs it on its schedule, so
+    items kept after an erasure go when their statutory period ends."""
+    async with start_billing(purge_interval_s=0.3, purge_first_delay_s=0.3) as billing:
+        customer = new_customer_number()
+        await ingest(billing, customer)
+        [ack] = await run_privacy_task(privacy_task(billing.settings.participant_name, "erasure", customer))
+        assert [r["until"] for r in ack["retained"]] == ["2029-12-31", "2032-12-31"]
+        async with billing.runtime.pool.acquire() as conn:
+            await asyncio.sleep(1.0)  # several scheduled runs: nothing is due yet
+            assert await conn.fetchval("SELECT count(*) FROM items WHERE customer_number = $1", customer) == 4
+
+            billing.clock.set(datetime(2033, 1, 1, 12, tzinfo=UTC))
+            await eventually(
+                lambda: conn.fetchval("SELECT count(*) = 0 FROM customers WHERE customer_number = $1", customer),
+                timeout=10,
+            )
+            assert await conn.fetchval("SELECT count(*) FROM items WHERE customer_number = $1", customer) == 0
+            assert await scan(conn, [customer, LINE_TEXT, "Asiakas901", AGENCY]) == []
+
+
 async def test_erasure_after_the_statutory_periods_deletes_everything_and_leaves_no_personal_data(
     billing, scan
 ) -> None:

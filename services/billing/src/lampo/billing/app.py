@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.billing.domain import RetentionRules
-from lampo.billing.handlers import BillingTasks, make_inbound_handler
+from lampo.billing.handlers import BillingTasks, make_inbound_handler, purge_due
 from lampo.billing.settings import BillingSettings
 from lampo.clock import Clock
 from lampo.contracts.catalog import BILLING_INBOUND
@@ -17,6 +18,7 @@ from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
 from lampo.service import Runtime, serve
 
+log = logging.getLogger("lampo.billing")
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 
 
@@ -34,6 +36,19 @@ def build(
     runtime = Runtime(settings, migrations=MIGRATIONS, span_processors=span_processors, clock=clock)
     runtime.consume(BILLING_INBOUND, make_inbound_handler(runtime.keys), observers=observers)
     subscribe(runtime, BillingTasks(runtime.keys, runtime.clock, rules).participant(settings.participant_name))
+
+    async def scheduled_deletions() -> None:
+        async with runtime.pool.acquire() as conn:
+            counts = await purge_due(conn, runtime.keys, runtime.clock)
+        if any(counts.values()):
+            log.info("billing: scheduled deletions done: %s", counts)  # counts only
+
+    runtime.every(
+        "scheduled deletions",
+        scheduled_deletions,
+        interval_s=settings.purge_interval_s,
+        first_delay_s=settings.purge_first_delay_s,
+    )
     return runtime
 
 

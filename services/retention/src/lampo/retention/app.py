@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from lampo.retention import handlers
 from lampo.retention.datamap import DataMap, load_datamap
 from lampo.retention.domain import SOURCE
 from lampo.retention.settings import RetentionSettings
-from lampo.retention.sweep import Sweeper, run_daily
+from lampo.retention.sweep import Sweeper, daily_sweep
 from lampo.service import Runtime, serve
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -80,7 +78,6 @@ class Retention:
         self.runtime = runtime
         self.settings = settings
         self.datamap = datamap
-        self._daily: asyncio.Task[None] | None = None
         self.ignored: dict[str, Counter[str]] = {}
         """Per observed topic: records skipped because they failed their contract, by reason."""
 
@@ -98,20 +95,6 @@ class Retention:
 
     def consumer(self, name: str) -> ReliableConsumer:
         return next(c for c in self.runtime.consumers if c.name == name)
-
-    async def _start_daily(self) -> None:
-        if self.settings.sweep_interval_s > 0:
-            self._daily = asyncio.create_task(
-                run_daily(self.sweeper, self.settings.sweep_interval_s, self.settings.sweep_first_delay_s),
-                name="retention-daily-sweep",
-            )
-
-    async def _stop_daily(self) -> None:
-        if self._daily is not None:
-            self._daily.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._daily
-            self._daily = None
 
 
 def build(
@@ -147,8 +130,12 @@ def build(
         service.ignored[topic] = Counter()
         parser = observing_parser(wanted, service.ignored[topic])
         runtime.consume(topic, handler, name=f"retention:{topic}", observers=observers, parser=parser)
-    runtime.app.after_startup(service._start_daily)
-    runtime.app.on_shutdown(service._stop_daily)
+    runtime.every(
+        "daily sweep",
+        lambda: daily_sweep(service.sweeper),
+        interval_s=settings.sweep_interval_s,
+        first_delay_s=settings.sweep_first_delay_s,
+    )
     return service
 
 

@@ -196,14 +196,9 @@ def task_records(
     return records
 
 
-async def run_daily(sweeper: Sweeper, interval_s: float, first_delay_s: float) -> None:
-    """The daily sweep: runs until cancelled; a failed sweep is logged and tried at the next turn."""
-    await asyncio.sleep(first_delay_s)
-    while True:
-        try:
-            await sweeper.sweep(interface="daily")
-        except SweepRunning:
-            log.info("daily sweep skipped: another sweep is running")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            log.warning("daily sweep failed: %s; next attempt in %.0fs", type(e).__name__, interval_s)
-        await asyncio.sleep(interval_s)
+async def daily_sweep(sweeper: Sweeper) -> None:
+    """The scheduled sweep (``Runtime.every``): skipped while another sweep runs."""
+    try:
+        await sweeper.sweep(interface="daily")
+    except SweepRunning:
+        log.info("daily sweep skipped: another sweep is running")
