@@ -20,6 +20,7 @@ never a per-subject id (also for cardinality's sake).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import re
@@ -275,4 +276,14 @@ class ServiceMetrics:
 
         meter.create_observable_counter(
             "lampo.outbox.sent", [sent], unit="{event}", description="Outbox rows sent to Kafka by the relay"
+        )
+
+        def gc_frozen(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(gc.get_freeze_count())]
+
+        meter.create_observable_gauge(
+            "lampo.process.gc.frozen_objects",
+            [gc_frozen],
+            unit="{object}",
+            description="Objects frozen out of the garbage collector's full collections after start-up",
         )

@@ -7,6 +7,7 @@ starts.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -321,6 +322,15 @@ class Runtime:
         return metrics
 
 
+async def _freeze_heap() -> None:
+    """Move everything alive after start-up (modules, pydantic schemas, clients) out of the
+    garbage collector's reach: a full collection then walks only what the work itself created.
+    Measured with bench/withdrawal: without it, every full collection paused the consent
+    service's event loop for ~50 ms, 16 times in 30 s, straight into the withdrawal latency."""
+    gc.collect()
+    gc.freeze()
+
+
 def _package_version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -338,9 +348,10 @@ def configure_logging() -> None:
 
 
 def serve(runtime: Runtime) -> None:
-    """Run a service in the foreground: consumers, relay and health endpoints."""
-    import asyncio
-
+    """Run a service in the foreground: consumers, relay and health endpoints. Its heap as it
+    stands after start-up is frozen (:func:`_freeze_heap`); services that tests or benchmarks
+    start in their own process are not."""
     configure_logging()
+    runtime.app.after_startup(_freeze_heap)
     options: dict[str, Any] = {"host": runtime.settings.http_host, "port": runtime.settings.port}
     asyncio.run(runtime.app.run(log_level=logging.WARNING, run_extra_options=options))
