@@ -174,18 +174,23 @@ class HoldsConsumer:
         await msg.ack()
 
     async def _apply(self, store: DsarStore, record: ConsumerRecord[Any, Any]) -> None:
-        key = record.key.decode() if isinstance(record.key, bytes) else record.key
-        if record.value is None:  # tombstone: no holds any more
-            if key:
-                await store.set_holds(key, [])
-            self.applied += 1
-            return
+        """The key is the customer number (compaction keeps the latest record per key): a record
+        whose key is unreadable, or is not the customer number its state names, is skipped, as
+        applying it could let an older state win over a newer one on a later replay."""
         try:
+            key = record.key.decode() if isinstance(record.key, bytes) else record.key
+            if record.value is None:  # tombstone: no holds any more
+                if key:
+                    await store.set_holds(key, [])
+                self.applied += 1
+                return
             envelope = CloudEvent.from_bytes(record.value)
             if envelope.type != "legal_hold.state":
                 raise ValueError("type")
             state = HoldState.model_validate(envelope.data)
-        except (ContractViolation, ValidationError, ValueError) as e:
+            if key != state.customer_number:
+                raise ValueError("key is not the state's customer number")
+        except (ContractViolation, ValidationError, ValueError) as e:  # UnicodeDecodeError is a ValueError
             self.skipped += 1
             log.warning("dsar holds: record %d@%d skipped: %s", record.partition, record.offset, type(e).__name__)
             return
