@@ -192,16 +192,16 @@ class OutboxRelay:
                 return False
             sends = []
             for row in rows:
-                with publish_span(
+                traceparent = publish_span(
                     self._tracer,
                     row["topic"],
                     row["traceparent"],
                     {"messaging.message.id": row["event_id"], "cloudevents.event_type": row["event_type"]},
-                ) as traceparent:
-                    headers = {"content-type": CONTENT_TYPE}
-                    if traceparent:
-                        headers[TRACEPARENT] = traceparent
-                    sends.append(self._send(row["topic"], row["key"], bytes(row["value"]), headers))
+                )
+                headers = {"content-type": CONTENT_TYPE}
+                if traceparent:
+                    headers[TRACEPARENT] = traceparent
+                sends.append(self._send(row["topic"], row["key"], bytes(row["value"]), headers))
             await asyncio.gather(*sends)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.sent += len(rows)
