@@ -60,6 +60,15 @@ class Items:
 
 
 @dataclass(frozen=True)
+class RawItems:
+    """Like ``Items``, with each item already JSON text (a JSON object, e.g. built by the
+    database): copied into the part as it is, never parsed or built as Python objects."""
+
+    path: tuple[str, ...]
+    texts: Sequence[str]
+
+
+@dataclass(frozen=True)
 class Attachment:
     """One item of a streamed access result with binary content beside it (call audio), appended
     to the list at ``path``; the content travels as raw bytes, not base64 in the item's JSON.
@@ -70,7 +79,7 @@ class Attachment:
     data: bytes
 
 
-Piece = Items | Attachment
+Piece = Items | RawItems | Attachment
 
 
 @dataclass
@@ -351,8 +360,13 @@ async def seal_stream(
 
     try:
         async for piece in stream:
-            if isinstance(piece, Items):
-                frame = _frame({"path": list(piece.path), "items": list(piece.items)})
+            if isinstance(piece, Items | RawItems):
+                if isinstance(piece, Items):
+                    frame = _frame({"path": list(piece.path), "items": list(piece.items)})
+                else:
+                    head = b'{"path":' + orjson.dumps(list(piece.path)) + b',"items":['
+                    body = head + ",".join(piece.texts).encode() + b"]}"
+                    frame = _LENGTH.pack(len(body)) + body
                 if size and size + len(frame) > part_bytes:
                     await flush()
                 add(frame)
@@ -396,6 +410,8 @@ def materialise(pieces: Iterable[Piece]) -> dict[str, Any]:
         target = _list_at(result, piece.path)
         if isinstance(piece, Items):
             target.extend(piece.items)
+        elif isinstance(piece, RawItems):
+            target.extend(json.loads(text) for text in piece.texts)
         else:
             target.append({**piece.item, "audio_base64": base64.b64encode(piece.data).decode()})
     return result
