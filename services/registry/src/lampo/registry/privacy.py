@@ -20,7 +20,7 @@ from lampo.contracts.privacy import PrivacyTask
 from lampo.contracts.registry import SubjectErased
 from lampo.crypto import FieldCipher, KeyRing
 from lampo.messaging import outbox
-from lampo.participant import Items, Participant, Piece, TaskFailed, TaskHandler, TaskOutcome
+from lampo.participant import Items, Participant, Piece, RawItems, TaskFailed, TaskHandler, TaskOutcome
 from lampo.registry.domain import (
     HELD_CATEGORIES,
     HELD_TABLES,
@@ -90,6 +90,10 @@ async def access_pieces(store: RegistryStore, task: PrivacyTask, wanted: set[str
             yield Items((section_category,), _json(items))
         for table, (table_category, kind, fields) in HELD_TABLES.items():
             if table_category not in wanted:
+                continue
+            if table == "consumption":  # the heavy one: its items come as JSON from the database
+                async for texts in store.consumption_json_pages(subject_id, kind, PAGE_ROWS):
+                    yield RawItems((table_category,), texts)
                 continue
             async for page in store.held_pages(table, subject_id, PAGE_ROWS):
                 items = []
