@@ -113,3 +113,46 @@ def test_building_holds_a_piece_in_memory_not_the_subject() -> None:
     assert peak_filing < 15 * 1024 * 1024, f"peak {peak_filing / 1e6:.1f} MB while filing"
     files = zip_of(out.getvalue())
     assert len(json.loads(files["data/consumption.json"])["reg"]) == 50_000
+
+
+def reference_csv(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """The CSV as a plain DictWriter writes it from flattened records (dotted keys)."""
+
+    def flat(item: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in item.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    flats = [flat(r) for r in rows]
+    columns = list(dict.fromkeys(k for r in flats for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in flats)
+    return list(csv.reader(io.StringIO(buffer.getvalue())))
+
+
+def test_records_of_many_shapes_make_the_csv_and_sources_a_plain_walk_would() -> None:
+    records: list[dict[str, Any]] = [
+        {"a": 1, "data": {"x": "1", "y": None}, "origin": "subject"},
+        {"a": 2, "data": {"x": "2", "y": "b"}, "origin": "subject"},
+        {"data": {"x": "3", "y": "c"}, "a": 3},  # another key order
+        {"a": 4, "data": {"y": "d", "x": "4"}, "origin": "authority"},  # nested keys in another order
+        {"a": 5, "data": {"x": "5", "source_system": "vtj"}},  # a source inside a nested record
+        {"a": 6, "data": None, "legal_basis": "contract", "extra": True},
+        {"a": 7, "data": {"x": "7", "deep": {"z": 1.5}}},  # two levels of nesting
+    ]
+
+    def feed(b: PackageBuilder) -> None:
+        b.add_items("reg", ("basic",), json.loads(json.dumps(records[:3])))
+        b.add_items("reg", ("basic",), json.loads(json.dumps(records[3:])))
+
+    files = built(feed)
+    assert list(csv.reader(io.StringIO(files["data/basic.csv"].decode()))) == reference_csv(records)
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["sources"] == ["authority", "subject", "vtj"] and manifest["legal_bases"] == ["contract"]
+    assert json.loads(files["data/basic.json"])["reg"] == records

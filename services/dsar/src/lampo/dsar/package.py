@@ -54,6 +54,58 @@ def _safe(name: str) -> str:
     return _SAFE.sub("_", name)[:80] or "item"
 
 
+# Keys the walk looks for (sources, legal bases, audio).
+_NOTED = frozenset({"source_system", "source", "origin", "legal_basis", "audio_base64"})
+_NOTED_STR = ("source_system", "source", "origin", "legal_basis")
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Records of one key order whose values are scalars, or at ``nested`` positions records
+    of scalars (of their own key order) with none of the keys the walk looks for: such records
+    need no recursive walk, and each is a CSV row without a look-up per value. A heavy
+    subject's 50,000 readings are all of one shape."""
+
+    nested: tuple[tuple[int, tuple[str, ...]], ...]
+    noted: tuple[str, ...]  # its keys among source_system, source, origin, legal_basis
+    names: tuple[str, ...]  # the CSV column of each value once flattened
+
+
+def _shape_of(item: dict[str, Any]) -> _Shape | None:
+    if "audio_base64" in item:
+        return None
+    nested: list[tuple[int, tuple[str, ...]]] = []
+    names: list[str] = []
+    for position, (key, value) in enumerate(item.items()):
+        if type(value) is dict:
+            if not _NOTED.isdisjoint(value) or not _CONTAINERS_SET.isdisjoint(map(type, value.values())):
+                return None
+            nested.append((position, tuple(value)))
+            names += [f"{key}.{inner}" for inner in value]
+        elif type(value) is list:
+            return None
+        else:
+            names.append(str(key))
+    return _Shape(tuple(nested), tuple(k for k in _NOTED_STR if k in item), tuple(names))
+
+
+def _flattened(item: dict[str, Any], shape: _Shape) -> list[Any] | None:
+    """The record's values in its shape's column order, or None if it is not of that shape."""
+    values = list(item.values())
+    kinds = list(map(type, values))
+    if list in kinds or kinds.count(dict) != len(shape.nested):
+        return None
+    for position, keys in reversed(shape.nested):
+        inner = values[position]
+        if type(inner) is not dict or tuple(inner) != keys:
+            return None
+        flat = list(inner.values())
+        if not _CONTAINERS_SET.isdisjoint(map(type, flat)):
+            return None
+        values[position : position + 1] = flat
+    return values
+
+
 class _Table:
     """A list's CSV, written as its rows come: rows go to a temporary file with the columns
     known so far (columns are only ever added, at the end); the header and the padding of
@@ -65,18 +117,48 @@ class _Table:
         self._where: dict[str, dict[Any, int]] = {}  # prefix -> key -> column
         self.widths: list[int] = []
         self.rows: IO[str] | None = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
-        self._writer = csv.writer(self.rows)
+
+    def add_shaped(self, shaped: Iterable[tuple[_Shape, list[Any]]]) -> None:
+        """Rows of records already flattened in their shape's order."""
+        if self.rows is None:
+            return
+        rows = []
+        plans: dict[_Shape, list[int] | None] = {}
+        for shape, values in shaped:
+            if shape not in plans:
+                at_columns = [self.columns.setdefault(name, len(self.columns)) for name in shape.names]
+                plans[shape] = None if at_columns == list(range(len(at_columns))) else at_columns
+            where = plans[shape]
+            if where is None and len(values) == len(self.columns):
+                row = values  # columns in this very order: the usual case
+            else:
+                row = [""] * len(self.columns)
+                for at, value in zip(where or range(len(values)), values, strict=True):
+                    row[at] = value
+            rows.append(row)
+            self.widths.append(len(row))
+        self._write(rows)
 
     def add(self, items: Iterable[Any]) -> None:
         if self.rows is None:
             return
+        rows = []
         for item in items:
             row: list[Any] = [""] * len(self.columns)
             if type(item) is not dict or not self._fill(item, "", row):
                 self.close()  # not a flat record: the list is not a table
                 return
-            self._writer.writerow(row)
+            rows.append(row)
             self.widths.append(len(row))
+        self._write(rows)
+
+    def _write(self, rows: list[list[Any]]) -> None:
+        # a piece's rows formatted at once and written in one go (a write per row costs more
+        # than formatting it); csv writes None as an empty field
+        assert self.rows is not None
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(rows)
+        self.rows.write(buffer.getvalue())
 
     def _fill(self, item: dict[str, Any], prefix: str, row: list[Any]) -> bool:
         """Put a record's values in their columns (nested records' with dotted names); False if
@@ -127,6 +209,7 @@ class _Table:
 
 
 _CONTAINERS = (dict, list)
+_CONTAINERS_SET = frozenset(_CONTAINERS)
 
 
 class _List:
@@ -137,7 +220,7 @@ class _List:
         self.count = 0
         self.table = _Table()
 
-    def add(self, items: list[Any]) -> None:
+    def add(self, items: list[Any], shaped: list[tuple[_Shape, list[Any]]] | None = None) -> None:
         if not items:
             return
         # orjson: a heavy subject's tens of MB of JSON in a fraction of json's time
@@ -145,7 +228,10 @@ class _List:
         self.file.write(b"," if self.count else b"")
         self.file.write(memoryview(text)[1:-2])  # the items without the list's brackets
         self.count += len(items)
-        self.table.add(items)
+        if shaped is not None:
+            self.table.add_shaped(shaped)
+        else:
+            self.table.add(items)
 
     def copy_to(self, out: IO[bytes]) -> None:
         out.write(b"[")
@@ -157,6 +243,9 @@ class _List:
     def close(self) -> None:
         self.file.close()
         self.table.close()
+
+
+_UNKNOWN: Any = object()
 
 
 class PackageBuilder:
@@ -172,6 +261,7 @@ class PackageBuilder:
         self.audio_at: dict[str, list[tuple[int, int]]] = {}
         self.sources: set[str] = set()
         self.legal_bases: set[str] = set()
+        self._shapes: dict[tuple[Any, ...], _Shape | None] = {}
         # per participant: audio file of its last attachment (its parts may come between another's)
         self._attachment: dict[str, str | None] = {}
 
@@ -198,7 +288,27 @@ class PackageBuilder:
         self._attachment[participant] = None
         if self.portability:
             items = portable(items)
-        self._list(participant, path).add([self._walk(item, participant) for item in items])
+        shaped: list[tuple[_Shape, list[Any]]] | None = []
+        for i, item in enumerate(items):
+            values = None
+            if type(item) is dict:
+                keys = tuple(item)
+                shape = self._shapes.get(keys, _UNKNOWN)
+                if shape is _UNKNOWN:
+                    shape = self._shapes[keys] = _shape_of(item)
+                if isinstance(shape, _Shape):
+                    values = _flattened(item, shape)
+            if values is None:  # not a plain record: walked the long way, its CSV too
+                items[i] = self._walk(item, participant)
+                shaped = None
+                continue
+            for key in shape.noted:
+                found = item[key]
+                if type(found) is str:
+                    (self.legal_bases if key == "legal_basis" else self.sources).add(found)
+            if shaped is not None:
+                shaped.append((shape, values))
+        self._list(participant, path).add(items, shaped)
 
     def add_attachment(self, participant: str, path: Sequence[str], item: dict[str, Any], data: bytes) -> None:
         """An item with its content (audio) beside it; :meth:`add_more` appends to the content."""
