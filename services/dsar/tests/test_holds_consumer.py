@@ -6,6 +6,7 @@ not published: the topic is compacted, so junk there would be replayed to every 
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -53,3 +54,11 @@ async def test_records_a_broken_writer_could_produce_are_skipped_and_the_rest_ap
             held = await conn.fetchval("SELECT holds FROM legal_holds WHERE customer_number = $1", customer)
     assert (holds.skipped, holds.applied) == (4, 1)
     assert [h["case_reference"] for h in held] == ["R 26/1234"]
+
+
+async def test_the_holds_copy_is_on_metrics(registry) -> None:
+    async with dsar_service(registry) as env:
+        env.dsar.holds.skipped += 1  # as a skipped record counts
+        text = await env.dsar.runtime.metrics.render()
+    assert re.search(r'^lampo_dsar_holds_records_total\{outcome="skipped"\} [1-9]', text, re.M)
+    assert re.search(r'^lampo_dsar_holds_records_total\{outcome="applied"\} \d+', text, re.M)

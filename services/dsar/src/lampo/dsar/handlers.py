@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import Topic
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.metrics import CallbackOptions, Observation
 from pydantic import ValidationError
 
 from lampo.contracts.dsar import DsarApproved, DsarDenied, DsarSubmitted
@@ -158,6 +160,16 @@ class HoldsConsumer:
             await self.consume(msg)
 
         subscriber(on_batch)
+
+        def counts(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(self.applied, {"outcome": "applied"}), Observation(self.skipped, {"outcome": "skipped"})]
+
+        self._runtime.meter.create_observable_counter(
+            "lampo.dsar.holds.records",
+            [counts],
+            unit="{record}",
+            description="retention.holds.v1 records applied to the coordinator's copy of the legal holds, or skipped",
+        )
 
     async def consume(self, msg: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message
