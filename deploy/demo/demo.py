@@ -1,5 +1,9 @@
 """`make demo`: a short, real flow through the running suite (started by `make up`).
 
+0. The services first catch up with what was published on this broker before (by earlier runs,
+   `make test`, benchmarks): they read their topics from where their consumer groups left off,
+   as in production, so the demo's records wait behind that backlog. Progress is shown; a
+   backlog that would take more than ten minutes stops the demo with advice instead.
 1. The CRM publishes synthetic customers (identity codes in the 900-999 test range) and one
    record with an invalid identity code: change notices without personal data, and the
    dead-letter record with its reason.
@@ -13,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -67,6 +74,46 @@ def service_urls() -> dict[str, str]:
     return ports
 
 
+LAG = re.compile(r"^lampo_consumer_lag\{[^}]*\} (\d+)", re.M)
+
+
+async def backlog(client: httpx.AsyncClient, urls: dict[str, str]) -> int:
+    """Records the running services have still to read (their consumers' lag, from /metrics)."""
+    total = 0
+    for url in urls.values():
+        text = (await client.get(f"{url}/metrics", timeout=10)).text
+        total += sum(int(n) for n in LAG.findall(text))
+    return total
+
+
+async def caught_up(urls: dict[str, str], *, patience_s: float = 600) -> bool:
+    """Wait until the services have read everything published before the demo; False (with
+    advice) when the backlog would take longer than ``patience_s``."""
+    async with httpx.AsyncClient() as client:
+        first = await backlog(client, urls)
+        if first == 0:
+            return True
+        console.rule("[bold]0. The services catch up with what earlier runs published on this broker")
+        started = time.monotonic()
+        left = first
+        while left > 0:
+            await asyncio.sleep(5)
+            left = await backlog(client, urls)
+            elapsed = time.monotonic() - started
+            rate = (first - left) / elapsed
+            eta = left / rate if rate > 0 else float("inf")
+            console.print(f"{left:,} records still to read ({rate:,.0f}/s)")
+            if elapsed >= 20 and eta > patience_s:
+                console.print(
+                    f"[red]that would take about {eta / 60:.0f} more minutes: this broker holds the history of "
+                    "earlier test and benchmark runs. `make clean && make demo` starts from an empty broker "
+                    "and database (it deletes .run/, the local state)."
+                )
+                return False
+    console.print("[green]caught up")
+    return True
+
+
 async def dsar_flow() -> None:
     customer = new_customer()
     console.rule("[bold]2. One customer in every store, then an access and an erasure request")
@@ -95,6 +142,8 @@ async def dsar_flow() -> None:
 
 
 async def main() -> int:
+    if not await caught_up(service_urls()):
+        return 1
     await registry_flow()
     await dsar_flow()
     return 0
