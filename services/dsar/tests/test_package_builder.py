@@ -147,12 +147,20 @@ def test_records_of_many_shapes_make_the_csv_and_sources_a_plain_walk_would() ->
         {"a": 7, "data": {"x": "7", "deep": {"z": 1.5}}},  # two levels of nesting
     ]
 
+    # a piece of one shape (taken all at once), then mixed ones (record by record)
+    records = [
+        {"a": i, "data": {"x": str(i), "y": None if i % 2 else "e"}, "origin": "third_party", "legal_basis": "consent"}
+        for i in range(10, 20)
+    ] + records
+
     def feed(b: PackageBuilder) -> None:
-        b.add_items("reg", ("basic",), json.loads(json.dumps(records[:3])))
-        b.add_items("reg", ("basic",), json.loads(json.dumps(records[3:])))
+        b.add_items("reg", ("basic",), json.loads(json.dumps(records[:10])))
+        b.add_items("reg", ("basic",), json.loads(json.dumps(records[10:13])))
+        b.add_items("reg", ("basic",), json.loads(json.dumps(records[13:])))
 
     files = built(feed)
     assert list(csv.reader(io.StringIO(files["data/basic.csv"].decode()))) == reference_csv(records)
     manifest = json.loads(files["manifest.json"])
-    assert manifest["sources"] == ["authority", "subject", "vtj"] and manifest["legal_bases"] == ["contract"]
+    assert manifest["sources"] == ["authority", "subject", "third_party", "vtj"]
+    assert manifest["legal_bases"] == ["consent", "contract"]
     assert json.loads(files["data/basic.json"])["reg"] == records
