@@ -9,6 +9,11 @@ A service is documented when ``services/<name>/src/lampo/<name>/app.py`` defines
 (run with ``--factory``). Generation connects to nothing; it runs with a clean ``LAMPO_*`` and
 ``OTEL_*`` environment and a throw-away master key, so the documents do not depend on the
 machine. Documents are AsyncAPI 3.0 JSON, re-indented with two spaces, UTF-8.
+
+The services take raw record batches and parse them against the public contracts themselves, so
+FastStream documents every subscription with an empty payload. For a channel on a public topic
+the payload is filled in from ``lampo.contracts.catalog``: one of the topic's CloudEvents, each
+with its ``type`` and its ``data`` schema (the pydantic models the services validate with).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "asyncapi"
@@ -48,6 +54,49 @@ def environment(name: str) -> dict[str, str]:
     return env
 
 
+REF = "#/components/schemas/{model}"
+
+
+def with_payloads(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the payload of each channel on a public topic: one of its events."""
+    from pydantic import BaseModel
+    from pydantic.json_schema import models_json_schema
+
+    from lampo.contracts.catalog import EVENT_TYPES
+    from lampo.contracts.envelope import CloudEvent
+
+    components = document.setdefault("components", {})
+    messages, schemas = components.get("messages", {}), components.setdefault("schemas", {})
+    used: dict[str, dict[str, type[BaseModel]]] = {}
+    for channel in document.get("channels", {}).values():
+        types = EVENT_TYPES.get(channel.get("address", ""))
+        if not types:
+            continue
+        used[channel["address"]] = types
+        for ref in channel.get("messages", {}).values():
+            message = messages[ref["$ref"].rsplit("/", 1)[1]]
+            message["contentType"] = "application/cloudevents+json"
+            message["payload"] = {
+                "oneOf": [{"$ref": REF.format(model=f"{m.__name__}Event")} for _, m in sorted(types.items())]
+            }
+    if not used:
+        return document
+    models = sorted({m for types in used.values() for m in types.values()} | {CloudEvent}, key=lambda m: m.__name__)
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    schemas.update(top.get("$defs", {}))
+    for types in used.values():
+        for event_type, model in types.items():
+            schemas[f"{model.__name__}Event"] = {
+                "title": f"{event_type} (CloudEvents 1.0)",
+                "allOf": [{"$ref": REF.format(model="CloudEvent")}],
+                "properties": {"type": {"const": event_type}, "data": {"$ref": REF.format(model=model.__name__)}},
+                "required": ["type", "data"],
+            }
+    if not any(m.get("payload", {}).get("$ref", "").endswith("/EmptyPayload") for m in messages.values()):
+        schemas.pop("EmptyPayload", None)
+    return document
+
+
 def render(document: object) -> str:
     # Keys sorted: FastStream lists a service's channels in an order that differs between runs.
     return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
@@ -63,7 +112,7 @@ def generate(name: str) -> tuple[str, str | None, str]:
         )
         if done.returncode != 0 or not out.exists():
             return name, None, (done.stdout + done.stderr).strip()
-        return name, render(json.loads(out.read_text(encoding="utf-8"))), ""
+        return name, render(with_payloads(json.loads(out.read_text(encoding="utf-8")))), ""
 
 
 def main() -> int:
@@ -112,7 +161,9 @@ def main() -> int:
                     print(f"[asyncapi] removed {stale.relative_to(REPO)} (no such service)")
                 else:
                     drift += 1
-                    print(f"[asyncapi] {stale.relative_to(REPO)}: no service '{stale.stem}' has an app", file=sys.stderr)
+                    print(
+                        f"[asyncapi] {stale.relative_to(REPO)}: no service '{stale.stem}' has an app", file=sys.stderr
+                    )
     if failed or drift:
         if drift:
             print(f"[asyncapi] {drift} document(s) out of date: run `make asyncapi`", file=sys.stderr)
