@@ -153,6 +153,10 @@ class ConsumerOptions:
     # How long one poll waits for the first record (it returns as soon as any arrive); an empty
     # poll is followed by the next at once (lampo.messaging.polling, not FastStream's idle sleep).
     batch_timeout_ms: int = 50
+    # Bytes one fetch takes from a partition (aiokafka's default: 1 MiB). A consumer of large
+    # records that crowd one partition (an access result's parts share their request's key)
+    # takes more per poll: fewer polls, transactions and commits per request.
+    max_partition_fetch_bytes: int = 1024 * 1024
 
 
 Observer = Callable[[str, list[Incoming]], Awaitable[None] | None]
@@ -200,6 +204,7 @@ class ReliableConsumer:
             batch=True,
             max_records=self.options.max_records,
             batch_timeout_ms=self.options.batch_timeout_ms,
+            max_partition_fetch_bytes=self.options.max_partition_fetch_bytes,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.name}:{self.topic}",
