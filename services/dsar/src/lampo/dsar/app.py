@@ -18,10 +18,11 @@ from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.handlers import HoldsConsumer, RequestsConsumer, acks_handler, consume_requests
 from lampo.dsar.resolver import CustomerNumberResolver, IdentityResolver, RegistryResolver
 from lampo.dsar.settings import DsarSettings
-from lampo.messaging.consumer import ReliableConsumer
+from lampo.messaging.consumer import ConsumerOptions, ReliableConsumer
 from lampo.service import Runtime, serve
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
+ACKS_FETCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -68,7 +69,13 @@ def build(
     state.update(coordinator=coordinator, pool=lambda: runtime.pool)
     dsar_metrics.register(runtime, lambda: runtime.pool)
     requests = consume_requests(runtime, coordinator)
-    acks = runtime.consume(PRIVACY_ACKS, acks_handler(coordinator))
+    # An access result's parts (up to 1 MiB each) share their request's partition: a poll takes
+    # several at once rather than one per fetch.
+    acks = runtime.consume(
+        PRIVACY_ACKS,
+        acks_handler(coordinator),
+        options=ConsumerOptions(max_records=settings.consumer_batch, max_partition_fetch_bytes=ACKS_FETCH_BYTES),
+    )
     holds = HoldsConsumer(runtime)
     holds.register()
     if run_checker:
