@@ -6,6 +6,7 @@ costs a handful of round trips rather than a dozen per event.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -31,23 +32,18 @@ def _count(status: str) -> int:
 
 def _utc_text(column: str) -> str:
     """SQL for a timestamptz as Python's ``str()`` of the UTC datetime asyncpg returns."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (
-        f"to_char({utc}, 'YYYY-MM-DD HH24:MI:SS')"
-        f" || CASE WHEN extract(microseconds FROM {utc})::bigint % 1000000 <> 0 THEN to_char({utc}, '.US') ELSE '' END"
-        " || '+00:00'"
-    )
+    return f"replace(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '.000000', '') || '+00:00'"
 
 
+# Each reading as the JSON text of its access-result item, concatenated (a third cheaper for the
+# server than json_build_object); to_json quotes the free-text columns.
 _CONSUMPTION_ITEMS = f"""
-SELECT json_build_object(
-    'customer_number', customer_number, 'kind', $2::text,
-    'data', json_build_object(
-        'metering_point', metering_point,
-        'period_start', to_char(period_start, 'YYYY-MM-DD'), 'period_end', to_char(period_end, 'YYYY-MM-DD'),
-        'energy_mwh', energy_mwh::text, 'annual_forecast_mwh', annual_forecast_mwh::text),
-    'source_system', source_system, 'origin', origin, 'legal_basis', legal_basis,
-    'updated_at', {_utc_text("event_time")})::text
+SELECT '{{"customer_number":' || to_json(customer_number) || ',"kind":' || to_json($2::text)
+    || ',"data":{{"metering_point":' || to_json(metering_point)
+    || ',"period_start":"' || to_char(period_start, 'YYYY-MM-DD') || '","period_end":"' || to_char(period_end, 'YYYY-MM-DD')
+    || '","energy_mwh":"' || energy_mwh || '","annual_forecast_mwh":' || coalesce('"' || annual_forecast_mwh || '"', 'null')
+    || '}},"source_system":' || to_json(source_system) || ',"origin":' || to_json(origin)
+    || ',"legal_basis":' || to_json(legal_basis) || ',"updated_at":"' || {_utc_text("event_time")} || '"}}'
 FROM (SELECT * FROM consumption WHERE subject_id = $1 ORDER BY customer_number, metering_point, period_start OFFSET 0) AS c
 """
 # OFFSET 0 keeps the rows ordered before they are turned into JSON: flattened, the planner sorts
@@ -531,8 +527,16 @@ class RegistryStore:
         through a server-side cursor, in :meth:`held`'s order. Values as the Python path writes
         them: decimals and dates as text, times as ``str(datetime)`` in UTC."""
         cursor = await self.conn.cursor(_CONSUMPTION_ITEMS, subject_id, kind)
-        while page := await cursor.fetch(page_rows):
-            yield [row[0] for row in page]
+        # The next page is asked for before this one is handed on: the database builds it while
+        # the caller seals and sends this one (nothing else uses the connection meanwhile).
+        ahead = asyncio.ensure_future(cursor.fetch(page_rows))
+        try:
+            while page := await ahead:
+                ahead = asyncio.ensure_future(cursor.fetch(page_rows))
+                yield [row[0] for row in page]
+        finally:
+            if not ahead.done():
+                ahead.cancel()
 
     async def provenance(self, subject_id: str) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
