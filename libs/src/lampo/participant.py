@@ -20,6 +20,7 @@ A service provides one ``TaskHandler`` per task kind it supports. This module:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -138,32 +139,34 @@ class Participant:
                 traceparent=item.traceparent,
             )  # fmt: skip
 
+        sender: _Sender | None = None
         emit: Emit | None = None
         if self._pool is not None:
-            pool = self._pool()
+            pool = self._pool
+
+            def part_event(n: int, part: str) -> outbox.OutgoingEvent:
+                return event(
+                    PrivacyAck(
+                        request_id=task.request_id, task_id=task.task_id, participant=self.name, status="done",
+                        result=part, result_part=n,
+                    )
+                )  # fmt: skip
 
             async def emit(n: int, part: str) -> None:
-                # Committed at once, on a connection of its own, so the relay sends it while
-                # the rest is read. Only the last part, with the total, commits with the task:
-                # if the task is rolled back, the parts sent make an unfinished run that the
-                # coordinator never uses (the task is read again under a new run).
-                ack = PrivacyAck(
-                    request_id=task.request_id, task_id=task.task_id, participant=self.name, status="done",
-                    result=part, result_part=n,
-                )  # fmt: skip
-                async with pool.acquire() as own:
-                    await outbox.add(own, [event(ack)])
+                nonlocal sender
+                if sender is None:
+                    sender = _Sender(pool(), part_event)
+                await sender.send(n, part)
 
-        streamed: SealedParts | None = None
-        if stored is not None:
-            ack = PrivacyAck.model_validate(stored)
-            if ack.result is None and ack.status == "done" and task.kind == "access" and task.result_key:
-                # A streamed result is not kept (it may be large): reading it again is the
-                # answer. Access is read-only; the new run's parts carry a new run id, and the
-                # coordinator never mixes the parts of two runs.
-                ack, streamed = await self._run(conn, task, emit)
-        else:
-            ack, streamed = await self._run(conn, task, emit)
+        try:
+            result = await self._answer(conn, task, stored, emit)
+            if sender is not None:
+                await sender.finish()  # every part before the last is in the outbox
+        finally:
+            if sender is not None:
+                sender.cancel()
+        ack, streamed = result
+        if stored is None:
             await conn.execute(
                 "INSERT INTO privacy_tasks (task_id, request_id, kind, ack) VALUES ($1, $2, $3, $4)",
                 task.task_id,
@@ -180,6 +183,20 @@ class Participant:
             for n, part in streamed.parts():
                 update = {"result": part, "result_part": n, "result_parts": streamed.total}
                 await outbox.add(conn, [event(ack.model_copy(update=update))])
+
+    async def _answer(
+        self, conn: asyncpg.Connection, task: PrivacyTask, stored: Any, emit: Emit | None
+    ) -> tuple[PrivacyAck, SealedParts | None]:
+        """The stored answer to a repeated task, or the task done now."""
+        if stored is None:
+            return await self._run(conn, task, emit)
+        ack = PrivacyAck.model_validate(stored)
+        if ack.result is None and ack.status == "done" and task.kind == "access" and task.result_key:
+            # A streamed result is not kept (it may be large): reading it again is the answer.
+            # Access is read-only; the new run's parts carry a new run id, and the coordinator
+            # never mixes the parts of two runs.
+            return await self._run(conn, task, emit)
+        return ack, None
 
     async def _run(
         self, conn: asyncpg.Connection, task: PrivacyTask, emit: Emit | None = None
@@ -305,6 +322,49 @@ class SealedParts:
 
 Emit = Callable[[int, str], Awaitable[None]]
 """Sends part ``n`` of a streamed result (its ``result`` string) at once, before the task ends."""
+
+
+class _Sender:
+    """Commits emitted parts to the outbox, in order, each in a transaction of its own on a
+    connection of its own, in the background: the next part is read and sealed meanwhile. At
+    most ``ahead`` parts wait (memory: a few parts, not the result)."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, event_of: Callable[[int, str], outbox.OutgoingEvent], ahead: int = 2
+    ) -> None:
+        self._pool = pool
+        self._event_of = event_of
+        self._queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(maxsize=ahead)
+        self._error: BaseException | None = None
+        self._task = asyncio.create_task(self._run(), name="participant-parts")
+
+    async def _run(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # failed: the rest is drained unsent (the task fails and is read again)
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    # No wait for the disk on each part: the task's own commit, synchronous,
+                    # flushes the log up to it, these parts included; were the server to fail
+                    # before that, the task is not done and is read again under a new run.
+                    await conn.execute("SET LOCAL synchronous_commit TO OFF")
+                    await outbox.add(conn, [self._event_of(*item)])
+            except Exception as e:  # noqa: BLE001 - raised to the task by send() / finish()
+                self._error = e
+
+    async def send(self, n: int, part: str) -> None:
+        if self._error is not None:
+            raise self._error
+        await self._queue.put((n, part))
+
+    async def finish(self) -> None:
+        await self._queue.put(None)
+        await self._task
+        if self._error is not None:
+            raise self._error
+
+    def cancel(self) -> None:
+        self._task.cancel()
 
 
 def _frame(header: Mapping[str, Any], data: bytes = b"") -> bytes:
