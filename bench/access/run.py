@@ -28,6 +28,7 @@ import base64
 import io
 import json
 import random
+import re
 import sys
 import tempfile
 import time
@@ -168,6 +169,61 @@ async def ours(events: TopicReader, request_id: str) -> dict[str, Any]:
     return body
 
 
+async def per_hop(suite: Suite, request_id: str) -> list[str]:
+    """Where the request's time went, from the coordinator's own records: when each
+    participant's task was sent and its answer (its last part) applied, the result parts each
+    sent, and the completion (the package built and stored). Pseudonymous ids only."""
+    databases = dict(zip(suite.services, suite.databases, strict=True))
+    conn = await asyncpg.connect(server_url_of(PG_URL, databases["dsar"]))
+    try:
+        created = await conn.fetchval("SELECT created_at FROM requests WHERE request_id = $1", request_id)
+        tasks = await conn.fetch(
+            "SELECT participant, first_sent_at, finished_at, result_parts FROM tasks WHERE request_id = $1"
+            " ORDER BY finished_at",
+            request_id,
+        )
+        done = await conn.fetchval(
+            "SELECT at FROM transitions WHERE request_id = $1 AND to_status = 'completed'", request_id
+        )
+    finally:
+        await conn.close()
+
+    def since(at: datetime) -> float:
+        return (at - created).total_seconds()
+
+    lines = [
+        f"{t['participant']:<11} task sent +{since(t['first_sent_at']):.2f}, answered +{since(t['finished_at']):.2f}"
+        + (f" ({t['result_parts']} parts)" if t["result_parts"] else "")
+        for t in tasks
+    ]
+    return [*lines, f"completed   +{since(done):.2f} (package built, encrypted and stored)"]
+
+
+def spans_of(suite: Suite, trace_id: str) -> list[str]:
+    """The request's trace, span names per service: how many, when the first began and the last
+    ended (seconds from the trace's first span), and their summed duration."""
+    found: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for span in suite.otlp.spans:
+        if span.trace_id != trace_id:
+            continue
+        times = dict(re.findall(r"(start_time_unix_nano|end_time_unix_nano): (\d+)", span.text))
+        if len(times) == 2:
+            key = (span.service.removeprefix("lampo-"), span.name)
+            found.setdefault(key, []).append((int(times["start_time_unix_nano"]), int(times["end_time_unix_nano"])))
+    if not found:
+        return []
+    zero = min(start for spans in found.values() for start, _ in spans)
+    lines = ["spans of its trace (count, first start, last end, summed duration):"]
+    for (service, name), spans in sorted(found.items(), key=lambda kv: min(s for s, _ in kv[1])):
+        first, last = min(s for s, _ in spans), max(e for _, e in spans)
+        busy = sum(e - s for s, e in spans)
+        lines.append(
+            f"  {service:<10} {name:<28} x{len(spans):<3} +{(first - zero) / 1e9:.2f} .. +{(last - zero) / 1e9:.2f}"
+            f" ({busy / 1e9:.2f} s)"
+        )
+    return lines
+
+
 def readings(value: Any) -> int:
     """Consumption readings anywhere in a data file: records with an ``energy_mwh``."""
     if isinstance(value, dict):
@@ -208,6 +264,9 @@ async def main(args: argparse.Namespace) -> None:
                 completed = await ours(events, request_id)
                 elapsed = time.perf_counter() - started
             assert completed["data"]["status"] == "completed", completed["data"]
+            hops = await per_hop(suite, request_id)
+            await asyncio.sleep(1.5)  # the services export their last spans
+            hops += spans_of(suite, completed["data"]["trace_id"])
             out = Path(tmp) / "package.zip"
             started = time.perf_counter()
             cli = await asyncio.create_subprocess_exec(
@@ -229,6 +288,9 @@ async def main(args: argparse.Namespace) -> None:
         f"baseline (asyncpg read of the same rows and audio, zip in memory): {floor:.2f} s; ratio {elapsed / floor:.1f}x"
     )
     print(f"package checked: {args.rows:,} consumption rows, {len(audio)} recordings byte for byte")
+    print("per hop (the coordinator's records; seconds from the request's arrival):")
+    for line in hops:
+        print(f"  {line}")
     result("access request to completed package", elapsed, "s", round(floor, 3), "< 2 s", elapsed < 2)
     result("package written by the CLI", written, "s", None, None, None)
 
