@@ -37,6 +37,7 @@ from lampo.contracts.catalog import (
 )
 from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
 from lampo.participant import Participant
+from lampo.retention.handlers import answers_a_sweep
 from lampo.synthetic import new_customer, outcome, processed, seed, submit, submitted
 from lampo.testing import BOOTSTRAP, Producer, TopicReader, eventually, header, kafka_options
 
@@ -55,12 +56,15 @@ FUZZED = {
 
 def concerns(reader: str, topic: str, value: bytes) -> bool:
     """Whether ``reader`` must answer the record: every reader of a topic, except that a
-    participant passes over a task plainly addressed to another participant (not its record to
-    judge; the addressee dead-letters it)."""
-    if topic != PRIVACY_TASKS:
-        return True
+    participant passes over a task plainly addressed to another participant, and retention an
+    ack plainly answering a request that is not a sweep (not their records to judge; the
+    addressee, or the coordinator, dead-letters it)."""
     record = ConsumerRecord(topic, 0, 0, 0, 0, None, value, None, 0, len(value), ())
-    return Participant(reader, {}).addressed_here(record)
+    if topic == PRIVACY_TASKS:
+        return Participant(reader, {}).addressed_here(record)
+    if topic == PRIVACY_ACKS and reader == "retention":
+        return answers_a_sweep(record)
+    return True
 
 
 def corpus(topic: str) -> list[Record]:

@@ -334,7 +334,18 @@ async def _acks_confirm(retention, registry: str) -> None:  # type: ignore[no-un
         "erased": {"other_consented": 2},
         "retained": [],
     }
+    # An ack answering another request (an access request's, with its result) comes first: it is
+    # passed over before parsing, tracing and the inbox.
+    other_request = str(uuid.uuid4())
+    other = CloudEvent.new(
+        "privacy.ack",
+        "urn:lampo:registry",
+        {**ack, "request_id": other_request, "task_id": f"{other_request}:{registry}", "result": "x" * 500_000},
+    )
+    acks = retention.service.consumer("retention:purge-acks")
+    passed_over = acks.stats.passed_over
     async with Producer() as p:
+        await p.send(PRIVACY_ACKS, other_request, other)
         await p.send(PRIVACY_ACKS, task.request_id, CloudEvent.new("privacy.ack", "urn:lampo:registry", ack))
 
     async def confirmed():  # type: ignore[no-untyped-def]
@@ -347,6 +358,9 @@ async def _acks_confirm(retention, registry: str) -> None:  # type: ignore[no-un
         k: row[k] for k in ("status", "erased", "retained", "error", "confirmed_at", "category", "participant")
     }
     assert row["confirmed_at"] == retention.clock.now()
+    assert acks.stats.passed_over > passed_over
+    async with retention.service.runtime.pool.acquire() as conn:
+        assert not await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", other.id)
     # the proof holds pseudonymous ids, rules and times only
     assert set(dict(row)) >= {
         "rule",

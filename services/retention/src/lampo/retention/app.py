@@ -125,7 +125,8 @@ def build(
         CONSENT_EVENTS: (frozenset({"consent.changed"}), handlers.on_consent_events),
     }
     for topic, (name, handler) in own.items():
-        runtime.consume(topic, handler, name=name, observers=observers)
+        select = handlers.answers_a_sweep if topic == PRIVACY_ACKS else None
+        runtime.consume(topic, handler, name=name, observers=observers, select=select)
     for topic, (wanted, handler) in observed.items():
         service.ignored[topic] = Counter()
         parser = observing_parser(wanted, service.ignored[topic])
