@@ -8,9 +8,10 @@
    metering points, ``--rows`` daily ``consumption.reported`` readings spread over them and
    ``--recordings`` ``call.recorded`` events of ``--audio-kb`` KB of stand-in audio each; waits
    until the stores have processed them (their /metrics counters).
-3. Measured: an access request on dsar.requests.v1 until ``dsar.completed`` with the package (the
-   coordinator fans out, every store seals its result, results travel in parts, the package is
-   built, encrypted and stored), then ``lampo dsar package`` writing the plaintext ZIP (a CLI
+3. Measured: ``--requests`` access requests (3), one after another, each on dsar.requests.v1
+   until ``dsar.completed`` with the package (the coordinator fans out, every store seals its
+   result, results travel in parts, the package is built, encrypted and stored); the median and
+   the worst and the first (cold caches) are reported, the goal judged on the median. Then ``lampo dsar package`` writing the plaintext ZIP (a CLI
    process: start-up included). The ZIP is opened and checked: every consumption row and every
    recording, byte for byte.
 4. Baseline, same run: read the same rows and audio straight from the registry's and recordings'
@@ -29,6 +30,7 @@ import io
 import json
 import random
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -258,12 +260,15 @@ async def main(args: argparse.Namespace) -> None:
                 f"seeded 1 customer: {args.rows:,} consumption rows over {METERING_POINTS} metering points,"
                 f" {len(audio)} recordings of ~{args.audio_kb} KB, in {time.perf_counter() - started:.1f} s"
             )
-            async with TopicReader(DSAR_EVENTS) as events:
-                started = time.perf_counter()
-                request_id = await submit(submitted("access", customer.number))
-                completed = await ours(events, request_id)
-                elapsed = time.perf_counter() - started
-            assert completed["data"]["status"] == "completed", completed["data"]
+            times: list[float] = []
+            for _ in range(args.requests):  # one after another, each answered in full by every store
+                async with TopicReader(DSAR_EVENTS) as events:
+                    started = time.perf_counter()
+                    request_id = await submit(submitted("access", customer.number))
+                    completed = await ours(events, request_id)
+                    times.append(time.perf_counter() - started)
+                assert completed["data"]["status"] == "completed", completed["data"]
+            elapsed, worst = statistics.median(times), max(times)
             hops = await per_hop(suite, request_id)
             await asyncio.sleep(1.5)  # the services export their last spans
             hops += spans_of(suite, completed["data"]["trace_id"])
@@ -282,16 +287,28 @@ async def main(args: argparse.Namespace) -> None:
             assert read_rows == args.rows
         finally:
             await suite.close()
-    print(f"access request -> dsar.completed with the package: {elapsed:.2f} s   (goal < 2 s)")
+    print(
+        f"access request -> dsar.completed with the package: median {elapsed:.2f} s, worst {worst:.2f} s"
+        f" of {len(times)} ({', '.join(f'{t:.2f}' for t in times)})   (goal < 2 s)"
+    )
     print(f"lampo dsar package --out (CLI process, decrypt, write {len(blob) / 1e6:.1f} MB ZIP): {written:.2f} s")
     print(
         f"baseline (asyncpg read of the same rows and audio, zip in memory): {floor:.2f} s; ratio {elapsed / floor:.1f}x"
     )
     print(f"package checked: {args.rows:,} consumption rows, {len(audio)} recordings byte for byte")
-    print("per hop (the coordinator's records; seconds from the request's arrival):")
+    print("per hop of the last request (the coordinator's records; seconds from the request's arrival):")
     for line in hops:
         print(f"  {line}")
-    result("access request to completed package", elapsed, "s", round(floor, 3), "< 2 s", elapsed < 2)
+    result(
+        f"access request to completed package, median of {len(times)}",
+        elapsed,
+        "s",
+        round(floor, 3),
+        "< 2 s",
+        elapsed < 2,
+    )
+    result(f"access request to completed package, worst of {len(times)}", worst, "s", None, None, None)
+    result("access request to completed package, the first (cold)", times[0], "s", None, None, None)
     result("package written by the CLI", written, "s", None, None, None)
 
 
@@ -300,4 +317,5 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--recordings", type=int, default=20)
     parser.add_argument("--audio-kb", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=3, help="access requests measured one after another")
     asyncio.run(main(parser.parse_args()))
