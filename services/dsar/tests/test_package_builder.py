@@ -13,7 +13,10 @@ import tracemalloc
 import zipfile
 from typing import Any
 
-from lampo.dsar.package import PackageBuilder, build
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lampo.dsar.package import PackageBuilder, _plain_csv, build
 
 
 def reading(i: int) -> dict[str, Any]:
@@ -164,3 +167,14 @@ def test_records_of_many_shapes_make_the_csv_and_sources_a_plain_walk_would() ->
     assert manifest["sources"] == ["authority", "subject", "third_party", "vtj"]
     assert manifest["legal_bases"] == ["consent", "contract"]
     assert json.loads(files["data/basic.json"])["reg"] == records
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet='ab,"\r\n é', max_size=4), min_size=1, max_size=4), max_size=5))
+def test_the_quick_csv_path_writes_what_the_csv_module_writes_or_leaves_it_to_it(rows: list[list[str]]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    quick = _plain_csv(rows)
+    assert quick is None or quick == buffer.getvalue()
+    if all(not set(v) & set(',"\r\n') for row in rows for v in row) and not any(row == [""] for row in rows):
+        assert quick is not None  # plain text rows take the quick path
