@@ -347,6 +347,19 @@ def privacy_task(
     )
 
 
+async def collect_acks(acks: TopicReader, task_id: str) -> list[dict[str, Any]]:
+    """Every ack of a task (their data) until its result is whole: one ack, or parts 0..n-1 of
+    a result sent in parts (the last part names n)."""
+    count = 1
+    while True:
+        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == task_id, count=count)
+        data = [json.loads(r.value)["data"] for r in records]
+        total = next((d["result_parts"] for d in data if d.get("result_parts")), None)
+        if data[0].get("result_part") is None or (total and len({d["result_part"] for d in data}) >= total):
+            return data
+        count = len(records) + 1
+
+
 async def run_privacy_task(t: PrivacyTask, *, times: int = 1) -> list[dict[str, Any]]:
     """Publish ``t`` as a privacy.task ``times`` times (as the DSAR coordinator does) and return
     the data of the first ``times`` acks for its task id."""

@@ -21,7 +21,16 @@ from lampo.crypto import new_request_keypair
 from lampo.messaging.topics import dlq
 from lampo.participant import is_streamed, open_result
 from lampo.recordings.store import RecordingsStore, incomplete_recordings
-from lampo.testing import Producer, TopicReader, eventually, header, privacy_task, run_privacy_task, unique
+from lampo.testing import (
+    Producer,
+    TopicReader,
+    collect_acks,
+    eventually,
+    header,
+    privacy_task,
+    run_privacy_task,
+    unique,
+)
 
 SOURCE = "urn:system:telephony"
 EMAIL_SUBJECT = "Laskusta / Testi Asiakas902"
@@ -70,19 +79,6 @@ def email(customer: str) -> CloudEvent:
 def chunks_of(audio: bytes, n: int) -> list[bytes]:
     size = -(-len(audio) // n)
     return [audio[i * size : (i + 1) * size] for i in range(n)]
-
-
-async def collect_acks(acks: TopicReader, task_id: str) -> list[dict[str, Any]]:
-    """Every ack of a task until its result is whole: one ack, or parts 0..n-1 of a result
-    sent in parts (the last part names n)."""
-    count = 1
-    while True:
-        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == task_id, count=count)
-        data = [json.loads(r.value)["data"] for r in records]
-        total = next((d["result_parts"] for d in data if d.get("result_parts")), None)
-        if data[0].get("result_part") is None or (total and len({d["result_part"] for d in data}) >= total):
-            return data
-        count = len(records) + 1
 
 
 async def run_access(t: PrivacyTask, private_key: bytes) -> tuple[str, Any]:

@@ -4,10 +4,8 @@ path writes them, on the real broker and database."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_INBOUND
 from lampo.contracts.envelope import CloudEvent
@@ -17,23 +15,11 @@ from lampo.participant import is_streamed, open_result
 from lampo.registry.domain import HELD_TABLES
 from lampo.registry.privacy import PAGE_ROWS, _plain
 from lampo.registry.store import RegistryStore
-from lampo.testing import Producer, TopicReader, customer_upserted, eventually
+from lampo.testing import Producer, TopicReader, collect_acks, customer_upserted, eventually
 
 from .helpers import event, new_customer_number, now, subject_in
 
 READINGS = PAGE_ROWS + 500  # more than a page, and more than one part once sealed
-
-
-async def collect(acks: TopicReader, task_id: str) -> list[dict[str, Any]]:
-    """The task's acks until its result is whole (the last part names the total)."""
-    count = 1
-    while True:
-        records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == task_id, count=count)
-        data = [json.loads(r.value)["data"] for r in records]
-        total = next((d["result_parts"] for d in data if d.get("result_parts")), None)
-        if data[0].get("result_part") is None or (total and len({d["result_part"] for d in data}) >= total):
-            return data
-        count = len(records) + 1
 
 
 async def test_a_heavy_subjects_access_result_streams_in_parts_with_every_reading_as_the_rows_say(registry) -> None:
@@ -77,7 +63,7 @@ async def test_a_heavy_subjects_access_result_streams_in_parts_with_every_readin
     )  # fmt: skip
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
         await producer.send(PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task))
-        answer = await collect(acks, task.task_id)
+        answer = await collect_acks(acks, task.task_id)
 
     total = answer[-1]["result_parts"]
     assert total and total > 1 and all(is_streamed(a["result"]) and a["status"] == "done" for a in answer)
