@@ -40,7 +40,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask, Retained
 from lampo.crypto import seal, unseal
 from lampo.messaging import outbox
-from lampo.messaging.consumer import Incoming, per_event
+from lampo.messaging.consumer import Incoming, data_text, per_event
 
 
 class TaskFailed(Exception):
@@ -116,12 +116,8 @@ class Participant:
         otherwise cost each participant a validation and an inbox row apiece). Anything not
         plainly another's (not JSON, no participant) goes the whole way, to be handled or
         dead-lettered with its reason."""
-        try:
-            body = json.loads(record.value or b"")
-            participant = body["data"]["participant"]
-        except (ValueError, TypeError, KeyError, RecursionError):
-            return True
-        return not isinstance(participant, str) or participant == self.name
+        participant = data_text(record, "participant")
+        return participant is None or participant == self.name
 
     async def _handle(self, conn: asyncpg.Connection, item: Incoming) -> None:
         task = item.event.data

@@ -215,6 +215,22 @@ def submitted(
     return data
 
 
+def legal_hold_state(customer_number: str) -> dict[str, Any]:
+    """retention.holds.v1's ``legal_hold.state`` data: one court hold on the customer's basic data."""
+    return {
+        "customer_number": customer_number,
+        "holds": [
+            {
+                "hold_id": "h-1",
+                "categories": ["basic"],
+                "case_reference": "R 26/1234",
+                "authority": "Keski-Suomen käräjäoikeus",
+                "placed_at": "2026-11-01T10:00:00Z",
+            }
+        ],
+    }
+
+
 def event(event_type: str, data: dict[str, Any]) -> CloudEvent:
     return CloudEvent.new(event_type, "urn:system:portal", data)
 

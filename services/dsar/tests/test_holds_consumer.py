@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from dsar_support import dsar_service
+from dsar_support import dsar_service, legal_hold_state
 
 from lampo.contracts.envelope import CloudEvent
 from lampo.dsar.handlers import HoldsConsumer
@@ -25,19 +25,7 @@ def record(offset: int, key: bytes | None, value: bytes | None) -> ConsumerRecor
 
 
 def hold_state(customer: str) -> bytes:
-    data = {
-        "customer_number": customer,
-        "holds": [
-            {
-                "hold_id": "h-1",
-                "categories": ["basic"],
-                "case_reference": "R 26/1234",
-                "authority": "Keski-Suomen käräjäoikeus",
-                "placed_at": "2026-11-01T10:00:00Z",
-            }
-        ],
-    }
-    return CloudEvent.new("legal_hold.state", "urn:lampo:retention", data).to_bytes()
+    return CloudEvent.new("legal_hold.state", "urn:lampo:retention", legal_hold_state(customer)).to_bytes()
 
 
 async def test_records_a_broken_writer_could_produce_are_skipped_and_the_rest_applied(registry) -> None:

@@ -10,7 +10,16 @@ import json
 import zipfile
 from typing import Any
 
-from dsar_support import ParticipantProcess, data_of, dsar_service, event, for_request, participants, submitted
+from dsar_support import (
+    ParticipantProcess,
+    data_of,
+    dsar_service,
+    event,
+    for_request,
+    legal_hold_state,
+    participants,
+    submitted,
+)
 
 from lampo.contracts.catalog import DSAR_EVENTS, DSAR_REQUESTS, PRIVACY_TASKS
 from lampo.contracts.envelope import CloudEvent
@@ -135,18 +144,7 @@ async def test_an_erasure_keeps_what_a_legal_hold_covers_and_reports_it(registry
     body = submitted("erasure", categories=["basic", "contact", "billing"])
     customer = body["identifiers"]["customer_number"]
     registry.add(customer)
-    hold = {
-        "customer_number": customer,
-        "holds": [
-            {
-                "hold_id": "h-1",
-                "categories": ["basic"],
-                "case_reference": "R 26/1234",
-                "authority": "Keski-Suomen käräjäoikeus",
-                "placed_at": "2026-11-01T10:00:00Z",
-            }
-        ],
-    }
+    hold = legal_hold_state(customer)
     async with (
         participants(ParticipantProcess("t-reg", {"erasure": erase}), ParticipantProcess("t-bill", {"erasure": erase})),
         dsar_service(

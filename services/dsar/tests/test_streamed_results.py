@@ -80,6 +80,13 @@ async def leftovers(env: Any, request_id: str) -> int:
     return count
 
 
+TWO_STORES: dict[str, Any] = {
+    "participants": ["t-reg", "t-rec"],
+    "participant_categories": {"t-reg": ["consumption"], "t-rec": ["customer_relationship"]},
+}
+"""The coordinator's participants in these tests: a register and a recordings store."""
+
+
 async def test_results_larger_than_a_record_stream_in_parts_into_the_package(registry) -> None:
     body = submitted("access")
     registry.add(body["identifiers"]["customer_number"])
@@ -88,11 +95,7 @@ async def test_results_larger_than_a_record_stream_in_parts_into_the_package(reg
             ParticipantProcess("t-reg", {"access": registry_access}),
             ParticipantProcess("t-rec", {"access": recordings_access}),
         ),
-        dsar_service(
-            registry,
-            participants=["t-reg", "t-rec"],
-            participant_categories={"t-reg": ["consumption"], "t-rec": ["customer_relationship"]},
-        ) as env,
+        dsar_service(registry, **TWO_STORES) as env,
         TopicReader(DSAR_EVENTS) as events,
         TopicReader(PRIVACY_ACKS) as acks,
         Producer() as producer,
@@ -123,11 +126,7 @@ async def test_parts_in_any_order_make_the_package_and_an_unfinished_second_run_
     registry.add(body["identifiers"]["customer_number"])
     async with (
         participants(ParticipantProcess("t-rec", {"access": recordings_access})),
-        dsar_service(
-            registry,
-            participants=["t-reg", "t-rec"],
-            participant_categories={"t-reg": ["consumption"], "t-rec": ["customer_relationship"]},
-        ) as env,
+        dsar_service(registry, **TWO_STORES) as env,
         TopicReader(DSAR_EVENTS) as events,
         TopicReader(PRIVACY_TASKS) as tasks,
         Producer() as producer,

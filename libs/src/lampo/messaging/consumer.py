@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
@@ -120,6 +121,18 @@ class Incoming:
 
 
 BatchHandler = Callable[[asyncpg.Connection, list[Incoming]], Awaitable[None]]
+
+
+def data_text(record: ConsumerRecord[Any, Any], name: str) -> str | None:
+    """``data.<name>`` of a record's CloudEvent read straight from its bytes, for a ``select=``
+    that passes over records plainly meant for another consumer; None unless it is plainly
+    there as text (not JSON, no such field, not a string): such a record goes the whole way, to
+    be handled or dead-lettered with its reason."""
+    try:
+        value = orjson.loads(record.value or b"")["data"][name]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def per_event(handler: Callable[[asyncpg.Connection, Incoming], Awaitable[None]]) -> BatchHandler:

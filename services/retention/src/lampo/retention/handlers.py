@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 from aiokafka.structs import ConsumerRecord
 
 from lampo.contracts.billing import CreditChecked, InvoiceIssued
@@ -18,7 +17,7 @@ from lampo.contracts.recordings import CallRecorded, EmailArchived
 from lampo.contracts.registry import CustomerRelationshipEnded, SubjectChanged, SubjectErased
 from lampo.contracts.retention import LegalHoldPlaced, LegalHoldReleased
 from lampo.messaging import outbox
-from lampo.messaging.consumer import BatchHandler, Incoming
+from lampo.messaging.consumer import BatchHandler, Incoming, data_text
 from lampo.retention import store
 from lampo.retention.domain import HOLD_STATE_TYPE, HOLDS_TOPIC, SOURCE, HoldState, financial_year_end
 from lampo.retention.errors import HoldConflict, UnknownHold
@@ -220,11 +219,8 @@ def answers_a_sweep(record: ConsumerRecord[Any, Any]) -> bool:
     parts of up to 1 MiB, which cost retention a third of a second of CPU for nothing on the
     access path (bench/access). Anything not plainly another's goes the whole way, to be handled
     or dead-lettered with its reason."""
-    try:
-        request_id = orjson.loads(record.value or b"")["data"]["request_id"]
-    except (orjson.JSONDecodeError, TypeError, KeyError):
-        return True
-    return not isinstance(request_id, str) or request_id.startswith(SWEEP_PREFIX)
+    request_id = data_text(record, "request_id")
+    return request_id is None or request_id.startswith(SWEEP_PREFIX)
 
 
 def make_ack_handler(clock_now: Any) -> BatchHandler:
