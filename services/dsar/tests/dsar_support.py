@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lampo.clock import ManualClock
+from lampo.clock import Clock, ManualClock
 from lampo.contracts.catalog import DSAR_REQUESTS, PRIVACY_ACKS, PRIVACY_TASKS
 from lampo.contracts.envelope import CloudEvent
 from lampo.crypto import new_master_key
@@ -109,7 +109,7 @@ class Env:
     dsar: Dsar
     spans: InMemorySpanExporter
     settings: DsarSettings
-    clock: ManualClock
+    clock: Any  # a ManualClock unless the test runs on the system's clock
 
     @property
     def coordinator(self):  # type: ignore[no-untyped-def]
@@ -129,7 +129,11 @@ class Env:
 
 
 @asynccontextmanager
-async def dsar_service(registry: StandInRegistry, *, run_checker: bool = True, **overrides: Any) -> AsyncIterator[Env]:
+async def dsar_service(
+    registry: StandInRegistry, *, run_checker: bool = True, clock: Clock | None = None, **overrides: Any
+) -> AsyncIterator[Env]:
+    """The coordinator on a ManualClock at START, or on ``clock`` (a test whose operator CLI runs as
+    its own process, on the system's clock, gives the service the system's clock too)."""
     settings = DsarSettings(
         database=unique("test_dsar"),
         consumer_group=unique("test-dsar"),
@@ -140,7 +144,7 @@ async def dsar_service(registry: StandInRegistry, *, run_checker: bool = True, *
         **overrides,
     )
     await fast_forward_group(settings.consumer_group or "", [DSAR_REQUESTS, PRIVACY_ACKS])
-    clock = ManualClock(START)
+    clock = clock or ManualClock(START)
     spans = InMemorySpanExporter()
     dsar = build(settings, span_processors=[SimpleSpanProcessor(spans)], clock=clock, run_checker=run_checker)
     try:
