@@ -3,8 +3,6 @@ input, out-of-order and duplicate delivery, and what consent.events.v1 carries."
 
 from __future__ import annotations
 
-import time
-
 import asyncpg
 import pytest
 
@@ -26,13 +24,11 @@ async def ledger(consent, customer: str) -> list[asyncpg.Record]:  # type: ignor
         return await conn.fetch("SELECT * FROM ledger WHERE customer_number = $1 ORDER BY entry_id", customer)
 
 
-async def test_consent_is_recorded_announced_within_a_second_with_a_receipt(consent, ev, customer) -> None:
+async def test_consent_is_recorded_announced_and_receipted(consent, ev, customer) -> None:
+    # how quickly it is announced is measured by bench/withdrawal (p50/p99 under load), not here
     async with TopicReader(CONSENT_EVENTS) as out, Producer() as producer:
-        started = time.monotonic()
         await producer.send(CONSENT_INBOUND, customer, ev.given(customer, "profiling"))
         [record] = await out.wait_for(about(consent, customer))
-        elapsed = time.monotonic() - started
-    assert elapsed < 1.0
     body = ev.data_of(record)
     assert body["purpose"] == "profiling" and body["state"] == "granted" and body["states"] == {"profiling": "granted"}
     assert body["effective_at"].startswith("2025-11-28T10:00:00")
