@@ -19,7 +19,9 @@ SECRET = "Synteettinen-ylläpitäjä-2026"
 
 
 def lampo(database: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMPO_")} | {"LAMPO_DATABASE": database}
+    # none of the caller's service settings, but the same database server the test reads
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMPO_")}
+    env |= {"LAMPO_DATABASE": database, "LAMPO_PG_URL": PG_URL}
     return subprocess.run([LAMPO, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
