@@ -5,6 +5,7 @@ the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -102,3 +103,19 @@ async def test_a_large_backlog_on_one_key_leaves_in_order(runtime: Runtime) -> N
         return left == 0 and relay.sent == count  # (counted just after the delete commits)
 
     await eventually(emptied)
+
+
+async def test_the_relay_stops_when_a_wake_up_and_the_stop_come_together(runtime: Runtime) -> None:
+    """A NOTIFY that lands just as the service stops: the relay's wait ends on both in one turn.
+    With ``asyncio.wait_for`` (Python 3.11) the relay dropped the cancellation and ran on, and the
+    service never finished stopping (see lampo.aio)."""
+    relay = runtime.relay
+    assert relay is not None and relay._task is not None
+    await eventually(lambda: relay.idle, timeout=10)  # waiting for its next wake-up
+    relay._notified()  # the NOTIFY callback, called as asyncpg calls it
+    stopping = asyncio.create_task(relay.stop())
+    await asyncio.wait({stopping}, timeout=5)
+    running_on = not relay._task.done()
+    relay._task.cancel()  # so that a failure here does not also hang the fixture
+    await asyncio.wait({stopping}, timeout=5)
+    assert not running_on, "the relay ran on after it was stopped"

@@ -11,7 +11,6 @@ import gc
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from faststream.specification import AsyncAPI
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
+from lampo.aio import stop_task
 from lampo.clock import Clock, SystemClock
 from lampo.crypto import KeyRing
 from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
@@ -202,10 +202,7 @@ class Runtime:
             task = asyncio.create_task(repeat(), name=f"{self.name}:{name}")
 
         async def stop() -> None:
-            if task is not None:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+            await stop_task(task)
 
         self.app.after_startup(start)
         self.app.on_shutdown(stop)

@@ -18,6 +18,7 @@ import asyncpg
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from opentelemetry.trace import Tracer
 
+from lampo.aio import stop_task, wait_event
 from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
 from lampo.tracing import TRACEPARENT, current_traceparent, publish_span
 
@@ -133,6 +134,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self.sent = 0
+        self.idle = False  # waiting for a NOTIFY or the next poll
 
     async def start(self) -> None:
         self._listener = await self._pool.acquire()
@@ -140,12 +142,7 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await stop_task(self._task)
         if self._listener is not None:
             try:
                 await self._listener.remove_listener(CHANNEL, self._notified)
@@ -174,10 +171,9 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except TimeoutError:
-                pass
+            self.idle = True
+            await wait_event(self._wake, self._poll)
+            self.idle = False
             self._wake.clear()
 
     async def drain_once(self) -> bool:

@@ -24,6 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Tracer
 from pydantic import BaseModel
 
+from lampo.aio import stop_task, wait_event
 from lampo.clock import Clock
 from lampo.contracts.catalog import DSAR_EVENTS, PRIVACY_TASKS
 from lampo.contracts.dsar import (
@@ -1119,13 +1120,8 @@ class Coordinator:
         self._task = asyncio.create_task(self._run(), name="dsar-checker")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -1155,8 +1151,4 @@ class Coordinator:
                 raise
             except Exception as e:  # noqa: BLE001 - database or registry trouble: the next round retries
                 log.warning("dsar checker round failed: %s; retrying", type(e).__name__)
-            try:
-                timeout = max(0.0, full_round_due - loop.time())
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, max(0.0, full_round_due - loop.time()))
