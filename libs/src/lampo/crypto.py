@@ -9,6 +9,9 @@
   look-up (identity code, e-mail) without storing the value.
 - ``seal``/``unseal``: X25519 + HKDF + AES-GCM, so a participant encrypts an access result to a
   per-request public key and only the coordinator holding that request's private key can read it.
+- ``scratch_file``: a temporary file whose bytes are AES-256-CTR on disk under a key that only
+  the open file holds: a subject's data spooled while a package is built is never on the disk in
+  clear, not even after a crash.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import os
+import tempfile
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import IO, Any
 
 import asyncpg
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers import Cipher
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
-from cryptography.hazmat.primitives.ciphers.modes import ECB
+from cryptography.hazmat.primitives.ciphers.modes import CTR, ECB
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
@@ -249,3 +255,96 @@ def unseal(private_key: bytes, sealed: str) -> bytes:
     private = X25519PrivateKey.from_private_bytes(private_key)
     key = _box_key(private.exchange(X25519PublicKey.from_public_bytes(eph_public)), eph_public)
     return AESGCM(key).decrypt(nonce, ciphertext, None)
+
+
+class _ScratchRaw(io.RawIOBase):
+    """A temporary file's raw bytes, AES-256-CTR under a random key and counter held only here.
+
+    CTR lets any position be read or rewritten on its own (a ZIP writer goes back to its
+    headers): the keystream at byte ``p`` is block ``p // 16`` from the initial counter. A
+    rewritten range reuses its keystream; the old ciphertext is overwritten in place and the key
+    never leaves this process, so there is nothing to compare it with."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 - closed by close()
+        self._fd = self._file.fileno()
+        self._aes = AES(os.urandom(32))
+        self._counter = int.from_bytes(os.urandom(16), "big")
+        self._pos = 0
+        self._size = 0
+        self._out = bytearray()
+
+    def _xor(self, data: Any, at: int) -> memoryview:
+        """``data`` (at file position ``at``) XOR the keystream, in a buffer reused by the next
+        call (``update_into``: no new 1 MiB object per call, 6x quicker than ``update``)."""
+        block, skip = divmod(at, 16)
+        start = ((self._counter + block) % (1 << 128)).to_bytes(16, "big")
+        keystream = Cipher(self._aes, CTR(start)).encryptor()
+        if skip:
+            keystream.update(bytes(skip))
+        size = len(data)
+        if len(self._out) < size + 15:  # update_into wants a block's room to spare
+            self._out = bytearray(size + 15)
+        keystream.update_into(data, self._out)
+        return memoryview(self._out)[:size]
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        size = os.preadv(self._fd, [view], self._pos)
+        view[:size] = self._xor(view[:size], self._pos)
+        self._pos += size
+        return size
+
+    def write(self, data: Any) -> int:
+        if self._pos > self._size:  # a gap after a seek past the end reads as zeros, so holds them
+            self._put(bytes(self._pos - self._size), self._size)
+        size = self._put(memoryview(data).cast("B"), self._pos)
+        self._pos += size
+        return size
+
+    def _put(self, plain: Any, at: int) -> int:
+        sealed = self._xor(plain, at)
+        written = 0
+        while written < len(sealed):
+            written += os.pwrite(self._fd, sealed[written:], at + written)
+        self._size = max(self._size, at + written)
+        return written
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        if size > self._size:  # grows with zeros, held as ciphertext like any other bytes
+            self._put(bytes(size - self._size), self._size)
+        os.ftruncate(self._fd, size)
+        self._size = size
+        return size
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+
+def scratch_file(*, text: bool = False) -> IO[Any]:
+    """A temporary file, binary or UTF-8 text, encrypted on disk under a key only it holds (see
+    ``_ScratchRaw``); it is gone, and unreadable, once closed or once the process ends."""
+    buffered = io.BufferedRandom(_ScratchRaw(), buffer_size=256 * 1024)
+    return io.TextIOWrapper(buffered, encoding="utf-8", newline="") if text else buffered

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -40,7 +39,7 @@ from lampo.contracts.dsar import (
 )
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask, TaskSubject
-from lampo.crypto import KeyDestroyed, KeyRing, new_request_keypair, unseal
+from lampo.crypto import KeyDestroyed, KeyRing, new_request_keypair, scratch_file, unseal
 from lampo.dsar import domain, package
 from lampo.dsar.errors import (
     AlreadyExtended,
@@ -828,7 +827,7 @@ class Coordinator:
                 "requested_categories": req["categories"] or "all",
                 "controller": "Muuramen Lämpö (business ID 0402810-7)",
             }
-            with tempfile.TemporaryFile() as out:
+            with scratch_file() as out:
                 builder.finish(out, request=request, participants=facts)
                 size = out.tell()
                 digest = hashlib.sha256()

@@ -13,7 +13,8 @@ category, anything else under the participant's first configured category (``oth
 Built by :class:`PackageBuilder` from pieces as they are read (a streamed result part by part,
 see ``lampo.participant``): items go to a temporary file per category, participant and list as
 they come, audio to another, so memory holds one part at a time, never the whole subject; the
-ZIP is then written to a temporary file from them, one category at a time.
+ZIP is then written to a temporary file from them, one category at a time. Every one of these
+files is a ``lampo.crypto.scratch_file``: encrypted on disk under a key only the open file holds.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import itertools
 import json
 import operator
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +36,7 @@ from typing import IO, Any
 import orjson
 
 from lampo.contracts.categories import Category
+from lampo.crypto import scratch_file
 from lampo.dsar.domain import portable
 
 _CATEGORIES = {c.value for c in Category}
@@ -164,7 +165,7 @@ class _Table:
         self.columns: dict[str, int] = {}
         self._where: dict[str, dict[Any, int]] = {}  # prefix -> key -> column
         self.widths: list[int] = []
-        self.rows: IO[str] | None = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+        self.rows: IO[str] | None = scratch_file(text=True)
 
     def add_shaped(self, shaped: Iterable[tuple[_Shape, Sequence[Any]]]) -> None:
         """Rows of records already flattened in their shape's order."""
@@ -267,7 +268,7 @@ class _List:
     """A list in a participant's result (``path``): its items as JSON text in a temporary file."""
 
     def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the builder
+        self.file: IO[bytes] = scratch_file()  # closed by the builder
         self.count = 0
         self.table = _Table()
 
@@ -308,7 +309,7 @@ class PackageBuilder:
         self.portability = portability
         # (category, participant) -> key (None: the value is the list itself) -> _List or a value
         self.nodes: dict[tuple[str, str], dict[str | None, Any]] = {}
-        self.audio: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.audio: IO[bytes] = scratch_file()  # closed by close()
         self.audio_at: dict[str, list[tuple[int, int]]] = {}
         self.sources: set[str] = set()
         self.legal_bases: set[str] = set()
