@@ -10,8 +10,9 @@ import random
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -197,4 +198,6 @@ def until_year(value: str) -> int:
 
 
 def years_from_now(years: int) -> int:
-    return date.today().year + years
+    """This year in Finland (statutory periods end with a Finnish financial year) plus ``years``:
+    in the first hours of 1 January in Finland it is still the old year in UTC."""
+    return datetime.now(ZoneInfo("Europe/Helsinki")).year + years
