@@ -62,12 +62,15 @@ _NOTED = frozenset({"source_system", "source", "origin", "legal_basis", "audio_b
 _NOTED_STR = ("source_system", "source", "origin", "legal_basis")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Shape:
     """Records of one key order whose values are scalars, or at ``nested`` positions records
     of scalars (of their own key order) with none of the keys the walk looks for: such records
     need no recursive walk, and each is a CSV row without a look-up per value. A heavy
-    subject's 50,000 readings are all of one shape."""
+    subject's 50,000 readings are all of one shape.
+
+    Compared and hashed by identity: a builder makes one per key order (``_shapes``), and a
+    table looks its column plan up per row, where hashing the tuples cost half its time."""
 
     nested: tuple[tuple[int, tuple[str, ...]], ...]
     noted: tuple[str, ...]  # its keys among source_system, source, origin, legal_basis
