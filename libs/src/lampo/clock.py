@@ -1,9 +1,15 @@
-"""Injectable clocks: production reads the system clock, tests move time by hand."""
+"""Injectable clocks: production reads the system clock, tests move time by hand; and the legal
+time zone."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Final, Protocol
+from zoneinfo import ZoneInfo
+
+# Legal time is Finnish time: statutory periods run by the Finnish calendar (an invoice issued
+# at 23:30 UTC on 31 December belongs to the next financial year).
+FINNISH_TIME: Final = ZoneInfo("Europe/Helsinki")
 
 
 class Clock(Protocol):

@@ -12,10 +12,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
+from lampo.clock import FINNISH_TIME
 from lampo.contracts.catalog import (
     BILLING_INBOUND,
     CONSENT_INBOUND,
@@ -200,4 +200,4 @@ def until_year(value: str) -> int:
 def years_from_now(years: int) -> int:
     """This year in Finland (statutory periods end with a Finnish financial year) plus ``years``:
     in the first hours of 1 January in Finland it is still the old year in UTC."""
-    return datetime.now(ZoneInfo("Europe/Helsinki")).year + years
+    return datetime.now(FINNISH_TIME).year + years

@@ -14,11 +14,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal, Self
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lampo.billing.errors import RetentionRulesInvalid
+from lampo.clock import FINNISH_TIME
 from lampo.contracts.categories import Category
 from lampo.contracts.privacy import Retained
 
@@ -37,8 +37,7 @@ EVENT_KIND: dict[str, Kind] = {
     "credit.checked": "credit_check",
 }
 
-# Legal time is Finnish time: an invoice issued at 23:30 UTC on 31 December belongs to the next year.
-LEGAL_ZONE = ZoneInfo("Europe/Helsinki")
+LEGAL_ZONE = FINNISH_TIME  # an invoice issued at 23:30 UTC on 31 December belongs to the next year
 RULES_FILE = Path(__file__).with_name("retention.toml")
 
 

@@ -8,13 +8,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo
 
+from lampo.clock import FINNISH_TIME
 from lampo.contracts._base import Identifier, OutboundContract, Text, Timestamp
 from lampo.contracts.categories import Category
 from lampo.contracts.privacy import PrivacyTask, TaskSubject
 
-FINNISH_TIME: Final = ZoneInfo("Europe/Helsinki")
 HOLDS_TOPIC: Final = "retention.holds.v1"
 HOLD_STATE_TYPE: Final = "legal_hold.state"
 SOURCE: Final = "urn:lampo:retention"
