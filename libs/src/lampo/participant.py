@@ -37,7 +37,7 @@ from aiokafka.structs import ConsumerRecord
 
 from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS
 from lampo.contracts.envelope import CloudEvent
-from lampo.contracts.privacy import PrivacyAck, PrivacyTask, Retained
+from lampo.contracts.privacy import Effect, PrivacyAck, PrivacyTask, Retained
 from lampo.crypto import seal, unseal
 from lampo.messaging import outbox
 from lampo.messaging.consumer import Incoming, data_text, per_event
@@ -87,6 +87,8 @@ Piece = Items | RawItems | Attachment
 class TaskOutcome:
     erased: dict[str, int] = field(default_factory=dict)
     retained: list[Retained] = field(default_factory=list)
+    # What the task did beside erasing (rectified, restricted, ...) or may not do, and why.
+    effects: list[Effect] = field(default_factory=list)
     # For access: the subject's data as JSON-able structure; sealed before it leaves.
     result: Any = None
     # For access, instead of ``result``: the data as pieces read one after the other (a large
@@ -226,7 +228,9 @@ class Participant:
             assert task.result_key is not None
             payload = json.dumps(outcome.result, ensure_ascii=False, default=str).encode()
             result = seal(task.result_key, payload)
-        ack = PrivacyAck(**base, status="done", erased=outcome.erased, retained=outcome.retained, result=result)
+        ack = PrivacyAck(
+            **base, status="done", erased=outcome.erased, retained=outcome.retained, effects=outcome.effects, result=result
+        )
         return ack, streamed
 
 

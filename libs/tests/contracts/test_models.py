@@ -149,7 +149,7 @@ def test_a_request_without_verification_is_left_to_the_coordinator(example: Exam
 
 def test_rectification_carries_corrections(example: Example) -> None:
     data = example("dsar.submitted") | {"kind": "rectification"}
-    assert error_of(DsarSubmitted, data) == ("schema", "rectification needs corrections")
+    assert error_of(DsarSubmitted, data) == ("schema", "corrections: required for a rectification")
     data["corrections"] = {"contact": {"email": "new@example.fi"}}
     request = DsarSubmitted.model_validate(data)
     assert request.corrections is not None and request.corrections.sections_present() == ("contact",)
@@ -192,3 +192,22 @@ def test_a_logged_validation_error_does_not_show_the_value(example: Example) -> 
         CustomerUpserted.model_validate(data)
     assert "131052-308U" not in str(caught.value)
     assert "maija.example.fi" not in str(caught.value)
+
+
+def test_each_kind_carries_only_what_it_needs(example: Example) -> None:
+    base = example("dsar.submitted")
+    objection = base | {"kind": "objection"}
+    assert error_of(DsarSubmitted, objection) == ("schema", "scope: required for an objection")
+    assert error_of(DsarSubmitted, objection | {"scope": "everything"})[0] == "schema"
+    assert DsarSubmitted.model_validate(objection | {"scope": "profiling"}).scope == "profiling"
+    assert error_of(DsarSubmitted, base | {"kind": "access", "scope": "profiling"}) == (
+        "schema",
+        "scope: only an objection carries a scope",
+    )
+    assert DsarSubmitted.model_validate(base | {"kind": "restriction", "lift": True}).lift is True
+    assert error_of(DsarSubmitted, base | {"kind": "erasure", "lift": True}) == (
+        "schema",
+        "lift: only a restriction can be lifted",
+    )
+    wrong = base | {"kind": "access", "corrections": {"contact": {"email": "new@example.fi"}}}
+    assert error_of(DsarSubmitted, wrong) == ("schema", "corrections: only a rectification carries corrections")

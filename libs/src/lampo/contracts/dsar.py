@@ -15,9 +15,10 @@ from pydantic_core import PydanticCustomError
 
 from lampo.contracts._base import Identifier, InboundContract, OutboundContract, Text, Timestamp
 from lampo.contracts.categories import Category
+from lampo.contracts.consent import ObjectionScope
 from lampo.contracts.errors import SCHEMA
 from lampo.contracts.identifiers import Email, PersonalIdentityCode
-from lampo.contracts.privacy import Retained
+from lampo.contracts.privacy import Effect, Retained
 from lampo.contracts.registry import Corrections
 
 DsarKind = Literal["access", "portability", "erasure", "rectification", "restriction", "objection"]
@@ -57,11 +58,23 @@ class DsarSubmitted(InboundContract):
     channel: Text
     corrections: Corrections | None = None
     categories: list[Category] | None = None
+    scope: ObjectionScope | None = None
+    """Objection: what the subject objects to (required for that kind)."""
+    lift: bool = False
+    """Restriction: lift a standing restriction instead of placing one (Art. 18(3))."""
 
     @model_validator(mode="after")
-    def _rectification_has_corrections(self) -> Self:
+    def _kind_has_what_it_needs(self) -> Self:
         if self.kind == "rectification" and self.corrections is None:
-            raise PydanticCustomError(SCHEMA, "rectification needs corrections")
+            raise PydanticCustomError(SCHEMA, "corrections: required for a rectification")
+        if self.kind != "rectification" and self.corrections is not None:
+            raise PydanticCustomError(SCHEMA, "corrections: only a rectification carries corrections")
+        if self.kind == "objection" and self.scope is None:
+            raise PydanticCustomError(SCHEMA, "scope: required for an objection")
+        if self.kind != "objection" and self.scope is not None:
+            raise PydanticCustomError(SCHEMA, "scope: only an objection carries a scope")
+        if self.lift and self.kind != "restriction":
+            raise PydanticCustomError(SCHEMA, "lift: only a restriction can be lifted")
         return self
 
 
@@ -106,6 +119,9 @@ class ParticipantResult(InboundContract):
     retained: list[Retained] = Field(default_factory=list)
     error: str | None = None
     """Why the participant failed (extension; absent when done)."""
+    effects: list[Effect] = Field(default_factory=list)
+    """Extension: what the participant did (rectified, restricted, objection recorded...) or may
+    not do and why; see ``lampo.contracts.privacy.Effect``."""
 
 
 class Package(InboundContract):
@@ -114,6 +130,8 @@ class Package(InboundContract):
     uri: Text
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     format: Literal["zip"] = "zip"
+    expires_at: Timestamp | None = None
+    """When the package is destroyed and its address answers 410."""
 
 
 class DsarCompleted(OutboundContract):

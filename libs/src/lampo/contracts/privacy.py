@@ -9,8 +9,7 @@ Extensions to CONTRACTS.md (optional fields, so older readers are unaffected):
 * ``PrivacyAck.result``: the sealed access result (base64), ``None`` for other kinds.
 * ``PrivacyTask.corrections``: for ``rectification`` tasks, the corrections from the request
   (the contract's task has no other place for them).
-* Task kind ``objection`` (additive): a DSAR of kind objection, routed to the consent
-  participant only (CONTRACTS.md lists no task kind for it).
+* ``PrivacyTask.scope`` (objection) and ``PrivacyTask.lift`` (restriction): as on the request.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from pydantic import Field, NonNegativeInt
 
 from lampo.contracts._base import Identifier, InboundContract, OutboundContract, Text, Timestamp
 from lampo.contracts.categories import Category
+from lampo.contracts.consent import ObjectionScope
 from lampo.contracts.registry import Corrections
 
 TaskKind = Literal["access", "erasure", "rectification", "restriction", "purge", "objection"]
@@ -36,6 +36,20 @@ class Retained(InboundContract):
     legal_basis: Text
     until: date | None = None
     """Last day it is kept; None while it depends on an open case (a legal hold)."""
+
+
+class Effect(InboundContract):
+    """Extension: what a task did or, with ``legal_basis``, may not do, in words without personal
+    data: ``action`` is a short code such as ``rectified``, ``not_altered``, ``restricted``,
+    ``restriction_lifted``, ``objection_recorded``, ``profile_deleted``, ``marketing_suppressed``,
+    ``processing_restricted`` or ``nothing_held``."""
+
+    action: Identifier
+    category: Category | None = None
+    items: int = Field(default=0, ge=0)
+    legal_basis: Text | None = None
+    """Why a store may not follow (e.g. an issued invoice is an accounting voucher)."""
+    at: Timestamp | None = None
 
 
 class TaskSubject(InboundContract):
@@ -58,6 +72,10 @@ class PrivacyTask(OutboundContract):
     """Extension: base64 X25519 public key to seal ``access`` results to."""
     corrections: Corrections | None = None
     """Extension: what to rectify, for ``rectification`` tasks."""
+    scope: ObjectionScope | None = None
+    """Extension: what the subject objects to, for ``objection`` tasks."""
+    lift: bool = False
+    """Extension: for ``restriction`` tasks, lift the standing restriction instead of placing one."""
 
 
 class PrivacyAck(InboundContract):
@@ -71,6 +89,8 @@ class PrivacyAck(InboundContract):
     retained: list[Retained] = Field(default_factory=list)
     error: str | None = None
     """Why the task failed; no personal data."""
+    effects: list[Effect] = Field(default_factory=list)
+    """Extension: what the task did beside erasing and retaining (see ``Effect``)."""
     result: str | None = None
     """Extension: the sealed ``access`` result (base64), for the coordinator only. A result too
     large for one record is sent as ``result_parts`` acks, each with one part of the string."""
