@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lampo.crypto import parse_master_key
@@ -41,6 +41,10 @@ class ServiceSettings(BaseSettings):
     # Shared secret for service-to-service HTTP calls inside the suite (``Authorization: Bearer``),
     # e.g. the staff service reading the registry. Unset: internal APIs refuse every call.
     internal_token: SecretStr | None = None
+    # Callers this service's HTTP API answers (caller name -> its token; JSON), and this service's
+    # own token for the services it calls (see lampo.http_auth).
+    api_clients: dict[str, SecretStr] = Field(default_factory=dict)
+    api_token: SecretStr | None = None
 
     # Tracing to Zipkin's own API, e.g. http://127.0.0.1:9411/api/v2/spans (OTLP: OTEL_* variables).
     zipkin_endpoint: str | None = None
