@@ -520,6 +520,11 @@ async def test_a_legal_hold_stops_the_scheduled_deletions_and_its_release_lets_t
     }
     # A hold on another category only does not stop billing's deletions.
     await hold_state(other, [{**hold, "hold_id": unique("hold"), "categories": ["consumption"]}])
+    # Records that are not a hold state for their own key are passed over (the internal topic has
+    # no dead-letter topic) and the consumer goes on.
+    misplaced = CloudEvent.new("legal_hold.state", "urn:lampo:retention", {"customer_number": other, "holds": [hold]})
+    async with Producer() as producer:
+        await producer.send_many("retention.holds.v1", [(customer, b"{not json"), (customer, misplaced.to_bytes())])
     await hold_state(customer, [hold])
     async with billing.runtime.pool.acquire() as conn:
         await eventually(
@@ -529,6 +534,7 @@ async def test_a_legal_hold_stops_the_scheduled_deletions_and_its_release_lets_t
             timeout=30,
         )
         assert await conn.fetchval("SELECT holds_billing FROM legal_holds WHERE customer_number = $1", other) is False
+        assert billing.runtime.consumers[1].stats.passed_over >= 2
         billing.clock.set(datetime(2033, 1, 1, 12, tzinfo=UTC))  # every statutory period has ended
         counts = await purge_due(conn, billing.runtime.keys, billing.clock)
         assert counts == {"items_deleted": 4, "customers_forgotten": 1, "items_held": 4}

@@ -10,11 +10,18 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.billing.api import resolve_api
-from lampo.billing.domain import HOLD_STATE_TYPE, RETENTION_HOLDS, HoldState, RetentionRules
-from lampo.billing.handlers import BillingTasks, make_holds_handler, make_inbound_handler, purge_due
+from lampo.billing.domain import RETENTION_HOLDS, RetentionRules
+from lampo.billing.handlers import (
+    BillingTasks,
+    is_hold_state,
+    make_holds_handler,
+    make_inbound_handler,
+    parse_hold_state,
+    purge_due,
+)
 from lampo.billing.settings import BillingSettings
 from lampo.clock import Clock
-from lampo.contracts.catalog import BILLING_INBOUND, parser_for
+from lampo.contracts.catalog import BILLING_INBOUND
 from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
 from lampo.service import Runtime, serve
@@ -44,7 +51,7 @@ def build(
     )
     runtime.consume(BILLING_INBOUND, make_inbound_handler(runtime.keys), observers=observers)
     # The legal holds standing now (internal topic): scheduled deletions skip held customers.
-    runtime.consume(RETENTION_HOLDS, make_holds_handler(runtime.keys), parser=parser_for({HOLD_STATE_TYPE: HoldState}))
+    runtime.consume(RETENTION_HOLDS, make_holds_handler(runtime.keys), parser=parse_hold_state, select=is_hold_state)
     subscribe(runtime, BillingTasks(runtime.keys, runtime.clock, rules).participant(settings.participant_name))
 
     async def scheduled_deletions() -> None:

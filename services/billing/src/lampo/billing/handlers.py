@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from aiokafka.structs import ConsumerRecord
 
 from lampo.billing.domain import (
     EVENT_KIND,
+    HOLD_STATE_TYPE,
     LEGITIMATE_INTEREST_KINDS,
     OBJECTION_RESTRICTS,
     PLURAL,
@@ -30,13 +33,16 @@ from lampo.billing.errors import UnknownInvoice
 from lampo.billing.store import BillingStore, StoredItem, encode, field_of
 from lampo.clock import Clock
 from lampo.contracts.billing import CollectionOpened, CreditChecked, InvoiceIssued, PaymentReceived
+from lampo.contracts.catalog import parser_for
 from lampo.contracts.categories import Category
+from lampo.contracts.errors import ContractViolation
 from lampo.contracts.privacy import Effect, PrivacyTask
 from lampo.crypto import FieldCipher, KeyRing
 from lampo.messaging.consumer import BatchHandler, Incoming
 from lampo.participant import Participant, TaskOutcome
 
 PARTICIPANT = "billing"
+log = logging.getLogger("lampo.billing")
 
 # -- ingest -----------------------------------------------------------------------------------
 
@@ -304,6 +310,25 @@ async def purge_due(conn: asyncpg.Connection, keys: KeyRing, clock: Clock) -> di
 
 
 # -- legal holds ------------------------------------------------------------------------------
+
+
+parse_hold_state = parser_for({HOLD_STATE_TYPE: HoldState})
+
+
+def is_hold_state(record: ConsumerRecord[Any, Any]) -> bool:
+    """The consumer's selector: retention.holds.v1 is internal (written by retention only) and
+    has no dead-letter topic, so a record that is not a well-formed ``legal_hold.state`` keyed
+    by its own customer number is passed over (counted, logged by position only) rather than
+    dead-lettered; applying one keyed otherwise could let an older state win on a replay."""
+    try:
+        key = record.key.decode() if isinstance(record.key, bytes) else record.key
+        state = parse_hold_state(record.topic, record.value or b"").data
+    except (ContractViolation, ValueError):  # UnicodeDecodeError is a ValueError
+        state = None
+    if isinstance(state, HoldState) and key == state.customer_number:
+        return True
+    log.warning("billing holds: record %d@%d passed over: not a legal_hold.state", record.partition, record.offset)
+    return False
 
 
 def make_holds_handler(keys: KeyRing) -> BatchHandler:
