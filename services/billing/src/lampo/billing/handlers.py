@@ -251,7 +251,8 @@ class BillingTasks:
         find nothing here. An objection to processing reaches what billing processes on its
         legitimate interest (credit checks): they are restricted until the objection is decided
         (Art. 18(1)(d)). Invoices, payments and collection rest on a statute or the contract,
-        which an objection does not reach."""
+        which an objection does not reach. The credit checks are restricted as at the subject's
+        request: the decision on the objection ends it with a restriction lift (or an erasure)."""
         if task.scope != "processing" or Category.BILLING not in task.categories:
             return TaskOutcome(effects=[_nothing_held()])
         store = BillingStore(conn, self.keys)
