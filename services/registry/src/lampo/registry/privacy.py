@@ -156,14 +156,18 @@ async def _delete_profiles(store: RegistryStore, subject_id: str, customers: lis
 def make_participant(keys: KeyRing, clock: Clock) -> Participant:
     async def access(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
         wanted = {str(c) for c in task.categories} or {str(c) for c in HELD_CATEGORIES}
-        return TaskOutcome(stream=access_pieces(RegistryStore(conn, keys), task, wanted))
+        store = RegistryStore(conn, keys)
+        held = await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers)
+        # Every asked category is in the result all the same (empty): the package says so.
+        return TaskOutcome(stream=access_pieces(store, task, wanted), effects=[] if held else [NOTHING_HELD])
 
     async def erasure(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
         store = RegistryStore(conn, keys)
         categories = [c for c in (task.categories or HELD_CATEGORIES) if c in HELD_CATEGORIES]
         erased: dict[str, int] = {}
         notices: list[outbox.OutgoingEvent] = []
-        for subject_id in await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers):
+        subjects = await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers)
+        for subject_id in subjects:
             customers = await store.customers_of(subject_id)
             for category in categories:
                 count = await store.erase_category(subject_id, str(category))
@@ -186,7 +190,9 @@ def make_participant(keys: KeyRing, clock: Clock) -> Participant:
                     outbox.OutgoingEvent(REGISTRY_EVENTS, subject_id, CloudEvent.new("subject.erased", SOURCE, data))
                 )
         await outbox.add(conn, notices)
-        return TaskOutcome(erased=erased)
+        # Nothing of the asked categories held (an unknown subject, categories kept elsewhere, or
+        # erased before): done, nothing changed.
+        return TaskOutcome(erased=erased, effects=[] if erased else [NOTHING_HELD])
 
     async def rectification(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
         corrections = task.corrections
@@ -251,10 +257,8 @@ def make_participant(keys: KeyRing, clock: Clock) -> Participant:
                     )
                 )
         await outbox.add(conn, notices)
-        if not subjects:
-            return TaskOutcome(effects=[NOTHING_HELD])
         effects = [Effect(action="rectified", category=c, items=n, at=now) for c, n in sorted(rectified.items())]
-        return TaskOutcome(effects=effects)
+        return TaskOutcome(effects=effects or [NOTHING_HELD])
 
     async def restriction(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
         """Place a restriction (stored, not used: no profile, no audience, no normal read), or
