@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from lampo.contracts.catalog import CONSENT_EVENTS, PRIVACY_TASKS, REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.contracts.envelope import CloudEvent
-from lampo.contracts.privacy import PrivacyAck, PrivacyTask
+from lampo.contracts.privacy import PrivacyAck
 from lampo.crypto import new_master_key, new_request_keypair, unseal
 from lampo.messaging.topics import dlq
 from lampo.registry.app import build
@@ -29,7 +29,7 @@ from lampo.registry.settings import RegistrySettings
 from lampo.testing import Producer, TopicReader, customer_upserted, drop_database, eventually, header, running, unique
 
 from .conftest import Registry, fast_forward
-from .helpers import event, new_customer_number, now, ours, subject_in
+from .helpers import event, new_customer_number, now, ours, run_task, subject_in
 from .test_privacy import populate
 
 TOKEN = "registry-rights-test-token"
@@ -129,33 +129,6 @@ async def report_consumption(registry: Registry, customer: str, n: int, month: i
             )
 
     await eventually(stored)
-
-
-async def run_task(registry: Registry, subject_id: str, customers: list[str], kind: str, **extra: Any) -> PrivacyAck:
-    """Send a task as the coordinator does and return this registry's answer, as it keeps it with the
-    task (registries of other suites on the shared broker answer the same task from their data)."""
-    request_id = str(uuid.uuid4())
-    task = PrivacyTask.model_validate(
-        {
-            "request_id": request_id,
-            "task_id": f"{request_id}:registry",
-            "participant": "registry",
-            "kind": kind,
-            "subject": {"subject_id": subject_id, "customer_numbers": customers},
-            "categories": extra.pop("categories", []),
-            "attempt": 1,
-            "deadline": (now() + timedelta(days=30)).isoformat(),
-            **extra,
-        }
-    )
-    async with Producer() as producer:
-        await producer.send(PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task))
-
-    async def answered() -> Any:
-        async with registry.runtime.pool.acquire() as conn:
-            return await conn.fetchval("SELECT ack FROM privacy_tasks WHERE task_id = $1", task.task_id)
-
-    return PrivacyAck.model_validate(await eventually(answered))
 
 
 def effects(ack: PrivacyAck) -> dict[str, Any]:
