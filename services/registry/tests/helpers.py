@@ -126,7 +126,7 @@ async def run_task(registry: Any, subject_id: str, customers: list[str], kind: s
 
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
         await producer.send(PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task))
-        ack = PrivacyAck.model_validate(await eventually(answered))
+        ack = PrivacyAck.model_validate(await eventually(answered, timeout=60))
         # ... and that answer is what went out on privacy.acks.v1.
         await acks.wait_for(lambda r: _ack_of(r) == ack)
     return ack

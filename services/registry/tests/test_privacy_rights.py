@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +35,7 @@ from .helpers import event, new_customer_number, now, ours, run_task, subject_in
 from .test_privacy import populate
 
 TOKEN = "registry-rights-test-token"
+LAMPO = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "lampo"
 
 
 @pytest.fixture
@@ -80,6 +83,22 @@ async def audience(registry: Registry, limit: int = 1000) -> list[str]:
         after = page["next"]
 
 
+async def lampo(registry: Registry, *args: str) -> tuple[int, str]:
+    """``lampo registry <args>`` against this registry's database: (exit code, output)."""
+    settings = registry.settings
+    env = {
+        **os.environ,
+        "LAMPO_DATABASE": settings.database or "",
+        "LAMPO_MASTER_KEY": settings.master_key.get_secret_value() if settings.master_key else "",
+    }
+    process = await asyncio.create_subprocess_exec(
+        str(LAMPO), "registry", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode() + err.decode()
+
+
 async def consent(registry: Registry, customer: str, purpose: str, state: str) -> None:
     """consent.changed as the consent service announces it, and wait until the register holds it."""
     data = {"customer_number": customer, "purpose": purpose, "state": state, "effective_at": now().isoformat()}
@@ -97,7 +116,7 @@ async def consent(registry: Registry, customer: str, purpose: str, state: str) -
                 )
             )
 
-    await eventually(held)
+    await eventually(held, timeout=60)
 
 
 async def profiles(registry: Registry, customer: str) -> int:
@@ -128,7 +147,7 @@ async def report_consumption(registry: Registry, customer: str, n: int, month: i
                 )
             )
 
-    await eventually(stored)
+    await eventually(stored, timeout=60)
 
 
 def effects(ack: PrivacyAck) -> dict[str, Any]:
@@ -202,6 +221,8 @@ async def test_objection_to_direct_marketing_suppresses_the_customer_from_the_au
     assert effects(ack)["marketing_suppressed"].at is not None
     assert await audience(registry) == [organisation]
     assert await profiles(registry, person) == 1  # profiling is not what was objected to
+    code, out = await lampo(registry, "audience", "direct-marketing", "--page", "1")
+    assert code == 0 and out.split() == [organisation]
 
 
 async def test_audience_refuses_a_bad_page_size(registry) -> None:
@@ -226,9 +247,11 @@ async def test_objection_to_processing_restricts_until_decided_and_the_decision_
     assert await profiles(registry, person) == 0
 
     clock, keys = registry.runtime.clock, registry.runtime.keys
+    code, out = await lampo(registry, "objection-decide", person, "--rejected")
+    assert code == 0 and out.strip() == f"objection to processing of customer {person}: rejected"
+    code, out = await lampo(registry, "objection-decide", person, "--upheld")
+    assert code == 1 and "no pending objection" in out
     async with registry.runtime.pool.acquire() as conn:
-        assert await decide_objection(conn, keys, clock, person, upheld=False) == "rejected"
-        assert await decide_objection(conn, keys, clock, person, upheld=False) == "not_pending"
         assert await decide_objection(conn, keys, clock, "no-such-customer", upheld=True) == "no_customer"
     read = await staff_read(registry, person)
     assert read["restricted"] is False
