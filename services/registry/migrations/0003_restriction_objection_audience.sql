@@ -36,3 +36,7 @@ CREATE TABLE objections (
 -- direct-marketing audience is read through this index, in customer-number order, a page at a time.
 CREATE INDEX profiling_consent_marketing ON profiling_consent (customer_number)
     WHERE purpose = 'direct_marketing' AND state = 'granted';
+-- ... each candidate checked against objections to processing through this one (few rows), not
+-- by a walk of every customer's consent states.
+CREATE INDEX profiling_consent_processing_objected ON profiling_consent (customer_number)
+    WHERE purpose = 'processing' AND state = 'objected';

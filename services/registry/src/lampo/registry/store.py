@@ -229,12 +229,13 @@ class RegistryStore:
               JOIN customers c ON c.customer_number = g.customer_number
               JOIN subjects s ON s.subject_id = c.subject_id
              WHERE g.purpose = 'direct_marketing' AND g.state = 'granted' AND g.customer_number > $1
+               AND c.customer_number > $1  -- the same bound, so each join starts at the page, not the start
                AND NOT s.restricted
                AND NOT EXISTS (SELECT 1 FROM relationship_ends r
                                 WHERE r.customer_number = g.customer_number AND r.ended_at <= $3)
                AND NOT EXISTS (SELECT 1 FROM profiling_consent o
-                                WHERE o.customer_number = g.customer_number AND o.purpose = 'processing'
-                                  AND o.state = 'objected')
+                                WHERE o.customer_number = g.customer_number AND o.customer_number > $1
+                                  AND o.purpose = 'processing' AND o.state = 'objected')
                AND NOT EXISTS (SELECT 1 FROM objections x
                                 WHERE x.subject_id = c.subject_id AND x.scope IN ('direct_marketing', 'processing')
                                   AND x.filed_at >= g.effective_at)
