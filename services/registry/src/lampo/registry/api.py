@@ -1,34 +1,33 @@
 """``GET /v1/subjects/{customer_number}``: the registry's internal read API, for the staff service.
 
-Only a caller holding the suite's internal token (``LAMPO_INTERNAL_TOKEN``, sent as
-``Authorization: Bearer <token>``) is answered: the staff service, which checks the user's role
-and audits the read before it calls. The registry does not know staff users; it answers the
-service. No token configured: every call is refused (fail closed).
+Only the ``staff`` caller is answered (``lampo.http_auth``: its own credential from
+``LAMPO_API_CLIENTS``, sent as ``Authorization: Bearer <token>``): the staff service, which checks
+the user's role and audits the read before it calls. The registry does not know staff users; it
+answers the service. No callers configured: every call is refused (fail closed).
 
 - ``?categories=basic,contact`` narrows the answer (default: every category the registry holds).
 - 200 ``{"customer_number", "subject_id", "restricted", "categories": {category: [item]}}``, an
   item being ``{"section" | "kind", "data", "source_system", "origin", "legal_basis", "updated_at"}``.
   Only the data filed under the asked customer number (a subject with several customer numbers
   is read one number at a time: a staff member sees the customer they looked up).
-- 400 ``{"error": "invalid_category", "field": "categories"}``; 401 ``{"error": "unauthorised"}``;
-  404 ``{"error": "no_match"}``.
+- 400 ``{"error": "invalid_category", "field": "categories"}``; 401 without a valid credential,
+  403 for another caller (``{"detail": ...}``); 404 ``{"error": "no_match"}``.
 
 Wiring (in ``build()``): ``mounts=[("/v1/subjects", subjects_api(lambda: runtime))]``; a
 callable is taken because the runtime does not exist yet when its mounts are listed.
 """
 
-from __future__ import annotations
-
 import hmac
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from lampo.crypto import FieldCipher
+from lampo.http_auth import Caller, Callers, requires
 from lampo.registry.domain import HELD_CATEGORIES, HELD_TABLES
 from lampo.registry.store import RegistryStore
 from lampo.service import Runtime
@@ -56,7 +55,8 @@ def _plain(value: Any) -> Any:
 
 
 def authorised(header: str | None, token: str | None) -> bool:
-    """Constant-time check of ``Authorization: Bearer <token>``; False when no token is configured."""
+    """Constant-time check of ``Authorization: Bearer <token>``; False when no token is configured.
+    The old shared-token scheme: the registry's routes now answer named callers (lampo.http_auth)."""
     if not token or not header or not header.startswith("Bearer "):
         return False
     return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
@@ -80,12 +80,26 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
     def current() -> Runtime:
         return runtime if isinstance(runtime, Runtime) else runtime()
 
-    @api.get("/v1/subjects/{customer_number}")
-    async def read_subject(customer_number: str, request: Request) -> JSONResponse:
+    callers: list[Callers] = []
+
+    def known() -> Callers:  # read once the runtime (and its settings) exists
+        if not callers:
+            callers.append(Callers.of(current().settings))
+        return callers[0]
+
+    @api.get(
+        "/v1/subjects/{customer_number}",
+        responses={
+            400: {"description": "invalid customer number or category"},
+            401: {"description": "no valid credential"},
+            403: {"description": "not the staff service"},
+            404: {"description": "no such customer"},
+        },
+    )
+    async def read_subject(
+        customer_number: str, request: Request, caller: Annotated[Caller, Depends(requires(known, "staff"))]
+    ) -> JSONResponse:
         rt = current()
-        token = rt.settings.internal_token
-        if not authorised(request.headers.get("authorization"), token.get_secret_value() if token else None):
-            return _error(401, "unauthorised")
         if not _CUSTOMER_NUMBER.fullmatch(customer_number):
             return _error(400, "invalid_customer_number", "customer_number")
         try:

@@ -10,12 +10,13 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
 from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_INBOUND
+from lampo.http_auth import Callers, guard
 from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
 from lampo.registry.api import subjects_api
 from lampo.registry.handlers import make_consent_handler, make_inbound_handler
 from lampo.registry.privacy import make_participant
-from lampo.registry.resolve import ResolveApp
+from lampo.registry.resolve import RESOLVE_OPERATION, ResolveApp
 from lampo.registry.settings import RegistrySettings
 from lampo.service import Runtime, serve
 
@@ -30,15 +31,16 @@ def build(
     clock: Clock | None = None,
 ) -> Runtime:
     """The registry. ``runtime.consumers`` is, in order: registry.inbound.v1, consent.events.v1,
-    privacy.tasks.v1; ``POST /v1/resolve`` answers the DSAR coordinator."""
+    privacy.tasks.v1; ``POST /v1/resolve`` answers the DSAR coordinator only."""
+    settings = settings or RegistrySettings()
     resolver = ResolveApp()
     runtime = Runtime(
-        settings or RegistrySettings(),
+        settings,
         migrations=MIGRATIONS,
         span_processors=span_processors,
         clock=clock,
-        routes=[("/v1/resolve", resolver)],
-        # The staff service's read path (internal token only); the runtime is bound late.
+        routes=[("/v1/resolve", guard(resolver, Callers.of(settings), "dsar", operation=RESOLVE_OPERATION))],
+        # The staff service's read path (the staff caller only); the runtime is bound late.
         mounts=[("/v1/subjects", subjects_api(lambda: runtime))],
     )
     resolver.bind(lambda: runtime.pool, runtime.keys)
