@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 CALLERS_KEY = "x-lampo-callers"
 """The OpenAPI extension naming the callers an operation answers."""
 
+_REFUSED = {"401": "no valid credential", "403": "a caller this route does not answer"}
+
 # Declares the scheme in the OpenAPI document (schemathesis and readers see it); the check itself
 # reads the header, so every malformed form is refused the same way.
 _BEARER = HTTPBearer(auto_error=False, scheme_name="caller", description="The calling system's own credential")
@@ -142,7 +144,11 @@ def document_callers(api: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
         operations = schema.get("paths", {}).get(route.path_format, {})
         for method in route.methods or ():
             if allowed is not None and method.lower() in operations:
-                operations[method.lower()][CALLERS_KEY] = list(allowed)
+                operation = operations[method.lower()]
+                operation[CALLERS_KEY] = list(allowed)
+                operation.setdefault("security", [{"caller": []}])
+                for status, description in _REFUSED.items():
+                    operation.setdefault("responses", {}).setdefault(status, {"description": description})
     return schema
 
 
@@ -172,7 +178,7 @@ class Guarded:
 
     def openapi_operations(self) -> dict[str, Any]:
         """The path item of the OpenAPI document: each method, its callers and the scheme."""
-        refused = {"401": {"description": "no valid credential"}, "403": {"description": "not this caller"}}
+        refused = {status: {"description": description} for status, description in _REFUSED.items()}
         return {
             method.lower(): {
                 "security": [{"caller": []}],

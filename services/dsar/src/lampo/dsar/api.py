@@ -203,7 +203,10 @@ def create_api(state: dict[str, Any]) -> FastAPI:
     @api.get(
         "/v1/requests/{request_id}",
         summary="A request's status, participants, timings and history",
-        responses={404: {"description": "unknown request, or not on the caller's channel"}},
+        responses={
+            404: {"description": "unknown request, or not on the caller's channel"},
+            409: {"description": "the request cannot be read now"},
+        },
     )
     async def status(request_id: str, caller: Channel) -> JSONResponse:
         async with pool().acquire() as conn:
@@ -216,7 +219,15 @@ def create_api(state: dict[str, Any]) -> FastAPI:
             return _error(404, unknown.reason, unknown.detail)
         return JSONResponse(jsonable_encoder(view))
 
-    @api.post("/v1/requests/{request_id}/cancel", summary="Cancel an unfinished request")
+    @api.post(
+        "/v1/requests/{request_id}/cancel",
+        summary="Cancel an unfinished request",
+        responses={
+            400: {"description": "body: not JSON"},
+            404: {"description": "unknown request"},
+            409: {"description": "the request is finished"},
+        },
+    )
     async def cancel(request_id: str, caller: StaffOnly, body: Cancel | None = None) -> JSONResponse:
         c = coordinator()
         async with pool().acquire() as conn:
