@@ -5,9 +5,11 @@ on /metrics, and with its start-up heap frozen out of the garbage collector's fu
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 
 import httpx
+import pytest
 
 
 async def test_every_served_service_froze_its_start_up_heap(suite) -> None:
@@ -51,3 +53,27 @@ async def test_the_served_apis_answer_only_the_callers_they_name(suite, require)
         assert answered.status_code == 404 and answered.json() == {"error": "no_match"}
         for name, service in suite.services.items():  # health and metrics stay open
             assert (await client.get(f"{service.url}/health/live")).status_code == 200, name
+
+
+def _outward_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            address = str(s.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+async def test_every_service_listens_on_loopback_only(suite) -> None:
+    address = _outward_address()
+    if address is None:
+        pytest.skip("this machine has no address besides loopback")
+    for name, service in suite.services.items():
+        with socket.socket() as s:
+            s.settimeout(2)
+            assert s.connect_ex((address, service.port)) != 0, f"{name} answers on {address}:{service.port}"
+        with socket.socket() as s:
+            s.settimeout(2)
+            assert s.connect_ex(("127.0.0.1", service.port)) == 0, name
