@@ -18,7 +18,7 @@ from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.handlers import HoldsConsumer, RequestsConsumer, acks_handler, consume_requests
 from lampo.dsar.resolver import CustomerNumberResolver, IdentityResolver, RegistryResolver
 from lampo.dsar.settings import DsarSettings
-from lampo.http_auth import Callers, credential_headers
+from lampo.http_auth import Callers
 from lampo.messaging.consumer import ConsumerOptions, ReliableConsumer
 from lampo.service import Runtime, serve
 
@@ -38,9 +38,8 @@ class Dsar:
 def make_resolver(settings: DsarSettings) -> IdentityResolver:
     if settings.identity_resolver == "customer_number":
         return CustomerNumberResolver()
-    return RegistryResolver(
-        settings.registry_url, timeout_s=settings.resolve_timeout_s, headers=credential_headers(settings)
-    )
+    token = settings.api_token.get_secret_value() if settings.api_token else ""  # the coordinator's own
+    return RegistryResolver(settings.registry_url, timeout_s=settings.resolve_timeout_s, token=token)
 
 
 def build(
