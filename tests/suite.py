@@ -6,12 +6,13 @@ privacy tests (their conftests start a `Suite` with `launch`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import secrets
 import shutil
 import socket
 import sys
 import threading
-import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,17 @@ from lampo.testing import drop_database, fast_forward_group, unique
 
 SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
 BIN = Path(sys.executable).parent
+# Who answers whom over HTTP (LAMPO_API_CLIENTS), as deploy/local/services.sh and
+# docker-compose.yml provision it. Every service presents its own token (LAMPO_API_TOKEN); the
+# portal is the outside channel that submits requests (the tests act as it).
+ANSWERS = {
+    "registry": ["staff", "dsar"],
+    "dsar": ["staff", "portal"],
+    "billing": ["dsar"],
+    "recordings": ["dsar"],
+    "consent": ["dsar"],
+}
+CALLERS = [*SERVICES, "portal"]
 
 
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"
@@ -171,9 +183,15 @@ class Suite:
     otlp: OtlpReceiver
     logs: Path
     databases: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+    """Each caller's credential (every service's own, and the portal's)."""
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
+
+    def as_caller(self, name: str) -> dict[str, str]:
+        """The ``Authorization`` header of ``name`` (a service, or ``portal``)."""
+        return {"authorization": f"Bearer {self.tokens[name]}"}
 
     @property
     def urls(self) -> dict[str, str]:
@@ -201,7 +219,7 @@ async def launch(
     otlp.start()
     key = new_master_key()
     zipkin = zipkin_running()
-    token = uuid.uuid4().hex
+    tokens = {caller: secrets.token_urlsafe(24) for caller in CALLERS}
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     services: dict[str, ServiceProcess] = {}
     databases = []
@@ -217,7 +235,8 @@ async def launch(
             "LAMPO_CONSUMER_GROUP": group,
             "LAMPO_MASTER_KEY": key,
             "LAMPO_HTTP_PORT": str(ports[name]),
-            "LAMPO_INTERNAL_TOKEN": token,
+            "LAMPO_API_TOKEN": tokens[name],
+            "LAMPO_API_CLIENTS": json.dumps({caller: tokens[caller] for caller in ANSWERS.get(name, [])}),
             "OTEL_SERVICE_NAME": f"lampo-{name}",
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
@@ -231,7 +250,7 @@ async def launch(
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
         services[name] = ServiceProcess(name, service_env, logs / f"{name}.log")
-    suite = Suite(services, otlp, logs, databases)
+    suite = Suite(services, otlp, logs, databases, tokens)
     try:
         await asyncio.gather(*(s.start(ready_timeout) for s in services.values()))
     except BaseException:

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from dsar_support import MASTER_KEY, ParticipantProcess, dsar_service, participants
+from dsar_support import DSAR_TOKEN, MASTER_KEY, ParticipantProcess, dsar_service, participants
 
 from lampo.clock import SystemClock
 from lampo.contracts.privacy import PrivacyTask
@@ -35,6 +35,7 @@ async def lampo(env: Any, *args: str) -> tuple[int, str]:
         LAMPO_DATABASE=env.settings.database,
         LAMPO_MASTER_KEY=MASTER_KEY,
         LAMPO_REGISTRY_URL=env.settings.registry_url,
+        LAMPO_API_TOKEN=DSAR_TOKEN,
         # the operator's CLI runs with the service's configuration
         LAMPO_PARTICIPANTS='["t-cli"]',
         LAMPO_APPROVERS='["toimitusjohtaja"]',

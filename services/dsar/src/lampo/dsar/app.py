@@ -18,6 +18,7 @@ from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.handlers import HoldsConsumer, RequestsConsumer, acks_handler, consume_requests
 from lampo.dsar.resolver import CustomerNumberResolver, IdentityResolver, RegistryResolver
 from lampo.dsar.settings import DsarSettings
+from lampo.http_auth import Callers
 from lampo.messaging.consumer import ConsumerOptions, ReliableConsumer
 from lampo.service import Runtime, serve
 
@@ -37,7 +38,8 @@ class Dsar:
 def make_resolver(settings: DsarSettings) -> IdentityResolver:
     if settings.identity_resolver == "customer_number":
         return CustomerNumberResolver()
-    return RegistryResolver(settings.registry_url, timeout_s=settings.resolve_timeout_s)
+    token = settings.api_token.get_secret_value() if settings.api_token else ""  # the coordinator's own
+    return RegistryResolver(settings.registry_url, timeout_s=settings.resolve_timeout_s, token=token)
 
 
 def build(
@@ -66,7 +68,7 @@ def build(
         resolver=resolver or make_resolver(settings),
         pool=lambda: runtime.pool,
     )
-    state.update(coordinator=coordinator, pool=lambda: runtime.pool)
+    state.update(coordinator=coordinator, pool=lambda: runtime.pool, callers=Callers.of(settings))
     dsar_metrics.register(runtime, lambda: runtime.pool)
     requests = consume_requests(runtime, coordinator)
     # An access result's parts (up to 1 MiB each) share their request's partition: a poll takes

@@ -33,12 +33,22 @@ class IdentityResolver(Protocol):
 
 
 class RegistryResolver:
-    """``POST <registry>/v1/resolve`` with the identifiers."""
+    """``POST <registry>/v1/resolve`` with the identifiers, presenting ``token`` (the coordinator's
+    own credential, ``LAMPO_API_TOKEN``). A registry that refuses the credential (401/403) is a
+    configuration fault, not an answer: the request waits and is retried."""
 
     def __init__(
-        self, base_url: str, *, timeout_s: float = 5.0, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 5.0,
+        token: str = "",
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport)
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport, headers=headers
+        )
 
     async def resolve(self, identifiers: dict[str, str]) -> Resolved | Unresolved:
         try:
