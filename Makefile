@@ -44,7 +44,7 @@ test-faults: install
 
 # Placeholder secrets: the compose file requires them, the validator only interpolates.
 COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint \
-	$(foreach c,STAFF DSAR PORTAL,LAMPO_API_TOKEN_$(c)=lint) \
+	$(foreach c,STAFF DSAR PORTAL MARKETING,LAMPO_API_TOKEN_$(c)=lint) \
 	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint)
 
 lint: install

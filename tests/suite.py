@@ -30,15 +30,16 @@ SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar",
 BIN = Path(sys.executable).parent
 # Who answers whom over HTTP (LAMPO_API_CLIENTS), as deploy/local/services.sh and
 # docker-compose.yml provision it. Every service presents its own token (LAMPO_API_TOKEN); the
-# portal is the outside channel that submits requests (the tests act as it).
+# portal is the outside channel that submits requests, marketing the system that reads the
+# direct-marketing audience (the tests act as both).
 ANSWERS = {
-    "registry": ["staff", "dsar"],
+    "registry": ["staff", "dsar", "marketing"],
     "dsar": ["staff", "portal"],
     "billing": ["dsar"],
     "recordings": ["dsar"],
     "consent": ["dsar"],
 }
-CALLERS = [*SERVICES, "portal"]
+CALLERS = [*SERVICES, "portal", "marketing"]
 
 
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"

@@ -17,8 +17,8 @@ master_key() {
   cat "$f"
 }
 
-# HTTP credentials: each caller (every service, and the portal, the outside channel that submits
-# requests) has its own token in .run/api/<caller>.token (0600, made once). A service presents its
+# HTTP credentials: each caller (every service, the portal, the outside channel that submits
+# requests, and the marketing system, which reads the direct-marketing audience) has its own token in .run/api/<caller>.token (0600, made once). A service presents its
 # own (LAMPO_API_TOKEN) and answers the callers `answers` names (LAMPO_API_CLIENTS, JSON).
 api_token() {
   local f="$state/api/$1.token"
@@ -30,7 +30,7 @@ api_token() {
 
 answers() {
   case "$1" in
-    registry) echo "staff dsar" ;;
+    registry) echo "staff dsar marketing" ;;
     dsar) echo "staff portal" ;;
     billing|recordings|consent) echo "dsar" ;;
     *) echo "" ;;
@@ -53,6 +53,7 @@ alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 start() {
   local key; key="$(master_key)"
   api_token portal >/dev/null  # the portal's credential, for whoever plays the portal
+  api_token marketing >/dev/null  # the marketing system's, for the direct-marketing audience
   local started=()
   while read -r name port; do
     [ -x "$bin/lampo-$name" ] || continue
