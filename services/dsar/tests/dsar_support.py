@@ -141,7 +141,7 @@ async def dsar_service(
         registry_url=registry.url,
         check_interval_s=0.5,
         resolve_backoff_s=0.2,
-        **overrides,
+        **{"store_resolve_urls": {}, **overrides},  # the stand-in registry alone, unless a test adds stores
     )
     await fast_forward_group(settings.consumer_group or "", [DSAR_REQUESTS, PRIVACY_ACKS])
     clock = clock or ManualClock(START)

@@ -128,7 +128,7 @@ async def test_no_answer_after_the_last_attempt_fails_the_request_naming_the_par
     done = data_of(completed)
     assert done["status"] == "failed"
     assert done["results"]["t-gone"] == {
-        "status": "failed", "erased": {}, "retained": [], "error": "t-gone: no answer after 2 attempts",
+        "status": "failed", "erased": {}, "retained": [], "error": "t-gone: no answer after 2 attempts", "effects": [],
     }  # fmt: skip
     assert done["results"]["t-steady"]["status"] == "done"
     assert ignored["task_status"] == "failed" and ignored["ack_status"] == "done"

@@ -37,7 +37,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer, format_span_id
 
 from lampo.contracts.catalog import ParsedEvent, parse
 from lampo.contracts.errors import ContractViolation
-from lampo.contracts.errors import Rejected as Rejected  # re-exported: where the services import it from
+from lampo.contracts.errors import Rejected as Rejected  # noqa: PLC0414 - re-exported for the services
 from lampo.messaging import inbox
 from lampo.messaging.polling import long_poll
 from lampo.messaging.topics import dlq

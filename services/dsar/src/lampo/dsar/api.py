@@ -116,7 +116,7 @@ def create_api(state: dict[str, Any]) -> FastAPI:
             submitted = parsed.data
             assert isinstance(submitted, DsarSubmitted)
             async with pool().acquire() as conn, conn.transaction():
-                row, created = await c.submit(conn, submitted, actor="api", traceparent=traceparent)
+                row, created = await c.submit(conn, submitted, actor="api", traceparent=traceparent, raw=body)
                 view = await c.view(conn, row["request_id"])
         return JSONResponse(jsonable_encoder(view), status_code=201 if created else 200)
 

@@ -58,10 +58,11 @@ async def _coordinator() -> AsyncIterator[tuple[Coordinator, asyncpg.Pool]]:
     settings = DsarSettings()
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     provider = make_tracer_provider("lampo-dsar-cli")
-    resolver = make_resolver(settings)
+    keys = KeyRing(settings.master_key_bytes())
+    resolver = make_resolver(settings, keys)
     coordinator = Coordinator(
         settings,
-        keys=KeyRing(settings.master_key_bytes()),
+        keys=keys,
         clock=SystemClock(),
         tracer=provider.get_tracer("lampo.dsar.cli"),
         resolver=resolver,
@@ -190,7 +191,7 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
     async def work(c: Coordinator, conn: asyncpg.Connection) -> tuple[str, bool]:
         with c.tracer.start_as_current_span("dsar submit", attributes={"lampo.channel": "cli"}):
             row, created = await c.submit(
-                conn, submitted, actor=f"cli:{verified_by}", traceparent=current_traceparent()
+                conn, submitted, actor=f"cli:{verified_by}", traceparent=current_traceparent(), raw=body
             )
         return row["request_id"], created
 

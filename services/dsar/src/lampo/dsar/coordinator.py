@@ -13,8 +13,8 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -30,8 +30,6 @@ from lampo.contracts.dsar import (
     DsarAccepted,
     DsarAwaitingApproval,
     DsarCompleted,
-    DsarKind,
-    DsarOverdue,
     DsarRejected,
     DsarSubmitted,
     Package,
@@ -42,17 +40,12 @@ from lampo.contracts.privacy import PrivacyAck, PrivacyTask, TaskSubject
 from lampo.crypto import KeyDestroyed, KeyRing, new_request_keypair, scratch_file, unseal
 from lampo.dsar import domain, package
 from lampo.dsar.errors import (
-    AlreadyExtended,
-    ExtensionTooLate,
-    NotAuthorised,
-    NotRetriable,
     UnknownRequest,
     UnknownTask,
-    WrongState,
 )
 from lampo.dsar.resolver import IdentityResolver, RegistryUnavailable, Resolved, Unresolved
 from lampo.dsar.settings import DsarSettings
-from lampo.dsar.store import DsarStore
+from lampo.dsar.store import DsarStore, request_of, task_of
 from lampo.messaging import outbox
 from lampo.participant import is_streamed, join_result, open_part, stream_run
 from lampo.tracing import TRACEPARENT, context_from_headers, current_traceparent, trace_id_of
@@ -80,6 +73,10 @@ def package_key(request_id: str) -> str:
 
 def package_uri(request_id: str) -> str:
     return f"urn:lampo:dsar:package:{request_id}"
+
+
+def _new_task_id() -> str:
+    return uuid.uuid4().hex
 
 
 def _context(traceparent: str | None) -> otel_context.Context | None:
@@ -160,21 +157,107 @@ class Coordinator:
     ) -> None:
         await outbox.add(conn, [self._event(DSAR_EVENTS, event_type, data, request_id, traceparent)])
 
-    async def _move(
-        self, store: DsarStore, req: Any, to: str, actor: str, detail: str | None = None, **fields: Any
-    ) -> None:
-        await store.update_request(req["request_id"], status=to, **fields)
-        await store.add_transition(
-            req["request_id"], req["status"], to, at=self.clock.now(), actor=actor, detail=detail
+    def _policy(self) -> domain.Policy:
+        st = self.settings
+        return domain.Policy(
+            data_map=domain.DataMap(
+                participants=tuple(st.participants), categories=st.participant_categories, kinds=st.participant_kinds
+            ),
+            approval_required=st.approval_required,
+            auto_approve=st.auto_approve,
+            approvers=st.approvers,
+            task_timeout_s=st.task_timeout_s,
+            task_max_attempts=st.task_max_attempts,
+            resolve_backoff_s=st.resolve_backoff_s,
+            resolve_backoff_max_s=st.resolve_backoff_max_s,
         )
+
+    async def _decide(
+        self, conn: asyncpg.Connection, request_id: str, command: domain.Command, *, traceparent: str | None = None
+    ) -> domain.Change | None:
+        """Lock the request, ask the rules, apply their change (one transaction: the caller's).
+        None for an unknown request."""
+        store = DsarStore(conn)
+        row = await store.request(request_id, lock=True)
+        if row is None:
+            return None
+        tasks = await store.task_states(request_id)
+        change = domain.decide(
+            request_of(row), tasks, command, now=self.clock.now(), policy=self._policy(), new_id=_new_task_id
+        )
+        await self._apply(conn, row, change, traceparent=traceparent)
+        if change.status == domain.IN_PROGRESS and not change.sends and not change.unchanged:
+            await self._maybe_complete(conn, request_id)  # nothing (more) to wait for, perhaps
+        return change
+
+    async def _apply(
+        self, conn: asyncpg.Connection, row: Any, change: domain.Change, *, traceparent: str | None = None
+    ) -> None:
+        """Write a change: the request's fields and status, its tasks, its history, then its events
+        and tasks to the outbox (in that order: one NOTIFY), then the keys it ends."""
+        store = DsarStore(conn)
+        rid = row["request_id"]
+        now = self.clock.now()
+        fields = dict(change.fields)
+        if change.new_result_key:
+            private, public = new_request_keypair()
+            cipher = await self.keys.cipher(conn, result_key(rid), create=True)
+            fields.update(result_public_key=public, sealed_private_key=cipher.encrypt("private_key", private))
+        if change.status != row["status"]:
+            fields["status"] = change.status
+        if fields:
+            await store.update_request(rid, **fields)
+        for update in change.task_updates:
+            await store.update_task(update.task_id, **update.fields)
+        await store.insert_tasks(
+            [
+                dict(
+                    task_id=t.task_id, request_id=rid, participant=t.participant, kind=t.kind,
+                    categories=list(t.categories), status=t.status, attempt=t.attempt, sent_at=now,
+                    timeout_at=t.timeout_at, hold_retained=list(t.hold_retained), finished_at=t.finished_at,
+                )
+                for t in change.new_tasks
+            ]
+        )  # fmt: skip
+        for tr in change.transitions:
+            await store.add_transition(rid, tr.from_status, tr.to_status, at=now, actor=tr.actor, detail=tr.detail)
+        current: dict[str, Any] = {**dict(row), **fields}  # the request as it now stands (locked)
+        if change.restricted is not None and current["subject_id"] is not None:
+            await store.set_restricted(current["subject_id"], change.restricted, request_id=rid, at=now)
+        tp = traceparent or row["traceparent"]
+        events = [self._event(DSAR_EVENTS, e.event_type, e.data, rid, tp) for e in change.events]
+        for send in change.sends:
+            events.append(
+                await self._task_event(
+                    conn, current, task_id=send.task_id, participant=send.participant, kind=send.kind,
+                    categories=list(send.categories), attempt=send.attempt,
+                )
+            )  # fmt: skip
+        await outbox.add(conn, events)
+        for key in change.destroy_keys:
+            await self.keys.destroy(conn, input_key(rid) if key == "input" else result_key(rid))
 
     # -- intake --------------------------------------------------------------------------------
 
     async def submit(
-        self, conn: asyncpg.Connection, req: DsarSubmitted, *, actor: str, traceparent: str | None
+        self,
+        conn: asyncpg.Connection,
+        req: DsarSubmitted,
+        *,
+        actor: str,
+        traceparent: str | None,
+        raw: Mapping[str, Any] | None = None,
     ) -> tuple[asyncpg.Record, bool]:
         """Take a request in: (the request, True) when new; (the existing one, False) for a
-        request_id already known, which is answered again as it was (no second request)."""
+        request_id already known, which is answered again as it was (no second request).
+        ``raw``: the request's data as sent, to find what the contract's tolerant reading drops
+        (a correction naming a section that does not exist): such a request is rejected."""
+        problem = domain.intake_problem(raw) if raw is not None else None
+        if problem is not None:
+            return await self.reject_invalid(
+                conn, request_id=req.request_id, kind=req.kind, reason="schema", detail=problem,
+                channel=req.channel, actor=actor, traceparent=traceparent,
+            )  # fmt: skip
         store = DsarStore(conn)
         existing = await store.request(req.request_id, lock=True)
         if existing is not None:
@@ -200,6 +283,8 @@ class Coordinator:
             due_at=domain.due_at(req.received_at),
             traceparent=traceparent,
             next_resolve_at=self.clock.now() if sealed is not None else None,
+            scope=req.scope,
+            lift=req.lift,
         )
         if not created:  # a concurrent intake of the same id won
             row = await store.request(req.request_id, lock=True)
@@ -212,9 +297,8 @@ class Coordinator:
         row = await store.request(req.request_id, lock=True)
         assert row is not None
         if req.verification is None:
-            await self._reject(
-                conn, row, "unverified", "verification: missing; the requester must be verified first", SYSTEM
-            )
+            reject = domain.Reject("unverified", "verification: missing; the requester must be verified first")
+            await self._decide(conn, req.request_id, reject)
         else:
             await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
         final = await store.request(req.request_id)
@@ -261,9 +345,7 @@ class Coordinator:
             await self._answer_duplicate(store, row, actor)
             return row, False
         await store.add_transition(request_id, None, domain.RECEIVED, at=now, actor=actor, detail=f"channel {channel}")
-        row = await store.request(request_id, lock=True)
-        assert row is not None
-        await self._reject(conn, row, "invalid", f"{detail} ({reason})", SYSTEM)
+        await self._decide(conn, request_id, domain.Reject("invalid", f"{detail} ({reason})"))
         final = await store.request(request_id)
         assert final is not None
         return final, True
@@ -296,25 +378,6 @@ class Coordinator:
             await self._emit(store.conn, "dsar.accepted", accepted, rid, tp)
         elif req["completion"] is not None:
             await self._emit(store.conn, "dsar.completed", DsarCompleted.model_validate(req["completion"]), rid, tp)
-
-    async def _reject(
-        self, conn: asyncpg.Connection, req: asyncpg.Record, reason: str, detail: str, actor: str
-    ) -> None:
-        store = DsarStore(conn)
-        await self._move(
-            store,
-            req,
-            domain.REJECTED,
-            actor,
-            f"{reason}: {detail}",
-            reject_reason=reason,
-            reject_detail=detail,
-            sealed_input=None,
-            next_resolve_at=None,
-        )
-        rejected = DsarRejected(request_id=req["request_id"], reason=reason, detail=detail)
-        await self._emit(conn, "dsar.rejected", rejected, req["request_id"], req["traceparent"])
-        await self.keys.destroy(conn, input_key(req["request_id"]))
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -359,178 +422,59 @@ class Coordinator:
         self, conn: asyncpg.Connection, request_id: str, outcome: Resolved | Unresolved | RegistryUnavailable
     ) -> None:
         store = DsarStore(conn)
-        req = await store.request(request_id, lock=True)
-        if req is None or req["status"] != domain.RECEIVED:
+        req = await store.request_state(request_id, lock=True)
+        if req is None or req.status != domain.RECEIVED:
             return
-        now = self.clock.now()
+        command: domain.Command
         if isinstance(outcome, RegistryUnavailable):
-            attempts = req["resolve_attempts"] + 1
-            delay = min(self.settings.resolve_backoff_s * 2 ** (attempts - 1), self.settings.resolve_backoff_max_s)
-            await store.update_request(
-                request_id,
-                resolve_attempts=attempts,
-                resolve_error=f"registry unavailable ({outcome}); attempt {attempts}",
-                next_resolve_at=now + timedelta(seconds=delay),
+            command = domain.ResolverDown(str(outcome))
+            log.warning("dsar %s: registry unavailable (%s); retrying", request_id, outcome)
+        elif isinstance(outcome, Unresolved):
+            command = domain.Reject(outcome.reason, outcome.detail)
+        else:
+            command = domain.Resolve(
+                subject_id=outcome.subject_id,
+                customer_numbers=tuple(outcome.customer_numbers),
+                subject_kind=outcome.kind,
+                restricted=req.lift and await store.is_restricted(outcome.subject_id),
+                holds=tuple(await self._holds(store, req.kind, outcome.customer_numbers)),
             )
-            log.warning("dsar %s: registry unavailable (%s); retrying in %.1fs", request_id, outcome, delay)
-            return
-        if isinstance(outcome, Unresolved):
-            await self._reject(conn, req, outcome.reason, outcome.detail, SYSTEM)
-            return
-        resolved: dict[str, Any] = {
-            "subject_id": outcome.subject_id,
-            "customer_numbers": outcome.customer_numbers,
-            "subject_kind": outcome.kind,
-            "resolve_error": None,
-            "next_resolve_at": None,
-        }
-        await store.update_request(request_id, **resolved)
-        req = {**dict(req), **resolved}  # the row is locked: this is what it now holds
-        kind: DsarKind = req["kind"]
-        if req["approved_by"] is None and domain.needs_approval(
-            kind, self.settings.approval_required, self.settings.auto_approve
-        ):
-            await self._move(store, req, domain.AWAITING_APPROVAL, SYSTEM, "subject resolved; waiting for approval")
-            await self._emit(
-                conn,
-                "dsar.awaiting_approval",
-                DsarAwaitingApproval(request_id=request_id, kind=kind),
-                request_id,
-                req["traceparent"],
-            )
-            return
-        await self._accept(conn, req, req["approved_by"] or SYSTEM)
+        await self._decide(conn, request_id, command)
+
+    @staticmethod
+    async def _holds(store: DsarStore, kind: str, customer_numbers: Sequence[str]) -> list[domain.Hold]:
+        return await store.holds_for(customer_numbers) if kind == "erasure" and customer_numbers else []
 
     # -- approval ------------------------------------------------------------------------------
 
-    def _check_approver(self, name: str, field: str) -> None:
-        if self.settings.approvers and name not in self.settings.approvers:
-            raise NotAuthorised(field)
-
     async def approve(self, conn: asyncpg.Connection, request_id: str, *, by: str, at: datetime) -> asyncpg.Record:
         store = DsarStore(conn)
-        req = await store.request(request_id, lock=True)
+        req = await store.request_state(request_id, lock=True)
         if req is None:
             raise UnknownRequest()
-        self._check_approver(by, "approved_by")
-        if req["approved_by"] is not None:
-            return req  # approved already: a repeated approval changes nothing
-        if req["status"] == domain.AWAITING_APPROVAL:
-            await store.update_request(request_id, approved_by=by, approved_at=at)
-            req = await store.request(request_id, lock=True)
-            assert req is not None
-            await self._accept(conn, req, by, "approved")
-        elif req["status"] == domain.RECEIVED:
-            await store.update_request(request_id, approved_by=by, approved_at=at)
-            await store.add_transition(
-                request_id,
-                req["status"],
-                req["status"],
-                at=self.clock.now(),
-                actor=by,
-                detail="approved before identity resolution",
-            )
-        else:
-            raise WrongState("approve", req["status"])
+        holds = await self._holds(store, req.kind, req.customer_numbers)
+        await self._decide(conn, request_id, domain.Approve(by, at, tuple(holds)))
         row = await store.request(request_id)
         assert row is not None
         return row
 
     async def deny(self, conn: asyncpg.Connection, request_id: str, *, by: str, reason: str) -> asyncpg.Record:
-        store = DsarStore(conn)
-        req = await store.request(request_id, lock=True)
-        if req is None:
+        if await self._decide(conn, request_id, domain.Deny(by, reason)) is None:
             raise UnknownRequest()
-        self._check_approver(by, "denied_by")
-        if req["status"] not in (domain.AWAITING_APPROVAL, domain.RECEIVED) or req["approved_by"] is not None:
-            if req["status"] == domain.REJECTED and req["denied_by"] is not None:
-                return req  # denied already
-            raise WrongState("deny", req["status"])
-        await store.update_request(request_id, denied_by=by, denial_reason=reason)
-        await self._reject(conn, req, "denied", reason, by)
-        row = await store.request(request_id)
+        row = await DsarStore(conn).request(request_id)
         assert row is not None
         return row
 
-    # -- plan and fan-out ----------------------------------------------------------------------
+    # -- fan-out -------------------------------------------------------------------------------
 
-    async def _accept(self, conn: asyncpg.Connection, req: Any, actor: str, detail: str | None = None) -> None:
-        store = DsarStore(conn)
-        rid = req["request_id"]
-        kind: DsarKind = req["kind"]
-        holds = await store.holds_for(req["customer_numbers"] or []) if kind == "erasure" else []
-        planned = domain.plan(
-            kind,
-            req["categories"],
-            participants=self.settings.participants,
-            participant_categories=self.settings.participant_categories,
-            objection_participant=self.settings.objection_participant,
-            holds=holds,
-        )
-        fields: dict[str, Any] = {}
-        if kind in domain.PACKAGE_KINDS:
-            private, public = new_request_keypair()
-            cipher = await self.keys.cipher(conn, result_key(rid), create=True)
-            fields = {"result_public_key": public, "sealed_private_key": cipher.encrypt("private_key", private)}
-        await self._move(store, req, domain.ACCEPTED, actor, detail, **fields)
-        accepted = DsarAccepted(
-            request_id=rid, kind=kind, due_at=req["due_at"], participants=[t.participant for t in planned]
-        )
-        # The request as it now stands (the row is locked: nobody else changed it).
-        current: dict[str, Any] = {**dict(req), **fields, "status": domain.ACCEPTED}
-        now = self.clock.now()
-        timeout = timedelta(seconds=domain.task_timeout_s(self.settings.task_timeout_s, 1))
-        rows: list[dict[str, Any]] = []
-        events = [self._event(DSAR_EVENTS, "dsar.accepted", accepted, rid, req["traceparent"])]
-        for t in planned:
-            task_id = uuid.uuid4().hex
-            retained = [r.model_dump(mode="json") for r in t.hold_retained]
-            if not t.send:
-                rows.append(
-                    dict(
-                        task_id=task_id, request_id=rid, participant=t.participant, kind=t.kind, categories=[],
-                        status=domain.TASK_DONE, attempt=1, sent_at=now, timeout_at=now, hold_retained=retained,
-                        finished_at=now,
-                    )
-                )  # fmt: skip
-                continue
-            rows.append(
-                dict(
-                    task_id=task_id, request_id=rid, participant=t.participant, kind=t.kind, categories=t.categories,
-                    status=domain.TASK_OPEN, attempt=1, sent_at=now, timeout_at=now + timeout, hold_retained=retained,
-                    finished_at=None,
-                )
-            )  # fmt: skip
-            events.append(
-                await self._task_event(
-                    conn, current, task_id=task_id, participant=t.participant, kind=t.kind, categories=t.categories,
-                    attempt=1,
-                )
-            )  # fmt: skip
-        await store.insert_tasks(rows)
-        # dsar.accepted and every task in one outbox write (in that order: one NOTIFY).
-        await outbox.add(conn, events)
-        sent = sum(1 for t in planned if t.send)
-        await self._move(store, current, domain.IN_PROGRESS, SYSTEM, f"{sent} task(s) sent")
-        if not sent:  # everything held back: nothing to wait for
-            await self._maybe_complete(conn, rid)
-
-    async def _send_task(
-        self,
-        conn: asyncpg.Connection,
-        req: Any,
-        *,
-        task_id: str,
-        participant: str,
-        kind: str,
-        categories: list[str],
-        attempt: int,
-    ) -> None:
-        """Write the task to the outbox (see :meth:`_task_event`)."""
-        event = await self._task_event(
-            conn, req, task_id=task_id, participant=participant, kind=kind, categories=categories, attempt=attempt
-        )
-        await outbox.add(conn, [event])
+    async def release_lifts(self, limit: int = 500) -> int:
+        """Send a restriction lift's tasks once its notice to the subject has left the outbox."""
+        async with self._pool().acquire() as conn:
+            ids = await DsarStore(conn).lift_notices_out(limit)
+        for request_id in ids:
+            async with self._pool().acquire() as conn, conn.transaction():
+                await self._decide(conn, request_id, domain.ReleaseHeld())
+        return len(ids)
 
     async def _task_event(
         self,
@@ -574,6 +518,8 @@ class Coordinator:
                     "deadline": req["due_at"],
                     "result_key": req["result_public_key"],
                     "corrections": corrections,
+                    "scope": req["scope"] if kind == "objection" else None,
+                    "lift": bool(req["lift"]) and kind == "restriction",
                 }
             )
             event = CloudEvent.new("privacy.task", self.settings.source, task, time=self.clock.now())
@@ -665,6 +611,7 @@ class Coordinator:
                 error=ack.error if ack.status == "failed" else None,
                 erased={str(k): v for k, v in ack.erased.items()},
                 retained=[r.model_dump(mode="json") for r in ack.retained],
+                effects=[e.model_dump(mode="json", exclude_none=True) for e in ack.effects],
                 sealed_result=sealed,
                 **streamed,
             )
@@ -717,53 +664,25 @@ class Coordinator:
         return building
 
     async def _maybe_complete(self, conn: asyncpg.Connection, request_id: str) -> None:
+        """Finish the request if every task has answered: the results (and the package, for
+        access and portability) into dsar.completed."""
         store = DsarStore(conn)
         req = await store.request(request_id, lock=True)
         if req is None or req["status"] != domain.IN_PROGRESS:
             return
-        tasks = await store.tasks(request_id)
-        if any(t["status"] == domain.TASK_OPEN for t in tasks):
+        rows = await store.tasks(request_id)
+        tasks = [task_of(t) for t in rows]
+        if not domain.answered(tasks):
             return
-        results = {
-            t["participant"]: ParticipantResult.model_validate(
-                {
-                    "status": "done" if t["status"] == domain.TASK_DONE else "failed",
-                    "erased": t["erased"],
-                    "retained": [*t["hold_retained"], *t["retained"]],
-                    "error": t["error"],
-                }
-            )
-            for t in tasks
-        }
-        status = domain.completion_status(results)
-        now = self.clock.now()
+        results = domain.results(tasks)
         with self.tracer.start_as_current_span(
             "dsar complete", context=_context(req["traceparent"]), attributes={"lampo.request_id": request_id}
         ):
             pkg = None
-            if req["kind"] in domain.PACKAGE_KINDS and status != "failed":
-                pkg, results = await self._build_package(conn, req, tasks, results, now)
-                status = domain.completion_status(results)
-            completion = DsarCompleted(
-                request_id=request_id,
-                kind=req["kind"],
-                status=status,
-                due_at=req["due_at"],
-                completed_at=now,
-                trace_id=trace_id_of(req["traceparent"]),
-                results=results,
-                package=pkg,
-            )
-            detail = ", ".join(f"{p} failed: {r.error}" for p, r in results.items() if r.status == "failed") or None
-            # A finished request keeps no identifiers (a failed one may still be retried).
-            forget: dict[str, Any] = {"sealed_input": None} if status != "failed" else {}
-            await self._move(
-                store, req, status, SYSTEM, detail, completed_at=now, completion=completion.model_dump(mode="json"),
-                **forget,
-            )  # fmt: skip
-            await self._emit(conn, "dsar.completed", completion, request_id, current_traceparent())
-        if status != "failed":
-            await self.keys.destroy(conn, input_key(request_id))
+            if req["kind"] in domain.PACKAGE_KINDS and domain.completion_status(results) != "failed":
+                pkg, results = await self._build_package(conn, req, rows, results, self.clock.now())
+            command = domain.Complete(results, trace_id_of(req["traceparent"]), pkg)
+            await self._decide(conn, request_id, command, traceparent=current_traceparent())
         building = self._stop_building(request_id)  # a failed request's head start, if any
         if building is not None:
             building.close()
@@ -885,36 +804,7 @@ class Coordinator:
         return len(due)
 
     async def _time_out(self, conn: asyncpg.Connection, task_id: str, request_id: str, now: datetime) -> None:
-        store = DsarStore(conn)
-        req = await store.request(request_id, lock=True)
-        task = await store.task(task_id, lock=True)
-        if req is None or task is None or task["status"] != domain.TASK_OPEN or task["timeout_at"] > now:
-            return
-        participant, attempt = task["participant"], task["attempt"]
-        if attempt < self.settings.task_max_attempts:
-            wait = timedelta(seconds=domain.task_timeout_s(self.settings.task_timeout_s, attempt + 1))
-            await store.update_task(task_id, attempt=attempt + 1, sent_at=now, timeout_at=now + wait)
-            await store.add_transition(
-                request_id,
-                req["status"],
-                req["status"],
-                at=now,
-                actor=SYSTEM,
-                detail=f"{participant}: no answer to attempt {attempt}; sent attempt {attempt + 1}",
-            )
-            await self._send_task(
-                conn,
-                req,
-                task_id=task_id,
-                participant=participant,
-                kind=task["kind"],
-                categories=list(task["categories"]),
-                attempt=attempt + 1,
-            )
-            return
-        error = f"{participant}: no answer after {attempt} attempts"
-        await store.update_task(task_id, status=domain.TASK_FAILED, finished_at=now, error=error)
-        await self._maybe_complete(conn, request_id)
+        await self._decide(conn, request_id, domain.TimeOut(task_id))
 
     async def check_overdue(self, limit: int = 500) -> int:
         """Publish dsar.overdue, once, for each request past its deadline unanswered."""
@@ -923,37 +813,14 @@ class Coordinator:
             ids = await DsarStore(conn).overdue(now, limit)
         for request_id in ids:
             async with self._pool().acquire() as conn, conn.transaction():
-                store = DsarStore(conn)
-                req = await store.request(request_id, lock=True)
-                if (
-                    req is None
-                    or req["overdue_at"] is not None
-                    or req["due_at"] > now
-                    or req["status"] not in domain.UNANSWERED_STATUSES
-                ):
-                    continue
-                await store.update_request(request_id, overdue_at=now)
-                await store.add_transition(
-                    request_id,
-                    req["status"],
-                    req["status"],
-                    at=now,
-                    actor=SYSTEM,
-                    detail="overdue: the deadline passed unanswered",
-                )
-                await self._emit(
-                    conn,
-                    "dsar.overdue",
-                    DsarOverdue(request_id=request_id, due_at=req["due_at"]),
-                    request_id,
-                    req["traceparent"],
-                )
+                await self._decide(conn, request_id, domain.MarkOverdue())
         return len(ids)
 
     async def tick(self) -> None:
         """One round of the checker (tests call it after moving a ManualClock)."""
         while await self.resolve_due() >= 500:
             pass
+        await self.release_lifts()
         await self.check_timeouts()
         await self.check_overdue()
 
@@ -962,93 +829,24 @@ class Coordinator:
     async def retry(self, conn: asyncpg.Connection, request_id: str, participant: str, *, by: str) -> str:
         """Send a failed participant's task again as a new task (new task_id, next attempt),
         leaving every other participant's answer as it is. Returns the new task_id."""
-        store = DsarStore(conn)
-        req = await store.request(request_id, lock=True)
-        if req is None:
+        change = await self._decide(conn, request_id, domain.Retry(participant, by))
+        if change is None:
             raise UnknownRequest()
-        if req["status"] not in (domain.FAILED, domain.IN_PROGRESS):
-            raise WrongState("retry a participant of", req["status"])
-        task = next((t for t in await store.tasks(request_id) if t["participant"] == participant), None)
-        if task is None:
-            raise NotRetriable("participant: has no task in this request")
-        if task["status"] != domain.TASK_FAILED:
-            raise NotRetriable(f"participant: its task is {task['status']}, not failed")
-        now = self.clock.now()
-        await store.update_task(task["task_id"], status=domain.TASK_SUPERSEDED, current=False)
-        new_id = uuid.uuid4().hex
-        attempt = task["attempt"] + 1
-        wait = timedelta(seconds=domain.task_timeout_s(self.settings.task_timeout_s, 1))
-        await store.insert_task(
-            task_id=new_id, request_id=request_id, participant=participant, kind=task["kind"],
-            categories=list(task["categories"]), status=domain.TASK_OPEN, attempt=attempt, sent_at=now,
-            timeout_at=now + wait, hold_retained=task["hold_retained"],
-        )  # fmt: skip
-        detail = f"operator retry of {participant} (attempt {attempt})"
-        if req["status"] == domain.FAILED:
-            await self._move(store, req, domain.IN_PROGRESS, by, detail, completed_at=None)
-        else:
-            await store.add_transition(request_id, req["status"], req["status"], at=now, actor=by, detail=detail)
-        req = await store.request(request_id, lock=True)
-        assert req is not None
-        await self._send_task(
-            conn,
-            req,
-            task_id=new_id,
-            participant=participant,
-            kind=task["kind"],
-            categories=list(task["categories"]),
-            attempt=attempt,
-        )
-        return new_id
+        [task] = change.new_tasks
+        return task.task_id
 
     async def extend(self, conn: asyncpg.Connection, request_id: str, *, reason: str, by: str) -> asyncpg.Record:
-        store = DsarStore(conn)
-        req = await store.request(request_id, lock=True)
-        if req is None:
+        if await self._decide(conn, request_id, domain.Extend(by, reason)) is None:
             raise UnknownRequest()
-        if req["status"] not in domain.UNANSWERED_STATUSES:
-            raise WrongState("extend", req["status"])
-        if req["extended_at"] is not None:
-            raise AlreadyExtended()
-        now = self.clock.now()
-        if now > req["due_at"]:
-            raise ExtensionTooLate()
-        new_due = domain.extended_due_at(req["received_at"])
-        await store.update_request(request_id, due_at=new_due, extended_at=now, extended_by=by, extension_reason=reason)
-        await store.add_transition(
-            request_id,
-            req["status"],
-            req["status"],
-            at=now,
-            actor=by,
-            detail=f"deadline extended to {new_due.isoformat()}: {reason}",
-        )
-        row = await store.request(request_id)
+        row = await DsarStore(conn).request(request_id)
         assert row is not None
         return row
 
     async def cancel(self, conn: asyncpg.Connection, request_id: str, *, by: str) -> asyncpg.Record:
-        store = DsarStore(conn)
-        req = await store.request(request_id, lock=True)
-        if req is None:
+        if await self._decide(conn, request_id, domain.Cancel(by)) is None:
             raise UnknownRequest()
-        if req["status"] not in domain.UNANSWERED_STATUSES:
-            raise WrongState("cancel", req["status"])
-        now = self.clock.now()
-        await store.cancel_open_tasks(request_id, now)
-        await self._move(
-            store,
-            req,
-            domain.CANCELLED,
-            by,
-            "cancelled",
-            sealed_input=None,
-            sealed_private_key=None,
-            next_resolve_at=None,
-        )
+        store = DsarStore(conn)
         await store.clear_results(request_id)
-        await self.keys.destroy(conn, input_key(request_id))
-        await self.keys.destroy(conn, result_key(request_id))
         row = await store.request(request_id)
         assert row is not None
         return row
