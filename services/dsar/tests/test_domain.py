@@ -344,3 +344,9 @@ def test_a_correction_naming_no_such_section_is_a_problem_naming_the_field() -> 
     assert problem is not None and problem.startswith("data.corrections.shoe_size:")
     odd = domain.intake_problem({"corrections": {"Matti Meikäläinen": 1}})
     assert odd is not None and "Matti" not in odd
+
+
+def test_a_rectification_touches_the_categories_of_its_sections() -> None:
+    assert domain.rectification_scope(["contact"]) == ["contact"]
+    assert domain.rectification_scope(["account", "person", "contact_person_for"]) == ["basic", "contact_person"]
+    assert set(planned("rectification", domain.rectification_scope(["contact_person_for"]))) == {"registry"}

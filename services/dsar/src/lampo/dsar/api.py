@@ -109,15 +109,20 @@ def create_api(state: dict[str, Any]) -> FastAPI:
                     await c.reject_invalid(
                         conn, request_id=request_id, kind=kind if isinstance(kind, str) else "unknown",
                         reason=violation.reason, detail=violation.detail, channel="api", actor="api", traceparent=traceparent,
+                        raw=body,
                     )  # fmt: skip
                     view = await c.view(conn, request_id)
-                return _error(422, "invalid", f"{violation.detail} ({violation.reason})", view)
+                rejection = view["rejection"]
+                detail = rejection["detail"] if rejection else f"{violation.detail} ({violation.reason})"
+                return _error(422, "invalid", detail, view)
 
             submitted = parsed.data
             assert isinstance(submitted, DsarSubmitted)
             async with pool().acquire() as conn, conn.transaction():
                 row, created = await c.submit(conn, submitted, actor="api", traceparent=traceparent, raw=body)
                 view = await c.view(conn, row["request_id"])
+            if created and view["rejection"] is not None and view["rejection"]["reason"] == "invalid":
+                return _error(422, "invalid", view["rejection"]["detail"], view)  # refused at intake
         return JSONResponse(jsonable_encoder(view), status_code=201 if created else 200)
 
     @api.get("/v1/requests/{request_id}", summary="A request's status, participants, timings and history")

@@ -75,6 +75,15 @@ def package_uri(request_id: str) -> str:
     return f"urn:lampo:dsar:package:{request_id}"
 
 
+def _scope(req: DsarSubmitted) -> list[str] | None:
+    """The request's categories: as asked, or for a rectification those of the corrected sections."""
+    if req.categories:
+        return [str(c) for c in req.categories]
+    if req.corrections is not None:
+        return domain.rectification_scope(req.corrections.sections_present())
+    return None
+
+
 def _new_task_id() -> str:
     return uuid.uuid4().hex
 
@@ -277,7 +286,7 @@ class Coordinator:
             status=domain.RECEIVED,
             channel=req.channel,
             verification=req.verification.model_dump(mode="json") if req.verification else None,
-            categories=[str(c) for c in req.categories] if req.categories else None,
+            categories=_scope(req),
             sealed_input=sealed,
             received_at=req.received_at,
             due_at=domain.due_at(req.received_at),
@@ -316,9 +325,15 @@ class Coordinator:
         channel: str,
         actor: str,
         traceparent: str | None,
+        raw: Mapping[str, Any] | None = None,
     ) -> tuple[asyncpg.Record, bool]:
         """A request that breaks the contract but whose request_id can be read: stored as
-        rejected (``invalid``) so that it is answered, and answered the same way if sent again."""
+        rejected (``invalid``) so that it is answered, and answered the same way if sent again.
+        With ``raw`` (the data as sent), a correction naming no such section is named as the
+        fault (the contract's reading dropped it, and may only have seen an empty correction)."""
+        problem = domain.intake_problem(raw) if raw is not None else None
+        if problem is not None:
+            reason, detail = "schema", problem
         store = DsarStore(conn)
         existing = await store.request(request_id, lock=True)
         if existing is not None:

@@ -868,6 +868,23 @@ _RULES: Final[Mapping[type, Callable[..., Change]]] = {
 
 # -- intake ----------------------------------------------------------------------------------------
 
+# The category (privacy statement §6) of each section a rectification may correct.
+CORRECTION_CATEGORIES: Final[Mapping[str, str]] = {
+    "person": "basic",
+    "organisation": "basic",
+    "contact": "contact",
+    "contact_person_for": "contact_person",
+    "metering_points": "basic",
+    "account": "basic",
+}
+
+
+def rectification_scope(sections: Iterable[str]) -> list[str]:
+    """The categories a rectification touches: its tasks go to every store holding a copy of them."""
+    touched = {CORRECTION_CATEGORIES.get(s, "basic") for s in sections}
+    return [str(c) for c in ALL_CATEGORIES if c in touched]
+
+
 _CORRECTION_SECTIONS: Final = frozenset(Corrections.model_fields)
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 

@@ -116,6 +116,7 @@ class RequestsConsumer(ReliableConsumer):
                 channel=channel if isinstance(channel, str) and _IDENTIFIER.fullmatch(channel) else "kafka",
                 actor=envelope.source if _IDENTIFIER.fullmatch(envelope.source) else "kafka",
                 traceparent=traceparent,
+                raw=envelope.data,
             )
 
 

@@ -126,8 +126,8 @@ class StoreLookup:
 class StoresResolver:
     """The registry first; on its no_match, each store in turn by customer number. A subject found
     only in a store gets a pseudonymous subject id of its own, the same every time for the same
-    customer number (``pseudonym``: a keyed hash, so the id tells nothing without the key, and
-    prefixed so that it never equals a registry subject id, which are UUIDs)."""
+    customer (``pseudonym`` of its least customer number: a keyed hash, so the id tells nothing
+    without the key, prefixed so that it never equals a registry subject id, which are UUIDs)."""
 
     def __init__(
         self, registry: IdentityResolver, stores: list[StoreLookup], pseudonym: Callable[[str], str]
@@ -148,7 +148,9 @@ class StoresResolver:
                 found.update(dict.fromkeys(numbers))
         if not found:
             return Unresolved("no_match", "identifiers: no subject in the registry or the stores matches")
-        return Resolved(self._pseudonym(number), [number, *(n for n in found if n != number)], None)
+        numbers = [number, *(n for n in found if n != number)]
+        # Named after the least of its numbers: the same id whichever number the subject gives.
+        return Resolved(self._pseudonym(min(numbers)), numbers, None)
 
     async def close(self) -> None:
         await self._registry.close()
