@@ -1,6 +1,6 @@
 """The request's state machine under random command sequences (hypothesis): every change it makes
 is in the table, a final request never moves again, a completed request has every task
-answered, and the deadline moves forward at most once. No broker, no database: the changes are
+answered, and the deadline moves forward at most once (an extension is granted once). No broker, no database: the changes are
 applied to an in-memory request the way the coordinator applies them to its tables."""
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class Model:
         if self.request.due_at != before.due_at:
             assert self.request.due_at > before.due_at, "the deadline only moves forward"
             self.due_changes += 1
+        if "extended_at" in change.fields:
+            assert before.extended_at is None, "a deadline is extended once only"
         for update in change.task_updates:
             t = self.tasks[update.task_id]
             if update.fields.get("current") is False:
@@ -139,7 +141,8 @@ def test_random_command_sequences_keep_the_lifecycle_rules(kind: str, lift: bool
             assert model.request.status == was
         if was in domain.FINAL_STATUSES:
             assert model.request.status == was, "a final request never moves again"
-        if model.request.status in (domain.COMPLETED, domain.COMPLETED_WITH_RETENTION):
+        if model.request.status in (domain.COMPLETED, domain.COMPLETED_WITH_RETENTION, domain.FAILED):
+            # finished (or failed) only once every current task has its answer
             assert all(t.status in (domain.TASK_DONE, domain.TASK_FAILED) for t in model.current())
         if model.request.status == domain.IN_PROGRESS:
             assert not any(t.status == domain.TASK_HELD for t in model.current())

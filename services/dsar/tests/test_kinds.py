@@ -152,6 +152,8 @@ async def test_a_lift_tells_the_subject_first_then_lifts_and_clears_the_restrict
     told = next(i for i, d in enumerate(details) if "told first" in d)
     sent = next(i for i, d in enumerate(details) if "lift notice out" in d)
     assert told < sent
+    assert view["lift"] is True and view["lift_notice_at"] is not None
+    assert all(p["effects"][0]["action"] == "restriction_lifted" for p in view["participants"])
 
 
 async def test_bad_input_is_rejected_at_intake_naming_the_field_and_nothing_is_sent(registry) -> None:

@@ -1,9 +1,13 @@
-"""The coordinator's commands: take a request in, resolve, approve, fan out, aggregate, time out,
-retry, extend, cancel. Every change is one database transaction that also writes its events to
+"""The coordinator: the application around the rules of ``domain`` (what a command changes) and
+the SQL of ``store``. Every command locks its request, asks :func:`lampo.dsar.domain.decide` for
+a change and applies it in one database transaction that also writes its events and tasks to
 the outbox, so a request's state and what the world was told never disagree.
 
-All three intakes (Kafka, CLI, HTTP) call :meth:`Coordinator.submit` (or
-:meth:`Coordinator.reject_invalid` for a request that breaks the contract but names its id).
+Layout: ``intake`` (take a request in), ``identity`` (resolve its subject), ``acks`` (the
+participants' answers, in batches), ``timers`` (lift notices, task timeouts, deadlines),
+``view`` (the read view); here: applying a change, fan-out (the task events), approval and the
+operator's commands, package assembly on completion, and the checker's loop. All three intakes
+(Kafka, CLI, HTTP) call :meth:`Coordinator.submit` (or :meth:`Coordinator.reject_invalid`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +31,6 @@ from lampo.aio import stop_task, wait_event
 from lampo.clock import Clock
 from lampo.contracts.catalog import DSAR_EVENTS, PRIVACY_TASKS
 from lampo.contracts.dsar import (
-    DsarAccepted,
-    DsarAwaitingApproval,
-    DsarCompleted,
-    DsarRejected,
     DsarSubmitted,
     Package,
     ParticipantResult,
@@ -38,50 +38,23 @@ from lampo.contracts.dsar import (
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask, TaskSubject
 from lampo.crypto import KeyDestroyed, KeyRing, new_request_keypair, scratch_file, unseal
-from lampo.dsar import domain, package
+from lampo.dsar import domain, identity, intake, package, timers
+from lampo.dsar import view as read_view
+from lampo.dsar.acks import on_acks as apply_acks
+from lampo.dsar.domain import input_key, package_key, package_uri, result_key
 from lampo.dsar.errors import (
     UnknownRequest,
-    UnknownTask,
 )
 from lampo.dsar.resolver import IdentityResolver, RegistryUnavailable, Resolved, Unresolved
 from lampo.dsar.settings import DsarSettings
-from lampo.dsar.store import DsarStore, request_of, task_of
+from lampo.dsar.store import WAKE_CHANNEL, DsarStore, request_of, task_of
 from lampo.messaging import outbox
-from lampo.participant import is_streamed, join_result, open_part, stream_run
+from lampo.participant import open_part
 from lampo.tracing import TRACEPARENT, context_from_headers, current_traceparent, trace_id_of
 
 log = logging.getLogger("lampo.dsar")
 
-WAKE_CHANNEL = "dsar_work"
 SYSTEM = "system"
-
-
-def input_key(request_id: str) -> str:
-    """KeyRing subject of a request's identifiers and corrections."""
-    return f"request:{request_id}"
-
-
-def result_key(request_id: str) -> str:
-    """KeyRing subject of the private key access results are sealed to."""
-    return f"result-key:{request_id}"
-
-
-def package_key(request_id: str) -> str:
-    """KeyRing subject of the stored package: destroying it deletes the package."""
-    return f"package:{request_id}"
-
-
-def package_uri(request_id: str) -> str:
-    return f"urn:lampo:dsar:package:{request_id}"
-
-
-def _scope(req: DsarSubmitted) -> list[str] | None:
-    """The request's categories: as asked, or for a rectification those of the corrected sections."""
-    if req.categories:
-        return [str(c) for c in req.categories]
-    if req.corrections is not None:
-        return domain.rectification_scope(req.corrections.sections_present())
-    return None
 
 
 def _new_task_id() -> str:
@@ -182,15 +155,25 @@ class Coordinator:
         )
 
     async def _decide(
-        self, conn: asyncpg.Connection, request_id: str, command: domain.Command, *, traceparent: str | None = None
+        self,
+        conn: asyncpg.Connection,
+        request_id: str,
+        command: domain.Command,
+        *,
+        traceparent: str | None = None,
+        read: tuple[asyncpg.Record, list[domain.Task]] | None = None,
     ) -> domain.Change | None:
         """Lock the request, ask the rules, apply their change (one transaction: the caller's).
-        None for an unknown request."""
+        None for an unknown request. ``read``: the request (locked) and its tasks, when the
+        caller has just read them in this transaction."""
         store = DsarStore(conn)
-        row = await store.request(request_id, lock=True)
-        if row is None:
-            return None
-        tasks = await store.task_states(request_id)
+        if read is not None:
+            row, tasks = read
+        else:
+            row = await store.request(request_id, lock=True)
+            if row is None:
+                return None
+            tasks = await store.task_states(request_id)
         change = domain.decide(
             request_of(row), tasks, command, now=self.clock.now(), policy=self._policy(), new_id=_new_task_id
         )
@@ -257,208 +240,22 @@ class Coordinator:
         traceparent: str | None,
         raw: Mapping[str, Any] | None = None,
     ) -> tuple[asyncpg.Record, bool]:
-        """Take a request in: (the request, True) when new; (the existing one, False) for a
-        request_id already known, which is answered again as it was (no second request).
-        ``raw``: the request's data as sent, to find what the contract's tolerant reading drops
-        (a correction naming a section that does not exist): such a request is rejected."""
-        problem = domain.intake_problem(raw) if raw is not None else None
-        if problem is not None:
-            return await self.reject_invalid(
-                conn, request_id=req.request_id, kind=req.kind, reason="schema", detail=problem,
-                channel=req.channel, actor=actor, traceparent=traceparent,
-            )  # fmt: skip
-        store = DsarStore(conn)
-        existing = await store.request(req.request_id, lock=True)
-        if existing is not None:
-            await self._answer_duplicate(store, existing, actor)
-            return existing, False
-        sealed: bytes | None = None
-        if req.verification is not None:
-            cipher = await self.keys.cipher(conn, input_key(req.request_id), create=True)
-            payload = {
-                "identifiers": req.identifiers.model_dump(mode="json", exclude_none=True),
-                "corrections": req.corrections.model_dump(mode="json", exclude_none=True) if req.corrections else None,
-            }
-            sealed = cipher.encrypt("input", json.dumps(payload))
-        created = await store.insert_request(
-            request_id=req.request_id,
-            kind=req.kind,
-            status=domain.RECEIVED,
-            channel=req.channel,
-            verification=req.verification.model_dump(mode="json") if req.verification else None,
-            categories=_scope(req),
-            sealed_input=sealed,
-            received_at=req.received_at,
-            due_at=domain.due_at(req.received_at),
-            traceparent=traceparent,
-            next_resolve_at=self.clock.now() if sealed is not None else None,
-            scope=req.scope,
-            lift=req.lift,
-        )
-        if not created:  # a concurrent intake of the same id won
-            row = await store.request(req.request_id, lock=True)
-            assert row is not None
-            await self._answer_duplicate(store, row, actor)
-            return row, False
-        await store.add_transition(
-            req.request_id, None, domain.RECEIVED, at=self.clock.now(), actor=actor, detail=f"channel {req.channel}"
-        )
-        row = await store.request(req.request_id, lock=True)
-        assert row is not None
-        if req.verification is None:
-            reject = domain.Reject("unverified", "verification: missing; the requester must be verified first")
-            await self._decide(conn, req.request_id, reject)
-        else:
-            await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
-        final = await store.request(req.request_id)
-        assert final is not None
-        return final, True
+        """Take a request in (see :func:`lampo.dsar.intake.submit`)."""
+        return await intake.submit(self, conn, req, actor=actor, traceparent=traceparent, raw=raw)
 
-    async def reject_invalid(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        request_id: str,
-        kind: str,
-        reason: str,
-        detail: str,
-        channel: str,
-        actor: str,
-        traceparent: str | None,
-        raw: Mapping[str, Any] | None = None,
-    ) -> tuple[asyncpg.Record, bool]:
-        """A request that breaks the contract but whose request_id can be read: stored as
-        rejected (``invalid``) so that it is answered, and answered the same way if sent again.
-        With ``raw`` (the data as sent), a correction naming no such section is named as the
-        fault (the contract's reading dropped it, and may only have seen an empty correction)."""
-        problem = domain.intake_problem(raw) if raw is not None else None
-        if problem is not None:
-            reason, detail = "schema", problem
-        store = DsarStore(conn)
-        existing = await store.request(request_id, lock=True)
-        if existing is not None:
-            await self._answer_duplicate(store, existing, actor)
-            return existing, False
-        now = self.clock.now()
-        known_kinds = ("access", "portability", "erasure", "rectification", "restriction", "objection")
-        created = await store.insert_request(
-            request_id=request_id,
-            kind=kind if kind in known_kinds else "unknown",
-            status=domain.RECEIVED,
-            channel=channel,
-            verification=None,
-            categories=None,
-            sealed_input=None,
-            received_at=now,
-            due_at=domain.due_at(now),
-            traceparent=traceparent,
-            next_resolve_at=None,
-        )
-        row = await store.request(request_id, lock=True)
-        assert row is not None
-        if not created:
-            await self._answer_duplicate(store, row, actor)
-            return row, False
-        await store.add_transition(request_id, None, domain.RECEIVED, at=now, actor=actor, detail=f"channel {channel}")
-        await self._decide(conn, request_id, domain.Reject("invalid", f"{detail} ({reason})"))
-        final = await store.request(request_id)
-        assert final is not None
-        return final, True
-
-    async def _answer_duplicate(self, store: DsarStore, req: asyncpg.Record, actor: str) -> None:
-        rid, status, tp = req["request_id"], req["status"], req["traceparent"]
-        await store.add_transition(
-            rid,
-            status,
-            status,
-            at=self.clock.now(),
-            actor=actor,
-            detail="duplicate request_id: answered with the existing request",
-        )
-        if status == domain.REJECTED:
-            await self._emit(
-                store.conn,
-                "dsar.rejected",
-                DsarRejected(request_id=rid, reason=req["reject_reason"], detail=req["reject_detail"]),
-                rid,
-                tp,
-            )
-        elif status == domain.AWAITING_APPROVAL:
-            await self._emit(
-                store.conn, "dsar.awaiting_approval", DsarAwaitingApproval(request_id=rid, kind=req["kind"]), rid, tp
-            )
-        elif status in (domain.ACCEPTED, domain.IN_PROGRESS):
-            participants = [t["participant"] for t in await store.tasks(rid)]
-            accepted = DsarAccepted(request_id=rid, kind=req["kind"], due_at=req["due_at"], participants=participants)
-            await self._emit(store.conn, "dsar.accepted", accepted, rid, tp)
-        elif req["completion"] is not None:
-            await self._emit(store.conn, "dsar.completed", DsarCompleted.model_validate(req["completion"]), rid, tp)
+    async def reject_invalid(self, conn: asyncpg.Connection, **request: Any) -> tuple[asyncpg.Record, bool]:
+        """Answer a request that breaks the contract (see :func:`lampo.dsar.intake.reject_invalid`)."""
+        return await intake.reject_invalid(self, conn, **request)
 
     # -- identity ------------------------------------------------------------------------------
 
     async def resolve_due(self, limit: int = 500) -> int:
-        """Resolve waiting requests through the registry; a registry that does not answer makes
-        them wait and try again with backoff. Returns how many were looked at."""
-        now = self.clock.now()
-        work: list[tuple[str, dict[str, str] | None]] = []
-        async with self._pool().acquire() as conn:
-            for row in await DsarStore(conn).due_for_resolution(now, limit):
-                identifiers = None
-                if row["sealed_input"] is not None:
-                    try:
-                        cipher = await self.keys.cipher(conn, input_key(row["request_id"]))
-                        identifiers = json.loads(cipher.decrypt("input", bytes(row["sealed_input"])) or "{}")[
-                            "identifiers"
-                        ]
-                    except KeyDestroyed:
-                        identifiers = None
-                work.append((row["request_id"], identifiers))
-        if not work:
-            return 0
-        gate = asyncio.Semaphore(max(1, self.settings.resolve_concurrency))
-
-        async def one(request_id: str, identifiers: dict[str, str] | None) -> None:
-            async with gate:
-                outcome: Resolved | Unresolved | RegistryUnavailable
-                if identifiers is None:
-                    outcome = Unresolved("invalid", "identifiers: none stored for this request")
-                else:
-                    try:
-                        outcome = await self.resolver.resolve(identifiers)
-                    except RegistryUnavailable as e:
-                        outcome = e
-                async with self._pool().acquire() as conn, conn.transaction():
-                    await self.apply_resolution(conn, request_id, outcome)
-
-        await asyncio.gather(*(one(rid, ids) for rid, ids in work))
-        return len(work)
+        return await identity.resolve_due(self, limit)
 
     async def apply_resolution(
         self, conn: asyncpg.Connection, request_id: str, outcome: Resolved | Unresolved | RegistryUnavailable
     ) -> None:
-        store = DsarStore(conn)
-        req = await store.request_state(request_id, lock=True)
-        if req is None or req.status != domain.RECEIVED:
-            return
-        command: domain.Command
-        if isinstance(outcome, RegistryUnavailable):
-            command = domain.ResolverDown(str(outcome))
-            log.warning("dsar %s: registry unavailable (%s); retrying", request_id, outcome)
-        elif isinstance(outcome, Unresolved):
-            command = domain.Reject(outcome.reason, outcome.detail)
-        else:
-            command = domain.Resolve(
-                subject_id=outcome.subject_id,
-                customer_numbers=tuple(outcome.customer_numbers),
-                subject_kind=outcome.kind,
-                restricted=req.lift and await store.is_restricted(outcome.subject_id),
-                holds=tuple(await self._holds(store, req.kind, outcome.customer_numbers)),
-            )
-        await self._decide(conn, request_id, command)
-
-    @staticmethod
-    async def _holds(store: DsarStore, kind: str, customer_numbers: Sequence[str]) -> list[domain.Hold]:
-        return await store.holds_for(customer_numbers) if kind == "erasure" and customer_numbers else []
+        await identity.apply_resolution(self, conn, request_id, outcome)
 
     # -- approval ------------------------------------------------------------------------------
 
@@ -467,7 +264,7 @@ class Coordinator:
         req = await store.request_state(request_id, lock=True)
         if req is None:
             raise UnknownRequest()
-        holds = await self._holds(store, req.kind, req.customer_numbers)
+        holds = await identity.legal_holds(store, req.kind, req.customer_numbers)
         await self._decide(conn, request_id, domain.Approve(by, at, tuple(holds)))
         row = await store.request(request_id)
         assert row is not None
@@ -483,13 +280,7 @@ class Coordinator:
     # -- fan-out -------------------------------------------------------------------------------
 
     async def release_lifts(self, limit: int = 500) -> int:
-        """Send a restriction lift's tasks once its notice to the subject has left the outbox."""
-        async with self._pool().acquire() as conn:
-            ids = await DsarStore(conn).lift_notices_out(limit)
-        for request_id in ids:
-            async with self._pool().acquire() as conn, conn.transaction():
-                await self._decide(conn, request_id, domain.ReleaseHeld())
-        return len(ids)
+        return await timers.release_lifts(self, limit)
 
     async def _task_event(
         self,
@@ -550,93 +341,8 @@ class Coordinator:
         return outcome
 
     async def on_acks(self, conn: asyncpg.Connection, acks: list[tuple[PrivacyAck, str]]) -> list[str]:
-        """Apply a batch of participants' answers (ack, its event id), in order; one outcome each:
-        "applied", "partial" (a part of a large result; the task waits for the rest), "ignored"
-        (the task was already final: a late answer, kept as a record) or "not_ours" (another
-        sender's request). An unknown task of one of our requests raises ``UnknownTask``
-        (dead-lettered).
-
-        Batch-shaped: the batch's tasks are read in one query, its requests locked in one (in
-        request_id order, then their tasks), and each request touched is checked for completion
-        once, after all its acks: a fixed handful of round trips per request, not per ack.
-        privacy.acks.v1 also carries other senders' answers, which cost one lookup per batch."""
-        store = DsarStore(conn)
-        tasks = await store.tasks_by_id([ack.task_id for ack, _ in acks])
-        unknown = {ack.request_id for ack, _ in acks if ack.task_id not in tasks}
-        ours = await store.existing_requests(unknown) if unknown else set()
-        outcomes: list[str | None] = []
-        for ack, _ in acks:
-            task = tasks.get(ack.task_id)
-            if task is None:
-                if ack.request_id not in ours:
-                    # Not a request of ours: privacy.acks.v1 also carries the answers to other
-                    # senders' tasks (retention's purges). Skipped, not dead-lettered.
-                    outcomes.append("not_ours")
-                    continue
-                raise UnknownTask()
-            if task["request_id"] != ack.request_id or task["participant"] != ack.participant:
-                raise UnknownTask("data.task_id: belongs to another request or participant")
-            outcomes.append(None)
-        mine = [(i, ack, event_id) for i, (ack, event_id) in enumerate(acks) if outcomes[i] is None]
-        if not mine:
-            return [o or "not_ours" for o in outcomes]
-        await store.lock_requests([ack.request_id for _, ack, _ in mine])
-        locked = await store.tasks_by_id([ack.task_id for _, ack, _ in mine], lock=True)
-        now = self.clock.now()
-        finished: list[str] = []  # requests with a task made final here, in order of first ack
-        for i, ack, event_id in mine:
-            task = locked[ack.task_id]
-            if task["status"] != domain.TASK_OPEN:
-                await store.record_ignored_ack(
-                    event_id=event_id, task_id=ack.task_id, request_id=ack.request_id, participant=ack.participant,
-                    ack_status=ack.status, task_status=task["status"], at=now,
-                )  # fmt: skip
-                outcomes[i] = "ignored"
-                continue
-            sealed = ack.result
-            streamed: dict[str, Any] = {}
-            if ack.result is not None and is_streamed(ack.result):
-                # A streamed result: each part is kept as it comes (and filed into the package
-                # being built, if it comes in order); the task is done once every part of one
-                # run is there (its last part names the total). Runs are never mixed: a task
-                # read again (after a retry) sends a new run, and the first whole one wins.
-                run = stream_run(ack.result)
-                part = ack.result_part or 0
-                whole = await store.add_streamed_part(ack.task_id, run, part, ack.result, ack.result_parts)
-                await self._feed(store, task, run, part, ack.result)
-                if not whole:
-                    outcomes[i] = "partial"  # the task stays open until its last part arrives
-                    continue
-                sealed = None
-                streamed = {"result_run": run, "result_parts": ack.result_parts or part + 1}
-                await store.drop_result_parts(ack.task_id, keep_run=run)
-            elif ack.result_parts is not None and ack.result_parts > 1 and ack.result is not None:
-                if await store.add_result_part(ack.task_id, ack.result_part or 0, ack.result) < ack.result_parts:
-                    outcomes[i] = "partial"  # the task stays open until its last part arrives
-                    continue
-                sealed = join_result(await store.result_parts(ack.task_id), ack.result_parts)
-                await store.drop_result_parts(ack.task_id)
-            else:
-                await store.drop_result_parts(ack.task_id)  # a failed task's parts sent before it failed
-            status = domain.TASK_DONE if ack.status == "done" else domain.TASK_FAILED
-            await store.update_task(
-                ack.task_id,
-                status=status,
-                finished_at=now,
-                error=ack.error if ack.status == "failed" else None,
-                erased={str(k): v for k, v in ack.erased.items()},
-                retained=[r.model_dump(mode="json") for r in ack.retained],
-                effects=[e.model_dump(mode="json", exclude_none=True) for e in ack.effects],
-                sealed_result=sealed,
-                **streamed,
-            )
-            locked[ack.task_id] = {**dict(task), "status": status}  # a repeated ack later in the batch is late
-            outcomes[i] = "applied"
-            if ack.request_id not in finished:
-                finished.append(ack.request_id)
-        for request_id in finished:
-            await self._maybe_complete(conn, request_id)
-        return [o or "not_ours" for o in outcomes]
+        """Apply a batch of participants' answers (see :func:`lampo.dsar.acks.on_acks`)."""
+        return await apply_acks(self, conn, acks)
 
     async def _feed(self, store: DsarStore, task: Any, run: str, part: int, data: str) -> None:
         """File a streamed part into its request's package being built (started at its first
@@ -697,7 +403,8 @@ class Coordinator:
             if req["kind"] in domain.PACKAGE_KINDS and domain.completion_status(results) != "failed":
                 pkg, results = await self._build_package(conn, req, rows, results, self.clock.now())
             command = domain.Complete(results, trace_id_of(req["traceparent"]), pkg)
-            await self._decide(conn, request_id, command, traceparent=current_traceparent())
+            read = (req, tasks) if pkg is None else None  # a package changed the row: read it again
+            await self._decide(conn, request_id, command, traceparent=current_traceparent(), read=read)
         building = self._stop_building(request_id)  # a failed request's head start, if any
         if building is not None:
             building.close()
@@ -808,28 +515,10 @@ class Coordinator:
     # -- timeouts, retries, deadlines ----------------------------------------------------------
 
     async def check_timeouts(self, limit: int = 500) -> int:
-        """Send again each task whose wait is over (same task_id, attempt + 1, a doubled wait),
-        or fail it, naming the participant, after the last attempt."""
-        now = self.clock.now()
-        async with self._pool().acquire() as conn:
-            due = await DsarStore(conn).timed_out(now, limit)
-        for row in due:
-            async with self._pool().acquire() as conn, conn.transaction():
-                await self._time_out(conn, row["task_id"], row["request_id"], now)
-        return len(due)
-
-    async def _time_out(self, conn: asyncpg.Connection, task_id: str, request_id: str, now: datetime) -> None:
-        await self._decide(conn, request_id, domain.TimeOut(task_id))
+        return await timers.check_timeouts(self, limit)
 
     async def check_overdue(self, limit: int = 500) -> int:
-        """Publish dsar.overdue, once, for each request past its deadline unanswered."""
-        now = self.clock.now()
-        async with self._pool().acquire() as conn:
-            ids = await DsarStore(conn).overdue(now, limit)
-        for request_id in ids:
-            async with self._pool().acquire() as conn, conn.transaction():
-                await self._decide(conn, request_id, domain.MarkOverdue())
-        return len(ids)
+        return await timers.check_overdue(self, limit)
 
     async def tick(self) -> None:
         """One round of the checker (tests call it after moving a ManualClock)."""
@@ -869,59 +558,7 @@ class Coordinator:
     # -- reading -------------------------------------------------------------------------------
 
     async def view(self, conn: asyncpg.Connection, request_id: str) -> dict[str, Any]:
-        """The request's state, participants and timings, history: no personal data."""
-        store = DsarStore(conn)
-        req = await store.request(request_id)
-        if req is None:
-            raise UnknownRequest()
-        tasks = await store.tasks(request_id, current_only=False)
-        pkg = await store.package(request_id)
-        return {
-            "request_id": request_id,
-            "kind": req["kind"],
-            "status": req["status"],
-            "channel": req["channel"],
-            "subject_id": req["subject_id"],
-            "received_at": req["received_at"],
-            "due_at": req["due_at"],
-            "extended": None
-            if req["extended_at"] is None
-            else {"at": req["extended_at"], "by": req["extended_by"], "reason": req["extension_reason"]},
-            "overdue": req["overdue_at"] is not None,
-            "approved_by": req["approved_by"],
-            "approved_at": req["approved_at"],
-            "denied_by": req["denied_by"],
-            "rejection": None
-            if req["reject_reason"] is None
-            else {"reason": req["reject_reason"], "detail": req["reject_detail"]},
-            "waiting_for": req["resolve_error"],
-            "completed_at": req["completed_at"],
-            "trace_id": trace_id_of(req["traceparent"]),
-            "participants": [
-                {
-                    "participant": t["participant"],
-                    "task_id": t["task_id"],
-                    "kind": t["kind"],
-                    "status": t["status"],
-                    "current": t["current"],
-                    "attempt": t["attempt"],
-                    "first_sent_at": t["first_sent_at"],
-                    "last_sent_at": t["sent_at"],
-                    "timeout_at": t["timeout_at"] if t["status"] == domain.TASK_OPEN else None,
-                    "finished_at": t["finished_at"],
-                    "seconds": (t["finished_at"] - t["first_sent_at"]).total_seconds() if t["finished_at"] else None,
-                    "error": t["error"],
-                    "erased": t["erased"],
-                    "retained": [*t["hold_retained"], *t["retained"]],
-                }
-                for t in tasks
-            ],
-            "package": None
-            if pkg is None
-            else {"uri": package_uri(request_id), "sha256": pkg["sha256"], "size_bytes": pkg["size_bytes"]},
-            "completion": req["completion"],
-            "history": [dict(t) for t in await store.transitions(request_id)],
-        }
+        return await read_view.view(conn, request_id)
 
     # -- the checker ---------------------------------------------------------------------------
 

@@ -65,6 +65,27 @@ PACKAGE_KINDS: Final = frozenset({"access", "portability"})
 PORTABLE_BASES: Final = frozenset({"consent", "contract"})
 
 
+# -- names of a request's keys and package ------------------------------------------------------
+
+def input_key(request_id: str) -> str:
+    """KeyRing subject of a request's identifiers and corrections."""
+    return f"request:{request_id}"
+
+
+def result_key(request_id: str) -> str:
+    """KeyRing subject of the private key access results are sealed to."""
+    return f"result-key:{request_id}"
+
+
+def package_key(request_id: str) -> str:
+    """KeyRing subject of the stored package: destroying it deletes the package."""
+    return f"package:{request_id}"
+
+
+def package_uri(request_id: str) -> str:
+    return f"urn:lampo:dsar:package:{request_id}"
+
+
 # -- deadlines (GDPR Art. 12(3)) ----------------------------------------------------------------
 
 

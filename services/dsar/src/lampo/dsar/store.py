@@ -46,6 +46,10 @@ def _set_clause(fields: dict[str, Any], allowed: frozenset[str]) -> tuple[str, l
     return ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names)), [fields[n] for n in names]
 
 
+WAKE_CHANNEL = "dsar_work"
+"""NOTIFY channel that wakes the coordinator's checker (a new request to resolve)."""
+
+
 class DsarStore:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -84,6 +88,10 @@ class DsarStore:
         sql = "SELECT * FROM requests WHERE request_id = $1" + (" FOR UPDATE" if lock else "")
         row: asyncpg.Record | None = await self.conn.fetchrow(sql, request_id)
         return row
+
+    async def wake_checker(self) -> None:
+        """Wake the checker once this transaction commits."""
+        await self.conn.execute(f"NOTIFY {WAKE_CHANNEL}")
 
     async def request_state(self, request_id: str, *, lock: bool = False) -> domain.Request | None:
         """The request as the rules read it (a typed row)."""
