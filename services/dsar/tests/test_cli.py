@@ -35,6 +35,8 @@ async def lampo(env: Any, *args: str) -> tuple[int, str]:
         LAMPO_DATABASE=env.settings.database,
         LAMPO_MASTER_KEY=MASTER_KEY,
         LAMPO_REGISTRY_URL=env.settings.registry_url,
+        LAMPO_SOURCE=env.settings.source,
+        LAMPO_STORE_RESOLVE_URLS="{}",
         # the operator's CLI runs with the service's configuration
         LAMPO_PARTICIPANTS='["t-cli"]',
         LAMPO_APPROVERS='["toimitusjohtaja"]',
