@@ -182,6 +182,14 @@ def test_a_lift_tells_the_subject_first_and_holds_its_tasks() -> None:
     assert {t.status for t in change.new_tasks} == {TASK_HELD}
 
 
+def test_a_lift_nobody_holds_anything_for_is_still_told_then_completes() -> None:
+    nothing_held = replace(POLICY, data_map=domain.DataMap(("billing",), {"billing": ["billing"]}))
+    lift = request("restriction", lift=True, categories=("contact",))
+    change = decide(lift, resolve(restricted=True), policy=nothing_held)
+    assert change.status == IN_PROGRESS and not change.new_tasks
+    assert [e.event_type for e in change.events] == ["dsar.accepted", "dsar.restriction_lift_notice"]
+
+
 def test_the_held_lift_tasks_go_once_released() -> None:
     accepted = request("restriction", ACCEPTED, lift=True, lift_notice_at=NOW)
     held = [task(p, TASK_HELD) for p in EVERYONE]

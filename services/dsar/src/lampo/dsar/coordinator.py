@@ -243,9 +243,24 @@ class Coordinator:
         """Take a request in (see :func:`lampo.dsar.intake.submit`)."""
         return await intake.submit(self, conn, req, actor=actor, traceparent=traceparent, raw=raw)
 
-    async def reject_invalid(self, conn: asyncpg.Connection, **request: Any) -> tuple[asyncpg.Record, bool]:
+    async def reject_invalid(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        request_id: str,
+        kind: str,
+        reason: str,
+        detail: str,
+        channel: str,
+        actor: str,
+        traceparent: str | None,
+        raw: Mapping[str, Any] | None = None,
+    ) -> tuple[asyncpg.Record, bool]:
         """Answer a request that breaks the contract (see :func:`lampo.dsar.intake.reject_invalid`)."""
-        return await intake.reject_invalid(self, conn, **request)
+        return await intake.reject_invalid(
+            self, conn, request_id=request_id, kind=kind, reason=reason, detail=detail, channel=channel,
+            actor=actor, traceparent=traceparent, raw=raw,
+        )  # fmt: skip
 
     # -- identity ------------------------------------------------------------------------------
 

@@ -717,12 +717,13 @@ def _accept(
     transitions = [_moved(request, ACCEPTED, actor, detail)]
     fields: dict[str, Any] = {}
     status = ACCEPTED
-    if lift and sends == [] and any(t.status == TASK_HELD for t in new_tasks):
+    if lift:
+        # The subject is told first (Art. 18(3)), whether or not any store holds something.
         notice = RestrictionLiftNotice(request_id=request.request_id, kind="restriction", lift_at=now)
         events.append(Emit("dsar.restriction_lift_notice", notice))
         fields["lift_notice_at"] = now
         transitions.append(Transition(ACCEPTED, ACCEPTED, SYSTEM, "restriction lift: the subject is told first"))
-    else:
+    if not any(t.status == TASK_HELD for t in new_tasks):  # held: they wait for the notice (ReleaseHeld)
         status = IN_PROGRESS
         transitions.append(Transition(ACCEPTED, IN_PROGRESS, SYSTEM, f"{len(sends)} task(s) sent"))
     return Change(
