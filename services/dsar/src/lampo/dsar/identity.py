@@ -15,7 +15,7 @@ import asyncpg
 from lampo.crypto import KeyDestroyed
 from lampo.dsar import domain
 from lampo.dsar.resolver import RegistryUnavailable, Resolved, Unresolved
-from lampo.dsar.store import DsarStore
+from lampo.dsar.store import DsarStore, request_of
 
 if TYPE_CHECKING:
     from lampo.dsar.coordinator import Coordinator
@@ -63,9 +63,10 @@ async def apply_resolution(
     c: Coordinator, conn: asyncpg.Connection, request_id: str, outcome: Resolved | Unresolved | RegistryUnavailable
 ) -> None:
     store = DsarStore(conn)
-    req = await store.request_state(request_id, lock=True)
-    if req is None or req.status != domain.RECEIVED:
+    row = await store.request(request_id, lock=True)
+    if row is None or row["status"] != domain.RECEIVED:
         return
+    req = request_of(row)
     command: domain.Command
     if isinstance(outcome, RegistryUnavailable):
         command = domain.ResolverDown(str(outcome))
@@ -80,7 +81,7 @@ async def apply_resolution(
             restricted=req.lift and await store.is_restricted(outcome.subject_id),
             holds=tuple(await legal_holds(store, req.kind, outcome.customer_numbers)),
         )
-    await c._decide(conn, request_id, command)
+    await c._decide(conn, request_id, command, read=(row, []))  # no tasks before it is accepted
 
 
 async def legal_holds(store: DsarStore, kind: str, customer_numbers: Sequence[str]) -> list[domain.Hold]:
