@@ -54,7 +54,6 @@ from lampo.tracing import TRACEPARENT, context_from_headers, current_traceparent
 
 log = logging.getLogger("lampo.dsar")
 
-SYSTEM = "system"
 
 
 def _new_task_id() -> str:

@@ -1,6 +1,10 @@
-"""The rules of the coordinator, with no Kafka and no SQL: deadlines, plans, aggregation.
+"""The rules of the coordinator, with no Kafka and no SQL: the request's state machine
+(:func:`decide`: a typed request, its tasks and a command in, a :class:`Change` out; every move
+in :data:`TRANSITIONS`), plans per kind and category from the data map, deadlines, approvals,
+timeouts and aggregation. The application (``coordinator`` and its modules) applies a change in
+one transaction.
 
-Lifecycle of a request::
+Lifecycle of a request (the table :data:`TRANSITIONS` is the authority)::
 
     received ──► rejected (unverified | no_match | invalid | denied)
        │
@@ -8,6 +12,8 @@ Lifecycle of a request::
        └──────────────────────────────────────►                             ├─► completed_with_retention
                                                                             └─► failed ──(operator retry)──► in_progress
     any open state ──► cancelled
+
+A restriction lift stays ``accepted``, its tasks held, until its notice to the subject is out.
 """
 
 from __future__ import annotations
