@@ -3,7 +3,6 @@ not per ack; each request touched is checked for completion once, after all its 
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -16,8 +15,6 @@ from lampo.participant import is_streamed, join_result, stream_run
 
 if TYPE_CHECKING:
     from lampo.dsar.coordinator import Coordinator
-
-log = logging.getLogger("lampo.dsar")
 
 
 async def on_acks(c: Coordinator, conn: asyncpg.Connection, acks: list[tuple[PrivacyAck, str]]) -> list[str]:

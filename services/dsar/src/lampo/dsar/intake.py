@@ -5,7 +5,6 @@ was. The rules (what is rejected, the first transition) are the domain's."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,6 @@ from lampo.dsar.store import DsarStore
 
 if TYPE_CHECKING:
     from lampo.dsar.coordinator import Coordinator
-
-log = logging.getLogger("lampo.dsar")
 
 
 def _scope(req: DsarSubmitted) -> list[str] | None:

@@ -4,7 +4,6 @@ per request, deciding through the rules."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -15,8 +14,6 @@ from lampo.dsar.store import DsarStore
 
 if TYPE_CHECKING:
     from lampo.dsar.coordinator import Coordinator
-
-log = logging.getLogger("lampo.dsar")
 
 
 async def release_lifts(c: Coordinator, limit: int = 500) -> int:

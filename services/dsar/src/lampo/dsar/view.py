@@ -3,7 +3,6 @@ personal data: pseudonymous ids, facts and times."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import asyncpg
@@ -12,8 +11,6 @@ from lampo.dsar import domain
 from lampo.dsar.errors import UnknownRequest
 from lampo.dsar.store import DsarStore
 from lampo.tracing import trace_id_of
-
-log = logging.getLogger("lampo.dsar")
 
 
 async def view(conn: asyncpg.Connection, request_id: str) -> dict[str, Any]:
