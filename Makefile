@@ -50,6 +50,7 @@ COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint \
 lint: install
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy libs/src services/*/src
+	@.venv/bin/lint-imports --no-cache
 	@env $(COMPOSE_LINT_ENV) $$(deploy/tools/composecheck/build.sh) docker-compose.yml
 	@$(PY) deploy/tools/asyncapi_check.py
 

@@ -250,6 +250,9 @@ async def launch(
             service_env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
+        # The stores the coordinator asks for a customer the registry does not know.
+        stores = {n: f"http://127.0.0.1:{ports[n]}" for n in ("billing", "recordings", "consent") if n in ports}
+        service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)
         services[name] = ServiceProcess(name, service_env, logs / f"{name}.log")
     suite = Suite(services, otlp, logs, databases, tokens)
     try:

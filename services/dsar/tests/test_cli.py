@@ -36,6 +36,8 @@ async def lampo(env: Any, *args: str) -> tuple[int, str]:
         LAMPO_MASTER_KEY=MASTER_KEY,
         LAMPO_REGISTRY_URL=env.settings.registry_url,
         LAMPO_API_TOKEN=DSAR_TOKEN,
+        LAMPO_SOURCE=env.settings.source,
+        LAMPO_STORE_RESOLVE_URLS="{}",
         # the operator's CLI runs with the service's configuration
         LAMPO_PARTICIPANTS='["t-cli"]',
         LAMPO_APPROVERS='["toimitusjohtaja"]',
@@ -99,3 +101,33 @@ async def test_the_operator_cli_submits_approves_follows_extends_reports_and_wri
 
 async def _is(env: Any, rid: str, status: str) -> bool:
     return await env.status(rid) == status
+
+
+async def test_the_cli_refuses_bad_input_naming_the_field_and_takes_an_objection_with_its_scope(registry) -> None:
+    registry.add("500200")
+    async with dsar_service(registry, participants=["t-cli"], clock=SystemClock()) as env:
+        submit = ("submit", "--customer-number", "500200", "--verified-by", "asiakaspalvelu:anna")
+        no_scope = await lampo(env, submit[0], "objection", *submit[1:])
+        bad_scope = await lampo(env, submit[0], "objection", *submit[1:], "--scope", "everything")
+        no_section = await lampo(env, submit[0], "rectification", *submit[1:], "--corrections", '{"shoe_size": {}}')
+        bad_code = await lampo(
+            env, submit[0], "rectification", *submit[1:],
+            "--corrections", '{"person": {"personal_identity_code": "131052-308U"}}',
+        )  # fmt: skip
+        lift_not_restriction = await lampo(env, submit[0], "access", *submit[1:], "--lift")
+        async with env.pool.acquire() as conn:
+            stored = await conn.fetchval("SELECT count(*) FROM requests")
+        objection = await lampo(env, submit[0], "objection", *submit[1:], "--scope", "profiling")
+        [rid] = re.findall(r"submitted (\S+)", objection[1])
+        await eventually(lambda: env.status(rid), timeout=20)
+        async with env.pool.acquire() as conn:
+            scope = await conn.fetchval("SELECT scope FROM requests WHERE request_id = $1", rid)
+
+    for (code, out), field in [
+        (no_scope, "scope"), (bad_scope, "data.scope"), (no_section, "data.corrections.shoe_size"),
+        (bad_code, "data.corrections.person.personal_identity_code"), (lift_not_restriction, "lift"),
+    ]:  # fmt: skip
+        assert code == 1 and "invalid" in out and field in out, out
+    assert "131052-308U" not in bad_code[1] and "everything" not in bad_scope[1]
+    assert stored == 0  # nothing half-applied
+    assert objection[0] == 0 and scope == "profiling"

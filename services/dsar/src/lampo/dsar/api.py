@@ -186,18 +186,22 @@ def create_api(state: dict[str, Any]) -> FastAPI:
                     row, _ = await c.reject_invalid(
                         conn, request_id=request_id, kind=kind if isinstance(kind, str) else "unknown",
                         reason=violation.reason, detail=violation.detail, channel=caller.name, actor=caller.name,
-                        traceparent=traceparent,
+                        traceparent=traceparent, raw=body,
                     )  # fmt: skip
                     _own(caller, row)
                     view = await c.view(conn, request_id)
-                return _error(422, "invalid", f"{violation.detail} ({violation.reason})", view)
+                rejection = view["rejection"]
+                detail = rejection["detail"] if rejection else f"{violation.detail} ({violation.reason})"
+                return _error(422, "invalid", detail, view)
 
             submitted = parsed.data
             assert isinstance(submitted, DsarSubmitted)
             async with pool().acquire() as conn, conn.transaction():
-                row, created = await c.submit(conn, submitted, actor=caller.name, traceparent=traceparent)
+                row, created = await c.submit(conn, submitted, actor=caller.name, traceparent=traceparent, raw=body)
                 _own(caller, row)
                 view = await c.view(conn, row["request_id"])
+            if created and view["rejection"] is not None and view["rejection"]["reason"] == "invalid":
+                return _error(422, "invalid", view["rejection"]["detail"], view)  # refused at intake
         return JSONResponse(jsonable_encoder(view), status_code=201 if created else 200)
 
     @api.get(

@@ -12,11 +12,19 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
 from lampo.contracts.catalog import PRIVACY_ACKS
+from lampo.crypto import KeyRing
 from lampo.dsar import metrics as dsar_metrics
 from lampo.dsar.api import create_api
 from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.handlers import HoldsConsumer, RequestsConsumer, acks_handler, consume_requests
-from lampo.dsar.resolver import CustomerNumberResolver, IdentityResolver, RegistryResolver
+from lampo.dsar.resolver import (
+    CustomerNumberResolver,
+    IdentityResolver,
+    RegistryResolver,
+    StoresResolver,
+    store_subject_id,
+    stores_from,
+)
 from lampo.dsar.settings import DsarSettings
 from lampo.http_auth import Callers
 from lampo.messaging.consumer import ConsumerOptions, ReliableConsumer
@@ -35,11 +43,15 @@ class Dsar:
     holds: HoldsConsumer
 
 
-def make_resolver(settings: DsarSettings) -> IdentityResolver:
+def make_resolver(settings: DsarSettings, keys: KeyRing) -> IdentityResolver:
     if settings.identity_resolver == "customer_number":
         return CustomerNumberResolver()
     token = settings.api_token.get_secret_value() if settings.api_token else ""  # the coordinator's own
-    return RegistryResolver(settings.registry_url, timeout_s=settings.resolve_timeout_s, token=token)
+    registry = RegistryResolver(settings.registry_url, timeout_s=settings.resolve_timeout_s, token=token)
+    if not settings.store_resolve_urls:
+        return registry
+    stores = stores_from(settings.store_resolve_urls, timeout_s=settings.resolve_timeout_s, token=token)
+    return StoresResolver(registry, stores, lambda number: store_subject_id(keys.blind_index, number))
 
 
 def build(
@@ -65,7 +77,7 @@ def build(
         keys=runtime.keys,
         clock=runtime.clock,
         tracer=runtime.tracer,
-        resolver=resolver or make_resolver(settings),
+        resolver=resolver or make_resolver(settings, runtime.keys),
         pool=lambda: runtime.pool,
     )
     state.update(coordinator=coordinator, pool=lambda: runtime.pool, callers=Callers.of(settings))
