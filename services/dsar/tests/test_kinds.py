@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import uvicorn
 from dsar_support import (
+    DSAR_TOKEN,
     ParticipantProcess,
+    as_caller,
     data_of,
     dsar_service,
     event,
@@ -73,7 +75,10 @@ def stores() -> dict[str, Store]:
 
 
 def client(env: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=env.dsar.runtime.app), base_url="http://dsar")
+    """The dsar API as the portal calls it (the channel of ``submitted``), with its credential."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=env.dsar.runtime.app), base_url="http://dsar", headers=as_caller("portal")
+    )
 
 
 async def test_each_kind_goes_where_the_data_map_says_with_its_scope_and_its_effects_come_back(registry) -> None:
@@ -213,7 +218,7 @@ async def test_bad_input_is_rejected_at_intake_naming_the_field_and_nothing_is_s
 
 class StandInStore:
     """A store's ``POST /v1/resolve`` over real HTTP: 200 with its customer numbers, 404 unknown,
-    401 without the internal token."""
+    401 without the coordinator's credential."""
 
     def __init__(self, token: str) -> None:
         self.port = free_port()
@@ -239,7 +244,7 @@ class StandInStore:
 async def test_a_customer_only_billing_knows_is_resolved_and_served(registry) -> None:
     body = submitted("access", identifiers={"customer_number": "777000123"})
     nobody = submitted("access", identifiers={"customer_number": "777000999"})
-    store = StandInStore("internal-secret")
+    store = StandInStore(DSAR_TOKEN)  # the coordinator's own credential (LAMPO_API_TOKEN)
     store.known.add("777000123")
     team = stores()
     serving = asyncio.create_task(store.server.serve())
@@ -248,7 +253,7 @@ async def test_a_customer_only_billing_knows_is_resolved_and_served(registry) ->
         async with (
             participants(*(s.process() for s in team.values())),
             dsar_service(
-                registry, store_resolve_urls={BILL: store.url}, internal_token="internal-secret", **DATA_MAP
+                registry, store_resolve_urls={BILL: store.url}, **DATA_MAP
             ) as env,
             TopicReader(DSAR_EVENTS) as events,
             Producer() as producer,
