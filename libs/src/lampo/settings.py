@@ -39,9 +39,6 @@ class ServiceSettings(BaseSettings):
 
     # Loopback unless told otherwise (a container sets 0.0.0.0 and publishes no more than it must).
     http_host: str = "127.0.0.1"
-    # Obsolete: the one secret the whole suite once shared. No route accepts it any more; routes
-    # answer the callers of api_clients (lampo.http_auth). Kept so an old environment still loads.
-    internal_token: SecretStr | None = None
     # Callers this service's HTTP API answers (caller name -> its token; JSON, e.g.
     # LAMPO_API_CLIENTS='{"staff": "...", "portal": "..."}'), and this service's own token for the
     # services it calls (LAMPO_API_TOKEN). No clients: every route but health and metrics answers 401.
