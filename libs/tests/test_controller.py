@@ -13,7 +13,7 @@ DATAMAP = Path(__file__).resolve().parents[2] / "services" / "retention" / "data
 def test_the_defaults_are_the_privacy_statements() -> None:
     c = controller()
     assert (c.name, c.business_id, c.address) == ("Muuramen Lämpö Oy", "0402810-7", "PL 274, 40101 Jyväskylä")
-    assert c.register == "Muuramen Lämpö Oy:n asiakasrekisteri"
+    assert c.register_name == "Muuramen Lämpö Oy:n asiakasrekisteri"
     assert c.as_dict()["contact_person"] == {
         "name": "Jani Lehtonen",
         "title": "toimitusjohtaja",

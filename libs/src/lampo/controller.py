@@ -28,7 +28,7 @@ class Controller(BaseSettings):
     contact_title_en: str = "managing director"
     phone: str = "020 7120443"
     email: str = "jani.lehtonen@isannointitiimi.fi"
-    register: str = "Muuramen Lämpö Oy:n asiakasrekisteri"
+    register_name: str = "Muuramen Lämpö Oy:n asiakasrekisteri"
     register_short: str = "Asiakasrekisteri"
 
     @property
@@ -48,7 +48,7 @@ class Controller(BaseSettings):
             "business_id": self.business_id,
             "address": self.address,
             "country": self.country,
-            "register": self.register,
+            "register": self.register_name,
             "contact_person": {
                 "name": self.contact_person,
                 "title": self.contact_title,

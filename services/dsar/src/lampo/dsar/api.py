@@ -25,6 +25,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
 from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.errors import DsarError
+from lampo.dsar.package_api import package_router
 from lampo.tracing import context_from_headers, current_traceparent
 
 _STATUS_OF_REASON = {"unknown_request": 404, "not_authorised": 403}
@@ -140,6 +141,8 @@ def create_api(state: dict[str, Any]) -> FastAPI:
                 return _error(_STATUS_OF_REASON.get(e.reason, 409), e.reason, e.detail)
             view = await c.view(conn, request_id)
         return JSONResponse(jsonable_encoder(view))
+
+    api.include_router(package_router(state))  # GET /v1/packages/{request_id}, transfer, log
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -40,7 +40,7 @@ from lampo.contracts.dsar import (
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask, TaskSubject
 from lampo.crypto import KeyDestroyed, KeyRing, new_request_keypair, scratch_file, unseal
-from lampo.dsar import domain, package
+from lampo.dsar import domain, package, packages
 from lampo.dsar.errors import (
     AlreadyExtended,
     ExtensionTooLate,
@@ -50,6 +50,7 @@ from lampo.dsar.errors import (
     UnknownTask,
     WrongState,
 )
+from lampo.dsar.packages import package_key
 from lampo.dsar.resolver import IdentityResolver, RegistryUnavailable, Resolved, Unresolved
 from lampo.dsar.settings import DsarSettings
 from lampo.dsar.store import DsarStore
@@ -71,15 +72,6 @@ def input_key(request_id: str) -> str:
 def result_key(request_id: str) -> str:
     """KeyRing subject of the private key access results are sealed to."""
     return f"result-key:{request_id}"
-
-
-def package_key(request_id: str) -> str:
-    """KeyRing subject of the stored package: destroying it deletes the package."""
-    return f"package:{request_id}"
-
-
-def package_uri(request_id: str) -> str:
-    return f"urn:lampo:dsar:package:{request_id}"
 
 
 def _context(traceparent: str | None) -> otel_context.Context | None:
@@ -735,6 +727,10 @@ class Coordinator:
             )
             for t in tasks
         }
+        if req["kind"] == "erasure":  # the coordinator's own copies: every package of the subject goes
+            destroyed = await packages.destroy_for_erasure(conn, self.keys, req, self.clock.now())
+            if destroyed is not None:
+                results[packages.COORDINATOR] = destroyed
         status = domain.completion_status(results)
         now = self.clock.now()
         with self.tracer.start_as_current_span(
@@ -825,10 +821,9 @@ class Coordinator:
                 "subject_id": req["subject_id"],
                 "customer_numbers": req["customer_numbers"],
                 "requested_categories": req["categories"] or "all",
-                "controller": "Muuramen Lämpö (business ID 0402810-7)",
             }
             with scratch_file() as out:
-                builder.finish(out, request=request, participants=facts)
+                files = builder.finish(out, request=request, participants=facts)
                 size = out.tell()
                 digest = hashlib.sha256()
                 for chunk in package.chunks(out):
@@ -836,11 +831,13 @@ class Coordinator:
                 cipher = await self.keys.cipher(conn, package_key(rid), create=True)
                 encrypted = (cipher.encrypt(f"package:{n}", c) or b"" for n, c in enumerate(package.chunks(out)))
                 await store.save_package(rid, encrypted, digest.hexdigest(), size, now)
+                expires_at = await packages.register(conn, self.settings, req, files, now)  # subject, expiry
         # The package is built: the request's private key and the sealed results go.
         await self.keys.destroy(conn, result_key(rid))
         await store.update_request(rid, sealed_private_key=None)
         await store.clear_results(rid)
-        return Package(uri=package_uri(rid), sha256=digest.hexdigest()), results
+        uri = packages.package_uri(self.settings, rid)
+        return Package(uri=uri, sha256=digest.hexdigest(), expires_at=expires_at), results
 
     @staticmethod
     async def _add_result(
@@ -1105,7 +1102,11 @@ class Coordinator:
             ],
             "package": None
             if pkg is None
-            else {"uri": package_uri(request_id), "sha256": pkg["sha256"], "size_bytes": pkg["size_bytes"]},
+            else {
+                "uri": packages.package_uri(self.settings, request_id),
+                "sha256": pkg["sha256"],
+                "size_bytes": pkg["size_bytes"],
+            },
             "completion": req["completion"],
             "history": [dict(t) for t in await store.transitions(request_id)],
         }
