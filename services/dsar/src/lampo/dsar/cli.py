@@ -305,6 +305,10 @@ def cancel(request_id: str, by: str = typer.Option("operator", "--by")) -> None:
     console.print(f"cancelled [bold]{request_id}[/bold]")
 
 
+class _Exists(Exception):
+    """The file to write a package to exists already."""
+
+
 def _operator(name: str | None) -> str:
     """Who runs a command: ``--as`` or the operator's OS user name (recorded, never the subject)."""
     return name or getpass.getuser()
@@ -325,32 +329,34 @@ def package(
         raise typer.Exit(1)
 
     async def go() -> tuple[int, str, str]:
-        async with _coordinator() as (c, pool):
-            async with pool.acquire() as conn, conn.transaction():
-                opened = await packages.open_package(
-                    conn, lambda: pool, c.keys, request_id, caller=who, action="cli_write", now=c.clock.now(),
-                    check_channel=False,
-                )  # fmt: skip
-            # O_EXCL: never over an existing file (or a link put there meanwhile); 0600 from the start
+        # O_EXCL: never over an existing file (or a link put there meanwhile); 0600 from the start
+        try:
             fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            digest, size = hashlib.sha256(), 0
-            try:
-                with os.fdopen(fd, "wb") as f:
+        except FileExistsError:
+            raise _Exists() from None
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async with _coordinator() as (c, pool):
+                    opened = await packages.open_package(
+                        lambda: pool, c.keys, request_id, caller=who, action="cli_write", now=c.clock.now(),
+                        check_channel=False,
+                    )  # fmt: skip
                     async for chunk in opened.chunks():
                         f.write(chunk)
                         digest.update(chunk)
                         size += len(chunk)
-            except BaseException:
-                out.unlink(missing_ok=True)
-                raise
-            return size, digest.hexdigest(), opened.sha256
+        except BaseException:
+            out.unlink(missing_ok=True)  # nothing half-written is left behind
+            raise
+        return size, digest.hexdigest(), opened.sha256
 
     try:
         size, sha256, expected = run(go())
     except PackageGone as e:
         console.print(f"[red]410 gone[/red] {e.detail}")
         raise typer.Exit(1) from e
-    except FileExistsError as e:
+    except _Exists as e:
         console.print(f"[red]refused[/red] {out} exists: a package is written to a new file only")
         raise typer.Exit(1) from e
     except DsarError as e:

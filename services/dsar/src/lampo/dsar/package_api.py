@@ -7,7 +7,7 @@ Every answer but 401 is recorded in ``package_log`` (lampo.dsar.packages)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -71,8 +71,9 @@ def package_router(state: dict[str, Any]) -> APIRouter:
             raise HTTPException(401, "unauthenticated", headers={"WWW-Authenticate": "Bearer"})
         return caller
 
-    Known = Annotated[Caller, Depends(any_caller)]
-    Staff = Annotated[Caller, Depends(requires(callers, packages.STAFF))]
+    # Dependencies as defaults: these are local, so string annotations could not name them.
+    known = Depends(any_caller)
+    staff = Depends(requires(callers, packages.STAFF))
 
     @router.get(
         "/v1/packages/{request_id}",
@@ -86,13 +87,12 @@ def package_router(state: dict[str, Any]) -> APIRouter:
             410: {"description": "the package expired or its subject was erased: destroyed"},
         },
     )
-    async def fetch(request_id: str, caller: Known) -> Response:
+    async def fetch(request_id: str, caller: Caller = known) -> Response:
         c = coordinator()
         try:
-            async with pool().acquire() as conn, conn.transaction():
-                opened = await packages.open_package(
-                    conn, pool, c.keys, request_id, caller=caller.name, action="fetch", now=c.clock.now()
-                )
+            opened = await packages.open_package(
+                pool, c.keys, request_id, caller=caller.name, action="fetch", now=c.clock.now()
+            )
         except DsarError as e:
             return _error(e)
         return StreamingResponse(
@@ -118,7 +118,7 @@ def package_router(state: dict[str, Any]) -> APIRouter:
             502: {"description": "the receiving controller did not accept it (recorded)"},
         },
     )
-    async def transfer(request_id: str, order: TransferOrder, caller: Staff) -> JSONResponse:
+    async def transfer(request_id: str, order: TransferOrder, caller: Caller = staff) -> JSONResponse:
         c = coordinator()
         try:
             done = await packages.transfer(
@@ -130,7 +130,7 @@ def package_router(state: dict[str, Any]) -> APIRouter:
         return JSONResponse(done.as_dict(), status_code=200 if done.outcome == "delivered" else 502)
 
     @router.get("/v1/packages/{request_id}/log", summary="Who fetched, transferred or destroyed a package, and when")
-    async def log(request_id: str, caller: Staff) -> JSONResponse:
+    async def log(request_id: str, caller: Caller = staff) -> JSONResponse:
         async with pool().acquire() as conn:
             rows = await packages.PackageStore(conn).log_of(request_id)
         return JSONResponse(jsonable_encoder({"request_id": request_id, "log": [dict(r) for r in rows]}))

@@ -258,7 +258,6 @@ class Opened:
 
 
 async def open_package(
-    conn: asyncpg.Connection,
     pool: Callable[[], asyncpg.Pool],
     keys: KeyRing,
     request_id: str,
@@ -269,42 +268,51 @@ async def open_package(
     check_channel: bool = True,
     log_delivery: bool = True,
 ) -> Opened:
-    """Check and audit one read of a package (in ``conn``'s transaction, which the caller commits
-    before reading): unknown request or no package (``unknown_request`` / ``no_package``), a
-    caller that is neither the request's channel nor staff (``forbidden``), an expired or
-    destroyed package (``gone``; an expired one is destroyed here and now). The chunks are read
-    afterwards one at a time, each on a connection of its own, and decrypted one at a time."""
-    store = PackageStore(conn)
-    row = await store.get(request_id, lock=True)
-    if row is None:
-        channel = await store.request_channel(request_id)
-        if channel is not None and check_channel and caller not in (channel, STAFF):
+    """Check and audit one read of a package, in a transaction of its own that is committed
+    whatever the answer (a refusal is recorded too): unknown request or no package
+    (``unknown_request`` / ``no_package``), a caller that is neither the request's channel nor
+    staff (``forbidden``), an expired or destroyed package (``gone``; an expired one is destroyed
+    here and now). The chunks are read afterwards one at a time, each on a connection of its
+    own, and decrypted one at a time: never the whole package in memory."""
+    refusal: DsarError | None = None
+    async with pool().acquire() as conn, conn.transaction():
+        store = PackageStore(conn)
+        row = await store.get(request_id, lock=True)
+        cipher: FieldCipher | None = None
+        if row is None:
+            channel = await store.request_channel(request_id)
+            if channel is None:
+                refusal = UnknownRequest()
+            elif check_channel and caller not in (channel, STAFF):
+                refusal, outcome = NotYours(), "forbidden"
+            else:
+                refusal, outcome = NoPackage(), "not_found"
+            if channel is not None:
+                await store.log(request_id, at=now, actor=caller, action=action, outcome=outcome)
+        elif check_channel and caller not in (row["channel"], STAFF):
+            refusal = NotYours()
             await store.log(request_id, at=now, actor=caller, action=action, outcome="forbidden")
-            raise NotYours()
-        if channel is not None:
-            await store.log(request_id, at=now, actor=caller, action=action, outcome="not_found")
-            raise NoPackage()
-        raise UnknownRequest()
-    if check_channel and caller not in (row["channel"], STAFF):
-        await store.log(request_id, at=now, actor=caller, action=action, outcome="forbidden")
-        raise NotYours()
-    if row["destroyed_at"] is None and row["expires_at"] is not None and row["expires_at"] <= now:
-        await destroy(conn, keys, request_id, at=now, reason="expired")
-        row = await store.get(request_id)
-        assert row is not None
-    cipher: FieldCipher | None = None
-    if row["destroyed_at"] is None:
-        try:
-            cipher = await keys.cipher(conn, package_key(request_id))
-        except KeyDestroyed:
-            cipher = None
-    if cipher is None:
-        await store.log(request_id, at=now, actor=caller, action=action, outcome="gone")
-        raise PackageGone(row["destroyed_at"], row["destroyed_reason"])
-    if log_delivery:
-        await store.log(request_id, at=now, actor=caller, action=action, outcome="delivered")
+        else:
+            if row["destroyed_at"] is None and row["expires_at"] is not None and row["expires_at"] <= now:
+                await destroy(conn, keys, request_id, at=now, reason="expired")
+                row = await store.get(request_id)
+                assert row is not None
+            if row["destroyed_at"] is None:
+                try:
+                    cipher = await keys.cipher(conn, package_key(request_id))
+                except KeyDestroyed:
+                    cipher = None
+            if cipher is None:
+                refusal = PackageGone(row["destroyed_at"], row["destroyed_reason"])
+                await store.log(request_id, at=now, actor=caller, action=action, outcome="gone")
+            elif log_delivery:
+                await store.log(request_id, at=now, actor=caller, action=action, outcome="delivered")
+        count = 0 if row is None or row["whole"] else await store.chunk_count(request_id)
+    if refusal is not None:
+        raise refusal
+    assert row is not None and cipher is not None
     whole = bool(row["whole"])
-    count = 1 if whole else await store.chunk_count(request_id)
+    count = 1 if whole else count
     opened_with = cipher
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -390,14 +398,13 @@ async def transfer(
     """Send a portability package to the receiving controller (``POST`` of the ZIP, streamed),
     at the subject's request, and record where it went, when, by whom and how it ended."""
     check_destination(settings, to, country)
-    async with pool().acquire() as conn, conn.transaction():
+    async with pool().acquire() as conn:
         kind = await conn.fetchval("SELECT kind FROM requests WHERE request_id = $1", request_id)
-        if kind is not None and kind != "portability":
-            raise TransferRefused("wrong_kind", "request_id: only a portability package is transferred (Art. 20(2))")
-        opened = await open_package(
-            conn, pool, keys, request_id, caller=by, action="transfer", now=now(), check_channel=False,
-            log_delivery=False,
-        )  # fmt: skip
+    if kind is not None and kind != "portability":
+        raise TransferRefused("wrong_kind", "request_id: only a portability package is transferred (Art. 20(2))")
+    opened = await open_package(
+        pool, keys, request_id, caller=by, action="transfer", now=now(), check_channel=False, log_delivery=False
+    )
     digest = base64.b64encode(bytes.fromhex(opened.sha256)).decode()
     headers = {
         "content-type": "application/zip",
