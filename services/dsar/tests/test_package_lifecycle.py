@@ -271,9 +271,7 @@ async def test_a_portability_package_is_transferred_to_another_controller_and_re
         plain = await http.post(
             f"/v1/packages/{rid}/transfer", json={**order, "to": "http://example.fi/import"}, headers=STAFF
         )
-        not_portable = await http.post(
-            f"/v1/packages/{access_body['request_id']}/transfer", json=order, headers=STAFF
-        )
+        not_portable = await http.post(f"/v1/packages/{access_body['request_id']}/transfer", json=order, headers=STAFF)
         sent = await http.post(f"/v1/packages/{rid}/transfer", json=order, headers=STAFF)
         log = await http.get(f"/v1/packages/{rid}/log", headers=STAFF)
 
