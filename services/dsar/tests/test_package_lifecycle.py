@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from dsar_support import (
     ParticipantProcess,
@@ -32,6 +33,8 @@ from fastapi.responses import JSONResponse
 
 from lampo.contracts.catalog import DSAR_EVENTS, DSAR_REQUESTS
 from lampo.contracts.privacy import PrivacyTask
+from lampo.dsar.packages import TransferRefused, check_destination
+from lampo.dsar.settings import DsarSettings
 from lampo.participant import TaskOutcome
 from lampo.testing import Producer, TopicReader, eventually
 
@@ -288,3 +291,28 @@ async def test_a_portability_package_is_transferred_to_another_controller_and_re
     [entry] = [e for e in log.json()["log"] if e["action"] == "transfer"]
     assert entry["actor"] == "staff" and entry["outcome"] == "delivered" and receiver.url in entry["detail"]
     assert "(FI)" in entry["detail"] and entry["at"]
+
+
+def test_a_transfer_goes_only_to_another_controllers_https_address_in_the_eu_eea() -> None:
+    settings = DsarSettings()
+    assert check_destination(settings, "https://uusi-energia.fi/gdpr/import", "fi")
+    assert check_destination(settings, "https://energie.example.de/import", "DE")
+    refused = {
+        ("http://uusi-energia.fi/import", "FI"): "invalid",
+        ("http://127.0.0.1:9000/import", "FI"): "invalid",  # loopback http only when tests allow it
+        ("https://127.0.0.1/import", "FI"): "invalid",
+        ("https://10.1.2.3/import", "FI"): "invalid",
+        ("https://user:secret@uusi-energia.fi/import", "FI"): "invalid",
+        ("uusi-energia.fi/import", "FI"): "invalid",
+        ("https://energy.example.com/import", "US"): "outside_eu_eea",
+        ("https://energy.example.com/import", "XX"): "invalid",
+    }
+    for (to, country), reason in refused.items():
+        with pytest.raises(TransferRefused) as refusal:
+            check_destination(settings, to, country)
+        assert refusal.value.reason == reason, to
+        assert "secret" not in refusal.value.detail
+    allowed = DsarSettings(package_transfer_allow_loopback_http=True)
+    assert check_destination(allowed, "http://127.0.0.1:9000/import", "FI")
+    with pytest.raises(TransferRefused):
+        check_destination(allowed, "http://uusi-energia.fi/import", "FI")

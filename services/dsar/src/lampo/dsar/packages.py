@@ -338,15 +338,17 @@ def check_destination(settings: DsarSettings, to: str, country: str) -> str:
         raise TransferRefused("invalid", "to: an address with credentials in it is refused")
     if not parts.hostname:
         raise TransferRefused("invalid", "to: not an absolute https:// address")
-    loopback = False
     try:
-        loopback = ipaddress.ip_address(parts.hostname).is_loopback
+        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(parts.hostname)
     except ValueError:
-        loopback = parts.hostname == "localhost"
-    if parts.scheme != "https" and not (
-        parts.scheme == "http" and loopback and settings.package_transfer_allow_loopback_http
-    ):
+        literal = None
+    loopback = literal.is_loopback if literal is not None else parts.hostname == "localhost"
+    test_loopback = loopback and settings.package_transfer_allow_loopback_http
+    if parts.scheme != "https" and not (parts.scheme == "http" and test_loopback):
         raise TransferRefused("invalid", "to: only https:// addresses are accepted")
+    if (loopback or (literal is not None and not literal.is_global)) and not test_loopback:
+        # another controller is reached over the internet: not this host or an internal network
+        raise TransferRefused("invalid", "to: a loopback or private network address is not another controller")
     code = country.upper()
     if code not in ISO_3166_ALPHA2:
         raise TransferRefused("invalid", "country: not an ISO 3166-1 alpha-2 code")
