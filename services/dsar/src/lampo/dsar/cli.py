@@ -311,7 +311,12 @@ class _Exists(Exception):
 
 def _operator(name: str | None) -> str:
     """Who runs a command: ``--as`` or the operator's OS user name (recorded, never the subject)."""
-    return name or getpass.getuser()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a container's): the uid, then
+        return f"uid:{os.getuid()}"
 
 
 @app.command()
