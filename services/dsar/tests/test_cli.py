@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import sys
@@ -131,3 +132,42 @@ async def test_the_cli_refuses_bad_input_naming_the_field_and_takes_an_objection
     assert "131052-308U" not in bad_code[1] and "everything" not in bad_scope[1]
     assert stored == 0  # nothing half-applied
     assert objection[0] == 0 and scope == "profiling"
+
+
+async def test_the_cli_writes_a_package_0600_refuses_to_overwrite_audits_and_answers_410_once_destroyed(
+    registry, tmp_path
+) -> None:
+    from lampo.dsar import packages
+
+    registry.add("500300")
+    async with (
+        participants(ParticipantProcess("t-cli", {"access": access})),
+        dsar_service(registry, participants=["t-cli"], clock=SystemClock()) as env,
+    ):
+        code, out = await lampo(
+            env, "submit", "access", "--customer-number", "500300", "--verified-by", "asiakaspalvelu:anna"
+        )
+        [rid] = re.findall(r"submitted (\S+)", out)
+        await eventually(lambda: _is(env, rid, "completed"), timeout=30)
+        target = tmp_path / "package.zip"
+        code, out = await lampo(env, "package", rid, "--out", str(target), "--as", "dpo:liisa")
+        assert code == 0, out
+        mode = target.stat().st_mode & 0o777
+        written = target.read_bytes()
+        code_again, out_again = await lampo(env, "package", rid, "--out", str(target))
+        unchanged = target.read_bytes()
+        async with env.pool.acquire() as conn, conn.transaction():
+            await packages.destroy(conn, env.coordinator.keys, rid, at=env.clock.now(), reason="expired")
+        gone_target = tmp_path / "again.zip"
+        code_gone, out_gone = await lampo(env, "package", rid, "--out", str(gone_target), "--as", "dpo:liisa")
+        code_log, out_log = await lampo(env, "package-log", rid)
+        completion = (await env.request(rid))["completion"]
+
+    assert mode == 0o600
+    assert hashlib.sha256(written).hexdigest() == completion["package"]["sha256"]
+    assert code_again == 1 and "exists" in out_again and unchanged == written
+    assert code_gone == 1 and "410 gone" in out_gone and not gone_target.exists()
+    assert code_log == 0
+    lines = [line for line in out_log.splitlines() if "dpo:liisa" in line]
+    assert "delivered" in lines[0] and "gone" in lines[-1] and "cli_write" in lines[0]
+    assert "destroy" in out_log and "system" in out_log

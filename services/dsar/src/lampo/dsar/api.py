@@ -34,6 +34,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
 from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.errors import DsarError, UnknownRequest
+from lampo.dsar.package_api import package_router
 from lampo.http_auth import Caller, Callers, document_callers, requires
 from lampo.tracing import context_from_headers, current_traceparent
 
@@ -242,6 +243,8 @@ def create_api(state: dict[str, Any]) -> FastAPI:
                 return _error(_STATUS_OF_REASON.get(e.reason, 409), e.reason, e.detail)
             view = await c.view(conn, request_id)
         return JSONResponse(jsonable_encoder(view))
+
+    api.include_router(package_router(state))  # GET /v1/packages/{request_id}, transfer, log
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -14,6 +14,7 @@ from lampo.clock import Clock
 from lampo.contracts.catalog import PRIVACY_ACKS
 from lampo.crypto import KeyRing
 from lampo.dsar import metrics as dsar_metrics
+from lampo.dsar import packages
 from lampo.dsar.api import create_api
 from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.handlers import HoldsConsumer, RequestsConsumer, acks_handler, consume_requests
@@ -92,6 +93,13 @@ def build(
     )
     holds = HoldsConsumer(runtime)
     holds.register()
+    # Packages past their expires_at are destroyed (key and chunks); their address answers 410.
+    runtime.every(
+        "package expiry",
+        lambda: packages.expire_due(runtime.pool, runtime.keys, runtime.clock.now),
+        interval_s=settings.package_sweep_interval_s,
+        first_delay_s=min(settings.package_sweep_interval_s, 10.0),
+    )
     if run_checker:
         runtime.app.after_startup(coordinator.start)
     runtime.app.on_shutdown(coordinator.stop)

@@ -38,13 +38,14 @@ from lampo.contracts.dsar import (
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask, TaskSubject
 from lampo.crypto import KeyDestroyed, KeyRing, new_request_keypair, scratch_file, unseal
-from lampo.dsar import domain, identity, intake, package, timers
+from lampo.dsar import domain, identity, intake, package, packages, timers
 from lampo.dsar import view as read_view
 from lampo.dsar.acks import on_acks as apply_acks
-from lampo.dsar.domain import input_key, package_key, package_uri, result_key
+from lampo.dsar.domain import input_key, result_key
 from lampo.dsar.errors import (
     UnknownRequest,
 )
+from lampo.dsar.packages import package_key
 from lampo.dsar.resolver import IdentityResolver, RegistryUnavailable, Resolved, Unresolved
 from lampo.dsar.settings import DsarSettings
 from lampo.dsar.store import WAKE_CHANNEL, DsarStore, request_of, task_of
@@ -410,6 +411,10 @@ class Coordinator:
         if not domain.answered(tasks):
             return
         results = domain.results(tasks)
+        if req["kind"] == "erasure":  # the coordinator's own copies: every package of the subject goes
+            destroyed = await packages.destroy_for_erasure(conn, self.keys, req, self.clock.now())
+            if destroyed is not None:
+                results[packages.COORDINATOR] = destroyed
         with self.tracer.start_as_current_span(
             "dsar complete", context=_context(req["traceparent"]), attributes={"lampo.request_id": request_id}
         ):
@@ -480,10 +485,9 @@ class Coordinator:
                 "subject_id": req["subject_id"],
                 "customer_numbers": req["customer_numbers"],
                 "requested_categories": req["categories"] or "all",
-                "controller": "Muuramen Lämpö (business ID 0402810-7)",
             }
             with scratch_file() as out:
-                builder.finish(out, request=request, participants=facts)
+                files = builder.finish(out, request=request, participants=facts)
                 size = out.tell()
                 digest = hashlib.sha256()
                 for chunk in package.chunks(out):
@@ -491,11 +495,13 @@ class Coordinator:
                 cipher = await self.keys.cipher(conn, package_key(rid), create=True)
                 encrypted = (cipher.encrypt(f"package:{n}", c) or b"" for n, c in enumerate(package.chunks(out)))
                 await store.save_package(rid, encrypted, digest.hexdigest(), size, now)
+                expires_at = await packages.register(conn, self.settings, req, files, now)  # subject, expiry
         # The package is built: the request's private key and the sealed results go.
         await self.keys.destroy(conn, result_key(rid))
         await store.update_request(rid, sealed_private_key=None)
         await store.clear_results(rid)
-        return Package(uri=package_uri(rid), sha256=digest.hexdigest()), results
+        uri = packages.package_uri(self.settings, rid)
+        return Package(uri=uri, sha256=digest.hexdigest(), expires_at=expires_at), results
 
     @staticmethod
     async def _add_result(
@@ -572,7 +578,7 @@ class Coordinator:
     # -- reading -------------------------------------------------------------------------------
 
     async def view(self, conn: asyncpg.Connection, request_id: str) -> dict[str, Any]:
-        return await read_view.view(conn, request_id)
+        return await read_view.view(conn, request_id, package_uri=lambda rid: packages.package_uri(self.settings, rid))
 
     # -- the checker ---------------------------------------------------------------------------
 

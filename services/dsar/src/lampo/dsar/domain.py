@@ -83,15 +83,6 @@ def result_key(request_id: str) -> str:
     return f"result-key:{request_id}"
 
 
-def package_key(request_id: str) -> str:
-    """KeyRing subject of the stored package: destroying it deletes the package."""
-    return f"package:{request_id}"
-
-
-def package_uri(request_id: str) -> str:
-    return f"urn:lampo:dsar:package:{request_id}"
-
-
 # -- deadlines (GDPR Art. 12(3)) ----------------------------------------------------------------
 
 

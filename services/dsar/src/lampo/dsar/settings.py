@@ -80,3 +80,14 @@ class DsarSettings(ServiceSettings):
 
     # The checker: resolution retries, task timeouts, overdue requests.
     check_interval_s: float = 2.0
+
+    # Packages (lampo.dsar.packages): fetched at ``<public_url>/v1/packages/<request_id>`` by the
+    # request's channel (its own credential, LAMPO_API_CLIENTS) or staff until they expire,
+    # ``package_ttl_days`` after completion; the sweep destroys expired ones (0: never runs).
+    public_url: str = "http://127.0.0.1:8103"
+    package_ttl_days: int = Field(default=30, ge=1)
+    package_sweep_interval_s: float = 300.0
+    # Portability transfers (Art. 20(2)) go to https:// addresses only; plain http to a loopback
+    # address only when this is on (tests).
+    package_transfer_allow_loopback_http: bool = False
+    package_transfer_timeout_s: float = 60.0

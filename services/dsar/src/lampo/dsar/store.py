@@ -357,7 +357,9 @@ class DsarStore:
 
     async def package(self, request_id: str) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await self.conn.fetchrow(
-            "SELECT request_id, blob, sha256, size_bytes, created_at FROM packages WHERE request_id = $1", request_id
+            "SELECT request_id, blob, sha256, size_bytes, created_at, expires_at, destroyed_at, destroyed_reason"
+            " FROM packages WHERE request_id = $1",
+            request_id,
         )
         return row
 

@@ -3,6 +3,7 @@ personal data: pseudonymous ids, facts and times."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -13,7 +14,7 @@ from lampo.dsar.store import DsarStore
 from lampo.tracing import trace_id_of
 
 
-async def view(conn: asyncpg.Connection, request_id: str) -> dict[str, Any]:
+async def view(conn: asyncpg.Connection, request_id: str, *, package_uri: Callable[[str], str]) -> dict[str, Any]:
     """The request's state, participants and timings, history: no personal data."""
     store = DsarStore(conn)
     req = await store.request(request_id)
@@ -67,7 +68,15 @@ async def view(conn: asyncpg.Connection, request_id: str) -> dict[str, Any]:
         ],
         "package": None
         if pkg is None
-        else {"uri": domain.package_uri(request_id), "sha256": pkg["sha256"], "size_bytes": pkg["size_bytes"]},
+        else {
+            "uri": package_uri(request_id),
+            "sha256": pkg["sha256"],
+            "size_bytes": pkg["size_bytes"],
+            "expires_at": pkg["expires_at"],
+            "destroyed": None
+            if pkg["destroyed_at"] is None
+            else {"at": pkg["destroyed_at"], "reason": pkg["destroyed_reason"]},
+        },
         "completion": req["completion"],
         "history": [dict(t) for t in await store.transitions(request_id)],
     }
