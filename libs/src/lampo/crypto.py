@@ -120,6 +120,11 @@ def _derive(master: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"lampo:" + purpose).derive(master)
 
 
+def derive_key(master: bytes, purpose: bytes) -> bytes:
+    """A 256-bit key for one purpose, derived from a master key (HKDF-SHA256)."""
+    return _derive(master, purpose)
+
+
 def parse_master_key(value: str) -> bytes:
     try:
         key = base64.b64decode(value, validate=True)
