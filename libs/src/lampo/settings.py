@@ -13,7 +13,7 @@ from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lampo.crypto import parse_master_key
-from lampo.db.pool import SslMode, pg_ssl_context, server_url_of
+from lampo.db.pool import SslMode, pg_ssl_context, server_url_of, with_credentials
 
 if TYPE_CHECKING:
     from faststream.security import BaseSecurity
@@ -30,6 +30,10 @@ class ServiceSettings(BaseSettings):
     # The PostgreSQL server (superuser or owner); the service's own database name is appended.
     pg_url: str = "postgresql://lampo:lampo@127.0.0.1:5432/postgres"
     database: str | None = None
+    # The service's own role (``lampo db provision`` creates lampo_<service>, owner of its
+    # database and nothing else): these credentials replace those in pg_url.
+    pg_user: str | None = None
+    pg_password: SecretStr | None = None
     # base64 of 32 random bytes; wraps the per-subject data keys. Required: no built-in default.
     master_key: SecretStr | None = None
     http_host: str = "127.0.0.1"
@@ -137,7 +141,11 @@ class ServiceSettings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return server_url_of(self.pg_url, self.database or f"lampo_{self.service}")
+        url = server_url_of(self.pg_url, self.database or f"lampo_{self.service}")
+        if self.pg_user is None:
+            return url
+        password = self.pg_password.get_secret_value() if self.pg_password else None
+        return with_credentials(url, self.pg_user, password)
 
     @property
     def port(self) -> int:

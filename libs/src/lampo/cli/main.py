@@ -24,6 +24,9 @@ def keygen() -> None:
 
 
 def _load_plugins() -> None:
+    from lampo.db.cli import app as db_app
+
+    app.add_typer(db_app, name="db")
     for entry in sorted(entry_points(group="lampo.cli"), key=lambda e: e.name):
         try:
             sub = entry.load()

@@ -1,0 +1,60 @@
+"""``lampo db provision``: one PostgreSQL role per service, owner of its database alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lampo.cli.runner import run
+from lampo.db.roles import derived_password, protect_audit, provision, role_of
+
+app = typer.Typer(help="PostgreSQL roles and databases of the services.", no_args_is_help=True)
+
+# Tables of record handed to lampo_audit_owner once the service has migrated: (table, trigger function).
+PROTECTED = {"staff": ("audit_log", "audit_log_append_only")}
+
+
+@app.command("provision")
+def provision_cmd(
+    services: Annotated[list[str], typer.Argument(help="service names, e.g. registry staff")],
+    secret_file: Annotated[
+        Path, typer.Option(help="a local secret (any bytes): each role's password is derived from it (HMAC-SHA256)")
+    ],
+    admin_url: str = typer.Option(
+        None, help="a superuser's URL (default LAMPO_PG_ADMIN_URL, else LAMPO_PG_URL)", show_default=False
+    ),
+) -> None:
+    """Create role lampo_<service> (no superuser) and its database lampo_<service>, owned by it and
+    connectable by it alone. The service then runs with LAMPO_PG_USER=lampo_<service> and
+    LAMPO_PG_PASSWORD=`lampo db password <service> --secret-file ...`. Safe to repeat."""
+    url = admin_url or os.environ.get("LAMPO_PG_ADMIN_URL") or os.environ.get("LAMPO_PG_URL")
+    if not url:
+        raise typer.BadParameter("give --admin-url or LAMPO_PG_ADMIN_URL")
+    secret = secret_file.read_bytes()
+    for service in services:
+        done = run(provision(url, service, derived_password(secret, role_of(service))))
+        typer.echo(f"{done.role}: owns {done.database}{' (created)' if done.created else ''}")
+
+
+@app.command("password")
+def password_cmd(service: str, secret_file: Annotated[Path, typer.Option()]) -> None:
+    """Print the password of lampo_<service> derived from the secret file."""
+    typer.echo(derived_password(secret_file.read_bytes(), role_of(service)))
+
+
+@app.command("protect-audit")
+def protect_cmd(
+    service: str,
+    admin_url: str = typer.Option(None, help="a superuser's URL (default LAMPO_PG_ADMIN_URL, else LAMPO_PG_URL)"),
+) -> None:
+    """After the service migrated: its audit table and trigger function go to lampo_audit_owner,
+    the service keeping INSERT and SELECT (it can no longer drop or disable the triggers)."""
+    url = admin_url or os.environ.get("LAMPO_PG_ADMIN_URL") or os.environ.get("LAMPO_PG_URL")
+    if not url or service not in PROTECTED:
+        raise typer.BadParameter(f"needs an admin URL and one of {', '.join(PROTECTED)}")
+    table, function = PROTECTED[service]
+    run(protect_audit(url, service, f"lampo_{service}", table=table, function=function))
+    typer.echo(f"lampo_{service}.{table}: owned by lampo_audit_owner; {role_of(service)} may INSERT and SELECT")
