@@ -24,7 +24,6 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from lampo.aio import stop_task
 from lampo.clock import Clock, SystemClock
-from lampo.crypto import KeyRing
 from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
 from lampo.messaging.consumer import (
     BatchHandler,
@@ -97,7 +96,7 @@ class Runtime:
         )
         self.tracer = self.tracer_provider.get_tracer(f"lampo.{self.name}")
         self.broker = make_broker(settings, f"lampo-{self.name}")
-        self.keys = KeyRing(settings.master_key_bytes())
+        self.keys = settings.key_ring()
         self._migrations = [platform_migrations()] + ([MigrationSource(self.name, migrations)] if migrations else [])
         self._pool: asyncpg.Pool | None = None
         self.consumers: list[ReliableConsumer] = []

@@ -59,7 +59,8 @@ class StaffSettings(ServiceSettings):
     address_throttle_window_s: int = 900
 
     # The audit chain's key (base64 of 32 random bytes), held by the service, never by the
-    # database. Unset: derived from LAMPO_MASTER_KEY (set it on its own before rotating that).
+    # database. Unset: derived from LAMPO_STABLE_KEY (else LAMPO_MASTER_KEY), which outlives a
+    # master-key rotation.
     audit_key: SecretStr | None = None
     # The chain head (last seq and its MAC) is published to the compacted topic
     # staff.audit-heads.v1 under this key, every audit_head_interval_s seconds (0: never).
@@ -83,8 +84,8 @@ class StaffSettings(ServiceSettings):
     def audit_key_bytes(self) -> bytes:
         if self.audit_key is not None:
             return parse_master_key(self.audit_key.get_secret_value())
-        if self.master_key is not None:
-            return derive_key(self.master_key_bytes(), b"staff-audit-chain")
+        if self.master_key is not None or self.stable_key is not None:
+            return derive_key(self.stable_key_bytes(), b"staff-audit-chain")
         raise RuntimeError(
             "LAMPO_AUDIT_KEY is not set: give the staff service a base64 key of 32 random bytes "
             "(`lampo keygen` prints one) for its audit chain"
