@@ -48,10 +48,13 @@ class Provisioned:
     created: bool
 
 
-async def provision(admin_url: str, service: str, password: str, *, database: str | None = None) -> Provisioned:
-    """Create or update ``lampo_<service>`` and its database (default ``lampo_<service>``), owned by
-    it, connectable by it alone. Safe to repeat; run with a superuser's ``admin_url``."""
-    role, db = role_of(service), database or f"lampo_{service}"
+async def provision(
+    admin_url: str, service: str, password: str, *, database: str | None = None, role: str | None = None
+) -> Provisioned:
+    """Create or update ``lampo_<service>`` (or ``role``: a test's own) and its database (default
+    ``lampo_<service>``), owned by it, connectable by it alone. Safe to repeat; run with a
+    superuser's ``admin_url``."""
+    role, db = role or role_of(service), database or f"lampo_{service}"
     conn = await asyncpg.connect(server_url_of(admin_url))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
@@ -108,11 +111,13 @@ async def _adopt(conn: asyncpg.Connection, role: str) -> None:
         await conn.execute(f"ALTER FUNCTION {f['signature']} OWNER TO {_ident(role)}")
 
 
-async def protect_audit(admin_url: str, service: str, database: str, *, table: str, function: str) -> None:
+async def protect_audit(
+    admin_url: str, service: str, database: str, *, table: str, function: str, role: str | None = None
+) -> None:
     """Give ``table`` (already migrated) and its trigger ``function`` to ``lampo_audit_owner``;
     the service's role keeps INSERT and SELECT. Run after the service's migrations; safe to repeat.
     A later migration that alters the table must then be applied by the administrator."""
-    role = role_of(service)
+    role = role or role_of(service)
     conn = await asyncpg.connect(server_url_of(admin_url, database))
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", AUDIT_OWNER):
@@ -125,5 +130,14 @@ async def protect_audit(admin_url: str, service: str, database: str, *, table: s
             await conn.execute(f"ALTER FUNCTION {_ident(function)}() OWNER TO {_ident(AUDIT_OWNER)}")
             await conn.execute(f"REVOKE ALL ON TABLE {_ident(table)} FROM {_ident(role)}")
             await conn.execute(f"GRANT SELECT, INSERT ON TABLE {_ident(table)} TO {_ident(role)}")
+    finally:
+        await conn.close()
+
+
+async def drop_role(admin_url: str, role: str) -> None:
+    """Remove a role that owns nothing any more (a test's, once its database is dropped)."""
+    conn = await asyncpg.connect(server_url_of(admin_url))
+    try:
+        await conn.execute(f"DROP ROLE IF EXISTS {_ident(role)}")
     finally:
         await conn.close()
