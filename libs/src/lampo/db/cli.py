@@ -21,21 +21,29 @@ PROTECTED = {"staff": ("audit_log", "audit_log_append_only")}
 def provision_cmd(
     services: Annotated[list[str], typer.Argument(help="service names, e.g. registry staff")],
     secret_file: Annotated[
-        Path, typer.Option(help="a local secret (any bytes): each role's password is derived from it (HMAC-SHA256)")
-    ],
+        Path | None,
+        typer.Option(help="a local secret (any bytes): each role's password is derived from it (HMAC-SHA256)"),
+    ] = None,
     admin_url: str = typer.Option(
         None, help="a superuser's URL (default LAMPO_PG_ADMIN_URL, else LAMPO_PG_URL)", show_default=False
     ),
 ) -> None:
     """Create role lampo_<service> (no superuser) and its database lampo_<service>, owned by it and
-    connectable by it alone. The service then runs with LAMPO_PG_USER=lampo_<service> and
-    LAMPO_PG_PASSWORD=`lampo db password <service> --secret-file ...`. Safe to repeat."""
+    connectable by it alone. Each role's password is derived from --secret-file (the service then
+    runs with LAMPO_PG_USER=lampo_<service> and LAMPO_PG_PASSWORD=`lampo db password <service>
+    --secret-file ...`), or, without it, read from LAMPO_PG_PASSWORD_<SERVICE>. Safe to repeat."""
     url = admin_url or os.environ.get("LAMPO_PG_ADMIN_URL") or os.environ.get("LAMPO_PG_URL")
     if not url:
         raise typer.BadParameter("give --admin-url or LAMPO_PG_ADMIN_URL")
-    secret = secret_file.read_bytes()
+    secret = secret_file.read_bytes() if secret_file else None
     for service in services:
-        done = run(provision(url, service, derived_password(secret, role_of(service))))
+        if secret is not None:
+            password = derived_password(secret, role_of(service))
+        else:
+            password = os.environ.get(f"LAMPO_PG_PASSWORD_{service.upper()}", "")
+            if not password:
+                raise typer.BadParameter(f"give --secret-file or LAMPO_PG_PASSWORD_{service.upper()}")
+        done = run(provision(url, service, password))
         typer.echo(f"{done.role}: owns {done.database}{' (created)' if done.created else ''}")
 
 
