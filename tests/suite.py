@@ -193,7 +193,7 @@ async def own_role(name: str, database: str) -> dict[str, str]:
     provision``), named after this run's database so parallel runs never share one."""
     password = uuid.uuid4().hex
     await provision(PG_URL, name, password, database=database, role=database)
-    return {"LAMPO_PG_USER": database, "LAMPO_PG_PASSWORD": password}
+    return {"LAMPO_PG_ROLE": database, "LAMPO_PG_ROLE_PASSWORD": password}
 
 
 def installed() -> list[str]:

@@ -49,7 +49,7 @@ start() {
     if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
     # as the administrator of LAMPO_PG_URL (LAMPO_PG_ADMIN_URL): role and database of the service
     "$bin/lampo" db provision "$name" --secret-file "$secret" >/dev/null
-    LAMPO_PG_USER="lampo_$name" LAMPO_PG_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
+    LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
     LAMPO_MASTER_KEY="$key" LAMPO_INTERNAL_TOKEN="$token" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
       setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
     echo $! > "$dir/$name.pid"

@@ -49,9 +49,9 @@ async def test_a_service_role_owns_its_database_and_cannot_reach_another(service
     again = await provision(PG_URL, a, derived_password(secret, role_of(a)))  # safe to repeat
     assert not again.created
 
-    # The service's settings: LAMPO_PG_URL's server, LAMPO_PG_USER/LAMPO_PG_PASSWORD's credentials.
+    # The service's settings: LAMPO_PG_URL's server, LAMPO_PG_ROLE/LAMPO_PG_ROLE_PASSWORD's credentials.
     settings = ServiceSettings(
-        pg_url=PG_URL, database=f"lampo_{a}", pg_user=role_of(a), pg_password=derived_password(secret, role_of(a))
+        pg_url=PG_URL, database=f"lampo_{a}", pg_role=role_of(a), pg_role_password=derived_password(secret, role_of(a))
     )
     own = await asyncpg.connect(settings.database_url)
     try:

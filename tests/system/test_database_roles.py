@@ -16,7 +16,7 @@ from lampo.testing import PG_URL
 
 def _as(suite: Suite, name: str, database: str) -> str:
     env = suite[name].env
-    return with_credentials(server_url_of(PG_URL, database), env["LAMPO_PG_USER"], env["LAMPO_PG_PASSWORD"])
+    return with_credentials(server_url_of(PG_URL, database), env["LAMPO_PG_ROLE"], env["LAMPO_PG_ROLE_PASSWORD"])
 
 
 async def test_each_service_role_reaches_its_own_database_only(suite: Suite, require: Any) -> None:

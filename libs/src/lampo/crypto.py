@@ -24,7 +24,8 @@ import os
 import tempfile
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import IO, Any
 
 import asyncpg
@@ -169,7 +170,13 @@ class KeyRing:
     Each wrapped key is stored with the fingerprint (``kek_id``) of the key-encryption key it is
     wrapped under, derived from a master key. New keys are wrapped under the current master key;
     ``old_master_keys`` only read keys not yet re-wrapped by ``rotate``. The blind-index key comes
-    from ``stable_key`` when given (it must outlive a master-key rotation), else the master key."""
+    from ``stable_key`` when given (it must outlive a master-key rotation), else the master key.
+
+    Where the wrapped keys live: the service's own database (the ``conn`` each method is given),
+    or, once ``attach(pool)`` gave it one, a keys database of their own (LAMPO_KEYS_DATABASE), so
+    a restored backup of the data alone holds no key. Keys there are written at once, outside the
+    caller's transaction: a key made for a batch that rolls back stays unused; a destroyed key is
+    gone even if the caller's transaction then fails (the erasure is retried, and finds it gone)."""
 
     def __init__(
         self,
@@ -185,6 +192,19 @@ class KeyRing:
         self._index_key = _derive(stable_key or master_key, b"blind-index")
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache_size
+        self._pool: asyncpg.Pool | None = None
+
+    def attach(self, pool: asyncpg.Pool | None) -> None:
+        """Keep the wrapped keys in the database of ``pool`` (None: back to the caller's)."""
+        self._pool = pool
+
+    @asynccontextmanager
+    async def _keys_conn(self, conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            yield conn
+        else:
+            async with self._pool.acquire() as own:
+                yield own
 
     def blind_index(self, kind: str, value: str) -> bytes:
         normalised = value.strip().casefold() if kind == "email" else value.strip()
@@ -231,7 +251,15 @@ class KeyRing:
         wanted = list(dict.fromkeys(subject_ids))
         keys = {s: self._cache[s] for s in wanted if s in self._cache}
         missing = [s for s in wanted if s not in keys]
-        if missing and create:
+        if missing:
+            async with self._keys_conn(conn) as kconn:
+                await self._load(kconn, missing, keys, create=create)
+        return {s: FieldCipher(s, k) for s, k in keys.items()}
+
+    async def _load(
+        self, conn: asyncpg.Connection, missing: list[str], keys: dict[str, bytes], *, create: bool
+    ) -> None:
+        if create:
             # One statement for the batch; the keys it did insert are known here and need no
             # unwrapping. Those that existed already (ON CONFLICT) are read below.
             fresh = [os.urandom(32) for _ in missing]
@@ -256,7 +284,6 @@ class KeyRing:
             for row, key in zip(rows, self._unwrap(rows), strict=True):
                 keys[row["subject_id"]] = key
                 self._remember(row["subject_id"], key)
-        return {s: FieldCipher(s, k) for s, k in keys.items()}
 
     async def cipher(self, conn: asyncpg.Connection, subject_id: str, *, create: bool = False) -> FieldCipher:
         found = await self.ciphers(conn, [subject_id], create=create)
@@ -266,12 +293,17 @@ class KeyRing:
 
     async def destroy(self, conn: asyncpg.Connection, subject_id: str) -> bool:
         self._cache.pop(subject_id, None)
-        status: str = await conn.execute("DELETE FROM subject_keys WHERE subject_id = $1", subject_id)
+        async with self._keys_conn(conn) as kconn:
+            status: str = await kconn.execute("DELETE FROM subject_keys WHERE subject_id = $1", subject_id)
         return status.endswith(" 1")
 
     async def rotate(self, conn: asyncpg.Connection, *, batch: int = 1000) -> int:
         """Re-wrap every subject key not yet under the current master key (``lampo keys rotate``);
         returns how many. Each batch commits on its own; safe to interrupt and repeat."""
+        async with self._keys_conn(conn) as kconn:
+            return await self._rotate(kconn, batch)
+
+    async def _rotate(self, conn: asyncpg.Connection, batch: int) -> int:
         done = 0
         while True:
             async with conn.transaction():

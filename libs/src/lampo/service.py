@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from lampo.aio import stop_task
 from lampo.clock import Clock, SystemClock
-from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
+from lampo.db import MigrationSource, create_pool, ensure_database, keys_migrations, migrate, platform_migrations
 from lampo.messaging.consumer import (
     BatchHandler,
     ConsumerOptions,
@@ -99,6 +99,7 @@ class Runtime:
         self.keys = settings.key_ring()
         self._migrations = [platform_migrations()] + ([MigrationSource(self.name, migrations)] if migrations else [])
         self._pool: asyncpg.Pool | None = None
+        self._keys_pool: asyncpg.Pool | None = None
         self.consumers: list[ReliableConsumer] = []
         self.relay: OutboxRelay | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -226,6 +227,12 @@ class Runtime:
         applied = await migrate(self._pool, self._migrations)
         if applied:
             log.info("%s: applied migrations %s", self.name, ", ".join(applied))
+        keys_url = self.settings.keys_database_url
+        if keys_url is not None:  # the subject keys in a database of their own
+            await ensure_database(keys_url, ssl_context=tls)
+            self._keys_pool = await create_pool(keys_url, min_size=1, max_size=5, **extra)
+            await migrate(self._keys_pool, [keys_migrations()])
+            self.keys.attach(self._keys_pool)
 
     async def _start_relay(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -248,6 +255,10 @@ class Runtime:
             self._producer = None
 
     async def _close_database(self) -> None:
+        if self._keys_pool is not None:
+            self.keys.attach(None)
+            await self._keys_pool.close()
+            self._keys_pool = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -32,8 +32,11 @@ class ServiceSettings(BaseSettings):
     database: str | None = None
     # The service's own role (``lampo db provision`` creates lampo_<service>, owner of its
     # database and nothing else): these credentials replace those in pg_url.
-    pg_user: str | None = None
-    pg_password: SecretStr | None = None
+    pg_role: str | None = None
+    pg_role_password: SecretStr | None = None
+    # The per-subject keys' own database on the same server (e.g. lampo_<service>_keys), backed up
+    # apart from the data (docs/KEYS-AND-BACKUPS.md). Unset: the keys live in the service's database.
+    keys_database: str | None = None
     # base64 of 32 random bytes; wraps the per-subject data keys. Required: no built-in default.
     master_key: SecretStr | None = None
     # Rotation: the previous master keys (JSON list), read only to open subject keys that
@@ -161,10 +164,16 @@ class ServiceSettings(BaseSettings):
     @property
     def database_url(self) -> str:
         url = server_url_of(self.pg_url, self.database or f"lampo_{self.service}")
-        if self.pg_user is None:
+        if self.pg_role is None:
             return url
-        password = self.pg_password.get_secret_value() if self.pg_password else None
-        return with_credentials(url, self.pg_user, password)
+        password = self.pg_role_password.get_secret_value() if self.pg_role_password else None
+        return with_credentials(url, self.pg_role, password)
+
+    @property
+    def keys_database_url(self) -> str | None:
+        if self.keys_database is None:
+            return None
+        return server_url_of(self.database_url, self.keys_database)
 
     @property
     def port(self) -> int:

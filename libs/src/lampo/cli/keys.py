@@ -16,7 +16,9 @@ app = typer.Typer(help="Master keys and the subject keys they wrap.", no_args_is
 async def rotate(settings: ServiceSettings) -> tuple[int, int]:
     """(keys re-wrapped now, keys still under another master key: 0 when done)."""
     tls = settings.pg_ssl()
-    conn = await asyncpg.connect(settings.database_url, **({"ssl": tls} if tls else {}))
+    # where the keys live: their own database (LAMPO_KEYS_DATABASE) or the service's
+    url = settings.keys_database_url or settings.database_url
+    conn = await asyncpg.connect(url, **({"ssl": tls} if tls else {}))
     try:
         keys = settings.key_ring()
         done = await keys.rotate(conn)

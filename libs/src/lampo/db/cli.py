@@ -27,10 +27,13 @@ def provision_cmd(
     admin_url: str = typer.Option(
         None, help="a superuser's URL (default LAMPO_PG_ADMIN_URL, else LAMPO_PG_URL)", show_default=False
     ),
+    keys: Annotated[
+        bool, typer.Option(help="also the keys database lampo_<service>_keys (LAMPO_KEYS_DATABASE), owned by the role")
+    ] = False,
 ) -> None:
     """Create role lampo_<service> (no superuser) and its database lampo_<service>, owned by it and
     connectable by it alone. Each role's password is derived from --secret-file (the service then
-    runs with LAMPO_PG_USER=lampo_<service> and LAMPO_PG_PASSWORD=`lampo db password <service>
+    runs with LAMPO_PG_ROLE=lampo_<service> and LAMPO_PG_ROLE_PASSWORD=`lampo db password <service>
     --secret-file ...`), or, without it, read from LAMPO_PG_PASSWORD_<SERVICE>. Safe to repeat."""
     url = admin_url or os.environ.get("LAMPO_PG_ADMIN_URL") or os.environ.get("LAMPO_PG_URL")
     if not url:
@@ -43,8 +46,9 @@ def provision_cmd(
             password = os.environ.get(f"LAMPO_PG_PASSWORD_{service.upper()}", "")
             if not password:
                 raise typer.BadParameter(f"give --secret-file or LAMPO_PG_PASSWORD_{service.upper()}")
-        done = run(provision(url, service, password))
-        typer.echo(f"{done.role}: owns {done.database}{' (created)' if done.created else ''}")
+        for database in [f"lampo_{service}"] + ([f"lampo_{service}_keys"] if keys else []):
+            done = run(provision(url, service, password, database=database))
+            typer.echo(f"{done.role}: owns {done.database}{' (created)' if done.created else ''}")
 
 
 @app.command("password")

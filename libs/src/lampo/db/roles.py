@@ -1,7 +1,7 @@
 """One PostgreSQL role per service: ``provision`` (as an administrator) creates the role
 ``lampo_<service>``, without superuser, CREATEDB or CREATEROLE, and its database, owned by it;
 nobody else may connect to that database (CONNECT revoked from PUBLIC). The service then connects
-and migrates as that role (``LAMPO_PG_USER``/``LAMPO_PG_PASSWORD``).
+and migrates as that role (``LAMPO_PG_ROLE``/``LAMPO_PG_ROLE_PASSWORD``).
 
 ``protect_audit`` hands a table of record (the staff audit log) and its trigger function to the
 role ``lampo_audit_owner`` (no login), the service keeping INSERT and SELECT only: the service's
