@@ -91,3 +91,25 @@ async def test_keys_kept_with_the_data_come_back_with_its_backup(databases: dict
         assert cipher.decrypt("name", sealed) == "Testi Henkilö"
     finally:
         await restored.close()
+
+
+async def test_keys_made_before_move_to_the_keys_database(databases: dict[str, str]) -> None:
+    master = new_master_key()
+    data = await asyncpg.connect(server_url_of(PG_URL, databases["data"]))
+    keys_pool = await create_pool(server_url_of(PG_URL, databases["keys"]), min_size=1, max_size=2)
+    try:
+        await migrate(data, [platform_migrations()])
+        await migrate(keys_pool, [keys_migrations()])
+        before = KeyRing(parse_master_key(master))
+        ciphers = await before.ciphers(data, [f"s-{i}" for i in range(12)], create=True)
+        sealed = {s: c.encrypt("f", s) for s, c in ciphers.items()}
+        after = KeyRing(parse_master_key(master))
+        after.attach(keys_pool)
+        assert await after.move_keys_out(data, batch=5) == 12
+        assert await data.fetchval("SELECT count(*) FROM subject_keys") == 0
+        opened = await after.ciphers(data, list(sealed), create=False)
+        assert {s: opened[s].decrypt("f", v) for s, v in sealed.items()} == {s: s for s in sealed}
+        assert await after.move_keys_out(data) == 0
+    finally:
+        await data.close()
+        await keys_pool.close()

@@ -297,6 +297,36 @@ class KeyRing:
             status: str = await kconn.execute("DELETE FROM subject_keys WHERE subject_id = $1", subject_id)
         return status.endswith(" 1")
 
+    async def move_keys_out(self, conn: asyncpg.Connection, *, batch: int = 1000) -> int:
+        """Move the keys still in the service's database (``conn``) to the attached keys database,
+        each batch copied there, then deleted here; returns how many. Safe to interrupt and
+        repeat: a key copied but not yet deleted is copied again (ON CONFLICT DO NOTHING)."""
+        if self._pool is None:
+            return 0
+        moved = 0
+        while True:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT subject_id, wrapped_key, kek_id, created_at FROM subject_keys ORDER BY subject_id LIMIT $1"
+                    " FOR UPDATE SKIP LOCKED",
+                    batch,
+                )
+                if not rows:
+                    return moved
+                ids = [r["subject_id"] for r in rows]
+                async with self._pool.acquire() as keys:
+                    await keys.execute(
+                        "INSERT INTO subject_keys (subject_id, wrapped_key, kek_id, created_at)"
+                        " SELECT s, w, k, c FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[])"
+                        " AS u(s, w, k, c) ON CONFLICT (subject_id) DO NOTHING",
+                        ids,
+                        [r["wrapped_key"] for r in rows],
+                        [r["kek_id"] for r in rows],
+                        [r["created_at"] for r in rows],
+                    )
+                await conn.execute("DELETE FROM subject_keys WHERE subject_id = ANY($1::text[])", ids)
+                moved += len(rows)
+
     async def rotate(self, conn: asyncpg.Connection, *, batch: int = 1000) -> int:
         """Re-wrap every subject key not yet under the current master key (``lampo keys rotate``);
         returns how many. Each batch commits on its own; safe to interrupt and repeat."""
