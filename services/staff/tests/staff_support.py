@@ -37,6 +37,7 @@ def staff_settings(**overrides: object) -> StaffSettings:
         # Every login of the module's tests comes from one address: the throttle is tested apart.
         address_throttle_after=10_000,
         audit_head_key=unique("test-staff-audit"),
+        audit_head_interval_s=2.0,
         **overrides,  # type: ignore[arg-type]
     )
 
