@@ -17,6 +17,13 @@ app = typer.Typer(help="PostgreSQL roles and databases of the services.", no_arg
 PROTECTED = {"staff": ("audit_log", "audit_log_append_only")}
 
 
+def _admin_url(given: str | None) -> str:
+    """--admin-url, else LAMPO_PG_ADMIN_URL, else the services' server (LAMPO_PG_URL or its default)."""
+    from lampo.settings import ServiceSettings
+
+    return given or os.environ.get("LAMPO_PG_ADMIN_URL") or ServiceSettings(master_key=None).pg_url
+
+
 @app.command("provision")
 def provision_cmd(
     services: Annotated[list[str], typer.Argument(help="service names, e.g. registry staff")],
@@ -25,7 +32,9 @@ def provision_cmd(
         typer.Option(help="a local secret (any bytes): each role's password is derived from it (HMAC-SHA256)"),
     ] = None,
     admin_url: str = typer.Option(
-        None, help="a superuser's URL (default LAMPO_PG_ADMIN_URL, else LAMPO_PG_URL)", show_default=False
+        None,
+        help="a superuser's URL (default LAMPO_PG_ADMIN_URL, else LAMPO_PG_URL or its default)",
+        show_default=False,
     ),
     keys: Annotated[
         bool, typer.Option(help="also the keys database lampo_<service>_keys (LAMPO_KEYS_DATABASE), owned by the role")
@@ -35,9 +44,7 @@ def provision_cmd(
     connectable by it alone. Each role's password is derived from --secret-file (the service then
     runs with LAMPO_PG_ROLE=lampo_<service> and LAMPO_PG_ROLE_PASSWORD=`lampo db password <service>
     --secret-file ...`), or, without it, read from LAMPO_PG_PASSWORD_<SERVICE>. Safe to repeat."""
-    url = admin_url or os.environ.get("LAMPO_PG_ADMIN_URL") or os.environ.get("LAMPO_PG_URL")
-    if not url:
-        raise typer.BadParameter("give --admin-url or LAMPO_PG_ADMIN_URL")
+    url = _admin_url(admin_url)
     secret = secret_file.read_bytes() if secret_file else None
     for service in services:
         if secret is not None:
@@ -60,13 +67,15 @@ def password_cmd(service: str, secret_file: Annotated[Path, typer.Option()]) -> 
 @app.command("protect-audit")
 def protect_cmd(
     service: str,
-    admin_url: str = typer.Option(None, help="a superuser's URL (default LAMPO_PG_ADMIN_URL, else LAMPO_PG_URL)"),
+    admin_url: str = typer.Option(
+        None, help="a superuser's URL (default LAMPO_PG_ADMIN_URL, else LAMPO_PG_URL or its default)"
+    ),
 ) -> None:
     """After the service migrated: its audit table and trigger function go to lampo_audit_owner,
     the service keeping INSERT and SELECT (it can no longer drop or disable the triggers)."""
-    url = admin_url or os.environ.get("LAMPO_PG_ADMIN_URL") or os.environ.get("LAMPO_PG_URL")
-    if not url or service not in PROTECTED:
-        raise typer.BadParameter(f"needs an admin URL and one of {', '.join(PROTECTED)}")
+    url = _admin_url(admin_url)
+    if service not in PROTECTED:
+        raise typer.BadParameter(f"one of {', '.join(PROTECTED)}")
     table, function = PROTECTED[service]
     run(protect_audit(url, service, f"lampo_{service}", table=table, function=function))
     typer.echo(f"lampo_{service}.{table}: owned by lampo_audit_owner; {role_of(service)} may INSERT and SELECT")
