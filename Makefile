@@ -43,9 +43,10 @@ test-faults: install
 	@tests/faults/run.sh
 
 # Placeholder secrets: the compose file requires them, the validator only interpolates.
-COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint \
+COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_AUDIT_KEY=lint \
 	$(foreach c,STAFF DSAR PORTAL MARKETING,LAMPO_API_TOKEN_$(c)=lint) \
-	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint)
+	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint) \
+	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF,LAMPO_PG_PASSWORD_$(s)=lint)
 
 lint: install
 	@.venv/bin/ruff check .

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lampo.contracts.dsar import DsarSubmitted
 from lampo.staff.access import Access
+from lampo.staff.audit_head import last_head
 from lampo.staff.domain import CUSTOMER_NUMBER, AuditEntry, Rights, parse_categories
 from lampo.staff.errors import (
     CategoryNotPermitted,
@@ -29,6 +30,7 @@ from lampo.staff.errors import (
     InvalidInput,
     NoMatch,
     StaffError,
+    Throttled,
     UpstreamUnavailable,
 )
 
@@ -84,6 +86,16 @@ class AuditStatus(BaseModel):
     rows: int
     first_broken: int | None = None
     reason: str | None = None
+    head_seq: int | None = Field(None, description="the row of the last published head the chain was checked against")
+
+
+class Commitment(BaseModel):
+    text_version: str = Field(min_length=1, max_length=64, description="the version of the text committed to")
+
+
+class CommitmentRecord(Commitment):
+    username: str
+    committed_at: datetime
 
 
 def _error(status: int, reason: str, detail: str) -> JSONResponse:
@@ -113,6 +125,8 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
         response = _error(e.status, e.reason, e.detail)
         if e.status == 401:
             response.headers["www-authenticate"] = "Bearer"
+        if isinstance(e, Throttled):
+            response.headers["retry-after"] = str(e.retry_after_s)
         return response
 
     @api.exception_handler(RequestValidationError)
@@ -138,10 +152,31 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
     Auditor = Annotated[Rights, Depends(needs("read_audit"))]
     Username = Annotated[str, Path(max_length=64)]
 
-    @api.post("/v1/login", response_model=Token, responses={401: ERRORS[401], 423: {"description": "account locked"}})
-    async def login(body: Login) -> Token:
-        session = await access().login(body.username, body.password)
+    async def confided(user: User) -> Rights:
+        """§8: customer data only after the user's confidentiality commitment is recorded."""
+        await access().require_commitment(user.username)
+        return user
+
+    Confided = Annotated[Rights, Depends(confided)]
+
+    @api.post(
+        "/v1/login",
+        response_model=Token,
+        responses={
+            401: {"description": "wrong credentials: the same answer for an unknown name, a wrong password and a locked account"},
+            429: {"description": "too many failed logins from this address (Retry-After)"},
+        },
+    )  # fmt: skip
+    async def login(body: Login, request: Request) -> Token:
+        address = request.client.host if request.client else None
+        session = await access().login(body.username, body.password, address=address)
         return Token(token=session.token, expires_at=session.expires_at)
+
+    @api.post("/v1/me/confidentiality", response_model=CommitmentRecord, responses={401: ERRORS[401], 422: ERRORS[422]})
+    async def commit_confidentiality(body: Commitment, user: User) -> CommitmentRecord:
+        """Record the user's confidentiality commitment (§8) to the text version in force."""
+        at = await access().commit_confidentiality(user.username, body.text_version)
+        return CommitmentRecord(username=user.username, text_version=body.text_version, committed_at=at)
 
     @api.post("/v1/logout", status_code=204, responses={401: ERRORS[401]})
     async def logout(
@@ -158,7 +193,7 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
     )
     async def read_subject(
         customer_number: Annotated[str, Path(max_length=128)],
-        user: User,
+        user: Confided,
         categories: Annotated[str | None, Query(max_length=256, description="comma-separated §6 categories")] = None,
     ) -> Subject:
         if not CUSTOMER_NUMBER.fullmatch(customer_number):
@@ -210,6 +245,7 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
         },
     )
     async def submit_dsar(request: Request, user: Dpo) -> JSONResponse:
+        await access().require_commitment(user.username)  # §8: a request names a customer
         try:
             body = await request.json()
         except ValueError:
@@ -241,6 +277,7 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
         responses={**ERRORS, 404: {"description": "unknown request"}, 503: {"description": "DSAR service unreachable"}},
     )
     async def follow_dsar(request_id: Annotated[str, Path(max_length=128)], user: Dpo) -> JSONResponse:
+        await access().require_commitment(user.username)  # §8
         if not _REQUEST_ID.fullmatch(request_id):
             raise InvalidInput("request_id: 1-128 printable ASCII characters")
         status, answer = await _forward(dsar, "GET", f"/v1/requests/{quote(request_id, safe='')}")
@@ -284,8 +321,10 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
 
     @api.get("/v1/audit/verify", response_model=AuditStatus, responses={401: ERRORS[401], 403: ERRORS[403]})
     async def verify(user: Auditor) -> AuditStatus:
-        report = await access().verify_audit()
-        return AuditStatus(ok=report.ok, rows=report.rows, first_broken=report.first_broken, reason=report.reason)
+        service = access()
+        report = await service.verify_audit(await last_head(service.settings, service.audit_key))
+        return AuditStatus(ok=report.ok, rows=report.rows, first_broken=report.first_broken, reason=report.reason,
+                           head_seq=report.head_seq)  # fmt: skip
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
