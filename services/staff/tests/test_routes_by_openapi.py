@@ -16,7 +16,8 @@ from lampo.staff.settings import StaffSettings
 
 # What any signed-in person may do whatever their roles (login needs no token at all).
 OPEN = {("POST", "/v1/login")}
-ANY_PERSON = {("POST", "/v1/logout"), ("GET", "/v1/openapi.json")}
+# Any signed-in person: leaving, reading the API, and recording their own confidentiality commitment (§8).
+ANY_PERSON = {("POST", "/v1/logout"), ("GET", "/v1/openapi.json"), ("POST", "/v1/me/confidentiality")}
 
 
 def _operations() -> list[tuple[str, str]]:
