@@ -261,6 +261,7 @@ async def launch(
             service_env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
+            service_env["LAMPO_PUBLIC_URL"] = f"http://127.0.0.1:{ports['dsar']}"  # packages' addresses
         # The stores the coordinator asks for a customer the registry does not know.
         stores = {n: f"http://127.0.0.1:{ports[n]}" for n in ("billing", "recordings", "consent") if n in ports}
         service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)

@@ -196,9 +196,9 @@ class BillingTasks:
         is not altered after the fact. So nothing changes here, and the answer says so, with the
         law and how many invoices carry the old data. Future invoices take the addressee the
         billing system has from the register (``subject.changed``), not from this store; a
-        billing error is corrected at source (a credit note), which arrives as a new event."""
-        if Category.BILLING not in task.categories:
-            return TaskOutcome(effects=[_nothing_held()])
+        billing error is corrected at source (a credit note), which arrives as a new event.
+        The task names the corrected categories (basic, contact), of which invoices hold copies:
+        whichever they are, the answer is about the invoices."""
         store = BillingStore(conn, self.keys)
         invoices = sum(i.kind == "invoice" for items in (await self._items(store, task)).values() for i in items)
         if not invoices:

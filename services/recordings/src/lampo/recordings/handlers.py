@@ -248,9 +248,9 @@ class RecordingsTasks:
         (its Message-ID, subject and body, the only copies of names or addresses here) is a
         record of what was said and written at the time. The store keeps no metadata of the
         kind a correction touches (no name, address or e-mail field of its own), so there is
-        nothing mutable to follow; the corrected data lives in the register."""
-        if CATEGORY not in task.categories:
-            return TaskOutcome(effects=[_nothing_held()])
+        nothing mutable to follow; the corrected data lives in the register. The task names the
+        corrected categories (basic, contact), of which recordings hold copies: whichever they
+        are, the answer is about the recordings."""
         items = sum((await self._held(RecordingsStore(conn, self.keys), task)).values())
         if not items:
             return TaskOutcome(effects=[_nothing_held()])
