@@ -19,6 +19,7 @@ from lampo.dsar.handlers import HoldsConsumer, RequestsConsumer, acks_handler, c
 from lampo.dsar.resolver import CustomerNumberResolver, IdentityResolver, RegistryResolver
 from lampo.dsar.settings import DsarSettings
 from lampo.messaging.consumer import ConsumerOptions, ReliableConsumer
+from lampo.participant import ack_policy
 from lampo.service import Runtime, serve
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -75,6 +76,7 @@ def build(
         PRIVACY_ACKS,
         acks_handler(coordinator),
         options=ConsumerOptions(max_records=settings.consumer_batch, max_partition_fetch_bytes=ACKS_FETCH_BYTES),
+        verify=ack_policy(runtime.trusted),  # counted only when signed by the participant named
     )
     holds = HoldsConsumer(runtime)
     holds.register()

@@ -27,6 +27,7 @@ def _erasure_only() -> list[DsarKind]:
 class DsarSettings(ServiceSettings):
     service: ClassVar[str] = "dsar"
     default_http_port: ClassVar[int] = 8103
+    default_signer: ClassVar[str | None] = "coordinator"  # the name its tasks are signed under
 
     source: str = "urn:lampo:dsar"
     # The participants every request is fanned out to (an objection goes to one of them only).
