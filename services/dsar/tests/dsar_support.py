@@ -36,7 +36,15 @@ from lampo.dsar.settings import DsarSettings
 from lampo.participant import Participant, TaskHandler, subscribe
 from lampo.service import Runtime
 from lampo.settings import ServiceSettings
-from lampo.testing import drop_database, eventually, fast_forward_group, running, synthetic_identity_code, unique
+from lampo.testing import (
+    drop_database,
+    eventually,
+    fast_forward_group,
+    running,
+    signing_settings,
+    synthetic_identity_code,
+    unique,
+)
 
 MASTER_KEY = new_master_key()
 START = datetime(2026, 11, 28, 9, 58, tzinfo=UTC)
@@ -141,7 +149,7 @@ async def dsar_service(
         registry_url=registry.url,
         check_interval_s=0.5,
         resolve_backoff_s=0.2,
-        **overrides,
+        **{**signing_settings("coordinator", *overrides.get("participants", ())), **overrides},
     )
     await fast_forward_group(settings.consumer_group or "", [DSAR_REQUESTS, PRIVACY_ACKS])
     clock = clock or ManualClock(START)
@@ -160,13 +168,16 @@ class ParticipantProcess:
 
     name: str
     handlers: Mapping[str, TaskHandler]
-    settings: ServiceSettings = field(
-        default_factory=lambda: ServiceSettings(
-            database=unique("test_part"), consumer_group=unique("test-part"), master_key=MASTER_KEY
-        )
-    )
+    settings: ServiceSettings = field(init=False)
     runtime: Runtime | None = None
     tasks_seen: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Signs its acks as its own name (the coordinator trusts that name's test key).
+        self.settings = ServiceSettings(
+            database=unique("test_part"), consumer_group=unique("test-part"), master_key=MASTER_KEY,
+            signer=self.name, **signing_settings(self.name),
+        )  # fmt: skip
 
     async def start(self) -> None:
         runtime = Runtime(self.settings, migrations=None)

@@ -15,7 +15,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask
 from lampo.messaging.topics import dlq
 from lampo.participant import TaskFailed, TaskOutcome
-from lampo.testing import Producer, TopicReader, eventually, header
+from lampo.testing import Producer, TopicReader, eventually, header, trusted_keys_for
 
 TIMEOUT = timedelta(seconds=121)  # past the default 120 s wait of a first attempt
 
@@ -118,7 +118,7 @@ async def test_no_answer_after_the_last_attempt_fails_the_request_naming_the_par
         await tasks.wait_for(lambda r: r.key == rid.encode() and data_of(r)["participant"] == "t-gone", count=2)
         [task] = [t for t in tasks_for(tasks.records, rid, "t-gone") if t["attempt"] == 1]
         late = PrivacyAck(request_id=rid, task_id=task["task_id"], participant="t-gone", status="done")
-        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-gone", late))
+        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-gone", late), signer="t-gone")
         async with env.pool.acquire() as conn:
             [ignored] = await eventually(
                 lambda: conn.fetch("SELECT * FROM ignored_acks WHERE request_id = $1 AND participant = 't-gone'", rid)
@@ -173,7 +173,7 @@ async def test_an_ack_for_an_unknown_task_is_dead_lettered_and_one_for_another_s
     registry.add(body["identifiers"]["customer_number"])
     rid = body["request_id"]
     async with (
-        dsar_service(registry, participants=["nobody-answers"]) as env,
+        dsar_service(registry, participants=["nobody-answers"], trusted_keys=trusted_keys_for("t-x")) as env,
         TopicReader(DSAR_EVENTS) as events,
         TopicReader(dlq(PRIVACY_ACKS)) as dead,
         Producer() as producer,
@@ -182,8 +182,9 @@ async def test_an_ack_for_an_unknown_task_is_dead_lettered_and_one_for_another_s
         await events.wait_for(for_request(rid, "dsar.accepted"))
         unknown = PrivacyAck(request_id=rid, task_id="task-nobody", participant="t-x", status="done")
         foreign = PrivacyAck(request_id="sweep-elsewhere", task_id="task-elsewhere", participant="t-x", status="done")
-        await producer.send(PRIVACY_ACKS, "sweep-elsewhere", CloudEvent.new("privacy.ack", "urn:lampo:t-x", foreign))
-        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-x", unknown))
+        foreign_ack = CloudEvent.new("privacy.ack", "urn:lampo:t-x", foreign)
+        await producer.send(PRIVACY_ACKS, "sweep-elsewhere", foreign_ack, signer="t-x")
+        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-x", unknown), signer="t-x")
         [record] = await dead.wait_for(lambda r: r.key == rid.encode())
         await dead.quiet(1.0)
         stats = env.dsar.acks.stats

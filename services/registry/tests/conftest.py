@@ -12,7 +12,7 @@ from lampo.crypto import new_master_key
 from lampo.registry.app import build
 from lampo.registry.settings import RegistrySettings
 from lampo.service import Runtime
-from lampo.testing import drop_database, fast_forward_group, running, unique
+from lampo.testing import drop_database, fast_forward_group, running, signing_settings, unique
 
 
 @dataclass
@@ -28,8 +28,9 @@ class Registry:
 
 def registry_settings() -> RegistrySettings:
     return RegistrySettings(
-        database=unique("test_registry"), consumer_group=unique("test-registry"), master_key=new_master_key()
-    )
+        database=unique("test_registry"), consumer_group=unique("test-registry"), master_key=new_master_key(),
+        **signing_settings("registry"),
+    )  # fmt: skip
 
 
 async def fast_forward(group: str) -> None:

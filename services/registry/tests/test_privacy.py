@@ -33,7 +33,7 @@ async def run_task(registry: Any, subject_id: str, customers: list[str], kind: s
         }
     )
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        await producer.send(PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task))
+        await producer.send(PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task), signer="coordinator")
         [record] = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == task.task_id)
     return PrivacyAck.model_validate(json.loads(record.value)["data"])
 
