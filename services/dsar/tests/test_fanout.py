@@ -15,7 +15,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask
 from lampo.messaging.topics import dlq
 from lampo.participant import TaskFailed, TaskOutcome
-from lampo.testing import Producer, TopicReader, eventually, header, trusted_keys_for
+from lampo.testing import Producer, TopicReader, eventually, header, signed_headers, trusted_keys_for
 
 TIMEOUT = timedelta(seconds=121)  # past the default 120 s wait of a first attempt
 
@@ -231,3 +231,58 @@ async def test_a_batch_of_acks_completes_its_request_once_and_sorts_late_and_for
     assert outcomes == ["applied", "not_ours", "applied", "ignored"]
     assert view["status"] == "completed" and completions == 1
     assert [(r["event_id"], r["task_status"]) for r in ignored] == [("e4", "done")]
+
+
+async def test_a_forged_or_unsigned_ack_is_dead_lettered_and_counts_for_nothing(registry) -> None:
+    """CONTRACTS.md "Authenticity": the coordinator counts an ack only when it is signed by the
+    participant it names. An unsigned ack, one signed by another participant, and one under the
+    participant's name with another key are dead-lettered ``unauthenticated``; the task stays
+    open. The participant's own signed answer then completes the request."""
+    body = submitted("restriction")
+    registry.add(body["identifiers"]["customer_number"])
+    rid = body["request_id"]
+    async with (
+        dsar_service(registry, participants=["t-mute", "t-other"]) as env,
+        TopicReader(DSAR_EVENTS) as events,
+        TopicReader(PRIVACY_TASKS) as tasks,
+        TopicReader(dlq(PRIVACY_ACKS)) as dead,
+        Producer() as producer,
+    ):
+        await producer.send(DSAR_REQUESTS, rid, event("dsar.submitted", body))
+        await tasks.wait_for(lambda r: r.key == rid.encode(), count=2)
+        [mute] = tasks_for(tasks.records, rid, "t-mute")
+        [other] = tasks_for(tasks.records, rid, "t-other")
+
+        def ack(task: dict[str, Any]) -> CloudEvent:
+            done = PrivacyAck(
+                request_id=rid, task_id=task["task_id"], participant=task["participant"], status="done",
+                erased={"contact": 5},
+            )  # fmt: skip
+            return CloudEvent.new("privacy.ack", f"urn:lampo:{task['participant']}", done)
+
+        forged = ack(mute)
+        await producer.send(PRIVACY_ACKS, rid, ack(mute))  # unsigned
+        await producer.send(PRIVACY_ACKS, rid, ack(mute), signer="t-other")  # another participant's key
+        await producer.send(
+            PRIVACY_ACKS, rid, forged, headers=signed_headers(forged.to_bytes(), "t-mute", key_of="t-other")
+        )  # the participant's name, another key
+        await producer.send(PRIVACY_ACKS, rid, ack(mute), signer="coordinator")  # not a participant at all
+        refused = await dead.wait_for(lambda r: r.key == rid.encode(), count=4)
+        await producer.send(PRIVACY_ACKS, rid, ack(other), signer="t-other")
+        await answered(env, rid, "t-other")
+        view = await env.request(rid)
+        await events.quiet(1.0)
+        assert not [r for r in events.records if for_request(rid, "dsar.completed")(r)]
+
+        await producer.send(PRIVACY_ACKS, rid, ack(mute), signer="t-mute")  # the real answer
+        [completed] = await events.wait_for(for_request(rid, "dsar.completed"))
+
+    assert [header(r, "error.reason") for r in refused] == ["unauthenticated"] * 4
+    details = [header(r, "error.detail") or "" for r in refused]
+    assert "no signature" in details[0]
+    assert "signed by the participant it names, not 't-other'" in details[1]
+    assert "does not verify" in details[2] and "not 'coordinator'" in details[3]
+    states = {p["participant"]: p["status"] for p in view["participants"]}
+    assert states["t-mute"] == "open"  # none of the forged acks counted
+    assert data_of(completed)["status"] == "completed"
+    assert data_of(completed)["results"]["t-mute"]["erased"] == {"contact": 5}
