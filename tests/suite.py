@@ -6,6 +6,7 @@ privacy tests (their conftests start a `Suite` with `launch`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -23,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from lampo.crypto import new_master_key
 from lampo.messaging.topics import TOPICS
-from lampo.testing import drop_database, fast_forward_group, unique
+from lampo.testing import drop_database, fast_forward_group, signing_key_for, trusted_keys_for, unique
 
 SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
 BIN = Path(sys.executable).parent
@@ -186,6 +187,11 @@ class Suite:
             await drop_database(database)
 
 
+def signer_of(service: str) -> str:
+    """The name a service signs under (the DSAR service signs tasks as the coordinator)."""
+    return "coordinator" if service == "dsar" else service
+
+
 def installed() -> list[str]:
     """Installed services, optionally narrowed by LAMPO_SYSTEM_SERVICES=a,b for development."""
     wanted = [s for s in os.environ.get("LAMPO_SYSTEM_SERVICES", "").split(",") if s] or SERVICES
@@ -218,6 +224,11 @@ async def launch(
             "LAMPO_MASTER_KEY": key,
             "LAMPO_HTTP_PORT": str(ports[name]),
             "LAMPO_INTERNAL_TOKEN": token,
+            # Authenticity: each service signs with its (test) key; all trust every test signer,
+            # so a test can also sign by hand (lampo.testing.Producer.send(signer=...)).
+            "LAMPO_SIGNER": signer_of(name),
+            "LAMPO_SIGNING_KEY": signing_key_for(signer_of(name)),
+            "LAMPO_TRUSTED_KEYS": json.dumps(trusted_keys_for()),
             "OTEL_SERVICE_NAME": f"lampo-{name}",
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",

@@ -25,6 +25,41 @@ internal_token() {
   cat "$f"
 }
 
+# Authenticity (lampo.signing, docs/SECURITY.md): one Ed25519 key per signer, kept in
+# .run/keys/<signer>.key (the DSAR service signs as "coordinator"); every service trusts every
+# signer's public key, and the public keys listed in .run/keys/<signer>.previous while a key is
+# being rotated.
+signer_of() { if [ "$1" = dsar ]; then echo coordinator; else echo "$1"; fi; }
+
+signing_key() {
+  local f="$state/keys/$1.key"
+  if [ ! -s "$f" ]; then
+    (umask 077; mkdir -p "$state/keys"; "$bin/lampo" signing-keygen | head -1 > "$f")
+    echo "[services] created the signing key of $1 in $f" >&2
+  fi
+  cat "$f"
+}
+
+trusted_keys() {
+  local signers=()
+  while read -r name _; do
+    [ -x "$bin/lampo-$name" ] || continue
+    signing_key "$(signer_of "$name")" > /dev/null
+    signers+=("$(signer_of "$name")")
+  done < <(services)
+  "$bin/python" - "$state/keys" "${signers[@]}" <<'EOF'
+import json, pathlib, sys
+from lampo.signing import private_key, public_of
+keys = pathlib.Path(sys.argv[1])
+trusted = {}
+for signer in sys.argv[2:]:
+    previous = keys / f"{signer}.previous"
+    old = previous.read_text().split() if previous.exists() else []
+    trusted[signer] = [public_of(private_key((keys / f"{signer}.key").read_text())), *old]
+print(json.dumps(trusted, separators=(",", ":")))
+EOF
+}
+
 services() { grep -v '^#' "$repo/deploy/local/services.txt" | awk 'NF==2'; }
 
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
@@ -32,10 +67,12 @@ alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 start() {
   local key; key="$(master_key)"
   local token; token="$(internal_token)"
+  local trusted; trusted="$(trusted_keys)"
   local started=()
   while read -r name port; do
     [ -x "$bin/lampo-$name" ] || continue
     if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
+    LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
     LAMPO_MASTER_KEY="$key" LAMPO_INTERNAL_TOKEN="$token" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
       setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
     echo $! > "$dir/$name.pid"
