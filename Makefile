@@ -44,7 +44,8 @@ test-faults: install
 
 # Placeholder secrets: the compose file requires them, the validator only interpolates.
 COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_INTERNAL_TOKEN=lint \
-	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint)
+	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint) \
+	LAMPO_TRUSTED_KEYS=lint $(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF,LAMPO_SIGNING_KEY_$(s)=lint)
 
 lint: install
 	@.venv/bin/ruff check .
