@@ -17,7 +17,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.crypto import new_master_key
 from lampo.staff.app import Staff
 from lampo.staff.settings import StaffSettings
-from lampo.testing import Producer, customer_upserted, unique
+from lampo.testing import Producer, customer_upserted, signing_settings, unique
 
 INTERNAL_TOKEN = secrets.token_urlsafe(24)
 ROLES = ("administrator", "customer_service", "billing_clerk", "data_protection_officer", "auditor")
@@ -34,7 +34,7 @@ def staff_settings(**overrides: object) -> StaffSettings:
         consumer_group=unique("test-staff"),
         master_key=new_master_key(),
         internal_token=INTERNAL_TOKEN,
-        **overrides,  # type: ignore[arg-type]
+        **{**signing_settings("staff"), **overrides},  # type: ignore[arg-type]
     )
 
 

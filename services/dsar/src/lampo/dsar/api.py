@@ -17,7 +17,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lampo.contracts.catalog import DSAR_REQUESTS, parse
 from lampo.contracts.dsar import DsarSubmitted
@@ -32,6 +32,16 @@ _STATUS_OF_REASON = {"unknown_request": 404, "not_authorised": 403}
 
 class Cancel(BaseModel):
     by: str = "api"
+
+
+class Extend(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+    by: str = Field(default="api", min_length=1, max_length=128)
+
+
+class Retry(BaseModel):
+    participant: str = Field(min_length=1, max_length=128)
+    by: str = Field(default="api", min_length=1, max_length=128)
 
 
 def _error(status: int, reason: str, detail: str, request: Any = None) -> JSONResponse:
@@ -136,6 +146,30 @@ def create_api(state: dict[str, Any]) -> FastAPI:
             try:
                 async with conn.transaction():
                     await c.cancel(conn, request_id, by=(body or Cancel()).by)
+            except DsarError as e:
+                return _error(_STATUS_OF_REASON.get(e.reason, 409), e.reason, e.detail)
+            view = await c.view(conn, request_id)
+        return JSONResponse(jsonable_encoder(view))
+
+    @api.post("/v1/requests/{request_id}/extend", summary="Extend the deadline by two months, once, with a reason")
+    async def extend(request_id: str, body: Extend) -> JSONResponse:
+        c = coordinator()
+        async with pool().acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await c.extend(conn, request_id, reason=body.reason, by=body.by)
+            except DsarError as e:
+                return _error(_STATUS_OF_REASON.get(e.reason, 409), e.reason, e.detail)
+            view = await c.view(conn, request_id)
+        return JSONResponse(jsonable_encoder(view))
+
+    @api.post("/v1/requests/{request_id}/retry", summary="Send a failed participant's task again")
+    async def retry(request_id: str, body: Retry) -> JSONResponse:
+        c = coordinator()
+        async with pool().acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await c.retry(conn, request_id, body.participant, by=body.by)
             except DsarError as e:
                 return _error(_STATUS_OF_REASON.get(e.reason, 409), e.reason, e.detail)
             view = await c.view(conn, request_id)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lampo.contracts.dsar import DsarSubmitted
 from lampo.staff.access import Access
+from lampo.staff.approvals import add_routes as add_approval_routes
 from lampo.staff.domain import CUSTOMER_NUMBER, AuditEntry, Rights, parse_categories
 from lampo.staff.errors import (
     CategoryNotPermitted,
@@ -286,6 +287,8 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
     async def verify(user: Auditor) -> AuditStatus:
         report = await access().verify_audit()
         return AuditStatus(ok=report.ok, rows=report.rows, first_broken=report.first_broken, reason=report.reason)
+
+    add_approval_routes(api, access, needs, dsar)  # approve, deny, extend, retry, cancel
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
