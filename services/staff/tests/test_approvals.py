@@ -5,9 +5,15 @@ it (approved_by is the user's name) and the request completes. Extend and cancel
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
+import uvicorn
 from staff_support import Suite, password
 
 from lampo.testing import eventually
@@ -33,6 +39,12 @@ async def managing_director(suite: Suite) -> tuple[str, dict[str, str]]:
         assert r.status_code == 201, r.text
         suite.users["managing_director"] = (username, secret)
     return suite.users["managing_director"][0], await suite.as_role("managing_director")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def status_of(suite: Suite, request_id: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -128,3 +140,40 @@ async def test_extend_and_cancel_go_to_the_coordinator_audited_under_the_users_n
     ]  # fmt: skip
     assert [tuple(row) for row in await audited(suite, "dsar_retry", request_id)] == [(dpo_name, "refused_409")]
     assert [tuple(row) for row in await audited(suite, "dsar_cancel", request_id)] == [(dpo_name, "ok")]
+
+
+async def test_the_cli_approves_through_the_staff_service_with_the_operators_account(suite: Suite) -> None:
+    """`lampo admin approve` logs in as the operator: a wrong password or a missing role is one
+    line and exit 1 (no traceback, nothing published); the managing director's approval counts."""
+    dpo = await suite.as_role("data_protection_officer")
+    request_id = await submitted_and_waiting(suite, dpo)
+    username, _ = await managing_director(suite)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(suite.staff.runtime.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
+        await asyncio.sleep(0.05)
+
+    async def lampo(user: str, secret: str) -> tuple[int, str]:
+        env = {**os.environ, "LAMPO_STAFF_URL": f"http://127.0.0.1:{port}", "LAMPO_STAFF_PASSWORD": secret}
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("lampo")), "admin", "approve", request_id, "--user", user,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        return process.returncode or 0, out.decode()
+
+    try:
+        code, out = await lampo(username, "not-the-password")
+        assert code == 1 and "Traceback" not in out and "refused (invalid_credentials)" in out, out
+        code, out = await lampo(*suite.users["data_protection_officer"])
+        assert code == 1 and "Traceback" not in out and "refused (forbidden)" in out, out
+        assert (await status_of(suite, request_id, dpo))["status"] == "awaiting_approval"
+        code, out = await lampo(*suite.users["managing_director"])
+        assert code == 0 and f"approved {request_id} by {username}" in out, out
+    finally:
+        server.should_exit = True
+        await serving
+    await eventually(lambda: _is(suite, request_id, dpo, "completed"), timeout=60)
