@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from lampo.service import Runtime, serve
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 ACKS_FETCH_BYTES = 8 * 1024 * 1024
+log = logging.getLogger("lampo.dsar")
 
 
 @dataclass
@@ -78,6 +80,12 @@ def build(
         options=ConsumerOptions(max_records=settings.consumer_batch, max_partition_fetch_bytes=ACKS_FETCH_BYTES),
         verify=ack_policy(runtime.trusted),  # counted only when signed by the participant named
     )
+    # Fail closed, and say so at start-up (lampo.signing, docs/SECURITY.md).
+    untrusted = [p for p in (*settings.participants, "staff") if not runtime.trusted.knows(p)]
+    if untrusted:
+        log.error("dsar: no trusted key for %s: their acks or approvals are refused", ", ".join(untrusted))
+    if runtime.signer is None:
+        log.error("dsar: LAMPO_SIGNING_KEY is not set: participants obey none of its tasks")
     holds = HoldsConsumer(runtime)
     holds.register()
     if run_checker:
