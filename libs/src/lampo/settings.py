@@ -93,6 +93,13 @@ class ServiceSettings(BaseSettings):
             private_key(value.get_secret_value())
         return value
 
+    @field_validator("signer")
+    @classmethod
+    def _check_signer(cls, value: str | None) -> str | None:
+        if value is not None and not valid_name(value):
+            raise ValueError("LAMPO_SIGNER: lower-case letters, digits, '_', '.', '-' (at most 64)")
+        return value
+
     @field_validator("trusted_keys")
     @classmethod
     def _check_trusted_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:

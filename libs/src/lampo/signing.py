@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -101,19 +100,6 @@ class TrustedKeys:
         self._keys: dict[str, list[Ed25519PublicKey]] = {
             name: [public_key(k) for k in values] for name, values in (keys or {}).items()
         }
-
-    @classmethod
-    def parse(cls, text: str) -> TrustedKeys:
-        """From the JSON of ``LAMPO_TRUSTED_KEYS``."""
-        data = json.loads(text)
-        if not isinstance(data, dict) or not all(
-            isinstance(v, list) and all(isinstance(k, str) for k in v) for v in data.values()
-        ):
-            raise InvalidKey("LAMPO_TRUSTED_KEYS is JSON: signer name -> list of base64 public keys")
-        return cls(data)
-
-    def names(self) -> set[str]:
-        return {name for name, keys in self._keys.items() if keys}
 
     def knows(self, name: str) -> bool:
         return bool(self._keys.get(name))
