@@ -8,8 +8,10 @@
    record with an invalid identity code: change notices without personal data, and the
    dead-letter record with its reason.
 2. One synthetic customer gets data in every store (register, an invoice, a call recording, a
-   consent); an access request returns a package (audio included) and an erasure request,
-   approved by the managing director, ends with billing's statutory retention listed.
+   consent); an access request returns a package (audio included), a rectification corrects the
+   e-mail address (billing says why issued invoices are not altered), an objection to profiling
+   stops it and deletes the profile, and an erasure request, approved by the managing director,
+   ends with billing's statutory retention listed.
 3. Where to open each request's trace in Zipkin.
 """
 
@@ -127,6 +129,15 @@ async def dsar_flow() -> None:
         package = done["package"] or {}
         console.print(f"[green]access {access}: {done['status']}, package sha256 {package.get('sha256', '-')[:16]}…")
         console.print(f"  write it out: .venv/bin/lampo dsar package {access} --out /tmp/{access}.zip")
+        corrections = {"contact": {"email": f"uusi.{customer.n}@example.fi"}}
+        rectification = await submit(submitted("rectification", customer.number, corrections=corrections))
+        done = (await outcome(events, rectification, "dsar.completed", timeout=120))["data"]
+        console.print(f"[green]rectification {rectification} (contact e-mail): {done['status']}")
+        console.print(effects_table(done))
+        objection = await submit(submitted("objection", customer.number, scope="profiling"))
+        done = (await outcome(events, objection, "dsar.completed", timeout=120))["data"]
+        console.print(f"[green]objection {objection} (profiling): {done['status']}")
+        console.print(effects_table(done))
         erasure = await submit(submitted("erasure", customer.number))
         await outcome(events, erasure, "dsar.awaiting_approval")
         console.print(f"erasure {erasure} waits for approval; the managing director approves it")
@@ -142,6 +153,18 @@ async def dsar_flow() -> None:
     console.rule("[bold]3. Traces")
     console.print(f"erasure trace: http://127.0.0.1:9411/zipkin/traces/{done['trace_id']}")
     console.print(f"readable report: .venv/bin/lampo dsar report {erasure}")
+
+
+def effects_table(done: dict) -> Table:
+    """What each participant did for a request (its effects: action, category, items, why)."""
+    table = Table("participant", "status", "effects")
+    for name, result in done["results"].items():
+        effects = "; ".join(
+            " ".join(str(part) for part in (e["action"], e.get("category"), e.get("items") or None, e.get("legal_basis")) if part)
+            for e in result.get("effects", [])
+        )
+        table.add_row(name, result["status"], effects or "-")
+    return table
 
 
 async def main() -> int:

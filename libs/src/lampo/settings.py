@@ -44,6 +44,10 @@ class ServiceSettings(BaseSettings):
     # Shared secret for service-to-service HTTP calls inside the suite (``Authorization: Bearer``),
     # e.g. the staff service reading the registry. Unset: internal APIs refuse every call.
     internal_token: SecretStr | None = None
+    # Callers this service's HTTP API answers (caller name -> its token; JSON), and this service's
+    # own token for the services it calls (see lampo.http_auth).
+    api_clients: dict[str, SecretStr] = Field(default_factory=dict)
+    api_token: SecretStr | None = None
 
     # Authenticity of tasks, acks and approvals (lampo.signing, CONTRACTS.md "Authenticity").
     # base64 of this service's raw 32-byte Ed25519 private key (`lampo keys signing-keygen`);

@@ -140,7 +140,11 @@ STORES = {
 }
 
 
-def submitted(kind: str, customer_number: str, *, verified: bool = True, request_id: str | None = None) -> CloudEvent:
+def submitted(
+    kind: str, customer_number: str, *, verified: bool = True, request_id: str | None = None, **extra: Any
+) -> CloudEvent:
+    """A portal's ``dsar.submitted``; ``extra`` adds what the kind needs (``corrections``,
+    ``scope``, ``lift``, ``categories``)."""
     data: dict[str, Any] = {
         "request_id": request_id or str(uuid.uuid4()),
         "kind": kind,
@@ -152,6 +156,7 @@ def submitted(kind: str, customer_number: str, *, verified: bool = True, request
         ),
         "received_at": datetime.now(UTC),
         "channel": "portal",
+        **extra,
     }
     return CloudEvent.new("dsar.submitted", "urn:system:portal", data)
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +38,7 @@ class Consent:
         return self.runtime.consumers[1]
 
 
-def consent_settings() -> ConsentSettings:
+def consent_settings(**overrides: Any) -> ConsentSettings:
     # Its own source too: another consent instance (a developer's `make up`) may be reading the
     # same inbound topic and publishing on consent.events.v1; tests read only this one's records.
     return ConsentSettings(
@@ -46,18 +47,32 @@ def consent_settings() -> ConsentSettings:
         master_key=new_master_key(),
         **signing_settings("consent"),
         event_source=unique("urn:test:consent"),
+        **overrides,
     )
 
 
-@pytest.fixture
-async def consent() -> AsyncIterator[Consent]:
-    settings = consent_settings()
+@asynccontextmanager
+async def running_consent(**overrides: Any) -> AsyncIterator[Consent]:
+    """A consent service in this process on a new database; ``overrides`` are settings."""
+    settings = consent_settings(**overrides)
     await fast_forward_group(settings.consumer_group or "", [CONSENT_INBOUND, PRIVACY_TASKS])
     spans = InMemorySpanExporter()
     runtime = build(settings, span_processors=[SimpleSpanProcessor(spans)])
     async with running(runtime.app):
         yield Consent(runtime, spans, settings)
     await drop_database(settings.database or "")
+
+
+@pytest.fixture
+async def consent() -> AsyncIterator[Consent]:
+    async with running_consent() as service:
+        yield service
+
+
+@pytest.fixture
+def start_consent() -> Callable[..., AbstractAsyncContextManager[Consent]]:
+    """:func:`running_consent`, for tests that need settings of their own."""
+    return running_consent
 
 
 class Events:

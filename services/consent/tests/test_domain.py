@@ -79,6 +79,14 @@ def test_only_a_current_granted_consent_allows_use() -> None:
     assert "unknown purpose" in may_use(None, "telepathy", None).reason
 
 
+def test_a_restriction_refuses_every_purpose_whatever_the_consent() -> None:
+    p = PURPOSES["profiling"]
+    restricted = may_use(p, p.name, Current("granted", T, "g"), restricted_since=T)
+    assert not restricted.allowed and "Art. 18" in restricted.reason
+    assert may_use(p, p.name, Current("granted", T, "g"), restricted_since=None).allowed
+    assert "unknown purpose" in may_use(None, "telepathy", None, restricted_since=T).reason
+
+
 def test_a_receipt_is_shaped_after_the_kantara_consent_receipt() -> None:
     e = event("consent.given")
     r = receipt(e, PURPOSES["profiling"], decide(e, "profiling", None))

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -27,15 +29,19 @@ class Recordings:
         return self.runtime.consumers[0]
 
 
-@pytest.fixture
-async def recordings() -> AsyncIterator[Recordings]:
+@asynccontextmanager
+async def running_recordings(**overrides: Any) -> AsyncIterator[Recordings]:
+    """A recordings service in this process on a new database; ``overrides`` are settings."""
     settings = RecordingsSettings(
-        database=unique("test_recordings"),
-        consumer_group=unique("test-recordings"),
-        master_key=new_master_key(),
-        participant_name=(name := unique("recordings")),
-        signer=name,
-        **signing_settings(name),
+        **{
+            "database": unique("test_recordings"),
+            "consumer_group": unique("test-recordings"),
+            "master_key": new_master_key(),
+            "participant_name": (name := unique("recordings")),
+            "signer": name,
+            **signing_settings(name),
+            **overrides,
+        }
     )
     await fast_forward_group(settings.consumer_group or "", [RECORDINGS_INBOUND, PRIVACY_TASKS])
     # Received-at times are real: `lampo recordings incomplete` reports ages against the system clock.
@@ -44,6 +50,18 @@ async def recordings() -> AsyncIterator[Recordings]:
     async with running(runtime.app):
         yield Recordings(runtime, settings, clock)
     await drop_database(settings.database or "")
+
+
+@pytest.fixture
+def start_recordings() -> Callable[..., AbstractAsyncContextManager[Recordings]]:
+    """:func:`running_recordings`, for tests that need settings of their own."""
+    return running_recordings
+
+
+@pytest.fixture
+async def recordings() -> AsyncIterator[Recordings]:
+    async with running_recordings() as service:
+        yield service
 
 
 Scan = Callable[[asyncpg.Connection, list[str | bytes]], Awaitable[list[str]]]

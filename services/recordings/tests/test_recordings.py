@@ -1,5 +1,7 @@
 """The recordings store on the real broker and database: single and chunked calls reassembled and
-verified, incomplete calls held, e-mails archived, access with audio, erasure, bad input."""
+verified, incomplete calls held, e-mails archived, access with audio, erasure, bad input; every
+task kind (issue #15: rectification, restriction and its lift, objection, portability marks) and
+the resolve route."""
 
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ import json
 import os
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, RECORDINGS_INBOUND
 from lampo.contracts.envelope import CloudEvent
@@ -20,6 +25,7 @@ from lampo.contracts.recordings import MAX_CHUNK_BYTES
 from lampo.crypto import new_request_keypair
 from lampo.messaging.topics import dlq
 from lampo.participant import is_streamed, open_result
+from lampo.recordings.handlers import RECORD_NOT_ALTERED
 from lampo.recordings.store import RecordingsStore, incomplete_recordings
 from lampo.testing import (
     Producer,
@@ -332,3 +338,130 @@ async def test_restriction_takes_recordings_out_of_normal_queries_and_rectificat
         store = RecordingsStore(conn, recordings.runtime.keys)
         assert await store.search(customer_number=customer) == []
         assert len(await store.recordings_of(customer)) == 2
+
+
+# -- every task kind (issue #15), resolve -------------------------------------------------------
+
+TOKEN = "test-internal-token"
+
+
+async def task(recordings: Any, kind: str, customer: str, **extra: Any) -> dict[str, Any]:
+    t = privacy_task(recordings.settings.participant_name, kind, customer).model_copy(update=extra)
+    [ack] = await run_privacy_task(t)
+    return ack
+
+
+async def test_every_kind_is_done_and_a_customer_the_store_does_not_know_changes_nothing(recordings) -> None:
+    stranger = new_customer_number()
+    for kind, extra in [
+        ("erasure", {}),
+        ("purge", {}),
+        ("rectification", {}),
+        ("restriction", {}),
+        ("restriction", {"lift": True}),
+        ("objection", {"scope": "processing"}),
+        ("objection", {"scope": "profiling"}),
+    ]:
+        ack = await task(recordings, kind, stranger, **extra)
+        assert ack["status"] == "done", (kind, ack)
+        assert ack["erased"] in ({}, {"customer_relationship": 0}) and ack["retained"] == []
+        if kind not in ("erasure", "purge"):
+            assert [(e["action"], e["category"], e["items"]) for e in ack["effects"]] == [
+                ("nothing_held", "customer_relationship", 0)
+            ], kind
+    async with recordings.runtime.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM customers WHERE customer_number = $1", stranger) == 0
+
+
+async def test_rectification_does_not_rewrite_archived_correspondence_and_says_why(recordings) -> None:
+    customer = new_customer_number()
+    await ingest_all(recordings, customer)
+    ack = await task(recordings, "rectification", customer)
+    assert ack["status"] == "done"
+    # two complete calls, one incomplete, one e-mail
+    assert ack["effects"] == [
+        {
+            "action": "not_altered",
+            "category": "customer_relationship",
+            "items": 4,
+            "legal_basis": RECORD_NOT_ALTERED,
+            "at": None,
+        }
+    ]
+    private, public = new_request_keypair()
+    _, opened = await run_access(
+        privacy_task(recordings.settings.participant_name, "access", customer, result_key=public), private
+    )
+    [mail] = opened["customer_relationship"]["emails"]
+    assert (mail["subject"], mail["body_text"]) == (EMAIL_SUBJECT, EMAIL_BODY)
+
+
+async def test_restriction_is_marked_honoured_and_lifted_with_when(recordings) -> None:
+    customer = new_customer_number()
+    await ingest_all(recordings, customer)
+    recordings.clock.set(datetime(2026, 11, 28, 10, tzinfo=UTC))
+    restricted = await task(recordings, "restriction", customer)
+    assert [(e["action"], e["items"], e["at"]) for e in restricted["effects"]] == [
+        ("restricted", 4, "2026-11-28T10:00:00Z")
+    ]
+    async with recordings.runtime.pool.acquire() as conn:
+        store = RecordingsStore(conn, recordings.runtime.keys)
+        assert await store.search(customer_number=customer) == []
+        recordings.clock.set(datetime(2026, 12, 1, 9, tzinfo=UTC))
+        lifted = await task(recordings, "restriction", customer, lift=True)
+        assert [(e["action"], e["items"], e["at"]) for e in lifted["effects"]] == [
+            ("restriction_lifted", 4, "2026-12-01T09:00:00Z")
+        ]
+        assert len(await store.search(customer_number=customer)) == 2
+
+
+async def test_objection_to_processing_restricts_and_other_scopes_find_nothing(recordings) -> None:
+    customer = new_customer_number()
+    await ingest_all(recordings, customer)
+    marketing = await task(recordings, "objection", customer, scope="direct_marketing")
+    assert [e["action"] for e in marketing["effects"]] == ["nothing_held"]
+    async with recordings.runtime.pool.acquire() as conn:
+        store = RecordingsStore(conn, recordings.runtime.keys)
+        assert len(await store.search(customer_number=customer)) == 2
+        ack = await task(recordings, "objection", customer, scope="processing")
+        [effect] = ack["effects"]
+        assert (effect["action"], effect["items"]) == ("processing_restricted", 4)
+        assert "legitimate interest" in effect["legal_basis"]
+        assert await store.search(customer_number=customer) == []
+
+
+async def test_every_item_of_access_says_its_origin_and_basis_so_portability_leaves_it_out(recordings) -> None:
+    customer = new_customer_number()
+    await ingest_all(recordings, customer)
+    private, public = new_request_keypair()
+    _, opened = await run_access(
+        privacy_task(recordings.settings.participant_name, "access", customer, result_key=public), private
+    )
+    items = [i for kind in opened["customer_relationship"].values() for i in kind]
+    assert len(items) == 4
+    assert {(i["origin"], i["legal_basis"]) for i in items} == {("controller", "legitimate_interest")}
+
+
+async def test_resolve_answers_a_customer_number_only_the_recordings_store_knows(start_recordings) -> None:
+    async with start_recordings(internal_token=TOKEN) as recordings:
+        customer = new_customer_number()
+        await ingest_all(recordings, customer)
+        transport = httpx.ASGITransport(app=recordings.runtime.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://recordings") as http:
+
+            async def resolve(body: Any, token: str | None = TOKEN) -> httpx.Response:
+                headers = {"authorization": f"Bearer {token}"} if token else {}
+                content = body if isinstance(body, bytes) else json.dumps(body).encode()
+                return await http.post("/v1/resolve", content=content, headers=headers)
+
+            known = await resolve({"customer_number": customer})
+            assert (known.status_code, known.json()) == (200, {"customer_numbers": [customer]})
+            unknown = await resolve({"customer_number": new_customer_number()})
+            assert (unknown.status_code, unknown.json()) == (404, {"error": "no_match"})
+            assert (await resolve({"email": "asiakas902@example.fi"})).status_code == 404  # no e-mail index
+            assert (await resolve({"customer_number": customer}, token=None)).status_code == 401
+            assert (await resolve({"customer_number": customer}, token="wrong")).json() == {"error": "unauthorised"}
+            bad = await resolve({"customer_number": 42})
+            assert (bad.status_code, bad.json()) == (422, {"error": "invalid_type", "field": "customer_number"})
+            assert (await resolve({"name": "x"})).json() == {"error": "unknown_field", "field": "name"}
+            assert (await resolve(b"[]")).status_code == 422

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS
 from lampo.contracts.envelope import CloudEvent
-from lampo.testing import TopicReader, customer_upserted, eventually, header
+from lampo.contracts.privacy import PrivacyAck, PrivacyTask
+from lampo.testing import Producer, TopicReader, customer_upserted, eventually, header
 
 
 def new_customer_number() -> str:
@@ -98,3 +100,42 @@ async def dead_letters(reader: TopicReader, keys: set[bytes], count: int) -> lis
         if len(records) >= count:
             return records
         wanted += count - len(records)
+
+
+async def run_task(registry: Any, subject_id: str, customers: list[str], kind: str, **extra: Any) -> PrivacyAck:
+    """Send a task as the coordinator does and return this registry's answer, as it keeps it with the
+    task (registries of other suites on the shared broker answer the same task from their data)."""
+    request_id = str(uuid.uuid4())
+    task = PrivacyTask.model_validate(
+        {
+            "request_id": request_id,
+            "task_id": f"{request_id}:registry",
+            "participant": "registry",
+            "kind": kind,
+            "subject": {"subject_id": subject_id, "customer_numbers": customers},
+            "categories": extra.pop("categories", []),
+            "attempt": 1,
+            "deadline": (now() + timedelta(days=30)).isoformat(),
+            **extra,
+        }
+    )
+
+    async def answered() -> Any:
+        async with registry.runtime.pool.acquire() as conn:
+            return await conn.fetchval("SELECT ack FROM privacy_tasks WHERE task_id = $1", task.task_id)
+
+    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
+        task_event = CloudEvent.new("privacy.task", "urn:lampo:dsar", task)
+        await producer.send(PRIVACY_TASKS, request_id, task_event, signer="coordinator")
+        ack = PrivacyAck.model_validate(await eventually(answered, timeout=60))
+        # ... and that answer is what went out on privacy.acks.v1.
+        await acks.wait_for(lambda r: _ack_of(r) == ack)
+    return ack
+
+
+def _ack_of(record: Any) -> PrivacyAck | None:
+    """The ack a record carries; None for anything else (other suites' tests send broken ones)."""
+    try:
+        return PrivacyAck.model_validate(json.loads(record.value)["data"])
+    except (ValueError, KeyError, TypeError):
+        return None

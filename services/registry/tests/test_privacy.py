@@ -4,38 +4,22 @@ rectification and restriction, over privacy.tasks.v1 / privacy.acks.v1 on the re
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import timedelta
 from typing import Any
 
-from lampo.contracts.catalog import CONSENT_EVENTS, PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_EVENTS, REGISTRY_INBOUND
-from lampo.contracts.envelope import CloudEvent
-from lampo.contracts.privacy import PrivacyAck, PrivacyTask
+from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.crypto import new_request_keypair, unseal
 from lampo.testing import Producer, TopicReader, customer_upserted, eventually, synthetic_identity_code
 
-from .helpers import contact_person_upserted, event, new_customer_number, now, organisation_upserted, ours, subject_in
-
-
-async def run_task(registry: Any, subject_id: str, customers: list[str], kind: str, **extra: Any) -> PrivacyAck:
-    request_id = str(uuid.uuid4())
-    task = PrivacyTask.model_validate(
-        {
-            "request_id": request_id,
-            "task_id": f"{request_id}:registry",
-            "participant": "registry",
-            "kind": kind,
-            "subject": {"subject_id": subject_id, "customer_numbers": customers},
-            "categories": extra.pop("categories", []),
-            "attempt": 1,
-            "deadline": (now() + timedelta(days=30)).isoformat(),
-            **extra,
-        }
-    )
-    async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        await producer.send(PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task), signer="coordinator")
-        [record] = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == task.task_id)
-    return PrivacyAck.model_validate(json.loads(record.value)["data"])
+from .helpers import (
+    contact_person_upserted,
+    event,
+    new_customer_number,
+    now,
+    organisation_upserted,
+    ours,
+    run_task,
+    subject_in,
+)
 
 
 async def populate(registry: Any, n: int) -> tuple[str, str, str]:

@@ -9,8 +9,16 @@ from pathlib import Path
 from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
-from lampo.billing.domain import RetentionRules
-from lampo.billing.handlers import BillingTasks, make_inbound_handler, purge_due
+from lampo.billing.api import resolve_api
+from lampo.billing.domain import RETENTION_HOLDS, RetentionRules
+from lampo.billing.handlers import (
+    BillingTasks,
+    is_hold_state,
+    make_holds_handler,
+    make_inbound_handler,
+    parse_hold_state,
+    purge_due,
+)
 from lampo.billing.settings import BillingSettings
 from lampo.clock import Clock
 from lampo.contracts.catalog import BILLING_INBOUND
@@ -33,8 +41,17 @@ def build(
     # The rules are validated before anything connects: a bad rules file stops the start.
     rules = rules or RetentionRules.load()
     settings = settings or BillingSettings()
-    runtime = Runtime(settings, migrations=MIGRATIONS, span_processors=span_processors, clock=clock)
+    runtime = Runtime(
+        settings,
+        migrations=MIGRATIONS,
+        span_processors=span_processors,
+        clock=clock,
+        # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
+        mounts=[("/v1/resolve", resolve_api(lambda: runtime))],
+    )
     runtime.consume(BILLING_INBOUND, make_inbound_handler(runtime.keys), observers=observers)
+    # The legal holds standing now (internal topic): scheduled deletions skip held customers.
+    runtime.consume(RETENTION_HOLDS, make_holds_handler(runtime.keys), parser=parse_hold_state, select=is_hold_state)
     subscribe(runtime, BillingTasks(runtime.keys, runtime.clock, rules).participant(settings.participant_name))
 
     async def scheduled_deletions() -> None:

@@ -29,7 +29,10 @@ def purge_due_command() -> None:
             await conn.close()
 
     counts = run(purge())
-    typer.echo(f"deleted {counts['items_deleted']} kept items; destroyed {counts['customers_forgotten']} customer keys")
+    held = f"; {counts['items_held']} due items kept under a legal hold" if counts["items_held"] else ""
+    typer.echo(
+        f"deleted {counts['items_deleted']} kept items; destroyed {counts['customers_forgotten']} customer keys{held}"
+    )
 
 
 @app.command("rules")

@@ -37,6 +37,27 @@ EVENT_KIND: dict[str, Kind] = {
     "credit.checked": "credit_check",
 }
 
+# Where each kind comes from and on what basis billing processes it (GDPR Art. 13-14), as every
+# item of an access result says: the coordinator's portability filter keeps only what the
+# subject provided and what is processed by consent or contract, so none of these is portable.
+PROVENANCE: dict[str, tuple[str, str]] = {
+    "invoice": ("controller", "legal_obligation"),  # an accounting voucher (Accounting Act 2:5)
+    "payment": ("third_party", "legal_obligation"),  # the bank's record, a voucher too
+    "collection": ("controller", "contract"),  # enforcing the contract's claim
+    "credit_check": ("third_party", "legitimate_interest"),  # the credit bureau's verdict
+}
+# Kinds processed on legitimate interest: an objection to processing (Art. 21(1)) restricts them
+# until it is decided (Art. 18(1)(d)). Invoices, payments and collection rest on a statute or the
+# contract, which an objection does not reach.
+LEGITIMATE_INTEREST_KINDS: frozenset[str] = frozenset(
+    k for k, (_, basis) in PROVENANCE.items() if basis == "legitimate_interest"
+)
+VOUCHER_NOT_ALTERED = "Accounting Act (Kirjanpitolaki 1336/1997) 2:5-2:10: an issued invoice is an accounting voucher"
+OBJECTION_RESTRICTS = (
+    "GDPR Art. 21(1) and 18(1)(d): credit checks rest on legitimate interest; restricted until the objection is decided"
+)
+STATUTORY_RESTRICTION = "kept only by a statute after an erasure (GDPR Art. 17(3)); the restriction stays"
+
 LEGAL_ZONE = FINNISH_TIME  # an invoice issued at 23:30 UTC on 31 December belongs to the next year
 RULES_FILE = Path(__file__).with_name("retention.toml")
 
@@ -135,6 +156,34 @@ def group_retained(kept: list[Keep]) -> list[Retained]:
         Retained(category=Category.BILLING, items=n, legal_basis=basis, until=until)
         for (basis, until), n in sorted(counts.items(), key=lambda e: (e[0][1], e[0][0]))
     ]
+
+
+RETENTION_HOLDS = "retention.holds.v1"
+HOLD_STATE_TYPE = "legal_hold.state"
+
+
+class Hold(BaseModel):
+    """One standing legal hold as ``retention.holds.v1`` states it; no categories: every one."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    hold_id: str = Field(min_length=1)
+    categories: list[str] = Field(default_factory=list)
+
+    def holds(self, category: str) -> bool:
+        return not self.categories or category in self.categories
+
+
+class HoldState(BaseModel):
+    """``legal_hold.state`` (internal, key customer_number): every hold standing for it now."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    customer_number: str = Field(min_length=1)
+    holds: list[Hold] = Field(default_factory=list)
+
+    def holds_billing(self) -> bool:
+        return any(h.holds(Category.BILLING.value) for h in self.holds)
 
 
 def settled(invoice_total: Decimal, payments: list[Decimal]) -> bool:

@@ -107,10 +107,14 @@ class BillingStore:
         payload: bytes,
     ) -> bool:
         """Store an item; an invoice number already stored for the customer is not stored twice."""
+        # An item arriving while its customer is restricted (Art. 18) is stored restricted.
         status: str = await self.conn.execute(
             """
-            INSERT INTO items (item_id, customer_number, kind, invoice_number, occurred_at, payload)
-            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING
+            INSERT INTO items (item_id, customer_number, kind, invoice_number, occurred_at, payload,
+                               restricted_at, restricted_reason)
+            SELECT $1, $2, $3, $4, $5, $6, c.restricted_at, CASE WHEN c.restricted_at IS NULL THEN NULL ELSE 'restriction' END
+              FROM customers c WHERE c.customer_number = $2
+            ON CONFLICT DO NOTHING
             """,
             item_id,
             customer_number,
@@ -174,6 +178,48 @@ class BillingStore:
             at,
         )
 
+    async def restrict_customer(self, customer_number: str, at: datetime | None) -> None:
+        """Mark (``at``) or unmark (None) the customer as restricted at their request."""
+        await self.conn.execute(
+            "UPDATE customers SET restricted_at = CASE WHEN $2::timestamptz IS NULL THEN NULL"
+            " ELSE COALESCE(restricted_at, $2) END WHERE customer_number = $1",
+            customer_number,
+            at,
+        )
+
+    async def lift_restriction(self, customer_number: str) -> int:
+        """Lift the subject's own restriction from their items; statutory ones ('retention') stay."""
+        status: str = await self.conn.execute(
+            "UPDATE items SET restricted_at = NULL, restricted_reason = NULL"
+            " WHERE customer_number = $1 AND restricted_reason = 'restriction'",
+            customer_number,
+        )
+        return int(status.rsplit(maxsplit=1)[-1])
+
+    async def known(self, customer_number: str) -> bool:
+        found: bool = await self.conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_number = $1)", customer_number
+        )
+        return found
+
+    # -- legal holds --------------------------------------------------------------------------
+
+    async def set_holds(self, customer_number: str, hold_ids: list[str], holds_billing: bool) -> None:
+        """Billing's copy of the holds standing for the customer now (none: the row goes)."""
+        if not hold_ids:
+            await self.conn.execute("DELETE FROM legal_holds WHERE customer_number = $1", customer_number)
+            return
+        await self.conn.execute(
+            """
+            INSERT INTO legal_holds (customer_number, holds_billing, hold_ids) VALUES ($1, $2, $3)
+            ON CONFLICT (customer_number) DO UPDATE
+               SET holds_billing = EXCLUDED.holds_billing, hold_ids = EXCLUDED.hold_ids, updated_at = now()
+            """,
+            customer_number,
+            holds_billing,
+            hold_ids,
+        )
+
     async def schedule_deletions(
         self, customer_number: str, request_id: str, rows: list[tuple[str, date, str]]
     ) -> None:
@@ -196,6 +242,14 @@ class BillingStore:
             today,
         )
         return [(r["customer_number"], r["item_id"]) for r in rows]
+
+    async def held_customers(self, customer_numbers: list[str]) -> set[str]:
+        """Those of ``customer_numbers`` a standing legal hold covers for billing."""
+        rows = await self.conn.fetch(
+            "SELECT customer_number FROM legal_holds WHERE customer_number = ANY($1::text[]) AND holds_billing",
+            customer_numbers,
+        )
+        return {r["customer_number"] for r in rows}
 
     async def is_empty_erased(self, customer_number: str) -> bool:
         """An erased customer whose last kept item is gone: nothing remains to keep a key for."""

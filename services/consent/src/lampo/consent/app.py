@@ -9,6 +9,7 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
+from lampo.consent.api import resolve_api
 from lampo.consent.handlers import inbound_handler, participant
 from lampo.consent.settings import ConsentSettings
 from lampo.contracts.catalog import CONSENT_INBOUND
@@ -27,7 +28,14 @@ def build(
     clock: Clock | None = None,
 ) -> Runtime:
     settings = settings or ConsentSettings()
-    runtime = Runtime(settings, migrations=MIGRATIONS, span_processors=span_processors, clock=clock)
+    runtime = Runtime(
+        settings,
+        migrations=MIGRATIONS,
+        span_processors=span_processors,
+        clock=clock,
+        # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
+        mounts=[("/v1/resolve", resolve_api(lambda: runtime))],
+    )
     runtime.consume(
         CONSENT_INBOUND,
         inbound_handler(settings.event_source),

@@ -20,10 +20,10 @@ app = typer.Typer(help="The consent ledger.", no_args_is_help=True)
 async def verdict(database_url: str, customer_number: str, purpose: str) -> Verdict:
     conn = await asyncpg.connect(database_url)
     try:
-        found, current = await purpose_and_state(conn, customer_number, purpose)
+        found, current, restricted = await purpose_and_state(conn, customer_number, purpose)
     finally:
         await conn.close()
-    return may_use(found, purpose, current)
+    return may_use(found, purpose, current, restricted)
 
 
 @app.command()

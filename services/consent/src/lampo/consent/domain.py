@@ -140,8 +140,19 @@ class Verdict:
     reason: str
 
 
-def may_use(purpose: Purpose | None, purpose_name: str, current: Current | None) -> Verdict:
-    """May ``purpose`` use the customer now? Only with a current, granted consent."""
+def may_use(
+    purpose: Purpose | None, purpose_name: str, current: Current | None, restricted_since: datetime | None = None
+) -> Verdict:
+    """May ``purpose`` use the customer now? Only with a current, granted consent, and never
+    while the customer's processing is restricted at their request (GDPR Art. 18: every purpose
+    here is processing beyond storage, so a restriction stops each of them, consent or not)."""
+    if purpose is not None and restricted_since is not None:
+        when = restricted_since.isoformat()
+        return Verdict(False, f"processing restricted at the customer's request since {when} (GDPR Art. 18)")
+    return _consented(purpose, purpose_name, current)
+
+
+def _consented(purpose: Purpose | None, purpose_name: str, current: Current | None) -> Verdict:
     if purpose is None:
         return Verdict(False, f"unknown purpose '{purpose_name}': no consent can exist for it")
     if current is None:

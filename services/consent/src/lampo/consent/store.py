@@ -46,6 +46,24 @@ LEDGER_OF = (
 )
 RECEIPTS_OF = "SELECT receipt FROM receipts WHERE customer_number = $1 ORDER BY issued_at, receipt_id"
 ERASE = "SELECT ledger_rows, receipt_rows FROM erase_customer($1, $2)"
+RESTRICTED_SINCE = "SELECT since FROM restrictions WHERE customer_number = $1"
+RESTRICT = (
+    "INSERT INTO restrictions (customer_number, since, request_id) VALUES ($1, $2, $3)"
+    " ON CONFLICT (customer_number) DO NOTHING"
+)
+LIFT_RESTRICTION = "DELETE FROM restrictions WHERE customer_number = $1"
+HELD_ROWS = (
+    "SELECT (SELECT count(*) FROM ledger WHERE customer_number = $1)"
+    " + (SELECT count(*) FROM receipts WHERE customer_number = $1)"
+    " + (SELECT count(*) FROM consent_state WHERE customer_number = $1)"
+    " + (SELECT count(*) FROM suppressions WHERE customer_number = $1)"
+)
+KNOWN = (
+    "SELECT EXISTS (SELECT 1 FROM consent_state WHERE customer_number = $1)"
+    " OR EXISTS (SELECT 1 FROM ledger WHERE customer_number = $1)"
+    " OR EXISTS (SELECT 1 FROM suppressions WHERE customer_number = $1)"
+    " OR EXISTS (SELECT 1 FROM restrictions WHERE customer_number = $1)"
+)
 
 
 @dataclass(frozen=True)
@@ -149,18 +167,45 @@ class ConsentStore:
         suppression entries. Returns (ledger rows, receipts) removed."""
         row = await self.conn.fetchrow(ERASE, customer_number, at)
         assert row is not None
+        await self.conn.execute(LIFT_RESTRICTION, customer_number)  # nothing left to restrict
         return int(row["ledger_rows"]), int(row["receipt_rows"])
+
+    async def restricted_since(self, customer_number: str) -> datetime | None:
+        since: datetime | None = await self.conn.fetchval(RESTRICTED_SINCE, customer_number)
+        return since
+
+    async def restrict(self, customer_number: str, since: datetime, request_id: str) -> None:
+        await self.conn.execute(RESTRICT, customer_number, since, request_id)
+
+    async def lift_restriction(self, customer_number: str) -> bool:
+        status: str = await self.conn.execute(LIFT_RESTRICTION, customer_number)
+        return status != "DELETE 0"
+
+    async def held_rows(self, customer_number: str) -> int:
+        """Ledger rows, receipts, current states and suppression entries held for the customer."""
+        count: int = await self.conn.fetchval(HELD_ROWS, customer_number)
+        return count
 
     async def suppressions_of(self, customer_number: str) -> list[str]:
         rows = await self.conn.fetch(SUPPRESSIONS, [customer_number])
         return sorted(r["scope"] for r in rows)
 
 
-async def purpose_and_state(conn: asyncpg.Connection, customer_number: str, purpose: str) -> tuple[Purpose | None, Current | None]:
-    """What the query command needs: the purpose and the customer's current state of it."""
+async def known(conn: asyncpg.Connection, customer_number: str) -> bool:
+    """Does the consent service hold anything about this customer number (the resolve route)?"""
+    found: bool = await conn.fetchval(KNOWN, customer_number)
+    return found
+
+
+async def purpose_and_state(
+    conn: asyncpg.Connection, customer_number: str, purpose: str
+) -> tuple[Purpose | None, Current | None, datetime | None]:
+    """What the query command needs: the purpose, the customer's current state of it, and since
+    when the customer's processing is restricted (None: it is not)."""
     store = ConsentStore(conn)
     purposes = await store.purposes()
+    restricted = await store.restricted_since(customer_number)
     if purpose not in purposes:
-        return None, None
+        return None, None, restricted
     current = await store.current([customer_number], purposes)
-    return purposes[purpose], current.get((customer_number, purpose))
+    return purposes[purpose], current.get((customer_number, purpose)), restricted

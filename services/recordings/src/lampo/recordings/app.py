@@ -12,6 +12,7 @@ from lampo.clock import Clock
 from lampo.contracts.catalog import RECORDINGS_INBOUND
 from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
+from lampo.recordings.api import resolve_api
 from lampo.recordings.handlers import RecordingsTasks, make_inbound_handler
 from lampo.recordings.settings import RecordingsSettings
 from lampo.service import Runtime, serve
@@ -27,7 +28,14 @@ def build(
     clock: Clock | None = None,
 ) -> Runtime:
     settings = settings or RecordingsSettings()
-    runtime = Runtime(settings, migrations=MIGRATIONS, span_processors=span_processors, clock=clock)
+    runtime = Runtime(
+        settings,
+        migrations=MIGRATIONS,
+        span_processors=span_processors,
+        clock=clock,
+        # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
+        mounts=[("/v1/resolve", resolve_api(lambda: runtime))],
+    )
     runtime.consume(RECORDINGS_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)
     subscribe(runtime, RecordingsTasks(runtime.keys, runtime.clock).participant(settings.participant_name))
     return runtime

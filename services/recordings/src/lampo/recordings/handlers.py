@@ -8,7 +8,7 @@ import asyncpg
 
 from lampo.clock import Clock
 from lampo.contracts.categories import Category
-from lampo.contracts.privacy import PrivacyTask
+from lampo.contracts.privacy import Effect, PrivacyTask
 from lampo.contracts.recordings import CallRecorded, EmailArchived
 from lampo.crypto import KeyRing
 from lampo.messaging.consumer import BatchHandler, Incoming
@@ -24,6 +24,18 @@ from lampo.recordings.store import Chunk, RecordingsStore, audio_field, chunk_fi
 
 PARTICIPANT = "recordings"
 CATEGORY = Category.CUSTOMER_RELATIONSHIP
+# Every item of an access result says where it came from and on what basis it is kept: the
+# controller recorded the calls and archived the mail on its legitimate interest, so the
+# coordinator's portability filter (subject-provided, consent or contract) leaves them out.
+PROVENANCE = {"origin": "controller", "legal_basis": "legitimate_interest"}
+RECORD_NOT_ALTERED = (
+    "GDPR Art. 16: a call recording or an archived e-mail accurately records what was said or written"
+    " at the time; archived correspondence is not rewritten (the correction is made in the customer register)"
+)
+OBJECTION_RESTRICTS = (
+    "GDPR Art. 21(1) and 18(1)(d): recordings and archived e-mails are kept on legitimate interest;"
+    " restricted until the objection is decided"
+)
 
 
 # -- ingest -----------------------------------------------------------------------------------
@@ -141,6 +153,7 @@ class RecordingsTasks:
                 "purge": self.erasure,
                 "rectification": self.rectification,
                 "restriction": self.restriction,
+                "objection": self.objection,
             },
         )
 
@@ -177,6 +190,7 @@ class RecordingsTasks:
                     "size_bytes": r["size_bytes"],
                     "sha256": r["sha256"],
                     "file_name": file_name(r["recording_id"], r["media_type"]),
+                    **PROVENANCE,
                 }
                 yield Attachment(recordings, item, audio)
             for c in await store.held_chunks_of(customer_number):
@@ -188,6 +202,7 @@ class RecordingsTasks:
                     "chunk_count": c.chunk_count,
                     "started_at": c.started_at.isoformat(),
                     "media_type": c.media_type,
+                    **PROVENANCE,
                 }
                 yield Attachment(incomplete, item, audio)
             items = []
@@ -200,6 +215,7 @@ class RecordingsTasks:
                         "at": e["at"].isoformat(),
                         "subject": cipher.decrypt(f"subject:{field}", bytes(e["subject"])),
                         "body_text": cipher.decrypt(f"body:{field}", bytes(e["body"])),
+                        **PROVENANCE,
                     }
                 )
             yield Items(emails, items)
@@ -218,17 +234,72 @@ class RecordingsTasks:
             await store.forget_customer(customer_number)
         return TaskOutcome(erased={CATEGORY.value: erased})
 
+    async def _held(self, store: RecordingsStore, task: PrivacyTask) -> dict[str, int]:
+        """Items held per customer number the store knows (recordings, incomplete ones, e-mails)."""
+        held: dict[str, int] = {}
+        for customer_number in task.subject.customer_numbers:
+            count = await store.held_counts(customer_number)
+            if count is not None:
+                held[customer_number] = count
+        return held
+
     async def rectification(self, conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
-        """Nothing to change, by design: a recording or an archived e-mail is a record of what was
-        said and written at the time; corrections of the facts in it (names, contact details)
-        carry the registry's sections and are made there."""
-        return TaskOutcome()
+        """Nothing is rewritten, and the answer says so: a call recording or an archived e-mail
+        (its Message-ID, subject and body, the only copies of names or addresses here) is a
+        record of what was said and written at the time. The store keeps no metadata of the
+        kind a correction touches (no name, address or e-mail field of its own), so there is
+        nothing mutable to follow; the corrected data lives in the register."""
+        if CATEGORY not in task.categories:
+            return TaskOutcome(effects=[_nothing_held()])
+        items = sum((await self._held(RecordingsStore(conn, self.keys), task)).values())
+        if not items:
+            return TaskOutcome(effects=[_nothing_held()])
+        return TaskOutcome(
+            effects=[Effect(action="not_altered", category=CATEGORY, items=items, legal_basis=RECORD_NOT_ALTERED)]
+        )
 
     async def restriction(self, conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
-        """Art. 18: the subject's recordings and e-mails stay stored but leave every normal query."""
+        """Art. 18: the subject's recordings and e-mails stay stored but leave every normal
+        query (the mark is on the customer, so what arrives later is restricted too). ``lift``
+        removes the mark."""
         if CATEGORY not in task.categories:
-            return TaskOutcome()
+            return TaskOutcome(effects=[_nothing_held()])
         store = RecordingsStore(conn, self.keys)
-        for customer_number in task.subject.customer_numbers:
-            await store.restrict(customer_number, self.clock.now())
-        return TaskOutcome()
+        held = await self._held(store, task)
+        if not held:
+            return TaskOutcome(effects=[_nothing_held()])
+        now = self.clock.now()
+        for customer_number in held:
+            if task.lift:
+                await store.lift_restriction(customer_number)
+            else:
+                await store.restrict(customer_number, now)
+        action = "restriction_lifted" if task.lift else "restricted"
+        return TaskOutcome(effects=[Effect(action=action, category=CATEGORY, items=sum(held.values()), at=now)])
+
+    async def objection(self, conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
+        """Art. 21: recordings are not used for marketing, profiling or automated decisions, so
+        those scopes find nothing here. They are kept on the company's legitimate interest
+        (evidence of what was agreed, service quality): an objection to processing restricts
+        them until it is decided (Art. 18(1)(d)); a restriction lift removes that mark too."""
+        if task.scope != "processing" or CATEGORY not in task.categories:
+            return TaskOutcome(effects=[_nothing_held()])
+        store = RecordingsStore(conn, self.keys)
+        held = await self._held(store, task)
+        if not held:
+            return TaskOutcome(effects=[_nothing_held()])
+        now = self.clock.now()
+        for customer_number in held:
+            await store.restrict(customer_number, now)
+        effect = Effect(
+            action="processing_restricted",
+            category=CATEGORY,
+            items=sum(held.values()),
+            legal_basis=OBJECTION_RESTRICTS,
+            at=now,
+        )
+        return TaskOutcome(effects=[effect])
+
+
+def _nothing_held() -> Effect:
+    return Effect(action="nothing_held", category=CATEGORY)

@@ -91,6 +91,28 @@ class RecordingsStore:
             at,
         )
 
+    async def lift_restriction(self, customer_number: str) -> None:
+        await self.conn.execute("UPDATE customers SET restricted_at = NULL WHERE customer_number = $1", customer_number)
+
+    async def known(self, customer_number: str) -> bool:
+        found: bool = await self.conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_number = $1)", customer_number
+        )
+        return found
+
+    async def held_counts(self, customer_number: str) -> int | None:
+        """Recordings (complete or not) and e-mails held for the customer; None: not known here."""
+        count: int | None = await self.conn.fetchval(
+            """
+            SELECT (SELECT count(*) FROM recordings r WHERE r.customer_number = c.customer_number)
+                 + (SELECT count(DISTINCT recording_id) FROM recording_chunks h WHERE h.customer_number = c.customer_number)
+                 + (SELECT count(*) FROM emails e WHERE e.customer_number = c.customer_number)
+              FROM customers c WHERE c.customer_number = $1
+            """,
+            customer_number,
+        )
+        return count
+
     # -- recordings ---------------------------------------------------------------------------
 
     async def recording_plan(self, recording_id: str) -> HeldPlan | None:

@@ -1,20 +1,40 @@
-"""``GET /v1/subjects/{customer_number}``: the registry's internal read API, for the staff service.
+"""The registry's internal read API, for the staff service and the company's marketing exports.
 
 Only a caller holding the suite's internal token (``LAMPO_INTERNAL_TOKEN``, sent as
 ``Authorization: Bearer <token>``) is answered: the staff service, which checks the user's role
 and audits the read before it calls. The registry does not know staff users; it answers the
 service. No token configured: every call is refused (fail closed).
 
-- ``?categories=basic,contact`` narrows the answer (default: every category the registry holds).
-- 200 ``{"customer_number", "subject_id", "restricted", "categories": {category: [item]}}``, an
-  item being ``{"section" | "kind", "data", "source_system", "origin", "legal_basis", "updated_at"}``.
-  Only the data filed under the asked customer number (a subject with several customer numbers
-  is read one number at a time: a staff member sees the customer they looked up).
-- 400 ``{"error": "invalid_category", "field": "categories"}``; 401 ``{"error": "unauthorised"}``;
-  404 ``{"error": "no_match"}``.
+``GET /v1/subjects/{customer_number}``:
 
-Wiring (in ``build()``): ``mounts=[("/v1/subjects", subjects_api(lambda: runtime))]``; a
-callable is taken because the runtime does not exist yet when its mounts are listed.
+- ``?categories=basic,contact`` narrows the answer (default: every category the registry holds).
+- ``?purpose=legal_claims``: the data of a restricted subject is served all the same (GDPR
+  Art. 18(2): the establishment, exercise or defence of legal claims); the caller answers for
+  that purpose. Any other value is a 400.
+- 200 ``{"customer_number", "subject_id", "restricted", "restriction", "objections", "withheld",
+  "categories": {category: [item]}}``, an item being ``{"section" | "kind", "data",
+  "source_system", "origin", "legal_basis", "updated_at"}``. ``restricted`` is true while any
+  restriction stands; ``restriction`` is then ``{"since", "reasons": [{"reason", "since"}]}``
+  (reasons ``request``, ``objection_pending``, ``objection_upheld``), else null. A restricted
+  subject's data is stored but not used (Art. 18): ``withheld`` is true and every category is
+  empty, unless ``purpose=legal_claims``. ``objections``: ``[{"scope", "status", "filed_at",
+  "decided_at"}]`` filed through DSARs (status ``honoured``, ``recorded``, ``pending``,
+  ``upheld``, ``rejected``). Only the data filed under the asked customer number (a subject with
+  several customer numbers is read one number at a time: a staff member sees the customer they
+  looked up).
+- 400 ``{"error": "invalid_category", "field": "categories"}``, ``{"error": "invalid_purpose",
+  "field": "purpose"}``; 401 ``{"error": "unauthorised"}``; 404 ``{"error": "no_match"}``.
+
+``GET /v1/audiences/direct_marketing?after=<customer_number>&limit=<1..5000, default 1000>``:
+the customer numbers direct marketing may reach, in order, a page at a time: 200
+``{"audience": "direct_marketing", "customer_numbers": [...], "next": <customer_number> | null}``
+(``next``: pass it as ``after`` for the following page; null on the last page). Eligible:
+consent to direct marketing granted (the register's copy of consent.events.v1), relationship
+not ended, not restricted, no objection to direct marketing or to processing. 400
+``{"error": "invalid_limit", "field": "limit"}`` / ``{"error": "invalid_customer_number", "field": "after"}``.
+
+Wiring (in ``build()``): one app mounted at ``/v1/subjects`` and ``/v1/audiences`` (it sees the
+full path), taking a callable because the runtime does not exist yet when its mounts are listed.
 """
 
 from __future__ import annotations
@@ -34,6 +54,10 @@ from lampo.registry.store import RegistryStore
 from lampo.service import Runtime
 
 _CUSTOMER_NUMBER = re.compile(r"[!-~]{1,128}")
+# The one purpose for which a restricted subject's data is read (Art. 18(2)).
+LEGAL_CLAIMS = "legal_claims"
+AUDIENCE_PAGE = 1000
+MAX_AUDIENCE_PAGE = 5000
 
 
 def _error(status: int, error: str, field: str | None = None) -> JSONResponse:
@@ -73,6 +97,51 @@ def parse_categories(value: str | None) -> set[str] | None:
     return asked & held
 
 
+async def _fill(
+    store: RegistryStore, subject_id: str, customer_number: str, result: dict[str, list[dict[str, Any]]]
+) -> None:
+    """The items filed under ``customer_number``, into the asked categories of ``result``."""
+    cipher = (await store.ciphers([subject_id], create=False)).get(subject_id)
+    for section in await store.section_rows(subject_id):
+        if section["customer_number"] != customer_number or section["category"] not in result:
+            continue
+        text = _decrypt(cipher, section["section"], section["payload"])
+        result[section["category"]].append(
+            _plain(
+                {
+                    "section": section["section"],
+                    "data": json.loads(text) if isinstance(text, str) else text,
+                    "source_system": section["source_system"],
+                    "origin": section["origin"],
+                    "legal_basis": section["legal_basis"],
+                    "updated_at": section["event_time"],
+                }
+            )
+        )
+    held = await store.held(subject_id)
+    for table, (category, kind, fields) in HELD_TABLES.items():
+        if category not in result:
+            continue
+        for r in held[table]:
+            if r["customer_number"] != customer_number:
+                continue
+            data = {f: r[f] for f in fields}
+            if "summary" in data:
+                data["summary"] = _decrypt(cipher, "interaction.summary", data["summary"])
+            result[category].append(
+                _plain(
+                    {
+                        "kind": kind,
+                        "data": data,
+                        "source_system": r["source_system"],
+                        "origin": r["origin"],
+                        "legal_basis": r["legal_basis"],
+                        "updated_at": r["computed_at"] if table == "profiles" else r["event_time"],
+                    }
+                )
+            )
+
+
 def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
     """The read API over ``runtime``'s pool and key ring (or a callable returning the runtime)."""
     api = FastAPI(title="Muuramen Lämpö registry: internal read API", openapi_url=None, docs_url=None, redoc_url=None)
@@ -92,6 +161,9 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
             wanted = parse_categories(request.query_params.get("categories"))
         except ValueError:
             return _error(400, "invalid_category", "categories")
+        purpose = request.query_params.get("purpose")
+        if purpose is not None and purpose != LEGAL_CLAIMS:
+            return _error(400, "invalid_purpose", "purpose")
         async with rt.pool.acquire() as conn:
             store = RegistryStore(conn, rt.keys)
             subject_id = await store.subject_of(customer_number)
@@ -100,51 +172,53 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
                 return _error(404, "no_match")
             scope = wanted if wanted is not None else {str(c) for c in HELD_CATEGORIES}
             result: dict[str, list[dict[str, Any]]] = {str(c): [] for c in HELD_CATEGORIES if str(c) in scope}
-            cipher = (await store.ciphers([subject_id], create=False)).get(subject_id)
-            for section in await store.section_rows(subject_id):
-                if section["customer_number"] != customer_number or section["category"] not in result:
-                    continue
-                text = _decrypt(cipher, section["section"], section["payload"])
-                result[section["category"]].append(
-                    _plain(
-                        {
-                            "section": section["section"],
-                            "data": json.loads(text) if isinstance(text, str) else text,
-                            "source_system": section["source_system"],
-                            "origin": section["origin"],
-                            "legal_basis": section["legal_basis"],
-                            "updated_at": section["event_time"],
-                        }
-                    )
-                )
-            held = await store.held(subject_id)
-            for table, (category, kind, fields) in HELD_TABLES.items():
-                if category not in result:
-                    continue
-                for r in held[table]:
-                    if r["customer_number"] != customer_number:
-                        continue
-                    data = {f: r[f] for f in fields}
-                    if "summary" in data:
-                        data["summary"] = _decrypt(cipher, "interaction.summary", data["summary"])
-                    result[category].append(
-                        _plain(
-                            {
-                                "kind": kind,
-                                "data": data,
-                                "source_system": r["source_system"],
-                                "origin": r["origin"],
-                                "legal_basis": r["legal_basis"],
-                                "updated_at": r["computed_at"] if table == "profiles" else r["event_time"],
-                            }
-                        )
-                    )
+            restricted = bool(row["restricted"])
+            withheld = restricted and purpose != LEGAL_CLAIMS
+            if not withheld:  # stored, not used: not even read
+                await _fill(store, subject_id, customer_number, result)
+            restrictions = await store.restrictions(subject_id)
+            objections = await store.objections(subject_id)
+        return JSONResponse(
+            _plain(
+                {
+                    "customer_number": customer_number,
+                    "subject_id": subject_id,
+                    "restricted": restricted,
+                    "restriction": {
+                        "since": min((r["since"] for r in restrictions), default=None),
+                        "reasons": [{"reason": r["reason"], "since": r["since"]} for r in restrictions],
+                    }
+                    if restricted
+                    else None,
+                    "objections": [dict(o) for o in objections],
+                    "withheld": withheld,
+                    "categories": result,
+                }
+            )
+        )
+
+    @api.get("/v1/audiences/direct_marketing")
+    async def direct_marketing(request: Request) -> JSONResponse:
+        rt = current()
+        token = rt.settings.internal_token
+        if not authorised(request.headers.get("authorization"), token.get_secret_value() if token else None):
+            return _error(401, "unauthorised")
+        after = request.query_params.get("after", "")
+        if after and not _CUSTOMER_NUMBER.fullmatch(after):
+            return _error(400, "invalid_customer_number", "after")
+        try:
+            limit = int(request.query_params.get("limit", AUDIENCE_PAGE))
+        except ValueError:
+            return _error(400, "invalid_limit", "limit")
+        if not 1 <= limit <= MAX_AUDIENCE_PAGE:
+            return _error(400, "invalid_limit", "limit")
+        async with rt.pool.acquire() as conn:
+            page = await RegistryStore(conn, rt.keys).direct_marketing_audience(after, limit, rt.clock.now())
         return JSONResponse(
             {
-                "customer_number": customer_number,
-                "subject_id": subject_id,
-                "restricted": bool(row["restricted"]),
-                "categories": result,
+                "audience": "direct_marketing",
+                "customer_numbers": page,
+                "next": page[-1] if len(page) == limit else None,
             }
         )
 

@@ -30,16 +30,19 @@ def build(
     clock: Clock | None = None,
 ) -> Runtime:
     """The registry. ``runtime.consumers`` is, in order: registry.inbound.v1, consent.events.v1,
-    privacy.tasks.v1; ``POST /v1/resolve`` answers the DSAR coordinator."""
+    privacy.tasks.v1; ``POST /v1/resolve`` answers the DSAR coordinator; ``GET /v1/subjects/…``
+    the staff service and ``GET /v1/audiences/direct_marketing`` marketing exports (api.py)."""
     resolver = ResolveApp()
+    # The staff service's read path and the marketing audience (internal token only); the
+    # runtime is bound late.
+    read_api = subjects_api(lambda: runtime)
     runtime = Runtime(
         settings or RegistrySettings(),
         migrations=MIGRATIONS,
         span_processors=span_processors,
         clock=clock,
         routes=[("/v1/resolve", resolver)],
-        # The staff service's read path (internal token only); the runtime is bound late.
-        mounts=[("/v1/subjects", subjects_api(lambda: runtime))],
+        mounts=[("/v1/subjects", read_api), ("/v1/audiences", read_api)],
     )
     resolver.bind(lambda: runtime.pool, runtime.keys)
     runtime.consume(REGISTRY_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)

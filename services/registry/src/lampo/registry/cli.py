@@ -81,3 +81,68 @@ def accuracy(
     typer.echo(f"contact data not confirmed for {unconfirmed_years} years: {len(report.unconfirmed_contacts)}")
     for customer in report.unconfirmed_contacts:
         typer.echo(f"  {customer}")
+
+
+audience_app = typer.Typer(help="Marketing audiences exported from the register.", no_args_is_help=True)
+app.add_typer(audience_app, name="audience")
+
+
+@audience_app.command("direct-marketing")
+def direct_marketing(
+    page: int = typer.Option(1000, "--page", min=1, max=5000, help="customer numbers read per query"),
+) -> None:
+    """Customer numbers direct marketing may reach, one a line: consent granted, relationship not
+    ended, not restricted, no objection to direct marketing or processing (customer numbers only)."""
+    from datetime import UTC, datetime
+
+    from lampo.crypto import KeyRing
+    from lampo.registry.store import RegistryStore
+
+    settings = RegistrySettings()
+
+    async def export() -> None:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            store = RegistryStore(conn, KeyRing(settings.master_key_bytes()))
+            after, now = "", datetime.now(UTC)
+            while numbers := await store.direct_marketing_audience(after, page, now):
+                for number in numbers:
+                    typer.echo(number)
+                after = numbers[-1]
+        finally:
+            await conn.close()
+
+    run(export())
+
+
+@app.command("objection-decide")
+def objection_decide(
+    customer_number: str,
+    upheld: bool = typer.Option(
+        ..., "--upheld/--rejected", help="upheld: processing stops for good; rejected: compelling grounds, it resumes"
+    ),
+) -> None:
+    """Record the decision on a customer's pending objection to processing (GDPR Art. 21(1)):
+    the restriction placed while it was pending is lifted (rejected) or kept for good (upheld)."""
+    from lampo.clock import SystemClock
+    from lampo.crypto import KeyRing
+    from lampo.registry.privacy import decide_objection
+
+    settings = RegistrySettings()
+
+    async def decide() -> str:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            keys = KeyRing(settings.master_key_bytes())
+            return await decide_objection(conn, keys, SystemClock(), customer_number, upheld=upheld)
+        finally:
+            await conn.close()
+
+    outcome = run(decide())
+    if outcome == "no_customer":
+        typer.echo(f"no customer {customer_number} in the register")
+        raise typer.Exit(1)
+    if outcome == "not_pending":
+        typer.echo(f"customer {customer_number} has no pending objection to processing")
+        raise typer.Exit(1)
+    typer.echo(f"objection to processing of customer {customer_number}: {outcome}")

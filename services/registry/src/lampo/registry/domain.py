@@ -140,15 +140,33 @@ def corrected(
         try:
             merged = model.model_validate(merged).model_dump(mode="json")
         except ValidationError as e:
-            raise InvalidCorrection(f"corrections.{section}: incomplete or invalid after correction") from e
+            raise InvalidCorrection(f"{_field_of(section, e)}: incomplete or invalid after correction") from e
     return merged
+
+
+def _field_of(section: str, error: ValidationError) -> str:
+    """``corrections.<section>.<field>`` of the first error (the field's name, never its value)."""
+    errors = error.errors(include_input=False)
+    where = [str(p) for p in errors[0]["loc"]] if errors else []
+    return ".".join(["corrections", section, *where])
+
+
+def section_fits_kind(kind: str, section: str) -> bool:
+    """Whether a subject of ``kind`` may hold ``section`` (customer.upserted's kind rules): a person
+    has no organisation, an organisation no person."""
+    return not ((kind == "person" and section == "organisation") or (kind == "organisation" and section == "person"))
 
 
 # --- profiling (§5: only with consent) ---------------------------------------------------------
 
 PROFILING: Final = "profiling"
+DIRECT_MARKETING: Final = "direct_marketing"
+PROCESSING: Final = "processing"
 # Purposes whose objection stops profiling: an objection to profiling, or to processing at all.
-OBJECTION_PURPOSES: Final = (PROFILING, "processing")
+OBJECTION_PURPOSES: Final = (PROFILING, PROCESSING)
+# Purposes of consent.events.v1 the register keeps a copy of: those that stop profiling, and
+# direct marketing (the audience it exports).
+TRACKED_PURPOSES: Final = (*OBJECTION_PURPOSES, DIRECT_MARKETING)
 
 BANDS: Final = (
     (Decimal(5), "under_5_mwh"),
@@ -214,6 +232,39 @@ def profile_of(readings: list[Reading]) -> Profile | None:
     else:
         trend = "stable"
     return Profile(annual_mwh=annual, band=band_of(annual), trend=trend, reports=len(readings))
+
+
+# --- restriction (Art. 18) and objection (Art. 21) ---------------------------------------------
+
+# Why a subject is restricted (one subject may have several reasons at once).
+RESTRICTED_ON_REQUEST: Final = "request"
+OBJECTION_PENDING: Final = "objection_pending"
+OBJECTION_UPHELD: Final = "objection_upheld"
+
+# What an objection filed through a DSAR does at once, per scope: the status it is recorded with.
+OBJECTION_STATUS: Final = {
+    PROFILING: "honoured",
+    DIRECT_MARKETING: "honoured",
+    "automated_decisions": "recorded",
+    PROCESSING: "pending",
+}
+
+NO_AUTOMATED_DECISIONS: Final = (
+    "GDPR Art. 21(1) and 22: the register makes no decisions based solely on automated processing;"
+    " the objection is recorded"
+)
+PROCESSING_RESTRICTED: Final = (
+    "GDPR Art. 21(1) and 18(1)(d): processing based on legitimate interests is restricted until the"
+    " objection is decided"
+)
+RESTRICTION_KEPT: Final = "GDPR Art. 18(1)(d): an objection to processing is still to be decided or was upheld"
+
+
+def objection_decided(upheld: bool) -> tuple[str, str | None]:
+    """(objection status, restriction reason left standing) after the controller's decision on an
+    objection to processing: upheld, processing on legitimate interests stops for good (only
+    storage goes on); rejected (compelling legitimate grounds, Art. 21(1)), the restriction goes."""
+    return ("upheld", OBJECTION_UPHELD) if upheld else ("rejected", None)
 
 
 # --- categories held, for access and erasure ---------------------------------------------------

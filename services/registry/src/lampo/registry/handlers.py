@@ -35,6 +35,7 @@ from lampo.registry.domain import (
     LOOKUP_FIELDS,
     OBJECTION_PURPOSES,
     REQUIRED_SECTION,
+    TRACKED_PURPOSES,
     Provenance,
     SectionUpdate,
     lookup_value,
@@ -371,15 +372,16 @@ def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
 
 
 def make_consent_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
-    """``consent.changed``: keep the profiling-relevant states; withdrawal or objection deletes
-    the profile in the same transaction, a grant computes it from the consumption held."""
+    """``consent.changed``: keep the profiling-relevant states and direct marketing's; withdrawal
+    or objection deletes the profile in the same transaction, a grant computes it from the
+    consumption held. A direct-marketing state only moves the customer in or out of the audience."""
 
     async def handle(conn: asyncpg.Connection, items: list[Incoming]) -> None:
         store = RegistryStore(conn, keys)
         latest: dict[tuple[str, str], tuple[ConsentChanged, Incoming]] = {}
         for item in items:
             data = item.event.data
-            if not isinstance(data, ConsentChanged) or data.purpose not in OBJECTION_PURPOSES:
+            if not isinstance(data, ConsentChanged) or data.purpose not in TRACKED_PURPOSES:
                 continue  # purposes the register does not act on
             key = (data.customer_number, data.purpose)
             if key not in latest or latest[key][0].effective_at <= data.effective_at:
@@ -387,7 +389,9 @@ def make_consent_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
         await store.lock_customers(customer for customer, _ in latest)
         changed = await store.set_consents([(c, p, d.state, d.effective_at) for (c, p), (d, _) in latest.items()])
         known = await store.subjects_of(changed)  # consent may come before the customer does
-        for (customer, _), (data, item) in latest.items():
+        for (customer, purpose), (data, item) in latest.items():
+            if purpose not in OBJECTION_PURPOSES:
+                continue  # direct marketing: kept for the audience, the profile does not depend on it
             if customer not in known or not await refresh_profile(store, customer, clock):
                 continue
             subject_id = known.pop(customer)

@@ -145,9 +145,108 @@ class RegistryStore:
     async def is_restricted(self, subject_id: str) -> bool:
         return bool(await self.conn.fetchval("SELECT restricted FROM subjects WHERE subject_id = $1", subject_id))
 
-    async def restrict(self, subject_id: str) -> bool:
-        status: str = await self.conn.execute("UPDATE subjects SET restricted = true WHERE subject_id = $1", subject_id)
-        return _count(status) == 1
+    async def add_restriction(self, subject_id: str, reason: str, since: datetime, request_id: str | None) -> datetime:
+        """Restrict the subject for ``reason`` (kept as it is when it already stands); returns
+        since when that reason stands."""
+        await self.conn.execute(
+            "INSERT INTO restrictions (subject_id, reason, since, request_id) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (subject_id, reason) DO NOTHING",
+            subject_id,
+            reason,
+            since,
+            request_id,
+        )
+        await self.conn.execute("UPDATE subjects SET restricted = true WHERE subject_id = $1", subject_id)
+        standing: datetime = await self.conn.fetchval(
+            "SELECT since FROM restrictions WHERE subject_id = $1 AND reason = $2", subject_id, reason
+        )
+        return standing
+
+    async def remove_restriction(self, subject_id: str, reason: str) -> bool:
+        """Lift the restriction for ``reason``; the subject stays restricted while another reason
+        stands. True when that reason stood."""
+        status: str = await self.conn.execute(
+            "DELETE FROM restrictions WHERE subject_id = $1 AND reason = $2", subject_id, reason
+        )
+        await self.conn.execute(
+            "UPDATE subjects SET restricted = EXISTS (SELECT 1 FROM restrictions r WHERE r.subject_id = $1)"
+            " WHERE subject_id = $1",
+            subject_id,
+        )
+        return _count(status) > 0
+
+    async def restrictions(self, subject_id: str) -> list[asyncpg.Record]:
+        """(reason, since) of each restriction standing, oldest first."""
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT reason, since FROM restrictions WHERE subject_id = $1 ORDER BY since, reason", subject_id
+        )
+        return rows
+
+    async def record_objection(self, subject_id: str, scope: str, status: str, at: datetime, request_id: str) -> None:
+        """The subject's objection of ``scope`` (a new filing replaces the last one and its decision)."""
+        await self.conn.execute(
+            """
+            INSERT INTO objections (subject_id, scope, status, filed_at, request_id) VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (subject_id, scope) DO UPDATE
+               SET status = EXCLUDED.status, filed_at = EXCLUDED.filed_at, request_id = EXCLUDED.request_id,
+                   decided_at = NULL
+            """,
+            subject_id,
+            scope,
+            status,
+            at,
+            request_id,
+        )
+
+    async def decide_objection(self, subject_id: str, scope: str, status: str, at: datetime) -> bool:
+        """Record the decision on a pending objection; False when none is pending."""
+        status_text: str = await self.conn.execute(
+            "UPDATE objections SET status = $3, decided_at = $4 WHERE subject_id = $1 AND scope = $2 AND status = 'pending'",
+            subject_id,
+            scope,
+            status,
+            at,
+        )
+        return _count(status_text) == 1
+
+    async def objections(self, subject_id: str) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT scope, status, filed_at, decided_at FROM objections WHERE subject_id = $1 ORDER BY filed_at, scope",
+            subject_id,
+        )
+        return rows
+
+    async def direct_marketing_audience(self, after: str, limit: int, now: datetime) -> list[str]:
+        """A page of the customer numbers direct marketing may reach, in order, after ``after``:
+        consent to direct marketing granted; relationship not ended; subject not restricted; no
+        objection to processing in the consent copy; no objection to direct marketing or
+        processing filed through a DSAR since that consent was given (Art. 21(3): absolute). Read
+        through the partial index of granted marketing consents, each candidate checked by keys."""
+        rows = await self.conn.fetch(
+            """
+            SELECT g.customer_number
+              FROM profiling_consent g
+              JOIN customers c ON c.customer_number = g.customer_number
+              JOIN subjects s ON s.subject_id = c.subject_id
+             WHERE g.purpose = 'direct_marketing' AND g.state = 'granted' AND g.customer_number > $1
+               AND c.customer_number > $1  -- the same bound, so each join starts at the page, not the start
+               AND NOT s.restricted
+               AND NOT EXISTS (SELECT 1 FROM relationship_ends r
+                                WHERE r.customer_number = g.customer_number AND r.ended_at <= $3)
+               AND NOT EXISTS (SELECT 1 FROM profiling_consent o
+                                WHERE o.customer_number = g.customer_number AND o.customer_number > $1
+                                  AND o.purpose = 'processing' AND o.state = 'objected')
+               AND NOT EXISTS (SELECT 1 FROM objections x
+                                WHERE x.subject_id = c.subject_id AND x.scope IN ('direct_marketing', 'processing')
+                                  AND x.filed_at >= g.effective_at)
+             ORDER BY g.customer_number
+             LIMIT $2
+            """,
+            after,
+            limit,
+            now,
+        )
+        return [r["customer_number"] for r in rows]
 
     async def task_subjects(self, subject_id: str, customer_numbers: Sequence[str]) -> list[str]:
         """The subjects a privacy task names: its subject id and those of its customer numbers."""
