@@ -50,7 +50,7 @@ class ServiceSettings(BaseSettings):
     api_token: SecretStr | None = None
 
     # Authenticity of tasks, acks and approvals (lampo.signing, CONTRACTS.md "Authenticity").
-    # base64 of this service's raw 32-byte Ed25519 private key (`lampo keys signing-keygen`);
+    # base64 of this service's raw 32-byte Ed25519 private key (`lampo signing-keygen`);
     # unset: what it sends is unsigned, and receivers that verify refuse it.
     signing_key: SecretStr | None = None
     # The name it signs under; default: the service's (the DSAR service: ``coordinator``).

@@ -80,7 +80,9 @@ def add_routes(
         return request_id
 
     async def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        token = access().settings.internal_token
+        # The staff service's own credential for the services it calls (lampo.http_auth), else the
+        # suite's internal token.
+        token = access().settings.api_token or access().settings.internal_token
         headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         try:
             response = await dsar.request(method, path, headers=headers, **kwargs)
