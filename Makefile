@@ -43,13 +43,15 @@ test-faults: install
 	@tests/faults/run.sh
 
 # Placeholder secrets: the compose file requires them, the validator only interpolates.
-COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_INTERNAL_TOKEN=lint \
+COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint \
+	$(foreach c,STAFF DSAR PORTAL MARKETING,LAMPO_API_TOKEN_$(c)=lint) \
 	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint) \
 	LAMPO_TRUSTED_KEYS=lint $(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF,LAMPO_SIGNING_KEY_$(s)=lint)
 
 lint: install
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy libs/src services/*/src
+	@.venv/bin/lint-imports --no-cache
 	@env $(COMPOSE_LINT_ENV) $$(deploy/tools/composecheck/build.sh) docker-compose.yml
 	@$(PY) deploy/tools/asyncapi_check.py
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import socket
 import sys
 import threading
-import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +28,18 @@ from lampo.testing import drop_database, fast_forward_group, signing_key_for, tr
 
 SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
 BIN = Path(sys.executable).parent
+# Who answers whom over HTTP (LAMPO_API_CLIENTS), as deploy/local/services.sh and
+# docker-compose.yml provision it. Every service presents its own token (LAMPO_API_TOKEN); the
+# portal is the outside channel that submits requests, marketing the system that reads the
+# direct-marketing audience (the tests act as both).
+ANSWERS = {
+    "registry": ["staff", "dsar", "marketing"],
+    "dsar": ["staff", "portal"],
+    "billing": ["dsar"],
+    "recordings": ["dsar"],
+    "consent": ["dsar"],
+}
+CALLERS = [*SERVICES, "portal", "marketing"]
 
 
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"
@@ -172,9 +184,15 @@ class Suite:
     otlp: OtlpReceiver
     logs: Path
     databases: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+    """Each caller's credential (every service's own, and the portal's)."""
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
+
+    def as_caller(self, name: str) -> dict[str, str]:
+        """The ``Authorization`` header of ``name`` (a service, or ``portal``)."""
+        return {"authorization": f"Bearer {self.tokens[name]}"}
 
     @property
     def urls(self) -> dict[str, str]:
@@ -207,7 +225,7 @@ async def launch(
     otlp.start()
     key = new_master_key()
     zipkin = zipkin_running()
-    token = uuid.uuid4().hex
+    tokens = {caller: secrets.token_urlsafe(24) for caller in CALLERS}
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     services: dict[str, ServiceProcess] = {}
     databases = []
@@ -223,7 +241,8 @@ async def launch(
             "LAMPO_CONSUMER_GROUP": group,
             "LAMPO_MASTER_KEY": key,
             "LAMPO_HTTP_PORT": str(ports[name]),
-            "LAMPO_INTERNAL_TOKEN": token,
+            "LAMPO_API_TOKEN": tokens[name],
+            "LAMPO_API_CLIENTS": json.dumps({caller: tokens[caller] for caller in ANSWERS.get(name, [])}),
             # Authenticity: each service signs with its (test) key; all trust every test signer,
             # so a test can also sign by hand (lampo.testing.Producer.send(signer=...)).
             "LAMPO_SIGNER": signer_of(name),
@@ -241,8 +260,11 @@ async def launch(
             service_env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
+        # The stores the coordinator asks for a customer the registry does not know.
+        stores = {n: f"http://127.0.0.1:{ports[n]}" for n in ("billing", "recordings", "consent") if n in ports}
+        service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)
         services[name] = ServiceProcess(name, service_env, logs / f"{name}.log")
-    suite = Suite(services, otlp, logs, databases)
+    suite = Suite(services, otlp, logs, databases, tokens)
     try:
         await asyncio.gather(*(s.start(ready_timeout) for s in services.values()))
     except BaseException:

@@ -17,10 +17,13 @@ master_key() {
   cat "$f"
 }
 
-internal_token() {
-  local f="$state/internal.token"
+# HTTP credentials: each caller (every service, the portal, the outside channel that submits
+# requests, and the marketing system, which reads the direct-marketing audience) has its own token in .run/api/<caller>.token (0600, made once). A service presents its
+# own (LAMPO_API_TOKEN) and answers the callers `answers` names (LAMPO_API_CLIENTS, JSON).
+api_token() {
+  local f="$state/api/$1.token"
   if [ ! -s "$f" ]; then
-    (umask 077; "$bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$f")
+    (umask 077; mkdir -p "$state/api"; "$bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' > "$f")
   fi
   cat "$f"
 }
@@ -60,20 +63,39 @@ print(json.dumps(trusted, separators=(",", ":")))
 EOF
 }
 
+answers() {
+  case "$1" in
+    registry) echo "staff dsar marketing" ;;
+    dsar) echo "staff portal" ;;
+    billing|recordings|consent) echo "dsar" ;;
+    *) echo "" ;;
+  esac
+}
+
+api_clients() {
+  local json="" sep="" caller
+  for caller in $(answers "$1"); do
+    json+="$sep\"$caller\": \"$(api_token "$caller")\""
+    sep=", "
+  done
+  echo "{$json}"
+}
+
 services() { grep -v '^#' "$repo/deploy/local/services.txt" | awk 'NF==2'; }
 
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
 start() {
   local key; key="$(master_key)"
-  local token; token="$(internal_token)"
+  api_token portal >/dev/null  # the portal's credential, for whoever plays the portal
+  api_token marketing >/dev/null  # the marketing system's, for the direct-marketing audience
   local trusted; trusted="$(trusted_keys)"
   local started=()
   while read -r name port; do
     [ -x "$bin/lampo-$name" ] || continue
     if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
     LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
-    LAMPO_MASTER_KEY="$key" LAMPO_INTERNAL_TOKEN="$token" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
+    LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
       setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
     echo $! > "$dir/$name.pid"
     started+=("$name:$port")

@@ -196,7 +196,7 @@ async def demo_run(suite: Suite, subjects: list[Subject], erased: list[Subject],
     await eventually(stored, timeout=120, interval=0.3)
 
     async def registered() -> bool:  # the counters also count other suites' records: ask by number
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=suite.as_caller("dsar")) as client:  # the registry answers dsar only
             for s in subjects:
                 response = await client.post(
                     f"{urls['registry']}/v1/resolve", json={"customer_number": s.number}, timeout=60

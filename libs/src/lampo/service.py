@@ -2,6 +2,11 @@
 health endpoints, metrics (``/metrics``, Prometheus text). A service's ``create_app`` builds a
 ``Runtime``, registers its consumers, and returns ``runtime.app``. Nothing connects until the app
 starts.
+
+HTTP: only ``/health/*`` and ``/metrics`` are open. Every other route or mount names the callers it
+answers (``lampo.http_auth``); ``Runtime.openapi()`` is the service's whole HTTP API as one OpenAPI
+document, each operation with its callers, and the suite's per-route test walks it. The server
+binds ``LAMPO_HTTP_HOST`` (default 127.0.0.1, loopback).
 """
 
 from __future__ import annotations
@@ -113,9 +118,11 @@ class Runtime:
         self.meter: Meter = self.metrics.provider.get_meter(f"lampo.{self.name}")
         self.metrics.track_relay(lambda: self.relay)
         self._kafka_consumers: dict[str, Any] = {}  # consumer name -> FastStream subscriber
+        self._mounts = list(mounts)
+        self._routes = list(routes)
         self._joined: set[str] = set()  # consumers that have had a group assignment at least once
         self.app = _AsgiApp(
-            list(mounts),
+            self._mounts,
             self.broker,
             asgi_routes=[
                 ("/health/live", self._live()),
@@ -136,6 +143,34 @@ class Runtime:
             # at shutdown still finishes its transaction (or is rewound), never half-done.
             after_shutdown=[self._close_database],
         )
+
+    def openapi(self) -> dict[str, Any]:
+        """The service's HTTP API (its mounted FastAPI apps and its own routes) as one OpenAPI
+        document; health and metrics are left out (open by design). A plain route that does not
+        describe itself (``lampo.http_auth.guard`` does) is listed with GET and POST and no
+        callers, so the per-route test finds it."""
+        from fastapi import FastAPI  # only here: a service without an HTTP API does not load it
+
+        from lampo.http_auth import document_callers
+
+        document: dict[str, Any] = {
+            "openapi": "3.1.0",
+            "info": {"title": f"lampo-{self.name}", "version": _package_version(f"lampo-{self.name}")},
+            "paths": {},
+            "components": {"securitySchemes": {"caller": {"type": "http", "scheme": "bearer"}}},
+        }
+        for _, app in self._mounts:
+            if isinstance(app, FastAPI):
+                part = document_callers(app, app.openapi())
+                document["paths"].update(part.get("paths", {}))
+                for kind, entries in part.get("components", {}).items():
+                    document["components"].setdefault(kind, {}).update(entries)
+        for path, app in self._routes:
+            describe = getattr(app, "openapi_operations", None)
+            document["paths"][path] = (
+                describe() if callable(describe) else {"get": {"responses": {}}, "post": {"responses": {}}}
+            )
+        return document
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -35,17 +35,16 @@ class ServiceSettings(BaseSettings):
     database: str | None = None
     # base64 of 32 random bytes; wraps the per-subject data keys. Required: no built-in default.
     master_key: SecretStr | None = None
-    http_host: str = "127.0.0.1"
     http_port: int | None = None
     consumer_batch: int = 500
     # Consumer group; defaults to lampo-<service>. Tests give each run its own.
     consumer_group: str | None = None
 
-    # Shared secret for service-to-service HTTP calls inside the suite (``Authorization: Bearer``),
-    # e.g. the staff service reading the registry. Unset: internal APIs refuse every call.
-    internal_token: SecretStr | None = None
-    # Callers this service's HTTP API answers (caller name -> its token; JSON), and this service's
-    # own token for the services it calls (see lampo.http_auth).
+    # Loopback unless told otherwise (a container sets 0.0.0.0 and publishes no more than it must).
+    http_host: str = "127.0.0.1"
+    # Callers this service's HTTP API answers (caller name -> its token; JSON, e.g.
+    # LAMPO_API_CLIENTS='{"staff": "...", "portal": "..."}'), and this service's own token for the
+    # services it calls (LAMPO_API_TOKEN). No clients: every route but health and metrics answers 401.
     api_clients: dict[str, SecretStr] = Field(default_factory=dict)
     api_token: SecretStr | None = None
 

@@ -93,6 +93,8 @@ def test_a_receipt_is_shaped_after_the_kantara_consent_receipt() -> None:
     assert r["version"] == "KI-CR-v1.1.0" and r["jurisdiction"] == "FI"
     assert r["piiControllers"][0]["piiController"] == "Muuramen Lämpö Oy"
     assert r["piiControllers"][0]["businessId"] == "0402810-7"
+    assert r["piiControllers"][0]["address"]["postOfficeBoxNumber"] == "PL 274"
+    assert r["piiControllers"][0]["email"] == "jani.lehtonen@isannointitiimi.fi"
     assert r["consentTimestamp"] == int(T.timestamp()) and r["collectionMethod"] == "portal"
     [service] = r["services"]
     assert service["purposes"][0]["consentTextVersion"] == "p-1" and service["purposes"][0]["state"] == "granted"

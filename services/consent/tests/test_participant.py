@@ -113,7 +113,8 @@ async def test_check_command_exit_code_says_whether_a_purpose_may_use_a_customer
 
 # -- every task kind (issue #15), resolve ---------------------------------------------------------
 
-TOKEN = "test-internal-token"
+TOKEN = "test-dsar-token"
+CALLERS = {"dsar": TOKEN, "staff": "test-staff-token"}
 
 
 def about(consent, customer: str):  # type: ignore[no-untyped-def]
@@ -254,7 +255,7 @@ async def test_every_item_of_access_says_its_origin_and_that_it_is_kept_as_proof
 
 
 async def test_resolve_answers_a_customer_number_only_the_consent_ledger_knows(start_consent, ev, customer) -> None:
-    async with start_consent(internal_token=TOKEN) as consent:
+    async with start_consent(api_clients=CALLERS) as consent:
         async with Producer() as producer:
             await producer.send(CONSENT_INBOUND, customer, ev.given(customer, "profiling", 0))
         await eventually(lambda: consent.inbound.stats.processed >= 1)
@@ -271,6 +272,8 @@ async def test_resolve_answers_a_customer_number_only_the_consent_ledger_knows(s
             assert (unknown.status_code, unknown.json()) == (404, {"error": "no_match"})
             assert (await resolve({"customer_number": customer}, token=None)).status_code == 401
             assert (await resolve({"customer_number": customer}, token="wrong")).status_code == 401
+            # another caller of the suite (staff) is known, and still not answered here
+            assert (await resolve({"customer_number": customer}, token="test-staff-token")).status_code == 403
             bad = await resolve({"customer_number": ""})
             assert (bad.status_code, bad.json()) == (422, {"error": "invalid_customer_number", "field": "customer_number"})
             assert (await resolve({"email": "x"})).json() == {"error": "invalid_email", "field": "email"}

@@ -4,25 +4,29 @@ Participants are ``lampo.participant.Participant`` instances on their own runtim
 consumer group: the real protocol over the real broker, with small handlers written here (the
 registry, billing, recordings and consent participants are built elsewhere, at the same time).
 
-Identity: the registry's ``POST /v1/resolve`` route is not there yet, so ``StandInRegistry``
-serves that one endpoint over real HTTP (uvicorn on a free port) from a table the test fills;
-stopping it makes the registry unreachable for real.
+Identity: ``StandInRegistry`` serves the registry's ``POST /v1/resolve`` over real HTTP (uvicorn on
+a free port) from a table the test fills, answering only the coordinator's own credential as the
+registry does; stopping it makes the registry unreachable for real.
+
+HTTP callers: the coordinator answers ``CLIENTS`` (``staff``, ``portal``, and ``billing``, a known
+caller no route answers); ``as_caller(name)`` is that caller's ``Authorization`` header.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -47,7 +51,18 @@ from lampo.testing import (
 )
 
 MASTER_KEY = new_master_key()
+# The coordinator of this test process writes its events and tasks under a source of its own:
+# other coordinators on the shared broker (another checkout's tests, a system suite) read
+# dsar.requests.v1 too and answer the same requests, and their answers are not ours.
+SOURCE = f"urn:lampo:dsar:test-{uuid.uuid4().hex[:8]}"
+_COORDINATOR_TOPICS = ("dsar.events.v1", "privacy.tasks.v1")
 START = datetime(2026, 11, 28, 9, 58, tzinfo=UTC)
+CLIENTS = {name: secrets.token_urlsafe(16) for name in ("staff", "portal", "billing")}
+DSAR_TOKEN = secrets.token_urlsafe(16)  # the coordinator's own credential, for the registry
+
+
+def as_caller(name: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {CLIENTS[name]}"}
 
 
 def free_port() -> int:
@@ -63,12 +78,16 @@ class StandInRegistry:
         self.port = free_port()
         self.by_identifier: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls = 0
+        self.refused = 0
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         app = FastAPI()
 
         @app.post("/v1/resolve")
-        async def resolve(body: dict[str, Any]) -> JSONResponse:
+        async def resolve(body: dict[str, Any], authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+            if authorization != f"Bearer {DSAR_TOKEN}":
+                self.refused += 1
+                return JSONResponse({"detail": "unauthenticated"}, status_code=401)
             self.calls += 1
             keys = [
                 (k, str(v))
@@ -149,7 +168,13 @@ async def dsar_service(
         registry_url=registry.url,
         check_interval_s=0.5,
         resolve_backoff_s=0.2,
-        **{**signing_settings("coordinator", *overrides.get("participants", ())), **overrides},
+        # the stand-in registry alone, unless a test adds stores; signing as the coordinator and
+        # trusting the test keys of the default participants and those a test names
+        **{
+            "api_clients": CLIENTS, "api_token": DSAR_TOKEN, "store_resolve_urls": {}, "source": SOURCE,
+            **signing_settings("coordinator", *overrides.get("participants", ())),
+            **overrides,
+        },
     )
     await fast_forward_group(settings.consumer_group or "", [DSAR_REQUESTS, PRIVACY_ACKS])
     clock = clock or ManualClock(START)
@@ -258,13 +283,18 @@ def type_of(record: Any) -> str:
     return json.loads(record.value)["type"]  # type: ignore[no-any-return]
 
 
+def ours(record: Any) -> bool:
+    """Written by this process's coordinator (see ``SOURCE``), or not a coordinator's topic."""
+    return record.topic not in _COORDINATOR_TOPICS or json.loads(record.value).get("source") == SOURCE
+
+
 def for_request(request_id: str, event_type: str | None = None) -> Callable[[Any], bool]:
     def match(record: Any) -> bool:
-        if record.key != request_id.encode():
+        if record.key != request_id.encode() or not ours(record):
             return False
         return event_type is None or type_of(record) == event_type
 
     return match
 
 
-__all__ = ["START", "synthetic_identity_code"]
+__all__ = ["SOURCE", "START", "synthetic_identity_code"]

@@ -1,12 +1,22 @@
 """The HTTP API (submit, status, cancel, OpenAPI), the same request as the Kafka intake, and one
-trace per request with a span per participant task."""
+trace per request with a span per participant task. Who may call what, and claim which
+verification: test_api_callers.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
-from dsar_support import ParticipantProcess, data_of, dsar_service, event, for_request, participants, submitted
+from dsar_support import (
+    ParticipantProcess,
+    as_caller,
+    data_of,
+    dsar_service,
+    event,
+    for_request,
+    participants,
+    submitted,
+)
 
 from lampo.contracts.catalog import DSAR_EVENTS, DSAR_REQUESTS
 from lampo.contracts.privacy import PrivacyTask
@@ -20,8 +30,10 @@ async def done(conn: Any, task: PrivacyTask) -> TaskOutcome:
     return TaskOutcome(erased={"contact": 1})
 
 
-def client(env: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=env.dsar.runtime.app), base_url="http://dsar")
+def client(env: Any, caller: str = "portal") -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=env.dsar.runtime.app), base_url="http://dsar", headers=as_caller(caller)
+    )
 
 
 async def test_http_submit_status_cancel_openapi_and_the_same_request_over_kafka(registry) -> None:
@@ -33,6 +45,7 @@ async def test_http_submit_status_cancel_openapi_and_the_same_request_over_kafka
         TopicReader(DSAR_EVENTS) as events,
         Producer() as producer,
         client(env) as http,
+        client(env, "staff") as staff,
     ):
         created = await http.post(
             "/v1/requests", json={k: v for k, v in body.items() if k not in ("received_at", "channel")}
@@ -42,8 +55,8 @@ async def test_http_submit_status_cancel_openapi_and_the_same_request_over_kafka
         await events.wait_for(for_request(rid, "dsar.accepted"), count=2)
         again = await http.post("/v1/requests", json=body)
         status = await http.get(f"/v1/requests/{rid}")
-        cancelled = await http.post(f"/v1/requests/{rid}/cancel", json={"by": "asiakaspalvelu"})
-        cancel_again = await http.post(f"/v1/requests/{rid}/cancel")
+        cancelled = await staff.post(f"/v1/requests/{rid}/cancel", json={"by": "asiakaspalvelu"})
+        cancel_again = await staff.post(f"/v1/requests/{rid}/cancel")
         missing = await http.get("/v1/requests/req-none")
         invalid = await http.post(
             "/v1/requests", json=submitted("access", identifiers={"personal_identity_code": "131052-308U"})
@@ -52,7 +65,9 @@ async def test_http_submit_status_cancel_openapi_and_the_same_request_over_kafka
         async with env.pool.acquire() as conn:
             count = await conn.fetchval("SELECT count(*) FROM requests WHERE request_id = $1", rid)
 
-    assert created.status_code == 201 and created.json()["channel"] == "api"
+    assert created.status_code == 201 and created.json()["channel"] == "portal"
+    assert created.json()["history"][0]["actor"] == "portal"
+    assert registry.calls >= 1 and registry.refused == 0  # the coordinator presented its own credential
     assert again.status_code == 200 and count == 1
     view = status.json()
     assert view["status"] == "in_progress"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dsar_support import START, data_of, dsar_service, event, for_request, submitted
+from dsar_support import START, data_of, dsar_service, event, for_request, ours, submitted
 
 from lampo.contracts.catalog import DSAR_EVENTS, DSAR_REQUESTS
 from lampo.dsar.domain import add_months, due_at, extended_due_at
@@ -108,7 +108,7 @@ async def test_auto_approved_kinds_do_not_wait(registry) -> None:
     assert not [
         r
         for r in events.records
-        if data_of(r).get("request_id") == body["request_id"] and "awaiting" in r.value.decode()
+        if data_of(r).get("request_id") == body["request_id"] and "awaiting" in r.value.decode() and ours(r)
     ]
 
 
@@ -144,11 +144,11 @@ async def test_overdue_is_published_once_and_an_extension_is_recorded_once_withi
 
     assert data_of(overdue) == {"request_id": late["request_id"], "due_at": "2026-12-28T09:58:00Z"}
     assert (
-        len([r for r in events.records if r.key == late["request_id"].encode() and "dsar.overdue" in r.value.decode()])
+        len([r for r in events.records if r.key == late["request_id"].encode() and "dsar.overdue" in r.value.decode() and ours(r)])
         == 1
     )
     assert not [
-        r for r in events.records if r.key == extended["request_id"].encode() and "dsar.overdue" in r.value.decode()
+        r for r in events.records if r.key == extended["request_id"].encode() and "dsar.overdue" in r.value.decode() and ours(r)
     ]
     assert view["due_at"] == datetime(2027, 2, 28, 9, 58, tzinfo=UTC)
     assert view["extended"]["reason"] == "records in three archives" and view["extended"]["by"] == "dpo:liisa"

@@ -178,3 +178,27 @@ def test_the_quick_csv_path_writes_what_the_csv_module_writes_or_leaves_it_to_it
     assert quick is None or quick == buffer.getvalue()
     if all(not set(v) & set(',"\r\n') for row in rows for v in row) and not any(row == [""] for row in rows):
         assert quick is not None  # plain text rows take the quick path
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised_and_the_json_stays_exact() -> None:
+    risky = ["=1+1", "+358 40 1234567", "-2+3", "@SUM(A1)", "\tcmd", "\r=1", '=HYPERLINK("http://x","y")']
+    rows = [{"value": v, "n": -5, "plain": "Muurame"} for v in risky]
+    mixed = [{"=key": "=a", "text": "=b,c"}, {"=key": "ok", "text": "fine"}]  # quoted cells, a risky header
+    files = built(lambda b: (b.add_items("rec", ("contact",), rows), b.add_items("rec", ("services",), mixed)))
+
+    table = list(csv.DictReader(io.StringIO(files["data/contact.csv"].decode())))
+    assert [r["value"] for r in table] == ["'" + v for v in risky]
+    assert {r["n"] for r in table} == {"-5"} and {r["plain"] for r in table} == {"Muurame"}  # numbers as they are
+    [header, first, _] = list(csv.reader(io.StringIO(files["data/services.csv"].decode())))
+    assert header == ["'=key", "text"] and first == ["'=a", "'=b,c"]
+    # JSON: every value exactly as given
+    assert [r["value"] for r in json.loads(files["data/contact.json"])["rec"]] == risky
+    assert json.loads(files["data/services.json"])["rec"] == mixed
+
+
+def test_the_manifest_names_the_controller_as_the_privacy_statement_does() -> None:
+    manifest = json.loads(built(lambda b: b.add_items("rec", ("contact",), [{"city": "Muurame"}]))["manifest.json"])
+    assert manifest["controller"]["name"] == "Muuramen Lämpö Oy"
+    assert manifest["controller"]["business_id"] == "0402810-7"
+    assert manifest["controller"]["address"] == "PL 274, 40101 Jyväskylä"
+    assert manifest["controller"]["register"] == "Muuramen Lämpö Oy:n asiakasrekisteri"

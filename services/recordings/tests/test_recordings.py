@@ -342,7 +342,8 @@ async def test_restriction_takes_recordings_out_of_normal_queries_and_rectificat
 
 # -- every task kind (issue #15), resolve -------------------------------------------------------
 
-TOKEN = "test-internal-token"
+TOKEN = "test-dsar-token"
+CALLERS = {"dsar": TOKEN, "staff": "test-staff-token"}
 
 
 async def task(recordings: Any, kind: str, customer: str, **extra: Any) -> dict[str, Any]:
@@ -443,7 +444,7 @@ async def test_every_item_of_access_says_its_origin_and_basis_so_portability_lea
 
 
 async def test_resolve_answers_a_customer_number_only_the_recordings_store_knows(start_recordings) -> None:
-    async with start_recordings(internal_token=TOKEN) as recordings:
+    async with start_recordings(api_clients=CALLERS) as recordings:
         customer = new_customer_number()
         await ingest_all(recordings, customer)
         transport = httpx.ASGITransport(app=recordings.runtime.app)
@@ -460,7 +461,9 @@ async def test_resolve_answers_a_customer_number_only_the_recordings_store_knows
             assert (unknown.status_code, unknown.json()) == (404, {"error": "no_match"})
             assert (await resolve({"email": "asiakas902@example.fi"})).status_code == 404  # no e-mail index
             assert (await resolve({"customer_number": customer}, token=None)).status_code == 401
-            assert (await resolve({"customer_number": customer}, token="wrong")).json() == {"error": "unauthorised"}
+            assert (await resolve({"customer_number": customer}, token="wrong")).status_code == 401
+            # another caller of the suite (staff) is known, and still not answered here
+            assert (await resolve({"customer_number": customer}, token="test-staff-token")).status_code == 403
             bad = await resolve({"customer_number": 42})
             assert (bad.status_code, bad.json()) == (422, {"error": "invalid_type", "field": "customer_number"})
             assert (await resolve({"name": "x"})).json() == {"error": "unknown_field", "field": "name"}

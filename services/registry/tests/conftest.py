@@ -14,6 +14,8 @@ from lampo.registry.settings import RegistrySettings
 from lampo.service import Runtime
 from lampo.testing import drop_database, fast_forward_group, running, signing_settings, unique
 
+from .helpers import CLIENTS
+
 
 @dataclass
 class Registry:
@@ -28,9 +30,12 @@ class Registry:
 
 def registry_settings() -> RegistrySettings:
     return RegistrySettings(
-        database=unique("test_registry"), consumer_group=unique("test-registry"), master_key=new_master_key(),
+        database=unique("test_registry"),
+        consumer_group=unique("test-registry"),
+        master_key=new_master_key(),
+        api_clients=CLIENTS,
         **signing_settings("registry"),
-    )  # fmt: skip
+    )
 
 
 async def fast_forward(group: str) -> None:

@@ -4,6 +4,7 @@ back what this test's registry (not another suite's, on the shared broker) did."
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,13 @@ from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask
 from lampo.testing import Producer, TopicReader, customer_upserted, eventually, header
+
+# The registry's HTTP callers (LAMPO_API_CLIENTS): the coordinator resolves, the staff service reads.
+CLIENTS = {name: secrets.token_urlsafe(16) for name in ("dsar", "staff")}
+
+
+def as_caller(name: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {CLIENTS[name]}"}
 
 
 def new_customer_number() -> str:

@@ -50,12 +50,12 @@ LAMPO = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "lampo"
 
 @pytest.fixture
 async def registry() -> AsyncIterator[Registry]:
-    """A registry whose read API answers this test (internal token set)."""
+    """A registry whose read API answers this test (as the staff service)."""
     settings = RegistrySettings(
         database=unique("test_registry"),
         consumer_group=unique("test-registry"),
         master_key=new_master_key(),
-        internal_token=SecretStr(TOKEN),
+        api_clients={"staff": SecretStr(TOKEN)},
         **signing_settings("registry"),  # obeys tasks signed as the coordinator, signs its acks
     )
     await fast_forward(settings.consumer_group or "")

@@ -10,7 +10,7 @@ import httpx
 from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.testing import Producer, TopicReader, customer_upserted, eventually, synthetic_identity_code
 
-from .helpers import event, new_customer_number, now, ours, subject_in
+from .helpers import as_caller, event, new_customer_number, now, ours, subject_in
 
 
 def consent(customer: str, state: str, purpose: str = "profiling") -> Any:
@@ -95,7 +95,11 @@ async def test_resolve_finds_the_subject_by_any_identifier_and_answers_clearly(r
         await ours(registry, notices, other)
     subject_id = await subject_in(registry, customer)
     transport = httpx.ASGITransport(app=registry.runtime.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry", headers=as_caller("dsar")) as http:
+        # Only the coordinator is answered: nobody else learns whether someone is a customer.
+        for headers in ({"authorization": ""}, as_caller("staff")):
+            refused = await http.post("/v1/resolve", json={"customer_number": customer}, headers=headers)
+            assert refused.status_code in (401, 403) and subject_id not in refused.text
 
         async def resolve(body: Any) -> httpx.Response:
             return await http.post(

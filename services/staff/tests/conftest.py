@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from staff_support import INTERNAL_TOKEN, ROLES, START, Suite, password, seed, staff_settings
+from staff_support import CALLERS, ROLES, STAFF_TOKEN, START, Suite, password, seed, staff_settings
 
 from lampo.clock import ManualClock
 from lampo.contracts.catalog import CONSENT_EVENTS, DSAR_REQUESTS, PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_INBOUND
@@ -30,11 +30,12 @@ from lampo.testing import drop_database, eventually, fast_forward_group, running
 async def suite() -> AsyncIterator[Suite]:
     registry_settings = RegistrySettings(
         database=unique("test_registry"), consumer_group=unique("test-registry"),
-        master_key=new_master_key(), internal_token=INTERNAL_TOKEN, **signing_settings("registry"),
+        master_key=new_master_key(), api_clients=CALLERS, **signing_settings("registry"),
     )  # fmt: skip
     dsar_settings = DsarSettings(
         database=unique("test_dsar"), consumer_group=unique("test-dsar"), master_key=new_master_key(),
-        identity_resolver="customer_number", participants=["registry"], **signing_settings("coordinator"),
+        identity_resolver="customer_number", api_clients=CALLERS, participants=["registry"],
+        **signing_settings("coordinator"),
     )  # fmt: skip
     await fast_forward_group(registry_settings.consumer_group or "", [REGISTRY_INBOUND, CONSENT_EVENTS, PRIVACY_TASKS])
     await fast_forward_group(dsar_settings.consumer_group or "", [DSAR_REQUESTS, PRIVACY_ACKS])
@@ -58,7 +59,7 @@ async def suite() -> AsyncIterator[Suite]:
             )
 
             async def seeded() -> bool:
-                r = await probe.get(f"/v1/subjects/{customer}", headers={"authorization": f"Bearer {INTERNAL_TOKEN}"})
+                r = await probe.get(f"/v1/subjects/{customer}", headers={"authorization": f"Bearer {STAFF_TOKEN}"})
                 return (
                     r.status_code == 200
                     and bool(r.json()["categories"]["consumption"])

@@ -19,7 +19,10 @@ from lampo.staff.app import Staff
 from lampo.staff.settings import StaffSettings
 from lampo.testing import Producer, customer_upserted, signing_settings, unique
 
-INTERNAL_TOKEN = secrets.token_urlsafe(24)
+STAFF_TOKEN = secrets.token_urlsafe(24)  # the staff service's own credential (LAMPO_API_TOKEN)
+# What the registry and the coordinator answer (LAMPO_API_CLIENTS): the staff service, and the
+# portal (a caller none of the staff service's calls is made as).
+CALLERS = {"staff": STAFF_TOKEN, "portal": secrets.token_urlsafe(24)}
 ROLES = ("administrator", "customer_service", "billing_clerk", "data_protection_officer", "auditor")
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -33,7 +36,7 @@ def staff_settings(**overrides: object) -> StaffSettings:
         database=unique("test_staff"),
         consumer_group=unique("test-staff"),
         master_key=new_master_key(),
-        internal_token=INTERNAL_TOKEN,
+        api_token=STAFF_TOKEN,
         **{**signing_settings("staff"), **overrides},  # type: ignore[arg-type]
     )
 

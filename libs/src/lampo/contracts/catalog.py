@@ -78,6 +78,7 @@ EVENT_TYPES: Final[dict[str, dict[str, type[BaseModel]]]] = {
         "dsar.awaiting_approval": dsar.DsarAwaitingApproval,
         "dsar.completed": dsar.DsarCompleted,
         "dsar.overdue": dsar.DsarOverdue,
+        "dsar.restriction_lift_notice": dsar.RestrictionLiftNotice,
     },
     PRIVACY_TASKS: {
         "privacy.task": privacy.PrivacyTask,

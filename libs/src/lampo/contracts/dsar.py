@@ -143,6 +143,19 @@ class DsarCompleted(OutboundContract):
     trace_id: str | None = None
     results: dict[Identifier, ParticipantResult]
     package: Package | None = None
+    lift_notice_at: Timestamp | None = None
+    """Extension: a restriction lift's notice to the subject went out then, before any store
+    lifted it (``dsar.restriction_lift_notice``, Art. 18(3))."""
+
+
+class RestrictionLiftNotice(OutboundContract):
+    """``dsar.restriction_lift_notice`` (extension): the subject is told that a restriction is to
+    be lifted (Art. 18(3)), before the stores are asked to lift it at ``lift_at``. The subject's
+    channel turns it into a message to the person; it carries no personal data."""
+
+    request_id: Identifier
+    kind: Literal["restriction"]
+    lift_at: Timestamp
 
 
 class DsarOverdue(OutboundContract):

@@ -81,6 +81,18 @@ class ContractViolation(Exception):
         return {ERROR_REASON_HEADER: self.reason, ERROR_DETAIL_HEADER: self.detail}
 
 
+class Rejected(Exception):
+    """A record that is well-formed but cannot be accepted (unknown customer, unknown purpose...):
+    dead-lettered with ``reason``. ``detail`` names fields and rules, never the personal data
+    itself. Here, not in the consumer, so that a service's rules can raise it without importing
+    the transport (``lampo.messaging.consumer`` re-exports it)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 def is_custom_reason(error_type: str) -> bool:
     """True for an error type raised by this library's validators rather than by pydantic."""
     return error_type not in _BUILTIN_ERROR_TYPES and error_type != SCHEMA

@@ -39,6 +39,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer, format_span_id
 
 from lampo.contracts.catalog import ParsedEvent, parse
 from lampo.contracts.errors import ContractViolation
+from lampo.contracts.errors import Rejected as Rejected  # noqa: PLC0414 - re-exported for the services
 from lampo.messaging import inbox
 from lampo.messaging.polling import long_poll
 from lampo.messaging.topics import dlq
@@ -46,16 +47,6 @@ from lampo.signing import UNAUTHENTICATED, SignaturePolicy
 from lampo.tracing import TRACEPARENT, context_from_headers
 
 log = logging.getLogger("lampo.consumer")
-
-
-class Rejected(Exception):
-    """The record is well-formed but cannot be accepted (unknown customer, unknown purpose...).
-    ``detail`` names fields and rules, never the personal data itself."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class NotRunning(RuntimeError):

@@ -9,7 +9,6 @@ from pathlib import Path
 from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
-from lampo.billing.api import resolve_api
 from lampo.billing.domain import RETENTION_HOLDS, RetentionRules
 from lampo.billing.handlers import (
     BillingTasks,
@@ -20,10 +19,12 @@ from lampo.billing.handlers import (
     purge_due,
 )
 from lampo.billing.settings import BillingSettings
+from lampo.billing.store import BillingStore
 from lampo.clock import Clock
 from lampo.contracts.catalog import BILLING_INBOUND
 from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
+from lampo.resolve_api import resolve_api
 from lampo.service import Runtime, serve
 
 log = logging.getLogger("lampo.billing")
@@ -47,7 +48,7 @@ def build(
         span_processors=span_processors,
         clock=clock,
         # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
-        mounts=[("/v1/resolve", resolve_api(lambda: runtime))],
+        mounts=[("/v1/resolve", resolve_api("billing", lambda: runtime, lambda conn, rt, number: BillingStore(conn, rt.keys).known(number)))],
     )
     runtime.consume(BILLING_INBOUND, make_inbound_handler(runtime.keys), observers=observers)
     # The legal holds standing now (internal topic): scheduled deletions skip held customers.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lampo.messaging.consumer import Rejected
+from lampo.contracts.errors import Rejected
 
 
 class BillingRejected(Rejected):

@@ -9,12 +9,13 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
-from lampo.consent.api import resolve_api
 from lampo.consent.handlers import inbound_handler, participant
 from lampo.consent.settings import ConsentSettings
+from lampo.consent.store import known
 from lampo.contracts.catalog import CONSENT_INBOUND
 from lampo.messaging.consumer import ConsumerOptions, Observer
 from lampo.participant import subscribe
+from lampo.resolve_api import resolve_api
 from lampo.service import Runtime, serve
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -34,7 +35,7 @@ def build(
         span_processors=span_processors,
         clock=clock,
         # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
-        mounts=[("/v1/resolve", resolve_api(lambda: runtime))],
+        mounts=[("/v1/resolve", resolve_api("consent", lambda: runtime, lambda conn, _, number: known(conn, number)))],
     )
     runtime.consume(
         CONSENT_INBOUND,

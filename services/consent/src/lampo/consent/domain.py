@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from lampo.controller import controller
+
 State = Literal["granted", "withdrawn", "objected"]
 Kind = Literal["consent.given", "consent.withdrawn", "objection.filed"]
 Outcome = Literal["changed", "unchanged", "stale"]
@@ -41,12 +43,7 @@ _STATE_OF: dict[str, State] = {
     "objection.filed": "objected",
 }
 
-CONTROLLER = {
-    "piiController": "Muuramen Lämpö Oy",
-    "businessId": "0402810-7",
-    "contact": "Tietosuoja / data protection",
-    "address": {"streetAddress": "Virastotie 8", "postalCode": "40950", "addressLocality": "Muurame", "addressCountry": "FI"},
-}
+CONTROLLER = controller().receipt()  # the controller as the privacy statement names it (lampo.controller)
 RECEIPT_VERSION = "KI-CR-v1.1.0"
 CATEGORY = "customer_relationship"
 """The data category (DESIGN.md §6) of consents, withdrawals and objections: marketing and

@@ -13,12 +13,22 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
 from lampo.contracts.catalog import PRIVACY_ACKS
+from lampo.crypto import KeyRing
 from lampo.dsar import metrics as dsar_metrics
+from lampo.dsar import packages
 from lampo.dsar.api import create_api
 from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.handlers import HoldsConsumer, RequestsConsumer, acks_handler, consume_requests
-from lampo.dsar.resolver import CustomerNumberResolver, IdentityResolver, RegistryResolver
+from lampo.dsar.resolver import (
+    CustomerNumberResolver,
+    IdentityResolver,
+    RegistryResolver,
+    StoresResolver,
+    store_subject_id,
+    stores_from,
+)
 from lampo.dsar.settings import DsarSettings
+from lampo.http_auth import Callers
 from lampo.messaging.consumer import ConsumerOptions, ReliableConsumer
 from lampo.participant import ack_policy
 from lampo.service import Runtime, serve
@@ -37,10 +47,15 @@ class Dsar:
     holds: HoldsConsumer
 
 
-def make_resolver(settings: DsarSettings) -> IdentityResolver:
+def make_resolver(settings: DsarSettings, keys: KeyRing) -> IdentityResolver:
     if settings.identity_resolver == "customer_number":
         return CustomerNumberResolver()
-    return RegistryResolver(settings.registry_url, timeout_s=settings.resolve_timeout_s)
+    token = settings.api_token.get_secret_value() if settings.api_token else ""  # the coordinator's own
+    registry = RegistryResolver(settings.registry_url, timeout_s=settings.resolve_timeout_s, token=token)
+    if not settings.store_resolve_urls:
+        return registry
+    stores = stores_from(settings.store_resolve_urls, timeout_s=settings.resolve_timeout_s, token=token)
+    return StoresResolver(registry, stores, lambda number: store_subject_id(keys.blind_index, number))
 
 
 def build(
@@ -66,10 +81,10 @@ def build(
         keys=runtime.keys,
         clock=runtime.clock,
         tracer=runtime.tracer,
-        resolver=resolver or make_resolver(settings),
+        resolver=resolver or make_resolver(settings, runtime.keys),
         pool=lambda: runtime.pool,
     )
-    state.update(coordinator=coordinator, pool=lambda: runtime.pool)
+    state.update(coordinator=coordinator, pool=lambda: runtime.pool, callers=Callers.of(settings))
     dsar_metrics.register(runtime, lambda: runtime.pool)
     requests = consume_requests(runtime, coordinator)
     # An access result's parts (up to 1 MiB each) share their request's partition: a poll takes
@@ -88,6 +103,13 @@ def build(
         log.error("dsar: LAMPO_SIGNING_KEY is not set: participants obey none of its tasks")
     holds = HoldsConsumer(runtime)
     holds.register()
+    # Packages past their expires_at are destroyed (key and chunks); their address answers 410.
+    runtime.every(
+        "package expiry",
+        lambda: packages.expire_due(runtime.pool, runtime.keys, runtime.clock.now),
+        interval_s=settings.package_sweep_interval_s,
+        first_delay_s=min(settings.package_sweep_interval_s, 10.0),
+    )
     if run_checker:
         runtime.app.after_startup(coordinator.start)
     runtime.app.on_shutdown(coordinator.stop)

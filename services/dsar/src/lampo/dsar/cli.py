@@ -10,7 +10,10 @@ personal data: identifiers go in, only ids and facts come out.
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -32,10 +35,12 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
 from lampo.crypto import KeyRing
 from lampo.db import create_pool
+from lampo.dsar import packages
 from lampo.dsar.app import make_resolver
 from lampo.dsar.coordinator import Coordinator
-from lampo.dsar.domain import UNANSWERED_STATUSES
-from lampo.dsar.errors import DsarError, NoPackage
+from lampo.dsar.domain import UNANSWERED_STATUSES, intake_problem
+from lampo.dsar.errors import DsarError
+from lampo.dsar.packages import PackageGone
 from lampo.dsar.report import erasure_report
 from lampo.dsar.settings import DsarSettings
 from lampo.tracing import current_traceparent, make_tracer_provider
@@ -59,10 +64,11 @@ async def _coordinator() -> AsyncIterator[tuple[Coordinator, asyncpg.Pool]]:
     settings = DsarSettings()
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     provider = make_tracer_provider("lampo-dsar-cli")
-    resolver = make_resolver(settings)
+    keys = KeyRing(settings.master_key_bytes())
+    resolver = make_resolver(settings, keys)
     coordinator = Coordinator(
         settings,
-        keys=KeyRing(settings.master_key_bytes()),
+        keys=keys,
         clock=SystemClock(),
         tracer=provider.get_tracer("lampo.dsar.cli"),
         resolver=resolver,
@@ -156,6 +162,10 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
     method: str = typer.Option("staff", "--method", help="strong_electronic | signed_letter | in_person | staff"),
     category: Annotated[list[str] | None, typer.Option("--category", help="narrow the scope (repeatable)")] = None,
     corrections: str = typer.Option(None, "--corrections", help="rectification: JSON as in customer.upserted"),
+    scope: str = typer.Option(
+        None, "--scope", help="objection: processing | direct_marketing | profiling | automated_decisions"
+    ),
+    lift: bool = typer.Option(False, "--lift", help="restriction: lift the subject's standing restriction"),
     request_id: str = typer.Option(None, "--request-id", help="default: a new id"),
 ) -> None:
     """Take in a request at the service desk (the same intake as Kafka and HTTP)."""
@@ -180,6 +190,14 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
         body["categories"] = category
     if corrections:
         body["corrections"] = json.loads(corrections)
+    if scope:
+        body["scope"] = scope
+    if lift:
+        body["lift"] = True
+    problem = intake_problem(body)
+    if problem is not None:  # the operator is told at once, naming the section (the contract's reading drops it)
+        console.print(f"[red]invalid[/red] schema: {problem}")
+        raise typer.Exit(1)
     try:
         parsed = parse(DSAR_REQUESTS, CloudEvent.new("dsar.submitted", "urn:lampo:dsar:cli", body).to_bytes())
     except ContractViolation as e:
@@ -191,7 +209,7 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
     async def work(c: Coordinator, conn: asyncpg.Connection) -> tuple[str, bool]:
         with c.tracer.start_as_current_span("dsar submit", attributes={"lampo.channel": "cli"}):
             row, created = await c.submit(
-                conn, submitted, actor=f"cli:{verified_by}", traceparent=current_traceparent()
+                conn, submitted, actor=f"cli:{verified_by}", traceparent=current_traceparent(), raw=body
             )
         return row["request_id"], created
 
@@ -303,23 +321,111 @@ def cancel(request_id: str, by: str = typer.Option("operator", "--by")) -> None:
     console.print(f"cancelled [bold]{request_id}[/bold]")
 
 
+class _Exists(Exception):
+    """The file to write a package to exists already."""
+
+
+def _operator(name: str | None) -> str:
+    """Who runs a command: ``--as`` or the operator's OS user name (recorded, never the subject)."""
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a container's): the uid, then
+        return f"uid:{os.getuid()}"
+
+
 @app.command()
 def package(
-    request_id: str, out: Annotated[Path, typer.Option("--out", help="where to write the plaintext ZIP")]
+    request_id: str,
+    out: Annotated[Path, typer.Option("--out", help="where to write the plaintext ZIP (a new file, mode 0600)")],
+    as_: Annotated[str | None, typer.Option("--as", help="who writes it (default: your OS user name)")] = None,
 ) -> None:
-    """Write an access / portability package (decrypted) to a file."""
+    """Write an access / portability package (decrypted) to a new file only you can read; recorded
+    in the package's log like a fetch over HTTP. A package that expired or whose subject was
+    erased is gone (410)."""
+    who = _operator(as_)
+    if out.exists():
+        console.print(f"[red]refused[/red] {out} exists: a package is written to a new file only")
+        raise typer.Exit(1)
 
-    async def work(c: Coordinator, conn: asyncpg.Connection) -> bytes:
-        data = await c.read_package(conn, request_id)
-        if data is None:
-            raise NoPackage()
-        return data
+    async def go() -> tuple[int, str, str]:
+        # O_EXCL: never over an existing file (or a link put there meanwhile); 0600 from the start
+        try:
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise _Exists() from None
+        digest, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async with _coordinator() as (c, pool):
+                    opened = await packages.open_package(
+                        lambda: pool, c.keys, request_id, caller=who, action="cli_write", now=c.clock.now(),
+                        check_channel=False,
+                    )  # fmt: skip
+                    async for chunk in opened.chunks():
+                        f.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+        except BaseException:
+            out.unlink(missing_ok=True)  # nothing half-written is left behind
+            raise
+        return size, digest.hexdigest(), opened.sha256
 
-    data = _command(work, write=False)
-    out.write_bytes(data)
-    import hashlib
+    try:
+        size, sha256, expected = run(go())
+    except PackageGone as e:
+        console.print(f"[red]410 gone[/red] {e.detail}")
+        raise typer.Exit(1) from e
+    except _Exists as e:
+        console.print(f"[red]refused[/red] {out} exists: a package is written to a new file only")
+        raise typer.Exit(1) from e
+    except DsarError as e:
+        console.print(f"[red]refused[/red] {e.reason}: {e.detail}")
+        raise typer.Exit(1) from e
+    if sha256 != expected:
+        out.unlink(missing_ok=True)
+        console.print(f"[red]failed[/red] the package read does not match its sha256 {expected}; nothing kept")
+        raise typer.Exit(1)
+    console.print(f"wrote {out} ({size} bytes, sha256 {sha256}, mode 0600)")
 
-    console.print(f"wrote {out} ({len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()})")
+
+@app.command("package-log")
+def package_log(request_id: str) -> None:
+    """Who fetched, wrote out, transferred or destroyed a request's package, and when."""
+    rows = _command(lambda c, conn: packages.PackageStore(conn).log_of(request_id), write=False)
+    table = Table("at", "who", "action", "outcome", "detail", title=f"package of {request_id}")
+    for r in rows:
+        table.add_row(r["at"].isoformat(timespec="seconds"), r["actor"], r["action"], r["outcome"], r["detail"] or "")
+    console.print(table if rows else f"nothing recorded for the package of {request_id}")
+
+
+@app.command()
+def transfer(
+    request_id: str,
+    to: Annotated[str, typer.Option("--to", help="the receiving controller's https:// address")],
+    country: Annotated[str, typer.Option("--country", help="its country, ISO 3166-1 alpha-2 (EU/EEA only)")],
+    as_: Annotated[str | None, typer.Option("--as", help="who orders it (default: your OS user name)")] = None,
+) -> None:
+    """Send a portability package to another controller at the subject's request (Art. 20(2)):
+    POSTs the ZIP there and records where it went, when and by whom."""
+    who = _operator(as_)
+
+    async def go() -> packages.Transfer:
+        async with _coordinator() as (c, pool):
+            return await packages.transfer(
+                lambda: pool, c.keys, c.settings, request_id, to=to, country=country, by=who, now=c.clock.now
+            )
+
+    try:
+        done = run(go())
+    except DsarError as e:
+        console.print(f"[red]refused[/red] {e.reason}: {e.detail}")
+        raise typer.Exit(1) from e
+    if done.outcome != "delivered":
+        console.print(f"[red]not delivered[/red] to {done.to}: HTTP {done.http_status or 'no answer'} (recorded)")
+        raise typer.Exit(1)
+    console.print(f"sent the package of [bold]{request_id}[/bold] to {done.to} ({done.country}), recorded")
 
 
 @app.command()

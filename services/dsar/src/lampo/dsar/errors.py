@@ -3,7 +3,7 @@ never their values: on Kafka it becomes the dead-letter reason, over HTTP and in
 
 from __future__ import annotations
 
-from lampo.messaging.consumer import Rejected
+from lampo.contracts.errors import Rejected
 
 
 class DsarError(Rejected):

@@ -42,7 +42,9 @@ def requests_handler(coordinator: Coordinator) -> BatchHandler:
         source = item.event.envelope.source
         if isinstance(data, DsarSubmitted):
             item.span.set_attribute("lampo.request_id", data.request_id)
-            await coordinator.submit(conn, data, actor=source, traceparent=item.traceparent)
+            await coordinator.submit(
+                conn, data, actor=source, traceparent=item.traceparent, raw=item.event.envelope.data
+            )
         elif isinstance(data, DsarApproved):
             item.span.set_attribute("lampo.request_id", data.request_id)
             await coordinator.approve(conn, data.request_id, by=data.approved_by, at=data.approved_at)
@@ -115,6 +117,7 @@ class RequestsConsumer(ReliableConsumer):
                 channel=channel if isinstance(channel, str) and _IDENTIFIER.fullmatch(channel) else "kafka",
                 actor=envelope.source if _IDENTIFIER.fullmatch(envelope.source) else "kafka",
                 traceparent=traceparent,
+                raw=envelope.data,
             )
 
 

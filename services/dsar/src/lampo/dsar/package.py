@@ -2,10 +2,14 @@
 
 Layout::
 
-    manifest.json            request, categories, sources, legal bases, participants, files
+    manifest.json            request, controller, categories, sources, legal bases, participants, files
     data/<category>.json     {participant: what it holds in that category}
     data/<category>[-<part>].csv   tabular data (lists of flat records), flattened with dotted keys
     recordings/<participant>-<id>.<ext>   audio, taken out of the JSON (``audio_base64``)
+
+CSV cells that a spreadsheet would read as a formula (text starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return: OWASP's CSV injection rule) are prefixed with a single quote,
+column names too; the JSON files keep every value exactly as given.
 
 A participant's result is any JSON; top-level keys that are categories are filed under that
 category, anything else under the participant's first configured category (``other`` if none).
@@ -36,6 +40,7 @@ from typing import IO, Any
 import orjson
 
 from lampo.contracts.categories import Category
+from lampo.controller import controller
 from lampo.crypto import scratch_file
 from lampo.dsar.domain import portable
 
@@ -136,6 +141,28 @@ def _uniform(items: list[Any], shape: _Shape) -> list[tuple[Any, ...]] | None:
     return rows
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell that may start like a formula, in CSV text: at a line's start or after a comma, bare or
+# just inside its opening quote (csv quotes any field holding a CR). It may also match inside a
+# quoted field, or a negative number: then the rows are looked at value by value.
+_FORMULA_CELL = re.compile(r'(?:^|,)"?[=+\-@\t\r]', re.MULTILINE)
+
+
+def neutralised(value: Any) -> Any:
+    """OWASP's rule against CSV (formula) injection: text starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a CR gets a leading single quote; anything else is left as it is."""
+    return "'" + value if type(value) is str and value.startswith(_FORMULA_START) else value
+
+
+def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
+    text = _plain_csv(rows)
+    if text is None:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(rows)
+        text = buffer.getvalue()
+    return text
+
+
 def _plain_csv(rows: Sequence[Sequence[Any]]) -> str | None:
     """The rows as ``csv.writer`` writes them, when no field needs quoting (every value text,
     none holding a comma, a quote or a line break): joined, six times quicker than the csv
@@ -206,13 +233,12 @@ class _Table:
 
     def _write(self, rows: Sequence[Sequence[Any]]) -> None:
         # a piece's rows formatted at once and written in one go (a write per row costs more
-        # than formatting it); csv writes None as an empty field
+        # than formatting it); csv writes None as an empty field. A cell that looks like a
+        # formula is neutralised: the text is searched once, values only when it may hold one.
         assert self.rows is not None
-        text = _plain_csv(rows)
-        if text is None:
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows(rows)
-            text = buffer.getvalue()
+        text = _csv_text(rows)
+        if _FORMULA_CELL.search(text):
+            text = _csv_text([[neutralised(v) for v in row] for row in rows])
         self.rows.write(text)
 
     def _fill(self, item: dict[str, Any], prefix: str, row: list[Any]) -> bool:
@@ -244,7 +270,7 @@ class _Table:
     def copy_to(self, out: IO[bytes]) -> None:
         assert self.rows is not None
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        csv.writer(text).writerow(list(self.columns))
+        csv.writer(text).writerow([neutralised(c) for c in self.columns])
         self.rows.seek(0)
         width = len(self.columns)
         if all(w == width for w in self.widths):  # the usual case: copied as it is
@@ -307,9 +333,17 @@ class PackageBuilder:
     """Builds a package from participants' results given piece by piece (:meth:`add_items`,
     :meth:`add_attachment`, :meth:`add_result` for a whole one), then :meth:`finish`."""
 
-    def __init__(self, *, participant_categories: Mapping[str, Sequence[str]], portability: bool) -> None:
+    def __init__(
+        self,
+        *,
+        participant_categories: Mapping[str, Sequence[str]],
+        portability: bool,
+        controller_facts: Mapping[str, Any] | None = None,
+    ) -> None:
         self.participant_categories = participant_categories
         self.portability = portability
+        # who the package comes from, as the privacy statement names the controller
+        self.controller = dict(controller_facts) if controller_facts is not None else controller().as_dict()
         # (category, participant) -> key (None: the value is the list itself) -> _List or a value
         self.nodes: dict[tuple[str, str], dict[str | None, Any]] = {}
         self.audio: IO[bytes] = scratch_file()  # closed by close()
@@ -490,6 +524,7 @@ class PackageBuilder:
         files = sorted([*(f"data/{c}.json" for c in by_category), *tables, *self.audio_at])
         manifest = {
             "request": dict(request),
+            "controller": self.controller,
             "format": "portability" if self.portability else "access",
             "categories": sorted(by_category),
             "sources": sorted(self.sources),

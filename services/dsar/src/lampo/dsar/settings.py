@@ -7,16 +7,29 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from lampo.contracts.dsar import DsarKind
+from lampo.contracts.privacy import TaskKind
 from lampo.settings import ServiceSettings
 
-# Which categories each participant holds: used to report data kept under a legal hold against
-# the participant that keeps it. Tasks themselves carry the request's whole scope, and each
-# participant picks what it holds (a participant knows its store better than this table).
+# The data map: which categories each participant holds (a store that keeps a copy of another's
+# data, such as billing's invoice addressee or consent's contact for receipts, lists that
+# category too, so a rectification reaches it), and which task kinds apply to it. A request goes
+# to a participant only where its kind applies to a category in scope the participant holds,
+# and the task names those categories. The first category of each is where its data is filed
+# in an access package. A participant missing from a map holds every category / takes every kind.
 DEFAULT_PARTICIPANT_CATEGORIES: dict[str, list[str]] = {
     "registry": ["basic", "contact_person", "contact", "customer_relationship", "services", "consumption"],
-    "billing": ["billing"],
-    "recordings": ["customer_relationship"],
-    "consent": ["customer_relationship", "other_consented"],
+    "billing": ["billing", "basic", "contact"],
+    "recordings": ["customer_relationship", "basic", "contact"],
+    "consent": ["customer_relationship", "other_consented", "contact"],
+}
+_EVERY_KIND: list[TaskKind] = ["access", "erasure", "rectification", "restriction", "objection"]
+# An objection is recorded in the consent ledger and acted on by the register (profiling and
+# marketing audiences live there); other stores take it only when configured to.
+DEFAULT_PARTICIPANT_KINDS: dict[str, list[TaskKind]] = {
+    "registry": list(_EVERY_KIND),
+    "billing": ["access", "erasure", "rectification", "restriction"],
+    "recordings": ["access", "erasure", "rectification", "restriction"],
+    "consent": list(_EVERY_KIND),
 }
 
 
@@ -30,15 +43,25 @@ class DsarSettings(ServiceSettings):
     default_signer: ClassVar[str | None] = "coordinator"  # the name its tasks are signed under
 
     source: str = "urn:lampo:dsar"
-    # The participants every request is fanned out to (an objection goes to one of them only).
+    # The participants a request may go to, and the data map (above) that picks among them.
     participants: list[str] = Field(default_factory=lambda: ["registry", "billing", "recordings", "consent"])
     participant_categories: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_PARTICIPANT_CATEGORIES))
-    objection_participant: str = "consent"
+    participant_kinds: dict[str, list[TaskKind]] = Field(default_factory=lambda: dict(DEFAULT_PARTICIPANT_KINDS))
 
     # Identity: the registry resolves identifiers to a subject. ``customer_number`` maps a
     # customer number straight to a subject without asking anyone: for benchmarks only.
     identity_resolver: Literal["registry", "customer_number"] = "registry"
     registry_url: str = "http://127.0.0.1:8101"
+    # A subject the registry does not know may still be a customer of another store: these are
+    # asked in turn (POST /v1/resolve {"customer_number"}, with the internal token) after the
+    # registry's no_match. Empty: the registry alone.
+    store_resolve_urls: dict[str, str] = Field(
+        default_factory=lambda: {
+            "billing": "http://127.0.0.1:8105",
+            "recordings": "http://127.0.0.1:8106",
+            "consent": "http://127.0.0.1:8102",
+        }
+    )
     resolve_timeout_s: float = 5.0
     resolve_backoff_s: float = 1.0
     resolve_backoff_max_s: float = 60.0
@@ -58,3 +81,14 @@ class DsarSettings(ServiceSettings):
 
     # The checker: resolution retries, task timeouts, overdue requests.
     check_interval_s: float = 2.0
+
+    # Packages (lampo.dsar.packages): fetched at ``<public_url>/v1/packages/<request_id>`` by the
+    # request's channel (its own credential, LAMPO_API_CLIENTS) or staff until they expire,
+    # ``package_ttl_days`` after completion; the sweep destroys expired ones (0: never runs).
+    public_url: str = "http://127.0.0.1:8103"
+    package_ttl_days: int = Field(default=30, ge=1)
+    package_sweep_interval_s: float = 300.0
+    # Portability transfers (Art. 20(2)) go to https:// addresses only; plain http to a loopback
+    # address only when this is on (tests).
+    package_transfer_allow_loopback_http: bool = False
+    package_transfer_timeout_s: float = 60.0

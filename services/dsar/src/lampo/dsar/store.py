@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from lampo.dsar import domain
 from lampo.dsar.domain import TASK_OPEN, UNANSWERED_STATUSES, Hold
 
 _REQUEST_COLUMNS = frozenset(
@@ -15,7 +16,7 @@ _REQUEST_COLUMNS = frozenset(
         "status", "sealed_input", "subject_id", "customer_numbers", "subject_kind", "due_at", "extended_at",
         "extended_by", "extension_reason", "approved_by", "approved_at", "denied_by", "denial_reason",
         "reject_reason", "reject_detail", "resolve_attempts", "resolve_error", "next_resolve_at",
-        "result_public_key", "sealed_private_key", "overdue_at", "completed_at", "completion",
+        "result_public_key", "sealed_private_key", "overdue_at", "completed_at", "completion", "lift_notice_at",
     }
 )  # fmt: skip
 _TASK_COLUMNS = frozenset(
@@ -32,6 +33,7 @@ _TASK_COLUMNS = frozenset(
         "sealed_result",
         "result_run",
         "result_parts",
+        "effects",
     }
 )
 
@@ -42,6 +44,10 @@ def _set_clause(fields: dict[str, Any], allowed: frozenset[str]) -> tuple[str, l
         raise ValueError(f"not updatable: {sorted(unknown)}")
     names = list(fields)
     return ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names)), [fields[n] for n in names]
+
+
+WAKE_CHANNEL = "dsar_work"
+"""NOTIFY channel that wakes the coordinator's checker (a new request to resolve)."""
 
 
 class DsarStore:
@@ -64,14 +70,17 @@ class DsarStore:
         due_at: datetime,
         traceparent: str | None,
         next_resolve_at: datetime | None,
+        scope: str | None = None,
+        lift: bool = False,
     ) -> bool:
         """False when a request with this id already exists (nothing written)."""
         inserted = await self.conn.fetchval(
             "INSERT INTO requests (request_id, kind, status, channel, verification, categories, sealed_input,"
-            " received_at, due_at, traceparent, next_resolve_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " received_at, due_at, traceparent, next_resolve_at, scope, lift)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             " ON CONFLICT (request_id) DO NOTHING RETURNING true",
             request_id, kind, status, channel, verification, categories, sealed_input, received_at, due_at,
-            traceparent, next_resolve_at,
+            traceparent, next_resolve_at, scope, lift,
         )  # fmt: skip
         return bool(inserted)
 
@@ -79,6 +88,19 @@ class DsarStore:
         sql = "SELECT * FROM requests WHERE request_id = $1" + (" FOR UPDATE" if lock else "")
         row: asyncpg.Record | None = await self.conn.fetchrow(sql, request_id)
         return row
+
+    async def wake_checker(self) -> None:
+        """Wake the checker once this transaction commits."""
+        await self.conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+
+    async def request_state(self, request_id: str, *, lock: bool = False) -> domain.Request | None:
+        """The request as the rules read it (a typed row)."""
+        row = await self.request(request_id, lock=lock)
+        return None if row is None else request_of(row)
+
+    async def task_states(self, request_id: str) -> list[domain.Task]:
+        """The request's current tasks as the rules read them."""
+        return [task_of(r) for r in await self.tasks(request_id)]
 
     async def existing_requests(self, request_ids: Iterable[str]) -> set[str]:
         """Which of these request ids are ours."""
@@ -335,13 +357,41 @@ class DsarStore:
 
     async def package(self, request_id: str) -> asyncpg.Record | None:
         row: asyncpg.Record | None = await self.conn.fetchrow(
-            "SELECT request_id, blob, sha256, size_bytes, created_at FROM packages WHERE request_id = $1", request_id
+            "SELECT request_id, blob, sha256, size_bytes, created_at, expires_at, destroyed_at, destroyed_reason"
+            " FROM packages WHERE request_id = $1",
+            request_id,
         )
         return row
 
     async def package_chunks(self, request_id: str) -> list[bytes]:
         rows = await self.conn.fetch("SELECT blob FROM package_chunks WHERE request_id = $1 ORDER BY n", request_id)
         return [bytes(r["blob"]) for r in rows]
+
+    # -- restrictions (Art. 18) -----------------------------------------------------------------
+
+    async def is_restricted(self, subject_id: str) -> bool:
+        found: bool | None = await self.conn.fetchval("SELECT true FROM restrictions WHERE subject_id = $1", subject_id)
+        return bool(found)
+
+    async def set_restricted(self, subject_id: str, restricted: bool, *, request_id: str, at: datetime) -> None:
+        if not restricted:
+            await self.conn.execute("DELETE FROM restrictions WHERE subject_id = $1", subject_id)
+            return
+        await self.conn.execute(
+            "INSERT INTO restrictions (subject_id, request_id, restricted_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (subject_id) DO UPDATE SET request_id = $2, restricted_at = $3",
+            subject_id, request_id, at,
+        )  # fmt: skip
+
+    async def lift_notices_out(self, limit: int) -> list[str]:
+        """Restriction lifts whose notice has left the outbox (Kafka has it): their tasks may go."""
+        rows = await self.conn.fetch(
+            "SELECT request_id FROM requests r WHERE status = 'accepted' AND lift_notice_at IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = r.request_id"
+            " AND o.event_type = 'dsar.restriction_lift_notice') ORDER BY lift_notice_at LIMIT $1",
+            limit,
+        )
+        return [r["request_id"] for r in rows]
 
     # -- legal holds ---------------------------------------------------------------------------
 
@@ -362,3 +412,43 @@ class DsarStore:
             list(customer_numbers),
         )
         return [Hold.model_validate(h) for r in rows for h in r["holds"]]
+
+
+def request_of(row: asyncpg.Record) -> domain.Request:
+    return domain.Request(
+        request_id=row["request_id"],
+        kind=row["kind"],
+        status=row["status"],
+        received_at=row["received_at"],
+        due_at=row["due_at"],
+        categories=tuple(row["categories"]) if row["categories"] is not None else None,
+        customer_numbers=tuple(row["customer_numbers"] or ()),
+        approved_by=row["approved_by"],
+        denied_by=row["denied_by"],
+        extended_at=row["extended_at"],
+        overdue_at=row["overdue_at"],
+        resolve_attempts=row["resolve_attempts"],
+        scope=row["scope"],
+        lift=row["lift"],
+        lift_notice_at=row["lift_notice_at"],
+        reject_reason=row["reject_reason"],
+        reject_detail=row["reject_detail"],
+        completion=row["completion"],
+    )
+
+
+def task_of(row: asyncpg.Record) -> domain.Task:
+    return domain.Task(
+        task_id=row["task_id"],
+        participant=row["participant"],
+        kind=row["kind"],
+        categories=tuple(row["categories"]),
+        status=row["status"],
+        attempt=row["attempt"],
+        timeout_at=row["timeout_at"],
+        hold_retained=tuple(row["hold_retained"]),
+        erased=dict(row["erased"]),
+        retained=tuple(row["retained"]),
+        effects=tuple(row["effects"]),
+        error=row["error"],
+    )

@@ -12,9 +12,10 @@ from lampo.clock import Clock
 from lampo.contracts.catalog import RECORDINGS_INBOUND
 from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
-from lampo.recordings.api import resolve_api
 from lampo.recordings.handlers import RecordingsTasks, make_inbound_handler
 from lampo.recordings.settings import RecordingsSettings
+from lampo.recordings.store import RecordingsStore
+from lampo.resolve_api import resolve_api
 from lampo.service import Runtime, serve
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -34,7 +35,7 @@ def build(
         span_processors=span_processors,
         clock=clock,
         # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
-        mounts=[("/v1/resolve", resolve_api(lambda: runtime))],
+        mounts=[("/v1/resolve", resolve_api("recordings", lambda: runtime, lambda conn, rt, number: RecordingsStore(conn, rt.keys).known(number)))],
     )
     runtime.consume(RECORDINGS_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)
     subscribe(runtime, RecordingsTasks(runtime.keys, runtime.clock).participant(settings.participant_name))

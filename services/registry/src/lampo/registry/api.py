@@ -1,11 +1,11 @@
 """The registry's internal read API, for the staff service and the company's marketing exports.
 
-Only a caller holding the suite's internal token (``LAMPO_INTERNAL_TOKEN``, sent as
-``Authorization: Bearer <token>``) is answered: the staff service, which checks the user's role
-and audits the read before it calls. The registry does not know staff users; it answers the
-service. No token configured: every call is refused (fail closed).
+Only the ``staff`` caller is answered (``lampo.http_auth``: its own credential from
+``LAMPO_API_CLIENTS``, sent as ``Authorization: Bearer <token>``): the staff service, which checks
+the user's role and audits the read before it calls. The registry does not know staff users; it
+answers the service. No callers configured: every call is refused (fail closed).
 
-``GET /v1/subjects/{customer_number}``:
+``GET /v1/subjects/{customer_number}`` (the ``staff`` caller):
 
 - ``?categories=basic,contact`` narrows the answer (default: every category the registry holds).
 - ``?purpose=legal_claims``: the data of a restricted subject is served all the same (GDPR
@@ -23,9 +23,11 @@ service. No token configured: every call is refused (fail closed).
   several customer numbers is read one number at a time: a staff member sees the customer they
   looked up).
 - 400 ``{"error": "invalid_category", "field": "categories"}``, ``{"error": "invalid_purpose",
-  "field": "purpose"}``; 401 ``{"error": "unauthorised"}``; 404 ``{"error": "no_match"}``.
+  "field": "purpose"}``; 401 without a valid credential, 403 for another caller; 404
+  ``{"error": "no_match"}``.
 
-``GET /v1/audiences/direct_marketing?after=<customer_number>&limit=<1..5000, default 1000>``:
+``GET /v1/audiences/direct_marketing?after=<customer_number>&limit=<1..5000, default 1000>`` (the
+``staff`` and ``marketing`` callers):
 the customer numbers direct marketing may reach, in order, a page at a time: 200
 ``{"audience": "direct_marketing", "customer_numbers": [...], "next": <customer_number> | null}``
 (``next``: pass it as ``after`` for the following page; null on the last page). Eligible:
@@ -37,18 +39,16 @@ Wiring (in ``build()``): one app mounted at ``/v1/subjects`` and ``/v1/audiences
 full path), taking a callable because the runtime does not exist yet when its mounts are listed.
 """
 
-from __future__ import annotations
-
-import hmac
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from lampo.crypto import FieldCipher
+from lampo.http_auth import Caller, Callers, requires
 from lampo.registry.domain import HELD_CATEGORIES, HELD_TABLES
 from lampo.registry.store import RegistryStore
 from lampo.service import Runtime
@@ -77,13 +77,6 @@ def _decrypt(cipher: FieldCipher | None, field: str, blob: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
-
-
-def authorised(header: str | None, token: str | None) -> bool:
-    """Constant-time check of ``Authorization: Bearer <token>``; False when no token is configured."""
-    if not token or not header or not header.startswith("Bearer "):
-        return False
-    return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
 
 
 def parse_categories(value: str | None) -> set[str] | None:
@@ -149,12 +142,26 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
     def current() -> Runtime:
         return runtime if isinstance(runtime, Runtime) else runtime()
 
-    @api.get("/v1/subjects/{customer_number}")
-    async def read_subject(customer_number: str, request: Request) -> JSONResponse:
+    callers: list[Callers] = []
+
+    def known() -> Callers:  # read once the runtime (and its settings) exists
+        if not callers:
+            callers.append(Callers.of(current().settings))
+        return callers[0]
+
+    @api.get(
+        "/v1/subjects/{customer_number}",
+        responses={
+            400: {"description": "invalid customer number or category"},
+            401: {"description": "no valid credential"},
+            403: {"description": "not the staff service"},
+            404: {"description": "no such customer"},
+        },
+    )
+    async def read_subject(
+        customer_number: str, request: Request, caller: Annotated[Caller, Depends(requires(known, "staff"))]
+    ) -> JSONResponse:
         rt = current()
-        token = rt.settings.internal_token
-        if not authorised(request.headers.get("authorization"), token.get_secret_value() if token else None):
-            return _error(401, "unauthorised")
         if not _CUSTOMER_NUMBER.fullmatch(customer_number):
             return _error(400, "invalid_customer_number", "customer_number")
         try:
@@ -197,12 +204,18 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
             )
         )
 
-    @api.get("/v1/audiences/direct_marketing")
-    async def direct_marketing(request: Request) -> JSONResponse:
+    @api.get(
+        "/v1/audiences/direct_marketing",
+        responses={
+            400: {"description": "invalid page bound or size"},
+            401: {"description": "no valid credential"},
+            403: {"description": "neither the staff service nor the marketing system"},
+        },
+    )
+    async def direct_marketing(
+        request: Request, caller: Annotated[Caller, Depends(requires(known, "staff", "marketing"))]
+    ) -> JSONResponse:
         rt = current()
-        token = rt.settings.internal_token
-        if not authorised(request.headers.get("authorization"), token.get_secret_value() if token else None):
-            return _error(401, "unauthorised")
         after = request.query_params.get("after", "")
         if after and not _CUSTOMER_NUMBER.fullmatch(after):
             return _error(400, "invalid_customer_number", "after")

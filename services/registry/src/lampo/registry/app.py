@@ -10,12 +10,13 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
 from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_INBOUND
+from lampo.http_auth import Callers, guard
 from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
 from lampo.registry.api import subjects_api
 from lampo.registry.handlers import make_consent_handler, make_inbound_handler
 from lampo.registry.privacy import make_participant
-from lampo.registry.resolve import ResolveApp
+from lampo.registry.resolve import RESOLVE_OPERATION, ResolveApp
 from lampo.registry.settings import RegistrySettings
 from lampo.service import Runtime, serve
 
@@ -32,16 +33,17 @@ def build(
     """The registry. ``runtime.consumers`` is, in order: registry.inbound.v1, consent.events.v1,
     privacy.tasks.v1; ``POST /v1/resolve`` answers the DSAR coordinator; ``GET /v1/subjects/…``
     the staff service and ``GET /v1/audiences/direct_marketing`` marketing exports (api.py)."""
+    settings = settings or RegistrySettings()
     resolver = ResolveApp()
-    # The staff service's read path and the marketing audience (internal token only); the
-    # runtime is bound late.
+    # The staff service's read path and the marketing audience (named callers); the runtime is
+    # bound late.
     read_api = subjects_api(lambda: runtime)
     runtime = Runtime(
-        settings or RegistrySettings(),
+        settings,
         migrations=MIGRATIONS,
         span_processors=span_processors,
         clock=clock,
-        routes=[("/v1/resolve", resolver)],
+        routes=[("/v1/resolve", guard(resolver, Callers.of(settings), "dsar", operation=RESOLVE_OPERATION))],
         mounts=[("/v1/subjects", read_api), ("/v1/audiences", read_api)],
     )
     resolver.bind(lambda: runtime.pool, runtime.keys)

@@ -1,4 +1,5 @@
-"""``POST /v1/resolve``: identity resolution for the DSAR coordinator.
+"""``POST /v1/resolve``: identity resolution for the DSAR coordinator (the ``dsar`` caller only:
+``lampo.http_auth.guard`` in ``build()``; 401 without a valid credential, 403 for another caller).
 
 Body: any of ``customer_number``, ``personal_identity_code``, ``email``. Every identifier sent
 must lead to the same subject: one that matches nothing, or a second subject, is not taken as
@@ -33,6 +34,53 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 FIELDS = ("customer_number", "personal_identity_code", "email")
 _IDENTIFIER = re.compile(r"[!-~]{1,128}")
 MAX_BODY = 16 * 1024
+
+
+_IDENTIFIER_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 320}
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}}}
+RESOLVE_OPERATION: dict[str, Any] = {
+    "summary": "Resolve identifiers to the registry's subject",
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {name: _IDENTIFIER_SCHEMA for name in FIELDS},
+                    "additionalProperties": False,
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "the one subject every identifier leads to",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["subject_id", "customer_numbers", "kind"],
+                        "properties": {
+                            "subject_id": {"type": "string"},
+                            "customer_numbers": {"type": "array", "items": {"type": "string"}},
+                            "kind": {"type": ["string", "null"]},
+                        },
+                    }
+                }
+            },
+        },
+        **{
+            str(status): {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+            for status, description in (
+                (400, "malformed identifiers (the field is named, never its value)"),
+                (404, "no subject matches"),
+                (409, "the identifiers lead to more than one subject"),
+                (413, "body too large"),
+            )
+        },
+    },
+}
+"""The route's OpenAPI operation (the service's document, ``Runtime.openapi()``)."""
 
 
 class BadRequest(ValueError):

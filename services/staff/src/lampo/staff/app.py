@@ -16,6 +16,7 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
+from lampo.http_auth import credential_headers
 from lampo.service import Runtime, serve
 from lampo.staff.access import Access
 from lampo.staff.api import create_api
@@ -54,13 +55,12 @@ def build(
     real ASGI apps behind the clients instead of a network port."""
     settings = settings or StaffSettings()
     roles = check_configuration(settings)
-    token = settings.internal_token.get_secret_value() if settings.internal_token else ""
-    timeout = httpx.Timeout(settings.upstream_timeout_s)
+    # The staff service calls the registry and the coordinator as itself (LAMPO_API_TOKEN), for its people.
+    timeout, credential = httpx.Timeout(settings.upstream_timeout_s), credential_headers(settings)
     registry = httpx.AsyncClient(
-        base_url=settings.registry_url, transport=registry_transport, timeout=timeout,
-        headers={"authorization": f"Bearer {token}"} if token else {},
-    )  # fmt: skip
-    dsar = httpx.AsyncClient(base_url=settings.dsar_url, transport=dsar_transport, timeout=timeout)
+        base_url=settings.registry_url, transport=registry_transport, timeout=timeout, headers=credential
+    )
+    dsar = httpx.AsyncClient(base_url=settings.dsar_url, transport=dsar_transport, timeout=timeout, headers=credential)
     holder: list[Access] = []
     runtime = Runtime(
         settings,

@@ -5,7 +5,7 @@ and cancel (``handle_dsar``). Each is audited under the authenticated user's nam
 An approval or denial is published by this service as ``dsar.approved`` / ``dsar.denied`` on
 dsar.requests.v1 through its outbox, whose relay signs it with staff's key (lampo.signing); the
 coordinator counts no other. ``approved_by`` / ``denied_by`` is the user's name, never free text.
-Extend, retry and cancel go to the coordinator's HTTP API with the internal token.
+Extend, retry and cancel go to the coordinator's HTTP API, which answers the staff service.
 """
 
 import re
@@ -80,12 +80,8 @@ def add_routes(
         return request_id
 
     async def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        # The staff service's own credential for the services it calls (lampo.http_auth), else the
-        # suite's internal token.
-        token = access().settings.api_token or access().settings.internal_token
-        headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         try:
-            response = await dsar.request(method, path, headers=headers, **kwargs)
+            response = await dsar.request(method, path, **kwargs)  # as itself (its LAMPO_API_TOKEN)
             body = response.json()
         except (httpx.HTTPError, ValueError) as e:
             raise UpstreamUnavailable(f"dsar: {type(e).__name__}") from e

@@ -31,7 +31,7 @@ class StaffSettings(ServiceSettings):
     service: ClassVar[str] = "staff"
     default_http_port: ClassVar[int] = 8080
 
-    # The services the staff API reads from and forwards to (the registry checks internal_token).
+    # The services the staff API reads from and forwards to, as the ``staff`` caller (LAMPO_API_TOKEN).
     registry_url: str = "http://127.0.0.1:8101"
     dsar_url: str = "http://127.0.0.1:8103"
     upstream_timeout_s: float = 10.0

@@ -1,36 +1,39 @@
-"""``POST /v1/resolve``: does the consent service know this customer number? For the DSAR
-coordinator's identity resolution: a customer number only the consent ledger knows (a prospect
-who consented on a web form, or a suppression entry kept after an erasure) is still a subject.
+"""``POST /v1/resolve`` of a store (billing, recordings, consent): does this store know the
+customer number? For the DSAR coordinator's identity resolution: a customer number that only one
+store knows is still a customer (issue #15). The registry resolves identity codes and e-mails
+itself (``lampo.registry.resolve``).
 
-Only a caller holding the suite's internal token (``Authorization: Bearer <token>``) is
-answered, as the registry's subjects API does; no token configured: every call is refused.
+Only the ``dsar`` caller is answered (``lampo.http_auth``; no callers configured: every call is
+refused).
 
-- Body ``{"customer_number": "..."}``; ``email`` is accepted too, but the consent service keeps
-  no e-mail addresses (nor a blind index of them), so an e-mail alone never matches here.
-- 200 ``{"customer_numbers": ["..."]}`` when the ledger, a current state, a suppression entry or
-  a restriction names the customer number;
-  404 ``{"error": "no_match"}``; 401 ``{"error": "unauthorised"}``;
+- Body ``{"customer_number": "..."}``; ``email`` is accepted too, but the stores keep no e-mail
+  addresses (nor a blind index of them), so an e-mail alone never matches.
+- 200 ``{"customer_numbers": ["..."]}`` when the store holds the customer number;
+  404 ``{"error": "no_match"}``; 401 without a valid credential, 403 for another caller;
   422 ``{"error": <reason>, "field": <name>}`` for malformed input (no value is echoed back).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+import asyncpg
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lampo.consent.store import known
 from lampo.contracts.identifiers import check_email
+from lampo.http_auth import Callers, requires
 from lampo.service import Runtime
 
 _CUSTOMER_NUMBER = re.compile(r"[!-~]{1,128}")
 FIELDS = ("customer_number", "email")
 MAX_BODY = 16 * 1024
+
+Known = Callable[[asyncpg.Connection, Runtime, str], Awaitable[bool]]
+"""Whether the store holds a customer number (read on a connection of the runtime's pool)."""
 
 
 class BadRequest(ValueError):
@@ -38,13 +41,6 @@ class BadRequest(ValueError):
         super().__init__(error)
         self.error = error
         self.field = field
-
-
-def authorised(header: str | None, token: str | None) -> bool:
-    """Constant-time check of ``Authorization: Bearer <token>``; False when no token is configured."""
-    if not token or not header or not header.startswith("Bearer "):
-        return False
-    return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
 
 
 def parse_request(body: bytes) -> dict[str, str]:
@@ -82,19 +78,31 @@ def _answer(status: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def resolve_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
-    """The route over ``runtime``'s pool (or a callable returning the runtime, bound late)."""
-    api = FastAPI(title="Muuramen Lämpö consent: identity resolution", openapi_url=None, docs_url=None, redoc_url=None)
+def resolve_api(store: str, runtime: Runtime | Callable[[], Runtime], known: Known) -> FastAPI:
+    """The route of ``store`` over ``runtime``'s pool (or a callable returning the runtime, bound late)."""
+    api = FastAPI(title=f"Muuramen Lämpö {store}: identity resolution", openapi_url=None, docs_url=None, redoc_url=None)
 
     def current() -> Runtime:
         return runtime if isinstance(runtime, Runtime) else runtime()
 
-    @api.post("/v1/resolve")
+    callers: list[Callers] = []
+
+    def answered() -> Callers:  # read once the runtime (and its settings) exists
+        if not callers:
+            callers.append(Callers.of(current().settings))
+        return callers[0]
+
+    @api.post(
+        "/v1/resolve",
+        dependencies=[Depends(requires(answered, "dsar"))],
+        responses={
+            401: {"description": "no valid credential"},
+            403: {"description": "not the DSAR coordinator"},
+            404: {"description": "no such customer here"},
+            422: {"description": "malformed identifiers"},
+        },
+    )
     async def resolve(request: Request) -> JSONResponse:
-        rt = current()
-        token = rt.settings.internal_token
-        if not authorised(request.headers.get("authorization"), token.get_secret_value() if token else None):
-            return _answer(401, {"error": "unauthorised"})
         try:
             identifiers = parse_request(await request.body())
         except BadRequest as e:
@@ -102,8 +110,9 @@ def resolve_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
         customer_number = identifiers.get("customer_number")
         if customer_number is None:  # an e-mail alone: no index to match it with
             return _answer(404, {"error": "no_match"})
+        rt = current()
         async with rt.pool.acquire() as conn:
-            found = await known(conn, customer_number)
+            found = await known(conn, rt, customer_number)
         if not found:
             return _answer(404, {"error": "no_match"})
         return _answer(200, {"customer_numbers": [customer_number]})
