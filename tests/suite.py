@@ -23,8 +23,9 @@ from google.protobuf import text_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lampo.crypto import new_master_key
+from lampo.db.roles import drop_role, protect_audit, provision
 from lampo.messaging.topics import TOPICS
-from lampo.testing import drop_database, fast_forward_group, signing_key_for, trusted_keys_for, unique
+from lampo.testing import PG_URL, drop_database, fast_forward_group, signing_key_for, trusted_keys_for, unique
 
 SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
 BIN = Path(sys.executable).parent
@@ -203,6 +204,15 @@ class Suite:
         self.otlp.stop()
         for database in self.databases:
             await drop_database(database)
+            await drop_role(PG_URL, database)
+
+
+async def own_role(name: str, database: str) -> dict[str, str]:
+    """Each service runs as a role of its own, owner of its database alone (``lampo db
+    provision``), named after this run's database so parallel runs never share one."""
+    password = secrets.token_hex(16)
+    await provision(PG_URL, name, password, database=database, role=database)
+    return {"LAMPO_PG_ROLE": database, "LAMPO_PG_ROLE_PASSWORD": password}
 
 
 def signer_of(service: str) -> str:
@@ -256,6 +266,7 @@ async def launch(
             service_env["LAMPO_ZIPKIN_ENDPOINT"] = f"{ZIPKIN}/api/v2/spans"
         else:
             service_env.pop("LAMPO_ZIPKIN_ENDPOINT", None)
+        service_env |= await own_role(name, database)
         if "registry" in ports:
             service_env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
         if "dsar" in ports:
@@ -267,6 +278,10 @@ async def launch(
     suite = Suite(services, otlp, logs, databases, tokens)
     try:
         await asyncio.gather(*(s.start(ready_timeout) for s in services.values()))
+        if "staff" in services:  # migrated: its audit log goes to lampo_audit_owner
+            staff_db = services["staff"].env["LAMPO_DATABASE"]
+            await protect_audit(PG_URL, "staff", staff_db, table="audit_log", function="audit_log_append_only",
+                                role=staff_db)  # fmt: skip
     except BaseException:
         await suite.close()
         raise

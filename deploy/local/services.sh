@@ -81,6 +81,16 @@ api_clients() {
   echo "{$json}"
 }
 
+# One PostgreSQL role per service (lampo db provision): each role's password is derived from
+# this local secret; the services connect as lampo_<name>, never as the administrator.
+pg_secret() {
+  local f="$state/pg-roles.key"
+  if [ ! -s "$f" ]; then
+    (umask 077; "$bin/python" -c 'import secrets; print(secrets.token_hex(32))' > "$f")
+  fi
+  echo "$f"
+}
+
 services() { grep -v '^#' "$repo/deploy/local/services.txt" | awk 'NF==2'; }
 
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
@@ -90,10 +100,14 @@ start() {
   api_token portal >/dev/null  # the portal's credential, for whoever plays the portal
   api_token marketing >/dev/null  # the marketing system's, for the direct-marketing audience
   local trusted; trusted="$(trusted_keys)"
+  local secret; secret="$(pg_secret)"
   local started=()
   while read -r name port; do
     [ -x "$bin/lampo-$name" ] || continue
     if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
+    # as the administrator of LAMPO_PG_URL (LAMPO_PG_ADMIN_URL): role and database of the service
+    "$bin/lampo" db provision "$name" --secret-file "$secret" >/dev/null
+    LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
     LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
     LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
       setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
@@ -109,6 +123,8 @@ start() {
       sleep 0.5
     done
     echo "[services] $name ready on http://127.0.0.1:$port (log: $dir/$name.log)"
+    # migrated: the audit log and its triggers go to lampo_audit_owner (INSERT and SELECT left)
+    if [ "$name" = staff ]; then "$bin/lampo" db protect-audit staff >/dev/null; fi
   done
 }
 

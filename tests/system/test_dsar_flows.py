@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
-from suite import ServiceProcess, free_port
+from suite import ServiceProcess, free_port, own_role
 
 from lampo.contracts.catalog import CONSENT_EVENTS, DSAR_EVENTS, PRIVACY_ACKS, PRIVACY_TASKS, REGISTRY_EVENTS
 from lampo.messaging.topics import TOPICS
@@ -175,6 +175,7 @@ async def test_a_participant_that_never_answers_fails_the_request_naming_it(suit
             "OTEL_SERVICE_NAME": "lampo-dsar-ghost",
         }
     )
+    env.update(await own_role("dsar", env["LAMPO_DATABASE"]))  # its database, its role
     await fast_forward_group(env["LAMPO_CONSUMER_GROUP"], [t.name for t in TOPICS])
     ghost_dsar = ServiceProcess("dsar", env, tmp_path / "dsar-ghost.log")
     suite.databases.append(env["LAMPO_DATABASE"])

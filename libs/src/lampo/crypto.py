@@ -24,7 +24,8 @@ import os
 import tempfile
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import IO, Any
 
 import asyncpg
@@ -120,6 +121,11 @@ def _derive(master: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"lampo:" + purpose).derive(master)
 
 
+def derive_key(master: bytes, purpose: bytes) -> bytes:
+    """A 256-bit key for one purpose, derived from a master key (HKDF-SHA256)."""
+    return _derive(master, purpose)
+
+
 def parse_master_key(value: str) -> bytes:
     try:
         key = base64.b64decode(value, validate=True)
@@ -159,13 +165,46 @@ class FieldCipher:
 
 
 class KeyRing:
-    """Per-subject data keys in the service's ``subject_keys`` table, cached unwrapped in memory."""
+    """Per-subject data keys in the service's ``subject_keys`` table, cached unwrapped in memory.
 
-    def __init__(self, master_key: bytes, cache_size: int = 10_000) -> None:
+    Each wrapped key is stored with the fingerprint (``kek_id``) of the key-encryption key it is
+    wrapped under, derived from a master key. New keys are wrapped under the current master key;
+    ``old_master_keys`` only read keys not yet re-wrapped by ``rotate``. The blind-index key comes
+    from ``stable_key`` when given (it must outlive a master-key rotation), else the master key.
+
+    Where the wrapped keys live: the service's own database (the ``conn`` each method is given),
+    or, once ``attach(pool)`` gave it one, a keys database of their own (LAMPO_KEYS_DATABASE), so
+    a restored backup of the data alone holds no key. Keys there are written at once, outside the
+    caller's transaction: a key made for a batch that rolls back stays unused; a destroyed key is
+    gone even if the caller's transaction then fails (the erasure is retried, and finds it gone)."""
+
+    def __init__(
+        self,
+        master_key: bytes,
+        cache_size: int = 10_000,
+        *,
+        old_master_keys: Sequence[bytes] = (),
+        stable_key: bytes | None = None,
+    ) -> None:
         self._kek = _derive(master_key, b"kek")
-        self._index_key = _derive(master_key, b"blind-index")
+        self.kek_id = kek_id(master_key)
+        self._keks = {self.kek_id: self._kek} | {kek_id(k): _derive(k, b"kek") for k in old_master_keys}
+        self._index_key = _derive(stable_key or master_key, b"blind-index")
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache_size
+        self._pool: asyncpg.Pool | None = None
+
+    def attach(self, pool: asyncpg.Pool | None) -> None:
+        """Keep the wrapped keys in the database of ``pool`` (None: back to the caller's)."""
+        self._pool = pool
+
+    @asynccontextmanager
+    async def _keys_conn(self, conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            yield conn
+        else:
+            async with self._pool.acquire() as own:
+                yield own
 
     def blind_index(self, kind: str, value: str) -> bytes:
         normalised = value.strip().casefold() if kind == "email" else value.strip()
@@ -177,6 +216,33 @@ class KeyRing:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
+    def _unwrap(self, rows: Sequence[asyncpg.Record]) -> list[bytes]:
+        """Unwrap rows (wrapped_key, kek_id) each under the key-encryption key it names; a row
+        from before versioning (kek_id NULL) under whichever known key opens it."""
+        found: list[bytes | None] = [None] * len(rows)
+        groups: dict[str | None, list[int]] = {}
+        for i, row in enumerate(rows):
+            groups.setdefault(row["kek_id"], []).append(i)
+        for kid, positions in groups.items():
+            wrapped = [bytes(rows[i]["wrapped_key"]) for i in positions]
+            if kid is not None:
+                if kid not in self._keks:
+                    raise InvalidUnwrap(f"wrapped under key-encryption key {kid}, which is not configured")
+                found_keys = unwrap_keys(self._keks[kid], wrapped)
+            else:
+                found_keys = [self._unwrap_unversioned(w) for w in wrapped]
+            for i, key in zip(positions, found_keys, strict=True):
+                found[i] = key
+        return [k for k in found if k is not None]
+
+    def _unwrap_unversioned(self, wrapped: bytes) -> bytes:
+        for kek in self._keks.values():
+            try:
+                return aes_key_unwrap(kek, wrapped)
+            except InvalidUnwrap:
+                continue
+        raise InvalidUnwrap("no configured master key opens this subject key")
+
     async def ciphers(
         self, conn: asyncpg.Connection, subject_ids: Iterable[str], *, create: bool
     ) -> dict[str, FieldCipher]:
@@ -185,15 +251,25 @@ class KeyRing:
         wanted = list(dict.fromkeys(subject_ids))
         keys = {s: self._cache[s] for s in wanted if s in self._cache}
         missing = [s for s in wanted if s not in keys]
-        if missing and create:
+        if missing:
+            async with self._keys_conn(conn) as kconn:
+                await self._load(kconn, missing, keys, create=create)
+        return {s: FieldCipher(s, k) for s, k in keys.items()}
+
+    async def _load(
+        self, conn: asyncpg.Connection, missing: list[str], keys: dict[str, bytes], *, create: bool
+    ) -> None:
+        if create:
             # One statement for the batch; the keys it did insert are known here and need no
             # unwrapping. Those that existed already (ON CONFLICT) are read below.
             fresh = [os.urandom(32) for _ in missing]
             inserted = await conn.fetch(
-                "INSERT INTO subject_keys (subject_id, wrapped_key) SELECT * FROM unnest($1::text[], $2::bytea[])"
+                "INSERT INTO subject_keys (subject_id, wrapped_key, kek_id)"
+                " SELECT s, w, $3 FROM unnest($1::text[], $2::bytea[]) AS u(s, w)"
                 " ON CONFLICT (subject_id) DO NOTHING RETURNING subject_id",
                 missing,
                 wrap_keys(self._kek, fresh),
+                self.kek_id,
             )
             created = {row["subject_id"] for row in inserted}
             for subject_id, key in zip(missing, fresh, strict=True):
@@ -203,13 +279,11 @@ class KeyRing:
             missing = [s for s in missing if s not in created]
         if missing:
             rows = await conn.fetch(
-                "SELECT subject_id, wrapped_key FROM subject_keys WHERE subject_id = ANY($1::text[])", missing
+                "SELECT subject_id, wrapped_key, kek_id FROM subject_keys WHERE subject_id = ANY($1::text[])", missing
             )
-            unwrapped = unwrap_keys(self._kek, [bytes(row["wrapped_key"]) for row in rows])
-            for row, key in zip(rows, unwrapped, strict=True):
+            for row, key in zip(rows, self._unwrap(rows), strict=True):
                 keys[row["subject_id"]] = key
                 self._remember(row["subject_id"], key)
-        return {s: FieldCipher(s, k) for s, k in keys.items()}
 
     async def cipher(self, conn: asyncpg.Connection, subject_id: str, *, create: bool = False) -> FieldCipher:
         found = await self.ciphers(conn, [subject_id], create=create)
@@ -219,8 +293,72 @@ class KeyRing:
 
     async def destroy(self, conn: asyncpg.Connection, subject_id: str) -> bool:
         self._cache.pop(subject_id, None)
-        status: str = await conn.execute("DELETE FROM subject_keys WHERE subject_id = $1", subject_id)
+        async with self._keys_conn(conn) as kconn:
+            status: str = await kconn.execute("DELETE FROM subject_keys WHERE subject_id = $1", subject_id)
         return status.endswith(" 1")
+
+    async def move_keys_out(self, conn: asyncpg.Connection, *, batch: int = 1000) -> int:
+        """Move the keys still in the service's database (``conn``) to the attached keys database,
+        each batch copied there, then deleted here; returns how many. Safe to interrupt and
+        repeat: a key copied but not yet deleted is copied again (ON CONFLICT DO NOTHING)."""
+        if self._pool is None:
+            return 0
+        moved = 0
+        while True:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT subject_id, wrapped_key, kek_id, created_at FROM subject_keys ORDER BY subject_id LIMIT $1"
+                    " FOR UPDATE SKIP LOCKED",
+                    batch,
+                )
+                if not rows:
+                    return moved
+                ids = [r["subject_id"] for r in rows]
+                async with self._pool.acquire() as keys:
+                    await keys.execute(
+                        "INSERT INTO subject_keys (subject_id, wrapped_key, kek_id, created_at)"
+                        " SELECT s, w, k, c FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[])"
+                        " AS u(s, w, k, c) ON CONFLICT (subject_id) DO NOTHING",
+                        ids,
+                        [r["wrapped_key"] for r in rows],
+                        [r["kek_id"] for r in rows],
+                        [r["created_at"] for r in rows],
+                    )
+                await conn.execute("DELETE FROM subject_keys WHERE subject_id = ANY($1::text[])", ids)
+                moved += len(rows)
+
+    async def rotate(self, conn: asyncpg.Connection, *, batch: int = 1000) -> int:
+        """Re-wrap every subject key not yet under the current master key (``lampo keys rotate``);
+        returns how many. Each batch commits on its own; safe to interrupt and repeat."""
+        async with self._keys_conn(conn) as kconn:
+            return await self._rotate(kconn, batch)
+
+    async def _rotate(self, conn: asyncpg.Connection, batch: int) -> int:
+        done = 0
+        while True:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT subject_id, wrapped_key, kek_id FROM subject_keys"
+                    " WHERE kek_id IS DISTINCT FROM $1 ORDER BY subject_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                    self.kek_id,
+                    batch,
+                )
+                if not rows:
+                    return done
+                rewrapped = wrap_keys(self._kek, self._unwrap(rows))
+                await conn.execute(
+                    "UPDATE subject_keys k SET wrapped_key = u.w, kek_id = $3"
+                    " FROM unnest($1::text[], $2::bytea[]) AS u(s, w) WHERE k.subject_id = u.s",
+                    [r["subject_id"] for r in rows],
+                    rewrapped,
+                    self.kek_id,
+                )
+                done += len(rows)
+
+
+def kek_id(master_key: bytes) -> str:
+    """A fingerprint naming the key-encryption key of ``master_key`` (reveals nothing of it)."""
+    return _derive(master_key, b"kek-id")[:8].hex()
 
 
 # --- sealed results (per-request public key) -------------------------------------------------

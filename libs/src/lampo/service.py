@@ -15,7 +15,8 @@ import asyncio
 import gc
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from lampo.aio import stop_task
 from lampo.clock import Clock, SystemClock
 from lampo.crypto import KeyRing
-from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
+from lampo.db import MigrationSource, create_pool, ensure_database, keys_migrations, migrate, platform_migrations
 from lampo.messaging.consumer import (
     BatchHandler,
     ConsumerOptions,
@@ -103,13 +104,14 @@ class Runtime:
         )
         self.tracer = self.tracer_provider.get_tracer(f"lampo.{self.name}")
         self.broker = make_broker(settings, f"lampo-{self.name}")
-        self.keys = KeyRing(settings.master_key_bytes())
+        self.keys = settings.key_ring()
         # Authenticity (lampo.signing): the relay signs tasks, acks and approvals with
         # ``signer``; consumers given a policy verify against ``trusted``.
         self.signer = settings.signing()
         self.trusted = settings.trusted()
         self._migrations = [platform_migrations()] + ([MigrationSource(self.name, migrations)] if migrations else [])
         self._pool: asyncpg.Pool | None = None
+        self._keys_pool: asyncpg.Pool | None = None
         self.consumers: list[ReliableConsumer] = []
         self.relay: OutboxRelay | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -269,6 +271,16 @@ class Runtime:
         applied = await migrate(self._pool, self._migrations)
         if applied:
             log.info("%s: applied migrations %s", self.name, ", ".join(applied))
+        keys_url = self.settings.keys_database_url
+        if keys_url is not None:  # the subject keys in a database of their own
+            await ensure_database(keys_url, ssl_context=tls)
+            self._keys_pool = await create_pool(keys_url, min_size=1, max_size=5, **extra)
+            await migrate(self._keys_pool, [keys_migrations()])
+            self.keys.attach(self._keys_pool)
+            async with self._pool.acquire() as conn:  # keys made before: moved out of the data
+                moved = await self.keys.move_keys_out(conn)
+            if moved:
+                log.info("%s: moved %d subject keys to the keys database", self.name, moved)
 
     async def _start_relay(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -291,6 +303,10 @@ class Runtime:
             self._producer = None
 
     async def _close_database(self) -> None:
+        if self._keys_pool is not None:
+            self.keys.attach(None)
+            await self._keys_pool.close()
+            self._keys_pool = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -377,6 +393,25 @@ def _package_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "0.0.0"
+
+
+@asynccontextmanager
+async def key_ring(settings: ServiceSettings) -> AsyncIterator[KeyRing]:
+    """The service's key ring for a CLI process: attached to the keys database when
+    LAMPO_KEYS_DATABASE is set (where a running service keeps the subject keys)."""
+    keys = settings.key_ring()
+    url = settings.keys_database_url
+    if url is None:
+        yield keys
+        return
+    tls = settings.pg_ssl()
+    pool = await create_pool(url, min_size=1, max_size=2, **({"ssl": tls} if tls is not None else {}))
+    try:
+        keys.attach(pool)
+        yield keys
+    finally:
+        keys.attach(None)
+        await pool.close()
 
 
 def configure_logging() -> None:

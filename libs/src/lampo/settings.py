@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lampo.crypto import parse_master_key
-from lampo.db.pool import SslMode, pg_ssl_context, server_url_of
+from lampo.crypto import KeyRing, parse_master_key
+from lampo.db.pool import SslMode, pg_ssl_context, server_url_of, with_credentials
 from lampo.signing import Signer, TrustedKeys, private_key, valid_name
 
 if TYPE_CHECKING:
@@ -33,8 +33,22 @@ class ServiceSettings(BaseSettings):
     # The PostgreSQL server (superuser or owner); the service's own database name is appended.
     pg_url: str = "postgresql://lampo:lampo@127.0.0.1:5432/postgres"
     database: str | None = None
+    # The service's own role (``lampo db provision`` creates lampo_<service>, owner of its
+    # database and nothing else): these credentials replace those in pg_url.
+    pg_role: str | None = None
+    pg_role_password: SecretStr | None = None
+    # The per-subject keys' own database on the same server (e.g. lampo_<service>_keys), backed up
+    # apart from the data (docs/KEYS-AND-BACKUPS.md). Unset: the keys live in the service's database.
+    keys_database: str | None = None
     # base64 of 32 random bytes; wraps the per-subject data keys. Required: no built-in default.
     master_key: SecretStr | None = None
+    # Rotation: the previous master keys (JSON list), read only to open subject keys that
+    # `lampo keys rotate` has not re-wrapped yet. Empty once the rotation is done.
+    master_keys_old: list[SecretStr] = []
+    # The key that must outlive a master-key rotation: blind indexes (and the staff audit chain
+    # when LAMPO_AUDIT_KEY is unset) are derived from it. Unset: from the master key, so set it
+    # to the current master key before the first rotation (required while master_keys_old is set).
+    stable_key: SecretStr | None = None
     http_port: int | None = None
     consumer_batch: int = 500
     # Consumer group; defaults to lampo-<service>. Tests give each run its own.
@@ -82,7 +96,7 @@ class ServiceSettings(BaseSettings):
     pg_cert_file: str | None = None
     pg_key_file: str | None = None
 
-    @field_validator("master_key")
+    @field_validator("master_key", "stable_key")
     @classmethod
     def _check_master_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -112,6 +126,13 @@ class ServiceSettings(BaseSettings):
         TrustedKeys(value)  # every key parses
         return value
 
+    @field_validator("master_keys_old")
+    @classmethod
+    def _check_old_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            parse_master_key(key.get_secret_value())
+        return value
+
     @model_validator(mode="after")
     def _check_transport(self) -> ServiceSettings:
         if self.kafka_security_protocol == "SASL_SSL" and not (self.kafka_username and self.kafka_password):
@@ -120,6 +141,11 @@ class ServiceSettings(BaseSettings):
             )
         if bool(self.kafka_cert_file) != bool(self.kafka_key_file):
             raise ValueError("LAMPO_KAFKA_CERT_FILE and LAMPO_KAFKA_KEY_FILE go together")
+        if self.master_keys_old and self.stable_key is None:
+            raise ValueError(
+                "LAMPO_MASTER_KEYS_OLD is set: set LAMPO_STABLE_KEY to the master key the blind indexes were "
+                "made with (the first LAMPO_MASTER_KEY), so look-ups keep working after the rotation"
+            )
         if self.pg_sslmode in ("verify-full", "verify-ca") and not self.pg_ca_file:
             raise ValueError(f"LAMPO_PG_SSLMODE={self.pg_sslmode} needs LAMPO_PG_CA_FILE")
         return self
@@ -189,11 +215,35 @@ class ServiceSettings(BaseSettings):
 
     @property
     def database_url(self) -> str:
-        return server_url_of(self.pg_url, self.database or f"lampo_{self.service}")
+        url = server_url_of(self.pg_url, self.database or f"lampo_{self.service}")
+        if self.pg_role is None:
+            return url
+        password = self.pg_role_password.get_secret_value() if self.pg_role_password else None
+        return with_credentials(url, self.pg_role, password)
+
+    @property
+    def keys_database_url(self) -> str | None:
+        if self.keys_database is None:
+            return None
+        return server_url_of(self.database_url, self.keys_database)
 
     @property
     def port(self) -> int:
         return self.http_port or self.default_http_port
+
+    def stable_key_bytes(self) -> bytes:
+        """The root of the keys that outlive a master-key rotation (LAMPO_STABLE_KEY, else the master key)."""
+        if self.stable_key is not None:
+            return parse_master_key(self.stable_key.get_secret_value())
+        return self.master_key_bytes()
+
+    def key_ring(self) -> KeyRing:
+        """The service's key ring: current master key, the old ones being rotated out, the stable key."""
+        return KeyRing(
+            self.master_key_bytes(),
+            old_master_keys=[parse_master_key(k.get_secret_value()) for k in self.master_keys_old],
+            stable_key=self.stable_key_bytes(),
+        )
 
     def master_key_bytes(self) -> bytes:
         if self.master_key is None:

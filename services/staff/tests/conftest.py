@@ -19,11 +19,20 @@ from lampo.contracts.catalog import CONSENT_EVENTS, DSAR_REQUESTS, PRIVACY_ACKS,
 from lampo.crypto import new_master_key
 from lampo.dsar.app import build as build_dsar
 from lampo.dsar.settings import DsarSettings
+from lampo.messaging.topics import STAFF_AUDIT_HEADS, TOPICS, provision
 from lampo.registry.api import subjects_api
 from lampo.registry.app import build as build_registry
 from lampo.registry.settings import RegistrySettings
 from lampo.staff.app import build
-from lampo.testing import drop_database, eventually, fast_forward_group, running, signing_settings, unique
+from lampo.testing import (
+    BOOTSTRAP,
+    drop_database,
+    eventually,
+    fast_forward_group,
+    running,
+    signing_settings,
+    unique,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +46,7 @@ async def suite() -> AsyncIterator[Suite]:
         identity_resolver="customer_number", api_clients=CALLERS, participants=["registry"],
         **signing_settings("coordinator"),
     )  # fmt: skip
+    await provision(BOOTSTRAP, specs=[t for t in TOPICS if t.name == STAFF_AUDIT_HEADS])
     await fast_forward_group(registry_settings.consumer_group or "", [REGISTRY_INBOUND, CONSENT_EVENTS, PRIVACY_TASKS])
     await fast_forward_group(dsar_settings.consumer_group or "", [DSAR_REQUESTS, PRIVACY_ACKS])
     registry = build_registry(registry_settings)

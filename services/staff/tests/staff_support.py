@@ -37,6 +37,10 @@ def staff_settings(**overrides: object) -> StaffSettings:
         consumer_group=unique("test-staff"),
         master_key=new_master_key(),
         api_token=STAFF_TOKEN,
+        # Every login of the module's tests comes from one address: the throttle is tested apart.
+        address_throttle_after=10_000,
+        audit_head_key=unique("test-staff-audit"),
+        audit_head_interval_s=2.0,
         **{**signing_settings("staff"), **overrides},  # type: ignore[arg-type]
     )
 
@@ -54,7 +58,15 @@ class Suite:
         username, secret = self.users[role]
         response = await self.client.post("/v1/login", json={"username": username, "password": secret})
         assert response.status_code == 200, response.text
-        return str(response.json()["token"])
+        token = str(response.json()["token"])
+        # §8: the account's confidentiality commitment, before it may see any customer data.
+        committed = await self.client.post(
+            "/v1/me/confidentiality",
+            json={"text_version": self.settings.confidentiality_text_version},
+            headers={"authorization": f"Bearer {token}"},
+        )
+        assert committed.status_code == 200, committed.text
+        return token
 
     async def as_role(self, role: str) -> dict[str, str]:
         return {"authorization": f"Bearer {await self.token(role)}"}

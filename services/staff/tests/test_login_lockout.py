@@ -23,10 +23,13 @@ async def test_lockout_after_five_failures_and_admin_unlock(suite: Suite) -> Non
         r = await suite.client.post("/v1/login", json={"username": "lock.me", "password": f"wrong-{attempt}-xxxxxx"})
         assert r.status_code == 401 and r.json()["error"]["reason"] == "invalid_credentials"
     r = await suite.client.post("/v1/login", json={"username": "lock.me", "password": "wrong-5-xxxxxxxx"})
-    assert r.status_code == 423 and r.json()["error"]["reason"] == "account_locked"
-    # Locked: even the right password is refused.
+    assert r.status_code == 401 and r.json()["error"]["reason"] == "invalid_credentials"
+    # Locked: even the right password is refused, with the answer an unknown name gets (the
+    # answer does not tell that the account exists).
     r = await suite.client.post("/v1/login", json={"username": "lock.me", "password": secret})
-    assert r.status_code == 423
+    unknown = await suite.client.post("/v1/login", json={"username": "no.such.user", "password": secret})
+    assert r.status_code == unknown.status_code == 401
+    assert r.json() == unknown.json() and r.headers == unknown.headers
     # Only an administrator unlocks.
     other = await suite.as_role("customer_service")
     assert (await suite.client.post("/v1/users/lock.me/unlock", headers=other)).status_code == 403

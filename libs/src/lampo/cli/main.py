@@ -49,6 +49,11 @@ def signing_public() -> None:
 
 
 def _load_plugins() -> None:
+    from lampo.cli.keys import app as keys_app
+    from lampo.db.cli import app as db_app
+
+    app.add_typer(db_app, name="db")
+    app.add_typer(keys_app, name="keys")
     for entry in sorted(entry_points(group="lampo.cli"), key=lambda e: e.name):
         try:
             sub = entry.load()

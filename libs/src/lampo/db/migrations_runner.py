@@ -58,6 +58,11 @@ def platform_migrations() -> MigrationSource:
     return MigrationSource("platform", Path(str(resources.files("lampo.db") / "migrations")))
 
 
+def keys_migrations() -> MigrationSource:
+    """The schema of a service's separate keys database (LAMPO_KEYS_DATABASE)."""
+    return MigrationSource("keys", Path(str(resources.files("lampo.db") / "keys_migrations")))
+
+
 _TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     component  text        NOT NULL,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import ssl
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -53,6 +53,14 @@ def server_url_of(url: str, database: str = "postgres") -> str:
     """The same server and credentials, another database."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def with_credentials(url: str, user: str, password: str | None) -> str:
+    """The same server and database, another user (and password)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    login = quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "")
+    return urlunsplit((parts.scheme, f"{login}@{host}", parts.path, parts.query, parts.fragment))
 
 
 def database_name_of(url: str) -> str:

@@ -38,15 +38,15 @@ def provision_cmd(
 @app.command("list")
 def list_cmd() -> None:
     """Show the declared topics with partitions, cleanup policy and retention."""
-    table = Table("topic", "partitions", "cleanup", "retention", "personal data", "purpose")
+    table = Table("topic", "partitions", "cleanup", "retention", "personal data", "purpose", "why this retention")
     for t in TOPICS:
-        retention = "forever" if t.retention_days is None else f"{t.retention_days} d"
         table.add_row(
             t.name,
             str(t.partitions),
             "compact" if t.compact else "delete",
-            retention,
+            t.retention_text(),
             "yes" if t.personal_data else "no",
             t.purpose,
+            t.retention_reason,
         )
     Console().print(table)

@@ -1,8 +1,10 @@
 """Every topic of the suite, declared once, and their provisioning.
 
-Inbound topics and dead-letter topics carry personal data in transit, so they keep records for
-days, not forever. Change-notice topics carry pseudonymous ids only. Topics are created here,
-never by clients (``auto.create.topics.enable=false`` on the broker).
+Inbound topics and dead-letter topics carry personal data in clear, and an erasure cannot reach a
+record in Kafka: they keep records only as long as recovery needs them (``INBOUND_HOURS``,
+``DEAD_LETTER_HOURS``, reasons below and in ``lampo topics list``). Change-notice topics carry
+pseudonymous ids only. Topics are created here, never by clients
+(``auto.create.topics.enable=false`` on the broker).
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 DAY_MS = 24 * 60 * 60 * 1000
+HOUR_MS = 60 * 60 * 1000
+
+# A consumer outage is seen at once (/health/ready, consumer lag on /metrics) and mended within a
+# working day; 24 hours of records lets the consumer replay what it missed. A longer outage is
+# recovered by re-sending from the source systems, which hold the master data anyway.
+INBOUND_HOURS = 24
+INBOUND_REASON = "replay after a consumer outage (seen at once, mended within a day); then resend from the source"
+# A rejected record waits for an operator to look at it on a working day: 72 hours keeps a record
+# rejected on a Friday evening until Monday morning. Fixed records are re-sent from the source.
+DEAD_LETTER_HOURS = 72
+DEAD_LETTER_REASON = "an operator looks at it on a working day (Friday evening to Monday morning)"
 
 
 @dataclass(frozen=True)
@@ -24,14 +37,29 @@ class TopicSpec:
     partitions: int = 3
     retention_days: int | None = 7
     compact: bool = False
+    # Overrides retention_days when set (the personal-data topics, kept for hours).
+    retention_hours: int | None = None
+    # Why this long: shown by ``lampo topics list``.
+    retention_reason: str = ""
     public: bool = True
     personal_data: bool = False
     purpose: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def retention_ms(self) -> int:
+        if self.retention_hours is not None:
+            return self.retention_hours * HOUR_MS
+        return -1 if self.retention_days is None else self.retention_days * DAY_MS
+
+    def retention_text(self) -> str:
+        if self.retention_hours is not None:
+            return f"{self.retention_hours} h"
+        return "forever" if self.retention_days is None else f"{self.retention_days} d"
+
     def configs(self) -> dict[str, str]:
         configs = {"cleanup.policy": "compact" if self.compact else "delete"}
-        configs["retention.ms"] = "-1" if self.retention_days is None else str(self.retention_days * DAY_MS)
+        configs["retention.ms"] = str(self.retention_ms)
         # CloudEvents with base64 audio chunks (700 KB of audio) exceed the 1 MB default.
         configs["max.message.bytes"] = "2097152"
         configs.update(self.extra)
@@ -42,6 +70,12 @@ def dlq(name: str) -> str:
     return f"{name}.dlq"
 
 
+def _inbound(name: str, purpose: str) -> TopicSpec:
+    return TopicSpec(
+        name, personal_data=True, purpose=purpose, retention_hours=INBOUND_HOURS, retention_reason=INBOUND_REASON
+    )
+
+
 def consumer_group_for(base: str, topic: str) -> str:
     """Each consumer of a service has a group of its own (``<base>.<topic>``): a service's
     consumers of different topics then never rebalance each other (aiokafka rebalances
@@ -50,19 +84,19 @@ def consumer_group_for(base: str, topic: str) -> str:
 
 
 _BASE: list[TopicSpec] = [
-    TopicSpec("registry.inbound.v1", personal_data=True, purpose="customer data from company systems"),
+    _inbound("registry.inbound.v1", "customer data from company systems"),
     TopicSpec("registry.events.v1", retention_days=30, purpose="change notices, pseudonymous"),
-    TopicSpec("billing.inbound.v1", personal_data=True, purpose="invoices, payments, collection, credit checks"),
-    TopicSpec("recordings.inbound.v1", personal_data=True, purpose="call recordings and archived e-mails"),
-    TopicSpec("consent.inbound.v1", personal_data=True, purpose="consents, withdrawals, objections"),
+    _inbound("billing.inbound.v1", "invoices, payments, collection, credit checks"),
+    _inbound("recordings.inbound.v1", "call recordings and archived e-mails"),
+    _inbound("consent.inbound.v1", "consents, withdrawals, objections"),
     TopicSpec(
         "consent.events.v1",
         retention_days=None,
         compact=True,
         purpose="current consent state, compacted so a new reader gets all of it",
     ),
-    TopicSpec("retention.inbound.v1", personal_data=True, purpose="legal holds from authorities' cases"),
-    TopicSpec("dsar.requests.v1", personal_data=True, purpose="data subject requests"),
+    _inbound("retention.inbound.v1", "legal holds from authorities' cases"),
+    _inbound("dsar.requests.v1", "data subject requests"),
     TopicSpec("dsar.events.v1", retention_days=30, purpose="request lifecycle, pseudonymous"),
     TopicSpec("privacy.tasks.v1", purpose="participant tasks, pseudonymous"),
     TopicSpec("privacy.acks.v1", purpose="participant answers; access results sealed per request"),
@@ -77,21 +111,36 @@ INTERNAL: list[TopicSpec] = [
         public=False,
         purpose="current legal holds per customer number (type legal_hold.state), compacted; read by dsar",
     ),
+    TopicSpec(
+        "staff.audit-heads.v1",
+        partitions=1,
+        retention_days=None,
+        compact=True,
+        public=False,
+        purpose="the staff audit chain's head (seq and MAC, type staff.audit_head), compacted; read by audit verify",
+        retention_reason="the last head of each chain is what verify compares against",
+    ),
 ]
 
-# Every public topic gets a dead-letter topic with the same short retention.
+# Every public topic gets a dead-letter topic, kept for an operator's working day.
 TOPICS: list[TopicSpec] = (
     _BASE
     + INTERNAL
     + [
         TopicSpec(
-            dlq(t.name), partitions=1, retention_days=7, personal_data=True, purpose=f"rejected records of {t.name}"
+            dlq(t.name),
+            partitions=1,
+            retention_hours=DEAD_LETTER_HOURS,
+            retention_reason=DEAD_LETTER_REASON,
+            personal_data=True,
+            purpose=f"rejected records of {t.name}",
         )
         for t in _BASE
     ]
 )
 
 TOPIC_NAMES = frozenset(t.name for t in TOPICS)
+STAFF_AUDIT_HEADS = "staff.audit-heads.v1"
 
 
 async def provision(

@@ -23,6 +23,7 @@ from lampo.staff.domain import (
     ADMINISTRATOR,
     USERNAME,
     AuditEntry,
+    AuditHead,
     ChainReport,
     Rights,
     Role,
@@ -32,11 +33,13 @@ from lampo.staff.domain import (
     verify_chain,
 )
 from lampo.staff.errors import (
-    AccountLocked,
     AdministratorExists,
+    ConfidentialityCommitmentMissing,
     GrantNotFound,
     InvalidCredentials,
+    InvalidInput,
     LastAdministrator,
+    Throttled,
     Unauthorised,
     UnknownRole,
     UnknownUser,
@@ -54,6 +57,11 @@ _DUMMY_HASH = _HASHER.hash("not-a-real-password-0")
 
 def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def address_digest(address: str | None) -> str:
+    """The client's address as a short digest: enough to count failures per place."""
+    return hashlib.sha256(f"address:{address or 'unknown'}".encode()).hexdigest()[:16]
 
 
 def username_digest(username: str) -> str:
@@ -81,17 +89,43 @@ class Access:
         self._pool = pool
         self.clock = clock
         self.hasher = hasher
+        self.audit_key = settings.audit_key_bytes()
 
     @property
     def pool(self) -> asyncpg.Pool:
         return self._pool()
 
+    def _store(self, conn: asyncpg.Connection) -> StaffStore:
+        return StaffStore(conn, self.audit_key)
+
     # --- login ------------------------------------------------------------------------------------
 
-    async def login(self, username: str, password: str, *, interface: str = "http") -> Session:
+    async def login(
+        self, username: str, password: str, *, interface: str = "http", address: str | None = None
+    ) -> Session:
+        """A session for the right password. Every failure gets the same answer, whether the name
+        is unknown, the password wrong or the account locked (as costly: a password is always
+        verified), so the answer tells nobody which accounts exist. An address with too many
+        recent failures is refused before any account is tried (``Throttled``)."""
         now = self.clock.now()
+        place = address_digest(address)
         async with self.pool.acquire() as conn, conn.transaction():
-            store = StaffStore(conn)
+            store = self._store(conn)
+            window = now - timedelta(seconds=self.settings.address_throttle_window_s)
+            if await store.count_failures(window, address=place) >= self.settings.address_throttle_after:
+                await store.append_audit(
+                    AuditEntry("unknown", "login_throttled", interface, "throttled", detail={"address": place}), now
+                )
+                throttled = True
+            else:
+                throttled = False
+        if throttled:
+            raise Throttled(
+                "too many failed logins from this address: try again later",
+                retry_after_s=self.settings.address_throttle_window_s,
+            )
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = self._store(conn)
             # A name no account can have is not looked up (it may hold anything, a NUL byte included).
             user = await store.user(username, for_update=True) if USERNAME.fullmatch(username) else None
             if user is None:
@@ -102,33 +136,32 @@ class Access:
                         "login_failed",
                         interface,
                         "unknown_user",
-                        detail={"name_digest": username_digest(username)},
+                        detail={"name_digest": username_digest(username), "address": place},
                     ),
                     now,
                 )
-                await self._failure_alert(store, now)
-                failed: Exception = InvalidCredentials("username or password is wrong")
             elif user["locked_at"] is not None:
-                await store.append_audit(AuditEntry(username, "login_failed", interface, "locked"), now)
-                await self._failure_alert(store, now)
-                failed = AccountLocked("the account is locked: an administrator must unlock it")
+                await self._verify(_DUMMY_HASH, password)
+                await store.append_audit(
+                    AuditEntry(username, "login_failed", interface, "locked", detail={"address": place}), now
+                )
             elif not await self._verify(user["password_hash"], password):
                 locks = user["failed_attempts"] + 1 >= self.settings.lockout_after
                 attempts = await store.record_failure(username, now if locks else None)
                 await store.append_audit(
-                    AuditEntry(username, "login_failed", interface, "wrong_password", detail={"attempts": attempts}),
+                    AuditEntry(
+                        username,
+                        "login_failed",
+                        interface,
+                        "wrong_password",
+                        detail={"attempts": attempts, "address": place},
+                    ),
                     now,
                 )
                 if locks:
                     await store.append_audit(AuditEntry(username, "account_locked", interface, "locked"), now)
                     await store.end_sessions_of(username, now)
                     await self._alert(store, "lockout", username, now, {"attempts": attempts})
-                await self._failure_alert(store, now)
-                failed = (
-                    AccountLocked("too many failed attempts: the account is locked")
-                    if locks
-                    else (InvalidCredentials("username or password is wrong"))
-                )
             else:
                 if self.hasher.check_needs_rehash(user["password_hash"]):
                     await store.set_password_hash(username, await asyncio.to_thread(self.hasher.hash, password))
@@ -138,8 +171,11 @@ class Access:
                 await store.create_session(token_digest(token), username, now, expires)
                 await store.append_audit(AuditEntry(username, "login_succeeded", interface), now)
                 return Session(token, expires)
-        # Raised after the commit: the failure, its audit row and any lock are stored.
-        raise failed
+            await store.record_login_failure(now, place)
+            await self._failure_alert(store, now)
+        # Raised after the commit: the failure, its audit row and any lock are stored. One answer
+        # for all: a locked account is told apart only in the audit log and by an administrator.
+        raise InvalidCredentials("username or password is wrong")
 
     async def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -150,7 +186,7 @@ class Access:
     async def logout(self, token: str) -> None:
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            store = StaffStore(conn)
+            store = self._store(conn)
             username = await store.session_user(token_digest(token), now)
             await store.end_session(token_digest(token), now)
             if username:
@@ -160,7 +196,7 @@ class Access:
         if not token:
             raise Unauthorised("a bearer token is required (POST /v1/login)")
         async with self.pool.acquire() as conn:
-            store = StaffStore(conn)
+            store = self._store(conn)
             username = await store.session_user(token_digest(token), self.clock.now())
             if username is None:
                 raise Unauthorised("the token is unknown, expired or ended")
@@ -189,7 +225,7 @@ class Access:
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            store = StaffStore(conn)
+            store = self._store(conn)
             if first_admin:
                 await conn.execute("LOCK TABLE grants IN EXCLUSIVE MODE")
                 if await store.holders_of(ADMINISTRATOR):
@@ -215,7 +251,7 @@ class Access:
         self._known_roles([role])
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            store = StaffStore(conn)
+            store = self._store(conn)
             if await store.user(username) is None:
                 raise UnknownUser(f"username: no user {username!r}")
             if await store.grant(username, role, actor, now):
@@ -230,7 +266,7 @@ class Access:
             raise GrantNotFound("role: no such role")
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            store = StaffStore(conn)
+            store = self._store(conn)
             if await store.user(username) is None:
                 raise UnknownUser(f"username: no user {username!r}")
             if role == ADMINISTRATOR and await store.holders_of(ADMINISTRATOR) == [username]:
@@ -246,7 +282,7 @@ class Access:
         self._known_user_name(username)
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            store = StaffStore(conn)
+            store = self._store(conn)
             if not await store.unlock(username):
                 raise UnknownUser(f"username: no user {username!r}")
             await store.append_audit(
@@ -255,7 +291,7 @@ class Access:
 
     async def users(self) -> list[dict[str, object]]:
         async with self.pool.acquire() as conn:
-            rows = await StaffStore(conn).users()
+            rows = await self._store(conn).users()
         return [
             {"username": r["username"], "roles": list(r["roles"]), "locked": r["locked_at"] is not None,
              "failed_attempts": r["failed_attempts"]}
@@ -268,7 +304,7 @@ class Access:
         """Record one event; a subject read also checks the user's read volume."""
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            store = StaffStore(conn)
+            store = self._store(conn)
             await store.append_audit(entry, now)
             if check_reads:
                 window = timedelta(seconds=self.settings.read_alert_window_s)
@@ -282,7 +318,7 @@ class Access:
 
     async def _failure_alert(self, store: StaffStore, now: datetime) -> None:
         window = timedelta(seconds=self.settings.failure_alert_window_s)
-        failures = await store.count_audit("login_failed", now - window)
+        failures = await store.count_failures(now - window)
         if failures >= self.settings.failure_alert_threshold and not await store.alerted_since(
             "repeated_failures", None, now - window
         ):
@@ -295,7 +331,58 @@ class Access:
         # Ids and counts only: the user is in the alerts table, readable by the operators.
         log.warning("staff alert %d: %s %s", alert_id, kind, " ".join(f"{k}={v}" for k, v in sorted(detail.items())))
 
-    async def verify_audit(self) -> ChainReport:
+    async def verify_audit(self, head: AuditHead | None, *, require_head: bool = True) -> ChainReport:
+        """The chain checked with the audit key and against ``head``, the last one published
+        (``lampo.staff.audit_head.last_head``)."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            rows = [r async for r in StaffStore(conn).audit_rows()]
-        return verify_chain(rows)
+            rows = [r async for r in self._store(conn).audit_rows()]
+        return verify_chain(
+            rows, self.audit_key, head=head, head_name=self.settings.audit_head_key, require_head=require_head
+        )
+
+    async def audit_head(self) -> AuditHead | None:
+        """The chain's current head, MAC'd for publication; None while the log is empty."""
+        async with self.pool.acquire() as conn:
+            last = await self._store(conn).audit_head()
+        if last is None:
+            return None
+        return AuditHead.sign(self.audit_key, self.settings.audit_head_key, last[0], last[1], self.clock.now())
+
+    # --- §8: confidentiality first ---------------------------------------------------------------
+
+    async def commit_confidentiality(self, username: str, text_version: str, *, interface: str = "http") -> datetime:
+        """Record that ``username`` committed to the confidentiality text ``text_version``."""
+        if text_version != self.settings.confidentiality_text_version:
+            raise InvalidInput(
+                f"text_version: the text in force is version {self.settings.confidentiality_text_version!r}"
+            )
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = self._store(conn)
+            if await store.add_commitment(username, text_version, now):
+                await store.append_audit(
+                    AuditEntry(username, "confidentiality_committed", interface, detail={"text_version": text_version}),
+                    now,
+                )
+            committed = await store.commitment_at(username, text_version)
+        assert committed is not None
+        return committed
+
+    async def require_commitment(self, username: str) -> None:
+        """ConfidentialityCommitmentMissing until the user committed to the text in force."""
+        async with self.pool.acquire() as conn:
+            at = await self._store(conn).commitment_at(username, self.settings.confidentiality_text_version)
+        if at is None:
+            raise ConfidentialityCommitmentMissing(
+                "record your confidentiality commitment first (POST /v1/me/confidentiality, text version "
+                f"{self.settings.confidentiality_text_version!r})"
+            )
+
+    async def commitments(self) -> list[dict[str, object]]:
+        """Who holds a commitment, to which text version and since when (for the record of processing)."""
+        async with self.pool.acquire() as conn:
+            rows = await self._store(conn).commitments()
+        return [
+            {"username": r["username"], "text_version": r["text_version"], "committed_at": r["committed_at"]}
+            for r in rows
+        ]

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from lampo.contracts.dsar import DsarSubmitted
 from lampo.staff.access import Access
 from lampo.staff.approvals import add_routes as add_approval_routes
+from lampo.staff.audit_head import last_head
 from lampo.staff.domain import CUSTOMER_NUMBER, AuditEntry, Rights, parse_categories
 from lampo.staff.errors import (
     CategoryNotPermitted,
@@ -30,6 +31,7 @@ from lampo.staff.errors import (
     InvalidInput,
     NoMatch,
     StaffError,
+    Throttled,
     UpstreamUnavailable,
 )
 
@@ -85,6 +87,16 @@ class AuditStatus(BaseModel):
     rows: int
     first_broken: int | None = None
     reason: str | None = None
+    head_seq: int | None = Field(None, description="the row of the last published head the chain was checked against")
+
+
+class Commitment(BaseModel):
+    text_version: str = Field(min_length=1, max_length=64, description="the version of the text committed to")
+
+
+class CommitmentRecord(Commitment):
+    username: str
+    committed_at: datetime
 
 
 def _error(status: int, reason: str, detail: str) -> JSONResponse:
@@ -114,6 +126,8 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
         response = _error(e.status, e.reason, e.detail)
         if e.status == 401:
             response.headers["www-authenticate"] = "Bearer"
+        if isinstance(e, Throttled):
+            response.headers["retry-after"] = str(e.retry_after_s)
         return response
 
     @api.exception_handler(RequestValidationError)
@@ -139,10 +153,31 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
     Auditor = Annotated[Rights, Depends(needs("read_audit"))]
     Username = Annotated[str, Path(max_length=64)]
 
-    @api.post("/v1/login", response_model=Token, responses={401: ERRORS[401], 423: {"description": "account locked"}})
-    async def login(body: Login) -> Token:
-        session = await access().login(body.username, body.password)
+    async def confided(user: User) -> Rights:
+        """§8: customer data only after the user's confidentiality commitment is recorded."""
+        await access().require_commitment(user.username)
+        return user
+
+    Confided = Annotated[Rights, Depends(confided)]
+
+    @api.post(
+        "/v1/login",
+        response_model=Token,
+        responses={
+            401: {"description": "wrong credentials: the same answer for an unknown name, a wrong password and a locked account"},
+            429: {"description": "too many failed logins from this address (Retry-After)"},
+        },
+    )  # fmt: skip
+    async def login(body: Login, request: Request) -> Token:
+        address = request.client.host if request.client else None
+        session = await access().login(body.username, body.password, address=address)
         return Token(token=session.token, expires_at=session.expires_at)
+
+    @api.post("/v1/me/confidentiality", response_model=CommitmentRecord, responses={401: ERRORS[401], 422: ERRORS[422]})
+    async def commit_confidentiality(body: Commitment, user: User) -> CommitmentRecord:
+        """Record the user's confidentiality commitment (§8) to the text version in force."""
+        at = await access().commit_confidentiality(user.username, body.text_version)
+        return CommitmentRecord(username=user.username, text_version=body.text_version, committed_at=at)
 
     @api.post("/v1/logout", status_code=204, responses={401: ERRORS[401]})
     async def logout(
@@ -159,7 +194,7 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
     )
     async def read_subject(
         customer_number: Annotated[str, Path(max_length=128)],
-        user: User,
+        user: Confided,
         categories: Annotated[str | None, Query(max_length=256, description="comma-separated §6 categories")] = None,
     ) -> Subject:
         if not CUSTOMER_NUMBER.fullmatch(customer_number):
@@ -211,6 +246,7 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
         },
     )
     async def submit_dsar(request: Request, user: Dpo) -> JSONResponse:
+        await access().require_commitment(user.username)  # §8: a request names a customer
         try:
             body = await request.json()
         except ValueError:
@@ -242,6 +278,7 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
         responses={**ERRORS, 404: {"description": "unknown request"}, 503: {"description": "DSAR service unreachable"}},
     )
     async def follow_dsar(request_id: Annotated[str, Path(max_length=128)], user: Dpo) -> JSONResponse:
+        await access().require_commitment(user.username)  # §8
         if not _REQUEST_ID.fullmatch(request_id):
             raise InvalidInput("request_id: 1-128 printable ASCII characters")
         status, answer = await _forward(dsar, "GET", f"/v1/requests/{quote(request_id, safe='')}")
@@ -285,8 +322,10 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
 
     @api.get("/v1/audit/verify", response_model=AuditStatus, responses={401: ERRORS[401], 403: ERRORS[403]})
     async def verify(user: Auditor) -> AuditStatus:
-        report = await access().verify_audit()
-        return AuditStatus(ok=report.ok, rows=report.rows, first_broken=report.first_broken, reason=report.reason)
+        service = access()
+        report = await service.verify_audit(await last_head(service.settings, service.audit_key))
+        return AuditStatus(ok=report.ok, rows=report.rows, first_broken=report.first_broken, reason=report.reason,
+                           head_seq=report.head_seq)  # fmt: skip
 
     add_approval_routes(api, access, needs, dsar)  # approve, deny, extend, retry, cancel
 

@@ -20,6 +20,7 @@ from lampo.http_auth import credential_headers
 from lampo.service import Runtime, serve
 from lampo.staff.access import Access
 from lampo.staff.api import create_api
+from lampo.staff.audit_head import publish
 from lampo.staff.domain import Role, check_recipients, datamap_recipients, load_roles
 from lampo.staff.errors import ConfigurationRefused
 from lampo.staff.settings import StaffSettings
@@ -71,6 +72,19 @@ def build(
     )
     access = Access(settings, roles, lambda: runtime.pool, runtime.clock)
     holder.append(access)
+    published: list[int] = []
+
+    async def publish_head() -> None:
+        # The chain's head outside the database, whenever it moved (the key is a constant).
+        head = await access.audit_head()
+        if head is not None and (not published or published[-1] != head.seq):
+            await publish(runtime.send, settings, head)
+            published[:] = [head.seq]
+
+    runtime.every(
+        "audit-head", publish_head, interval_s=settings.audit_head_interval_s,
+        first_delay_s=min(5.0, settings.audit_head_interval_s),
+    )  # fmt: skip
 
     async def close_clients() -> None:
         await registry.aclose()

@@ -1,7 +1,9 @@
 """``lampo admin ...`` (accounts and the audit chain) and ``lampo audit verify``.
 
 The CLI works on the staff database directly, as the operator of the machine; every change it
-makes is audited with interface ``cli`` and the operating-system user as actor.
+makes is audited with interface ``cli`` and the operating-system user as actor, and the chain's
+new head is then published (staff.audit-heads.v1). It needs the audit key (LAMPO_AUDIT_KEY, or
+LAMPO_MASTER_KEY it is derived from) and the broker (LAMPO_KAFKA_BOOTSTRAP).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from lampo.db import MigrationSource, create_pool, ensure_database, migrate, pla
 from lampo.staff import approvals_cli
 from lampo.staff.access import Access
 from lampo.staff.app import MIGRATIONS, check_configuration
-from lampo.staff.domain import ADMINISTRATOR
+from lampo.staff.audit_head import last_head, publish_once
+from lampo.staff.domain import ADMINISTRATOR, ChainReport
 from lampo.staff.errors import StaffError
 from lampo.staff.settings import StaffSettings
 
@@ -34,6 +37,13 @@ audit_app = typer.Typer(help="The staff audit log (same as `lampo admin audit`).
 # Decisions on requests waiting for approval go through the staff service with your own account.
 app.command("approve")(approvals_cli.approve)
 app.command("deny")(approvals_cli.deny)
+
+
+async def _publish(access: Access) -> int | None:
+    head = await access.audit_head()
+    if head is not None:
+        await publish_once(access.settings, head)
+    return None if head is None else head.seq
 
 
 def _actor() -> str:
@@ -54,10 +64,15 @@ async def _access() -> AsyncIterator[Access]:
         await pool.close()
 
 
-def _do(action: Callable[[Access], Awaitable[T]]) -> T:
+def _do(action: Callable[[Access], Awaitable[T]], *, publish: bool = False) -> T:
+    """Run ``action``; ``publish``: the chain changed, so its new head is published."""
+
     async def go() -> T:
         async with _access() as access:
-            return await action(access)
+            result = await action(access)
+            if publish:
+                await _publish(access)
+            return result
 
     try:
         return run(go())
@@ -70,7 +85,10 @@ def _do(action: Callable[[Access], Awaitable[T]]) -> T:
 def create_first_admin(username: str) -> None:
     """Create the first administrator (refused once an administrator exists). Prompts for the password."""
     password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    _do(lambda a: a.create_user(_actor(), username, password, [ADMINISTRATOR], interface="cli", first_admin=True))
+    _do(
+        lambda a: a.create_user(_actor(), username, password, [ADMINISTRATOR], interface="cli", first_admin=True),
+        publish=True,
+    )
     typer.echo(f"created administrator {username}")
 
 
@@ -85,40 +103,72 @@ def users() -> None:
 @app.command("grant")
 def grant(username: str, role: str) -> None:
     """Grant a role to a user."""
-    roles = _do(lambda a: a.grant(_actor(), username, role, interface="cli"))
+    roles = _do(lambda a: a.grant(_actor(), username, role, interface="cli"), publish=True)
     typer.echo(f"{username}: {', '.join(roles)}")
 
 
 @app.command("revoke")
 def revoke(username: str, role: str) -> None:
     """Remove a role from a user."""
-    roles = _do(lambda a: a.revoke(_actor(), username, role, interface="cli"))
+    roles = _do(lambda a: a.revoke(_actor(), username, role, interface="cli"), publish=True)
     typer.echo(f"{username}: {', '.join(roles) or '-'}")
 
 
 @app.command("unlock")
 def unlock(username: str) -> None:
     """Unlock an account locked after repeated failed logins."""
-    _do(lambda a: a.unlock(_actor(), username, interface="cli"))
+    _do(lambda a: a.unlock(_actor(), username, interface="cli"), publish=True)
     typer.echo(f"unlocked {username}")
 
 
+@app.command("commitments")
+def commitments() -> None:
+    """Who holds a confidentiality commitment (§8), to which text version and since when."""
+    for c in _do(lambda a: a.commitments()):
+        typer.echo(f"{c['username']}\t{c['text_version']}\t{c['committed_at']}")
+
+
+async def _verified(access: Access) -> ChainReport:
+    return await access.verify_audit(await last_head(access.settings, access.audit_key))
+
+
 def _verify() -> None:
-    report = _do(lambda a: a.verify_audit())
+    report = _do(_verified)
     if report.ok:
-        typer.echo(f"audit chain intact: {report.rows} rows")
+        against = f", matches the head published at row {report.head_seq}" if report.head_seq else ""
+        typer.echo(f"audit chain intact: {report.rows} rows{against}")
         return
     typer.secho(f"audit chain BROKEN at row {report.first_broken}: {report.reason}", fg="red", err=True)
     raise typer.Exit(1)
 
 
-@audit_cli.command("verify")
+_VERIFY_HELP = (
+    "Recompute the audit log's keyed chain (LAMPO_AUDIT_KEY) and compare it with the last head published "
+    "to staff.audit-heads.v1; exit 1 naming the first broken row (an edit, a cut tail, a recomputed chain)."
+)
+_PUBLISH_HELP = "Publish the audit chain's head now (the service also does every LAMPO_AUDIT_HEAD_INTERVAL_S)."
+
+
+@audit_cli.command("verify", help=_VERIFY_HELP)
 def admin_audit_verify() -> None:
-    """Recompute the audit log's hash chain; exit 1 naming the first broken row."""
     _verify()
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", help=_VERIFY_HELP)
 def audit_verify() -> None:
-    """Recompute the audit log's hash chain; exit 1 naming the first broken row."""
     _verify()
+
+
+def _publish_head() -> None:
+    seq = _do(_publish)
+    typer.echo("audit log empty: nothing to publish" if seq is None else f"published the audit head at row {seq}")
+
+
+@audit_cli.command("publish-head", help=_PUBLISH_HELP)
+def admin_audit_publish_head() -> None:
+    _publish_head()
+
+
+@audit_app.command("publish-head", help=_PUBLISH_HELP)
+def audit_publish_head() -> None:
+    _publish_head()

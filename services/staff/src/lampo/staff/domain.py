@@ -4,6 +4,7 @@ EU/EEA check of recipients. No SQL, no HTTP: tested in microseconds."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import tomllib
@@ -202,7 +203,50 @@ def canonical(seq: int, at: datetime, entry: AuditEntry) -> bytes:
 
 
 def chain_hash(prev_hash: str, seq: int, at: datetime, entry: AuditEntry) -> str:
+    """The old, unkeyed scheme (``sha256``): anyone with write access can recompute it. Kept to
+    verify the rows written before the keyed chain; a keyed row after them seals them."""
     return hashlib.sha256(prev_hash.encode() + canonical(seq, at, entry)).hexdigest()
+
+
+SHA256: Final = "sha256"
+HMAC_SHA256: Final = "hmac-sha256"
+
+
+def chain_mac(key: bytes, prev_hash: str, seq: int, at: datetime, entry: AuditEntry) -> str:
+    """HMAC-SHA256 over the previous row's value and this row's content, under the audit key
+    (LAMPO_AUDIT_KEY), which the database never holds: whoever can write the table cannot
+    recompute the chain."""
+    return hmac.new(key, prev_hash.encode() + canonical(seq, at, entry), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """The chain's last row (seq and its MAC) as published outside the database, itself MAC'd
+    so a head written to the topic by someone without the key is refused."""
+
+    seq: int
+    hash: str
+    at: datetime
+    mac: str
+
+    @staticmethod
+    def sign(key: bytes, name: str, seq: int, hash: str, at: datetime) -> AuditHead:
+        return AuditHead(seq, hash, at, _head_mac(key, name, seq, hash, at))
+
+    def valid(self, key: bytes, name: str) -> bool:
+        return hmac.compare_digest(self.mac, _head_mac(key, name, self.seq, self.hash, self.at))
+
+    def to_json(self) -> dict[str, str | int]:
+        return {"seq": self.seq, "hash": self.hash, "at": self.at.astimezone(UTC).isoformat(), "mac": self.mac}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> AuditHead:
+        return AuditHead(int(data["seq"]), str(data["hash"]), datetime.fromisoformat(str(data["at"])), str(data["mac"]))
+
+
+def _head_mac(key: bytes, name: str, seq: int, hash: str, at: datetime) -> str:
+    body = f"audit-head:{name}:{seq}:{hash}:{at.astimezone(UTC).isoformat()}".encode()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -211,23 +255,68 @@ class ChainReport:
     rows: int
     first_broken: int | None = None
     reason: str | None = None
+    head_seq: int | None = None
 
 
-def verify_chain(rows: Iterable[tuple[int, datetime, AuditEntry, str, str]]) -> ChainReport:
-    """Rows (seq, at, entry, prev_hash, hash) in seq order; the first row that breaks the chain:
-    a gap in seq (a deleted row), a prev_hash that is not the previous row's hash, or a hash that
-    does not match the row's content (an edited row)."""
+AuditRow = tuple[int, datetime, AuditEntry, str, str, str]  # seq, at, entry, scheme, prev_hash, hash
+
+
+def verify_chain(
+    rows: Iterable[AuditRow], key: bytes, *, head: AuditHead | None, head_name: str, require_head: bool = True
+) -> ChainReport:
+    """Rows (seq, at, entry, scheme, prev_hash, hash) in seq order, checked with the audit key and
+    against the last published head. Broken: a gap in seq (a deleted row), a prev_hash that is not
+    the previous row's value, a value that does not match the row's content under the key (an
+    edited row, or one rehashed without the key), an unkeyed row after a keyed one, a head not
+    MAC'd with the key, a log shorter than the published head (its tail cut) or a row that
+    differs from the published head (the chain recomputed)."""
+    count, at_head, broken = _check_rows(rows, key, head.seq if head else None)
+    if broken is not None:
+        return broken
+    if head is None:
+        missing = require_head and count > 0
+        reason = f"no published head for {head_name!r}: cannot tell a cut tail" if missing else None
+        return ChainReport(not missing, count, None, reason)
+    if not head.valid(key, head_name):
+        return ChainReport(False, count, None, "the published head is not MAC'd with the audit key")
+    if head.seq > count:
+        return ChainReport(
+            False, count, count + 1, f"the log ends at row {count} but row {head.seq} was published: its tail was cut"
+        )
+    if at_head is None or not hmac.compare_digest(at_head, head.hash):
+        return ChainReport(False, count, head.seq, f"row {head.seq} differs from the published head")
+    return ChainReport(True, count, head_seq=head.seq)
+
+
+def _check_rows(
+    rows: Iterable[AuditRow], key: bytes, head_seq: int | None
+) -> tuple[int, str | None, ChainReport | None]:
+    """(rows read, the stored value at ``head_seq``, the first break or None)."""
     expected_seq, prev, count = 1, GENESIS, 0
-    for seq, at, entry, prev_hash, stored in rows:
+    keyed = False
+    at_head: str | None = None
+    for seq, at, entry, scheme, prev_hash, stored in rows:
         count += 1
+        reason: str | None = None
         if seq != expected_seq:
-            return ChainReport(False, count, seq, f"row {expected_seq} is missing")
-        if prev_hash != prev:
-            return ChainReport(False, count, seq, "prev_hash does not match the previous row")
-        if chain_hash(prev_hash, seq, at, entry) != stored:
-            return ChainReport(False, count, seq, "content does not match its hash")
+            reason = f"row {expected_seq} is missing"
+        elif prev_hash != prev:
+            reason = "prev_hash does not match the previous row"
+        elif scheme == HMAC_SHA256:
+            keyed = True
+            if not hmac.compare_digest(chain_mac(key, prev_hash, seq, at, entry), stored):
+                reason = "content does not match its MAC under the audit key"
+        elif scheme == SHA256 and not keyed:
+            if chain_hash(prev_hash, seq, at, entry) != stored:
+                reason = "content does not match its hash"
+        else:
+            reason = f"scheme {scheme!r} is not allowed here (only before keyed rows)"
+        if reason is not None:
+            return count, at_head, ChainReport(False, count, seq, reason)
+        if seq == head_seq:
+            at_head = stored
         prev, expected_seq = stored, seq + 1
-    return ChainReport(True, count)
+    return count, at_head, None
 
 
 # --- §9: recipients inside the EU/EEA ---------------------------------------------------------------

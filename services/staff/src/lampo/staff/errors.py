@@ -29,8 +29,29 @@ class InvalidCredentials(StaffError):
 
 
 class AccountLocked(StaffError):
+    """No longer answered at login (a locked account gets ``InvalidCredentials``, like an
+    unknown name); kept for callers that name it."""
+
     status = 423
     reason = "account_locked"
+
+
+class Throttled(StaffError):
+    """Too many failed logins from one address: refused before any account is tried."""
+
+    status = 429
+    reason = "throttled"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class ConfidentialityCommitmentMissing(StaffError):
+    """§8: no customer data before the user's confidentiality commitment is recorded."""
+
+    status = 403
+    reason = "confidentiality_commitment_missing"
 
 
 class Forbidden(StaffError):

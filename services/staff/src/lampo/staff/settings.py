@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from lampo.crypto import derive_key, parse_master_key
 from lampo.settings import ServiceSettings
 
 ROLES_FILE = Path(__file__).with_name("roles.toml")
@@ -50,3 +51,42 @@ class StaffSettings(ServiceSettings):
     failure_alert_window_s: int = 600
     read_alert_threshold: int = 100
     read_alert_window_s: int = 600
+
+    # Per-address throttle: this many failed logins from one address within the window, and the
+    # address is refused (429) without any account being tried, so one place cannot lock every
+    # account by guessing five times at each.
+    address_throttle_after: int = 10
+    address_throttle_window_s: int = 900
+
+    # The audit chain's key (base64 of 32 random bytes), held by the service, never by the
+    # database. Unset: derived from LAMPO_STABLE_KEY (else LAMPO_MASTER_KEY), which outlives a
+    # master-key rotation.
+    audit_key: SecretStr | None = None
+    # The chain head (last seq and its MAC) is published to the compacted topic
+    # staff.audit-heads.v1 under this key, every audit_head_interval_s seconds (0: never).
+    audit_head_key: str = "staff-audit"
+    audit_head_interval_s: float = 60.0
+
+    # §8: the version of the confidentiality commitment in force; an account sees no customer
+    # data until it has recorded its commitment to this version.
+    confidentiality_text_version: str = "2026-1"
+
+    @field_validator("audit_key")
+    @classmethod
+    def _check_audit_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_master_key(value.get_secret_value())
+            except ValueError as e:
+                raise ValueError(str(e).replace("master key", "audit key")) from None
+        return value
+
+    def audit_key_bytes(self) -> bytes:
+        if self.audit_key is not None:
+            return parse_master_key(self.audit_key.get_secret_value())
+        if self.master_key is not None or self.stable_key is not None:
+            return derive_key(self.stable_key_bytes(), b"staff-audit-chain")
+        raise RuntimeError(
+            "LAMPO_AUDIT_KEY is not set: give the staff service a base64 key of 32 random bytes "
+            "(`lampo keygen` prints one) for its audit chain"
+        )

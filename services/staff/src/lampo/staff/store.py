@@ -8,15 +8,17 @@ from datetime import datetime
 
 import asyncpg
 
-from lampo.staff.domain import GENESIS, AuditEntry, chain_hash
+from lampo.staff.domain import GENESIS, HMAC_SHA256, AuditEntry, AuditRow, chain_mac
 
 # Appends to the audit chain are serialised: each row needs the hash of the one before it.
 _AUDIT_LOCK = 0x5354_4146_4641_5544  # "STAFFAUD"
 
 
 class StaffStore:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, audit_key: bytes | None = None) -> None:
         self.conn = conn
+        # The key of the audit chain (LAMPO_AUDIT_KEY); needed only to append to it.
+        self._audit_key = audit_key
 
     # --- users and grants ----------------------------------------------------------------------
 
@@ -129,13 +131,15 @@ class StaffStore:
 
     async def append_audit(self, entry: AuditEntry, at: datetime) -> int:
         """Append one row to the chain; call inside a transaction (the lock is held until commit)."""
+        if self._audit_key is None:
+            raise RuntimeError("StaffStore(conn, audit_key) is needed to append to the audit chain")
         await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _AUDIT_LOCK)
         last = await self.conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         seq = 1 if last is None else last["seq"] + 1
         prev = GENESIS if last is None else last["hash"]
         await self.conn.execute(
             "INSERT INTO audit_log (seq, at, actor, action, interface, customer_number, categories, outcome,"
-            " detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)",
+            " detail, prev_hash, hash, scheme) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)",
             seq,
             at,
             entry.actor,
@@ -146,11 +150,17 @@ class StaffStore:
             entry.outcome,
             json.dumps(dict(entry.detail or {}), sort_keys=True),
             prev,
-            chain_hash(prev, seq, at, entry),
+            chain_mac(self._audit_key, prev, seq, at, entry),
+            HMAC_SHA256,
         )
         return seq
 
-    async def audit_rows(self) -> AsyncIterator[tuple[int, datetime, AuditEntry, str, str]]:
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The chain's last row: (seq, hash), None while the log is empty."""
+        row = await self.conn.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        return None if row is None else (row["seq"], row["hash"])
+
+    async def audit_rows(self) -> AsyncIterator[AuditRow]:
         """Every audit row in seq order (a server-side cursor: call inside a transaction)."""
         async for r in self.conn.cursor("SELECT * FROM audit_log ORDER BY seq"):
             entry = AuditEntry(
@@ -162,7 +172,7 @@ class StaffStore:
                 categories=tuple(r["categories"]),
                 detail=json.loads(r["detail"]),
             )
-            yield r["seq"], r["at"], entry, r["prev_hash"], r["hash"]
+            yield r["seq"], r["at"], entry, r["scheme"], r["prev_hash"], r["hash"]
 
     async def count_audit(self, action: str, since: datetime, *, actor: str | None = None) -> int:
         count: int = await self.conn.fetchval(
@@ -172,6 +182,48 @@ class StaffStore:
             actor,
         )
         return count
+
+    # --- failed logins (per address, and in a window), by index, not from the audit log -------------
+
+    async def record_login_failure(self, at: datetime, address: str) -> None:
+        await self.conn.execute("INSERT INTO login_failures (at, address) VALUES ($1, $2)", at, address)
+
+    async def count_failures(self, since: datetime, *, address: str | None = None) -> int:
+        count: int
+        if address is None:
+            count = await self.conn.fetchval("SELECT count(*) FROM login_failures WHERE at > $1", since)
+        else:
+            count = await self.conn.fetchval(
+                "SELECT count(*) FROM login_failures WHERE address = $1 AND at > $2", address, since
+            )
+        return count
+
+    # --- confidentiality commitments (§8) ------------------------------------------------------------
+
+    async def add_commitment(self, username: str, text_version: str, at: datetime) -> bool:
+        status: str = await self.conn.execute(
+            "INSERT INTO confidentiality_commitments (username, text_version, committed_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING",
+            username,
+            text_version,
+            at,
+        )
+        return status.endswith(" 1")
+
+    async def commitment_at(self, username: str, text_version: str) -> datetime | None:
+        at: datetime | None = await self.conn.fetchval(
+            "SELECT committed_at FROM confidentiality_commitments WHERE username = $1 AND text_version = $2",
+            username,
+            text_version,
+        )
+        return at
+
+    async def commitments(self) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT username, text_version, committed_at FROM confidentiality_commitments"
+            " ORDER BY username, text_version"
+        )
+        return rows
 
     # --- alerts ----------------------------------------------------------------------------------
 
