@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from lampo.crypto import new_master_key
 from lampo.db.roles import drop_role, protect_audit, provision
 from lampo.messaging.topics import TOPICS
-from lampo.testing import PG_URL, drop_database, fast_forward_group, unique
+from lampo.testing import PG_URL, drop_database, fast_forward_group, signing_key_for, trusted_keys_for, unique
 
 SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
 BIN = Path(sys.executable).parent
@@ -215,6 +215,11 @@ async def own_role(name: str, database: str) -> dict[str, str]:
     return {"LAMPO_PG_ROLE": database, "LAMPO_PG_ROLE_PASSWORD": password}
 
 
+def signer_of(service: str) -> str:
+    """The name a service signs under (the DSAR service signs tasks as the coordinator)."""
+    return "coordinator" if service == "dsar" else service
+
+
 def installed() -> list[str]:
     """Installed services, optionally narrowed by LAMPO_SYSTEM_SERVICES=a,b for development."""
     wanted = [s for s in os.environ.get("LAMPO_SYSTEM_SERVICES", "").split(",") if s] or SERVICES
@@ -248,6 +253,11 @@ async def launch(
             "LAMPO_HTTP_PORT": str(ports[name]),
             "LAMPO_API_TOKEN": tokens[name],
             "LAMPO_API_CLIENTS": json.dumps({caller: tokens[caller] for caller in ANSWERS.get(name, [])}),
+            # Authenticity: each service signs with its (test) key; all trust every test signer,
+            # so a test can also sign by hand (lampo.testing.Producer.send(signer=...)).
+            "LAMPO_SIGNER": signer_of(name),
+            "LAMPO_SIGNING_KEY": signing_key_for(signer_of(name)),
+            "LAMPO_TRUSTED_KEYS": json.dumps(trusted_keys_for()),
             "OTEL_SERVICE_NAME": f"lampo-{name}",
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",

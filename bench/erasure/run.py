@@ -34,7 +34,7 @@ from lampo.dsar.settings import DsarSettings
 from lampo.participant import Participant, TaskOutcome, subscribe
 from lampo.service import Runtime
 from lampo.settings import ServiceSettings
-from lampo.testing import BOOTSTRAP, Producer, drop_database, fast_forward_group, unique
+from lampo.testing import BOOTSTRAP, Producer, drop_database, fast_forward_group, signing_settings, unique
 
 PARTICIPANTS = ["bench-registry", "bench-billing", "bench-recordings", "bench-consent"]
 
@@ -115,7 +115,10 @@ class Completions:
 
 
 async def participant_runtime(name: str, master: str) -> Runtime:
-    settings = ServiceSettings(database=unique("bench_part"), consumer_group=unique("bench-part"), master_key=master)
+    settings = ServiceSettings(
+        database=unique("bench_part"), consumer_group=unique("bench-part"), master_key=master,
+        signer=name, **signing_settings(name),
+    )  # fmt: skip
     await fast_forward_group(settings.consumer_group or "", [PRIVACY_TASKS])
     runtime = Runtime(settings, migrations=None)
     subscribe(runtime, Participant(name, {"erasure": erase}))
@@ -147,6 +150,7 @@ async def main(burst: int, steady_seconds: float, rate: float) -> None:
         consumer_group=unique("bench-dsar"),
         master_key=master,
         participants=PARTICIPANTS,
+        **signing_settings("coordinator", *PARTICIPANTS),
         auto_approve=["erasure"],
         identity_resolver="customer_number",
     )

@@ -126,7 +126,12 @@ async def sweeper_process(database_url: str, datamap_path: str, batch: int, paus
             topic, value, key=key.encode(), headers=[(k, v.encode()) for k, v in headers.items()]
         )
 
-    relay = OutboxRelay(pool, send, trace.get_tracer("bench"), batch_size=1000)
+    # Signed as retention's relay signs its purge tasks (lampo.signing): the cost is measured too.
+    from lampo.signing import Signer
+    from lampo.testing import signing_key_for
+
+    signer = Signer("retention", signing_key_for("retention"))
+    relay = OutboxRelay(pool, send, trace.get_tracer("bench"), batch_size=1000, signer=signer)
     await relay.start()
     sweeper = Sweeper(
         pool, load_datamap(Path(datamap_path)), ManualClock(NOW), batch=batch, pause_s=pause, workers=workers

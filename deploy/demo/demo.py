@@ -35,6 +35,8 @@ from lampo.synthetic import approve, new_customer, outcome, seed, submit, submit
 from lampo.testing import Producer, TopicReader, customer_upserted, header
 from lampo.tracing import trace_id_of
 
+STAFF_KEY = Path(__file__).resolve().parents[2] / ".run" / "keys" / "staff.key"  # created by `make up`
+
 console = Console()
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,7 +141,8 @@ async def dsar_flow() -> None:
         erasure = await submit(submitted("erasure", customer.number))
         await outcome(events, erasure, "dsar.awaiting_approval")
         console.print(f"erasure {erasure} waits for approval; the managing director approves it")
-        await approve(erasure)
+        # Stands in for the staff service's approve route: signed with staff's key from `make up`.
+        await approve(erasure, staff_key=STAFF_KEY.read_text())
         done = (await outcome(events, erasure, "dsar.completed", timeout=120))["data"]
     table = Table("participant", "status", "erased", "retained (law, until)")
     for name, result in done["results"].items():

@@ -28,6 +28,41 @@ api_token() {
   cat "$f"
 }
 
+# Authenticity (lampo.signing, docs/SECURITY.md): one Ed25519 key per signer, kept in
+# .run/keys/<signer>.key (the DSAR service signs as "coordinator"); every service trusts every
+# signer's public key, and the public keys listed in .run/keys/<signer>.previous while a key is
+# being rotated.
+signer_of() { if [ "$1" = dsar ]; then echo coordinator; else echo "$1"; fi; }
+
+signing_key() {
+  local f="$state/keys/$1.key"
+  if [ ! -s "$f" ]; then
+    (umask 077; mkdir -p "$state/keys"; "$bin/lampo" signing-keygen | head -1 > "$f")
+    echo "[services] created the signing key of $1 in $f" >&2
+  fi
+  cat "$f"
+}
+
+trusted_keys() {
+  local signers=()
+  while read -r name _; do
+    [ -x "$bin/lampo-$name" ] || continue
+    signing_key "$(signer_of "$name")" > /dev/null
+    signers+=("$(signer_of "$name")")
+  done < <(services)
+  "$bin/python" - "$state/keys" "${signers[@]}" <<'EOF'
+import json, pathlib, sys
+from lampo.signing import private_key, public_of
+keys = pathlib.Path(sys.argv[1])
+trusted = {}
+for signer in sys.argv[2:]:
+    previous = keys / f"{signer}.previous"
+    old = previous.read_text().split() if previous.exists() else []
+    trusted[signer] = [public_of(private_key((keys / f"{signer}.key").read_text())), *old]
+print(json.dumps(trusted, separators=(",", ":")))
+EOF
+}
+
 answers() {
   case "$1" in
     registry) echo "staff dsar marketing" ;;
@@ -64,6 +99,7 @@ start() {
   local key; key="$(master_key)"
   api_token portal >/dev/null  # the portal's credential, for whoever plays the portal
   api_token marketing >/dev/null  # the marketing system's, for the direct-marketing audience
+  local trusted; trusted="$(trusted_keys)"
   local secret; secret="$(pg_secret)"
   local started=()
   while read -r name port; do
@@ -72,6 +108,7 @@ start() {
     # as the administrator of LAMPO_PG_URL (LAMPO_PG_ADMIN_URL): role and database of the service
     "$bin/lampo" db provision "$name" --secret-file "$secret" >/dev/null
     LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
+    LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
     LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
       setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
     echo $! > "$dir/$name.pid"

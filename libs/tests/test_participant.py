@@ -16,7 +16,16 @@ from lampo.db.pool import server_url_of
 from lampo.participant import Participant, TaskOutcome, subscribe
 from lampo.service import Runtime
 from lampo.settings import ServiceSettings
-from lampo.testing import PG_URL, Producer, drop_database, fast_forward_group, privacy_task, run_privacy_task, unique
+from lampo.testing import (
+    PG_URL,
+    Producer,
+    drop_database,
+    fast_forward_group,
+    privacy_task,
+    run_privacy_task,
+    signing_settings,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +37,9 @@ async def erase(conn: Any, task: PrivacyTask) -> TaskOutcome:
 async def test_tasks_for_other_participants_are_passed_over_before_the_inbox() -> None:
     name = unique("probe")
     settings = ServiceSettings(
-        database=unique("test_part"), consumer_group=unique("test-part"), master_key=new_master_key()
-    )
+        database=unique("test_part"), consumer_group=unique("test-part"), master_key=new_master_key(),
+        signer=name, **signing_settings(name),
+    )  # fmt: skip
     await fast_forward_group(settings.consumer_group or "", [PRIVACY_TASKS])
     runtime = Runtime(settings, migrations=None)
     consumer = subscribe(runtime, Participant(name, {"erasure": erase}))
@@ -38,7 +48,7 @@ async def test_tasks_for_other_participants_are_passed_over_before_the_inbox() -
         foreign = privacy_task(unique("someone-else"), "erasure", "c-1")
         other = CloudEvent.new("privacy.task", "urn:lampo:dsar", foreign)
         async with Producer() as producer:
-            await producer.send(PRIVACY_TASKS, foreign.request_id, other)
+            await producer.send(PRIVACY_TASKS, foreign.request_id, other, signer="coordinator")
         [ack] = await run_privacy_task(privacy_task(name, "erasure", "c-1"))  # after the other one, same topic
         assert ack["status"] == "done" and ack["erased"] == {"basic": 1}
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import struct
 import tempfile
 import uuid
@@ -35,12 +36,17 @@ import asyncpg
 import orjson
 from aiokafka.structs import ConsumerRecord
 
-from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS
+from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, ParsedEvent
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import Effect, PrivacyAck, PrivacyTask, Retained
 from lampo.crypto import seal, unseal
 from lampo.messaging import outbox
 from lampo.messaging.consumer import Incoming, data_text, per_event
+from lampo.signing import SignaturePolicy, TrustedKeys
+
+log = logging.getLogger("lampo.participant")
+COORDINATOR = "coordinator"
+RETENTION = "retention"
 
 
 class TaskFailed(Exception):
@@ -587,12 +593,56 @@ def _open_streamed(private_key: bytes, parts: Sequence[str]) -> dict[str, Any]:
     return result
 
 
+def task_signer_allowed(signer: str, event: ParsedEvent) -> str | None:
+    """Who may order a participant (CONTRACTS.md, "Authenticity"): the coordinator, any task;
+    retention, whose sweeps publish their own tasks, ``purge`` only."""
+    if signer == COORDINATOR:
+        return None
+    task = event.data
+    if signer == RETENTION and isinstance(task, PrivacyTask) and task.kind == "purge":
+        return None
+    kind = task.kind if isinstance(task, PrivacyTask) else "unknown"
+    signers = "the coordinator or retention" if kind == "purge" else "the coordinator"
+    return f"a '{kind}' task must be signed by {signers}, not '{signer}'"
+
+
+def task_policy(trusted: TrustedKeys) -> SignaturePolicy:
+    return SignaturePolicy(trusted, task_signer_allowed)
+
+
+def ack_signer_allowed(signer: str, event: ParsedEvent) -> str | None:
+    """An ack counts only when signed by the participant it names."""
+    ack = event.data
+    if isinstance(ack, PrivacyAck) and signer == ack.participant:
+        return None
+    return f"an ack must be signed by the participant it names, not '{signer}'"
+
+
+def ack_policy(trusted: TrustedKeys) -> SignaturePolicy:
+    """The coordinator's policy for privacy.acks.v1."""
+    return SignaturePolicy(trusted, ack_signer_allowed)
+
+
 def subscribe(runtime: Any, participant: Participant) -> Any:
-    """Register the participant's consumer of privacy.tasks.v1 on a service runtime."""
+    """Register the participant's consumer of privacy.tasks.v1 on a service runtime. Only tasks
+    signed by the coordinator (and purge tasks signed by retention) are obeyed; any other is
+    dead-lettered ``unauthenticated``. Without trusted keys, no task is obeyed (fail closed)."""
     participant._pool = lambda: runtime.pool
+    trusted: TrustedKeys = runtime.trusted
+    if not trusted.knows(COORDINATOR):
+        log.error(
+            "%s: no trusted key for the coordinator (LAMPO_TRUSTED_KEYS): this participant obeys no "
+            "privacy task; every task is dead-lettered as unauthenticated",
+            participant.name,
+        )
+    if runtime.signer is None:
+        log.error("%s: LAMPO_SIGNING_KEY is not set: the coordinator counts none of its acks", participant.name)
+    elif runtime.signer.name != participant.name:
+        log.error("%s: signs as '%s': the coordinator counts no ack of it", participant.name, runtime.signer.name)
     return runtime.consume(
         PRIVACY_TASKS,
         participant.handler(),
         name=f"{participant.name}:privacy-tasks",
         select=participant.addressed_here,
+        verify=task_policy(trusted),
     )

@@ -45,6 +45,7 @@ from lampo.messaging.outbox import RELAY_PRODUCER_OPTIONS, OutboxRelay
 from lampo.messaging.topics import consumer_group_for
 from lampo.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 from lampo.settings import ServiceSettings
+from lampo.signing import SignaturePolicy
 from lampo.tracing import make_tracer_provider
 
 log = logging.getLogger("lampo.service")
@@ -104,6 +105,10 @@ class Runtime:
         self.tracer = self.tracer_provider.get_tracer(f"lampo.{self.name}")
         self.broker = make_broker(settings, f"lampo-{self.name}")
         self.keys = settings.key_ring()
+        # Authenticity (lampo.signing): the relay signs tasks, acks and approvals with
+        # ``signer``; consumers given a policy verify against ``trusted``.
+        self.signer = settings.signing()
+        self.trusted = settings.trusted()
         self._migrations = [platform_migrations()] + ([MigrationSource(self.name, migrations)] if migrations else [])
         self._pool: asyncpg.Pool | None = None
         self._keys_pool: asyncpg.Pool | None = None
@@ -185,6 +190,7 @@ class Runtime:
         options: ConsumerOptions | None = None,
         parser: Parser | None = None,
         select: Selector | None = None,
+        verify: SignaturePolicy | None = None,
     ) -> ReliableConsumer:
         consumer = ReliableConsumer(
             name=name or f"{self.name}:{topic}",
@@ -197,6 +203,7 @@ class Runtime:
             options=options or ConsumerOptions(max_records=self.settings.consumer_batch),
             observers=observers,
             select=select,
+            verify=verify,
             **({"parser": parser} if parser else {}),
         )
         return self.adopt(consumer)
@@ -283,7 +290,7 @@ class Runtime:
             **self.settings.kafka_client_options(),
         )
         await self._producer.start()
-        self.relay = OutboxRelay(self.pool, self.send, self.tracer)
+        self.relay = OutboxRelay(self.pool, self.send, self.tracer, signer=self.signer)
         await self.relay.start()
         log.info("%s: ready (http %s:%d)", self.name, self.settings.http_host, self.settings.port)
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lampo.crypto import KeyRing, parse_master_key
 from lampo.db.pool import SslMode, pg_ssl_context, server_url_of, with_credentials
+from lampo.signing import Signer, TrustedKeys, private_key, valid_name
 
 if TYPE_CHECKING:
     from faststream.security import BaseSecurity
@@ -25,6 +26,8 @@ class ServiceSettings(BaseSettings):
 
     service: ClassVar[str] = "lampo"
     default_http_port: ClassVar[int] = 8100
+    # The name this service signs under (lampo.signing), unless LAMPO_SIGNER says otherwise.
+    default_signer: ClassVar[str | None] = None
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # The PostgreSQL server (superuser or owner); the service's own database name is appended.
@@ -59,6 +62,16 @@ class ServiceSettings(BaseSettings):
     api_clients: dict[str, SecretStr] = Field(default_factory=dict)
     api_token: SecretStr | None = None
 
+    # Authenticity of tasks, acks and approvals (lampo.signing, CONTRACTS.md "Authenticity").
+    # base64 of this service's raw 32-byte Ed25519 private key (`lampo signing-keygen`);
+    # unset: what it sends is unsigned, and receivers that verify refuse it.
+    signing_key: SecretStr | None = None
+    # The name it signs under; default: the service's (the DSAR service: ``coordinator``).
+    signer: str | None = None
+    # JSON: signer name -> list of base64 public keys (old and new while a key is rotated).
+    # Unset: nothing signed is accepted (a participant obeys no task).
+    trusted_keys: dict[str, list[str]] = Field(default_factory=dict)
+
     # Tracing to Zipkin's own API, e.g. http://127.0.0.1:9411/api/v2/spans (OTLP: OTEL_* variables).
     zipkin_endpoint: str | None = None
 
@@ -88,6 +101,29 @@ class ServiceSettings(BaseSettings):
     def _check_master_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_master_key(value.get_secret_value())
+        return value
+
+    @field_validator("signing_key")
+    @classmethod
+    def _check_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            private_key(value.get_secret_value())
+        return value
+
+    @field_validator("signer")
+    @classmethod
+    def _check_signer(cls, value: str | None) -> str | None:
+        if value is not None and not valid_name(value):
+            raise ValueError("LAMPO_SIGNER: lower-case letters, digits, '_', '.', '-' (at most 64)")
+        return value
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _check_trusted_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in value:
+            if not valid_name(name):
+                raise ValueError("LAMPO_TRUSTED_KEYS: a signer name is lower-case letters, digits, '_', '.', '-'")
+        TrustedKeys(value)  # every key parses
         return value
 
     @field_validator("master_keys_old")
@@ -163,6 +199,19 @@ class ServiceSettings(BaseSettings):
     def pg_ssl(self) -> ssl.SSLContext | None:
         """TLS context for ``asyncpg`` (``ssl=``); None when LAMPO_PG_SSLMODE is unset or disable."""
         return pg_ssl_context(self.pg_sslmode, self.pg_ca_file, self.pg_cert_file, self.pg_key_file)
+
+    @property
+    def signer_name(self) -> str:
+        return self.signer or self.default_signer or self.service
+
+    def signing(self) -> Signer | None:
+        """This service's signer; None when LAMPO_SIGNING_KEY is unset."""
+        if self.signing_key is None:
+            return None
+        return Signer(self.signer_name, self.signing_key.get_secret_value())
+
+    def trusted(self) -> TrustedKeys:
+        return TrustedKeys(self.trusted_keys)
 
     @property
     def database_url(self) -> str:

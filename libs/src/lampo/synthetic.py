@@ -168,17 +168,19 @@ async def submit(event: CloudEvent, *, traceparent: str | None = None) -> str:
     return request_id
 
 
-async def approve(request_id: str, by: str = "managing.director") -> None:
+async def approve(request_id: str, by: str = "managing.director", *, staff_key: str | None = None) -> None:
+    """dsar.approved as the staff service sends it: signed with staff's key (``staff_key``, base64;
+    default: the test key of ``lampo.testing``, which the system tests' suite trusts)."""
+    from lampo.signing import Signer
+    from lampo.testing import signing_key_for
+
+    event = CloudEvent.new(
+        "dsar.approved", "urn:system:staff", {"request_id": request_id, "approved_by": by, "approved_at": datetime.now(UTC)}
+    )
+    value = event.to_bytes()
+    headers = Signer("staff", staff_key or signing_key_for("staff")).headers(value)
     async with Producer() as staff:
-        await staff.send(
-            DSAR_REQUESTS,
-            request_id,
-            CloudEvent.new(
-                "dsar.approved",
-                "urn:system:staff",
-                {"request_id": request_id, "approved_by": by, "approved_at": datetime.now(UTC)},
-            ),
-        )
+        await staff.send(DSAR_REQUESTS, request_id, value, headers=headers)
 
 
 async def outcome(reader: TopicReader, request_id: str, *types: str, timeout: float = 90) -> dict[str, Any]:

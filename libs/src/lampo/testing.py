@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import time
@@ -88,8 +89,42 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     raise AssertionError(f"topic {topic} has no partitions (is it provisioned?)")
 
 
+# --- Signing (lampo.signing) ----------------------------------------------------------------
+#
+# Tests give each signer a fixed key derived from its name, so a test and the services it starts
+# agree without passing keys around. For tests only: anyone can derive these keys.
+TEST_SIGNERS = ("coordinator", "staff", "retention", "registry", "billing", "recordings", "consent")
+
+
+def signing_key_for(name: str) -> str:
+    """The (public, test-only) private signing key of ``name``, base64."""
+    return base64.b64encode(hashlib.sha256(f"lampo-test-signing-key:{name}".encode()).digest()).decode()
+
+
+def trusted_keys_for(*extra: str) -> dict[str, list[str]]:
+    """LAMPO_TRUSTED_KEYS for tests: the public key of every test signer (and of ``extra`` names)."""
+    from lampo.signing import private_key, public_of
+
+    return {name: [public_of(private_key(signing_key_for(name)))] for name in (*TEST_SIGNERS, *extra)}
+
+
+def signing_settings(name: str, *extra: str) -> dict[str, Any]:
+    """Settings keywords of a service under test that signs as ``name`` and trusts the test signers."""
+    return {"signing_key": signing_key_for(name), "trusted_keys": trusted_keys_for(*extra)}
+
+
+def signed_headers(value: bytes, signer: str, *, key_of: str | None = None) -> dict[str, str]:
+    """``signature`` and ``signer`` headers of a record value, signed by ``signer``'s test key (or,
+    to forge, with ``key_of``'s key under ``signer``'s name)."""
+    from lampo.signing import SIGNATURE, SIGNER, private_key
+
+    key = private_key(signing_key_for(key_of or signer))
+    return {SIGNATURE: base64.b64encode(key.sign(value)).decode(), SIGNER: signer}
+
+
 class Producer:
-    """Publishes CloudEvents the way another company system does."""
+    """Publishes CloudEvents the way another company system does; ``send(..., signer=name)`` signs
+    the record as ``name`` (a test key, see ``signing_key_for``)."""
 
     def __init__(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -111,11 +146,14 @@ class Producer:
         *,
         traceparent: str | None = None,
         headers: dict[str, str] | None = None,
+        signer: str | None = None,
     ) -> None:
         all_headers = {"content-type": CONTENT_TYPE, **(headers or {})}
         if traceparent:
             all_headers["traceparent"] = traceparent
         payload = value.to_bytes() if isinstance(value, CloudEvent) else value
+        if signer is not None:
+            all_headers |= signed_headers(payload, signer)
         await self._producer.send_and_wait(
             topic,
             payload,
@@ -123,12 +161,15 @@ class Producer:
             headers=[(k, v.encode()) for k, v in all_headers.items()],
         )
 
-    async def send_many(self, topic: str, items: Sequence[tuple[str | None, bytes]]) -> None:
+    async def send_many(
+        self, topic: str, items: Sequence[tuple[str | None, bytes]], *, signer: str | None = None
+    ) -> None:
+        def headers(value: bytes) -> list[tuple[str, bytes]]:
+            extra = signed_headers(value, signer) if signer is not None else {}
+            return [(k, v.encode()) for k, v in {"content-type": CONTENT_TYPE, **extra}.items()]
+
         futures = [
-            await self._producer.send(
-                topic, v, key=k.encode() if k else None, headers=[("content-type", CONTENT_TYPE.encode())]
-            )
-            for k, v in items
+            await self._producer.send(topic, v, key=k.encode() if k else None, headers=headers(v)) for k, v in items
         ]
         await asyncio.gather(*futures)
 
@@ -361,10 +402,11 @@ async def collect_acks(acks: TopicReader, task_id: str) -> list[dict[str, Any]]:
 
 
 async def run_privacy_task(t: PrivacyTask, *, times: int = 1) -> list[dict[str, Any]]:
-    """Publish ``t`` as a privacy.task ``times`` times (as the DSAR coordinator does) and return
+    """Publish ``t`` as a privacy.task ``times`` times, signed as the coordinator, and return
     the data of the first ``times`` acks for its task id."""
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
         for _ in range(times):
-            await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
+            task = CloudEvent.new("privacy.task", "urn:lampo:dsar", t)
+            await producer.send(PRIVACY_TASKS, t.request_id, task, signer="coordinator")
         records = await acks.wait_for(lambda r: json.loads(r.value)["data"]["task_id"] == t.task_id, count=times)
     return [json.loads(r.value)["data"] for r in records[:times]]

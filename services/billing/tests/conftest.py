@@ -15,7 +15,7 @@ from lampo.clock import ManualClock
 from lampo.contracts.catalog import BILLING_INBOUND, PRIVACY_TASKS
 from lampo.crypto import new_master_key
 from lampo.service import Runtime
-from lampo.testing import drop_database, fast_forward_group, running, scan_tables, unique
+from lampo.testing import drop_database, fast_forward_group, running, scan_tables, signing_settings, unique
 
 
 @dataclass
@@ -38,7 +38,9 @@ async def running_billing(**overrides: Any) -> AsyncIterator[Billing]:
             "database": unique("test_billing"),
             "consumer_group": unique("test-billing"),
             "master_key": new_master_key(),
-            "participant_name": unique("billing"),
+            "participant_name": (name := unique("billing")),
+            "signer": name,
+            **signing_settings(name),
             "purge_interval_s": 0,
             **overrides,
         }

@@ -18,7 +18,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.crypto import new_master_key
 from lampo.messaging.consumer import ReliableConsumer
 from lampo.service import Runtime
-from lampo.testing import drop_database, fast_forward_group, running, unique
+from lampo.testing import drop_database, fast_forward_group, running, signing_settings, unique
 
 T0 = datetime(2025, 11, 28, 10, 0, tzinfo=UTC)  # in the past: erasure and suppressions use the real clock
 
@@ -45,6 +45,7 @@ def consent_settings(**overrides: Any) -> ConsentSettings:
         database=unique("test_consent"),
         consumer_group=unique("test-consent"),
         master_key=new_master_key(),
+        **signing_settings("consent"),
         event_source=unique("urn:test:consent"),
         **overrides,
     )

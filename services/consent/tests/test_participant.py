@@ -39,7 +39,9 @@ def task(kind: str, customer: str, result_key: str | None = None, **extra: objec
 
 async def ask(consent, t: PrivacyTask) -> dict:  # type: ignore[no-untyped-def, type-arg]
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
+        await producer.send(
+            PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t), signer="coordinator"
+        )
         source = consent.settings.event_source
         [ack] = await acks.wait_for(
             lambda r: (e := CloudEvent.from_bytes(r.value)).data["task_id"] == t.task_id and e.source == source

@@ -40,7 +40,15 @@ from lampo.dsar.settings import DsarSettings
 from lampo.participant import Participant, TaskHandler, subscribe
 from lampo.service import Runtime
 from lampo.settings import ServiceSettings
-from lampo.testing import drop_database, eventually, fast_forward_group, running, synthetic_identity_code, unique
+from lampo.testing import (
+    drop_database,
+    eventually,
+    fast_forward_group,
+    running,
+    signing_settings,
+    synthetic_identity_code,
+    unique,
+)
 
 MASTER_KEY = new_master_key()
 # The coordinator of this test process writes its events and tasks under a source of its own:
@@ -160,8 +168,13 @@ async def dsar_service(
         registry_url=registry.url,
         check_interval_s=0.5,
         resolve_backoff_s=0.2,
-        # the stand-in registry alone, unless a test adds stores
-        **{"api_clients": CLIENTS, "api_token": DSAR_TOKEN, "store_resolve_urls": {}, "source": SOURCE, **overrides},
+        # the stand-in registry alone, unless a test adds stores; signing as the coordinator and
+        # trusting the test keys of the default participants and those a test names
+        **{
+            "api_clients": CLIENTS, "api_token": DSAR_TOKEN, "store_resolve_urls": {}, "source": SOURCE,
+            **signing_settings("coordinator", *overrides.get("participants", ())),
+            **overrides,
+        },
     )
     await fast_forward_group(settings.consumer_group or "", [DSAR_REQUESTS, PRIVACY_ACKS])
     clock = clock or ManualClock(START)
@@ -180,13 +193,16 @@ class ParticipantProcess:
 
     name: str
     handlers: Mapping[str, TaskHandler]
-    settings: ServiceSettings = field(
-        default_factory=lambda: ServiceSettings(
-            database=unique("test_part"), consumer_group=unique("test-part"), master_key=MASTER_KEY
-        )
-    )
+    settings: ServiceSettings = field(init=False)
     runtime: Runtime | None = None
     tasks_seen: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Signs its acks as its own name (the coordinator trusts that name's test key).
+        self.settings = ServiceSettings(
+            database=unique("test_part"), consumer_group=unique("test-part"), master_key=MASTER_KEY,
+            signer=self.name, **signing_settings(self.name),
+        )  # fmt: skip
 
     async def start(self) -> None:
         runtime = Runtime(self.settings, migrations=None)

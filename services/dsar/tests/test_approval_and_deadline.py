@@ -11,7 +11,7 @@ from lampo.contracts.catalog import DSAR_EVENTS, DSAR_REQUESTS
 from lampo.dsar.domain import add_months, due_at, extended_due_at
 from lampo.dsar.errors import AlreadyExtended, ExtensionTooLate
 from lampo.messaging.topics import dlq
-from lampo.testing import Producer, TopicReader, header
+from lampo.testing import Producer, TopicReader, header, signed_headers
 
 
 def test_the_deadline_is_one_calendar_month_or_the_months_last_day() -> None:
@@ -42,9 +42,10 @@ async def test_erasure_waits_for_an_authorised_approver_and_a_denial_rejects_it(
         ok = {"request_id": approved["request_id"], "approved_by": "toimitusjohtaja", "approved_at": at}
         no = {"request_id": denied["request_id"], "denied_by": "toimitusjohtaja", "reason": "identity in doubt"}
         wrong = {"request_id": outsider["request_id"], "approved_by": "harjoittelija", "approved_at": at}
-        await producer.send(DSAR_REQUESTS, approved["request_id"], event("dsar.approved", ok))
-        await producer.send(DSAR_REQUESTS, denied["request_id"], event("dsar.denied", no))
-        await producer.send(DSAR_REQUESTS, outsider["request_id"], event("dsar.approved", wrong))
+        # Signed as the staff service signs them (lampo.signing): only the approver's name is wrong.
+        await producer.send(DSAR_REQUESTS, approved["request_id"], event("dsar.approved", ok), signer="staff")
+        await producer.send(DSAR_REQUESTS, denied["request_id"], event("dsar.denied", no), signer="staff")
+        await producer.send(DSAR_REQUESTS, outsider["request_id"], event("dsar.approved", wrong), signer="staff")
         await events.wait_for(for_request(approved["request_id"], "dsar.accepted"))
         [rejected] = await events.wait_for(for_request(denied["request_id"], "dsar.rejected"))
         [refused] = await dead.wait_for(lambda r: r.key == outsider["request_id"].encode())
@@ -58,6 +59,40 @@ async def test_erasure_waits_for_an_authorised_approver_and_a_denial_rejects_it(
     steps = [(h["from_status"], h["to_status"], h["actor"]) for h in view["history"]]
     assert ("received", "awaiting_approval", "system") in steps
     assert ("awaiting_approval", "accepted", "toimitusjohtaja") in steps
+
+
+async def test_an_approval_or_denial_not_signed_by_staff_is_refused_and_changes_nothing(registry) -> None:
+    """CONTRACTS.md "Authenticity": dsar.approved / dsar.denied sent to Kafka by hand (unsigned,
+    signed with another key under staff's name, or signed by another service) are dead-lettered
+    ``unauthenticated``; the request stays awaiting approval."""
+    body = submitted("erasure")
+    registry.add(body["identifiers"]["customer_number"])
+    rid = body["request_id"]
+    at = START.isoformat()
+    async with (
+        dsar_service(registry, participants=["nobody-answers"]) as env,
+        TopicReader(DSAR_EVENTS) as events,
+        TopicReader(dlq(DSAR_REQUESTS)) as dead,
+        Producer() as producer,
+    ):
+        await producer.send(DSAR_REQUESTS, rid, event("dsar.submitted", body))  # a submission needs no signature
+        await events.wait_for(for_request(rid, "dsar.awaiting_approval"))
+        approval = event("dsar.approved", {"request_id": rid, "approved_by": "toimitusjohtaja", "approved_at": at})
+        forged = signed_headers(approval.to_bytes(), "staff", key_of="coordinator")
+        denial = event("dsar.denied", {"request_id": rid, "denied_by": "toimitusjohtaja", "reason": "no"})
+        await producer.send(DSAR_REQUESTS, rid, approval)  # unsigned
+        await producer.send(DSAR_REQUESTS, rid, approval, headers=forged)  # staff's name, another key
+        await producer.send(DSAR_REQUESTS, rid, approval, signer="coordinator")  # a valid key, not staff's
+        await producer.send(DSAR_REQUESTS, rid, denial, signer="retention")
+        refused = await dead.wait_for(lambda r: r.key == rid.encode(), count=4)
+        await events.quiet(1.0)
+        status = await env.status(rid)
+
+    assert [header(r, "error.reason") for r in refused] == ["unauthenticated"] * 4
+    details = [header(r, "error.detail") or "" for r in refused]
+    assert "no signature" in details[0] and "does not verify" in details[1]
+    assert "must be signed by staff" in details[2] and "not 'retention'" in details[3]
+    assert status == "awaiting_approval"
 
 
 async def test_auto_approved_kinds_do_not_wait(registry) -> None:

@@ -15,7 +15,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask
 from lampo.messaging.topics import dlq
 from lampo.participant import TaskFailed, TaskOutcome
-from lampo.testing import Producer, TopicReader, eventually, header
+from lampo.testing import Producer, TopicReader, eventually, header, signed_headers, trusted_keys_for
 
 TIMEOUT = timedelta(seconds=121)  # past the default 120 s wait of a first attempt
 
@@ -122,7 +122,7 @@ async def test_no_answer_after_the_last_attempt_fails_the_request_naming_the_par
         await tasks.wait_for(lambda r: r.key == rid.encode() and data_of(r)["participant"] == "t-gone", count=2)
         [task] = [t for t in tasks_for(tasks.records, rid, "t-gone") if t["attempt"] == 1]
         late = PrivacyAck(request_id=rid, task_id=task["task_id"], participant="t-gone", status="done")
-        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-gone", late))
+        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-gone", late), signer="t-gone")
         async with env.pool.acquire() as conn:
             [ignored] = await eventually(
                 lambda: conn.fetch("SELECT * FROM ignored_acks WHERE request_id = $1 AND participant = 't-gone'", rid)
@@ -177,7 +177,7 @@ async def test_an_ack_for_an_unknown_task_is_dead_lettered_and_one_for_another_s
     registry.add(body["identifiers"]["customer_number"])
     rid = body["request_id"]
     async with (
-        dsar_service(registry, participants=["nobody-answers"]) as env,
+        dsar_service(registry, participants=["nobody-answers"], trusted_keys=trusted_keys_for("t-x")) as env,
         TopicReader(DSAR_EVENTS) as events,
         TopicReader(dlq(PRIVACY_ACKS)) as dead,
         Producer() as producer,
@@ -186,8 +186,9 @@ async def test_an_ack_for_an_unknown_task_is_dead_lettered_and_one_for_another_s
         await events.wait_for(for_request(rid, "dsar.accepted"))
         unknown = PrivacyAck(request_id=rid, task_id="task-nobody", participant="t-x", status="done")
         foreign = PrivacyAck(request_id="sweep-elsewhere", task_id="task-elsewhere", participant="t-x", status="done")
-        await producer.send(PRIVACY_ACKS, "sweep-elsewhere", CloudEvent.new("privacy.ack", "urn:lampo:t-x", foreign))
-        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-x", unknown))
+        foreign_ack = CloudEvent.new("privacy.ack", "urn:lampo:t-x", foreign)
+        await producer.send(PRIVACY_ACKS, "sweep-elsewhere", foreign_ack, signer="t-x")
+        await producer.send(PRIVACY_ACKS, rid, CloudEvent.new("privacy.ack", "urn:lampo:t-x", unknown), signer="t-x")
         [record] = await dead.wait_for(lambda r: r.key == rid.encode())
         await dead.quiet(1.0)
         stats = env.dsar.acks.stats
@@ -234,3 +235,58 @@ async def test_a_batch_of_acks_completes_its_request_once_and_sorts_late_and_for
     assert outcomes == ["applied", "not_ours", "applied", "ignored"]
     assert view["status"] == "completed" and completions == 1
     assert [(r["event_id"], r["task_status"]) for r in ignored] == [("e4", "done")]
+
+
+async def test_a_forged_or_unsigned_ack_is_dead_lettered_and_counts_for_nothing(registry) -> None:
+    """CONTRACTS.md "Authenticity": the coordinator counts an ack only when it is signed by the
+    participant it names. An unsigned ack, one signed by another participant, and one under the
+    participant's name with another key are dead-lettered ``unauthenticated``; the task stays
+    open. The participant's own signed answer then completes the request."""
+    body = submitted("restriction")
+    registry.add(body["identifiers"]["customer_number"])
+    rid = body["request_id"]
+    async with (
+        dsar_service(registry, participants=["t-mute", "t-other"]) as env,
+        TopicReader(DSAR_EVENTS) as events,
+        TopicReader(PRIVACY_TASKS) as tasks,
+        TopicReader(dlq(PRIVACY_ACKS)) as dead,
+        Producer() as producer,
+    ):
+        await producer.send(DSAR_REQUESTS, rid, event("dsar.submitted", body))
+        await tasks.wait_for(lambda r: r.key == rid.encode(), count=2)
+        [mute] = tasks_for(tasks.records, rid, "t-mute")
+        [other] = tasks_for(tasks.records, rid, "t-other")
+
+        def ack(task: dict[str, Any]) -> CloudEvent:
+            done = PrivacyAck(
+                request_id=rid, task_id=task["task_id"], participant=task["participant"], status="done",
+                erased={"contact": 5},
+            )  # fmt: skip
+            return CloudEvent.new("privacy.ack", f"urn:lampo:{task['participant']}", done)
+
+        forged = ack(mute)
+        await producer.send(PRIVACY_ACKS, rid, ack(mute))  # unsigned
+        await producer.send(PRIVACY_ACKS, rid, ack(mute), signer="t-other")  # another participant's key
+        await producer.send(
+            PRIVACY_ACKS, rid, forged, headers=signed_headers(forged.to_bytes(), "t-mute", key_of="t-other")
+        )  # the participant's name, another key
+        await producer.send(PRIVACY_ACKS, rid, ack(mute), signer="coordinator")  # not a participant at all
+        refused = await dead.wait_for(lambda r: r.key == rid.encode(), count=4)
+        await producer.send(PRIVACY_ACKS, rid, ack(other), signer="t-other")
+        await answered(env, rid, "t-other")
+        view = await env.request(rid)
+        await events.quiet(1.0)
+        assert not [r for r in events.records if for_request(rid, "dsar.completed")(r)]
+
+        await producer.send(PRIVACY_ACKS, rid, ack(mute), signer="t-mute")  # the real answer
+        [completed] = await events.wait_for(for_request(rid, "dsar.completed"))
+
+    assert [header(r, "error.reason") for r in refused] == ["unauthenticated"] * 4
+    details = [header(r, "error.detail") or "" for r in refused]
+    assert "no signature" in details[0]
+    assert "signed by the participant it names, not 't-other'" in details[1]
+    assert "does not verify" in details[2] and "not 'coordinator'" in details[3]
+    states = {p["participant"]: p["status"] for p in view["participants"]}
+    assert states["t-mute"] == "open"  # none of the forged acks counted
+    assert data_of(completed)["status"] == "completed"
+    assert data_of(completed)["results"]["t-mute"]["erased"] == {"contact": 5}

@@ -157,7 +157,7 @@ async def test_parts_in_any_order_make_the_package_and_an_unfinished_second_run_
         # the last part (with the total) among the first, the other run's parts in between
         order = [ack(*whole[-1], len(whole)), ack(*unfinished[0], None), *shuffled, ack(*unfinished[1], None)]
         for e in order:
-            await producer.send(PRIVACY_ACKS, task.request_id, e)
+            await producer.send(PRIVACY_ACKS, task.request_id, e, signer="t-reg")
         [done] = await events.wait_for(for_request(body["request_id"], "dsar.completed"))
         async with env.pool.acquire() as conn:
             plain = await env.coordinator.read_package(conn, body["request_id"])

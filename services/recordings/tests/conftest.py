@@ -15,7 +15,7 @@ from lampo.crypto import new_master_key
 from lampo.recordings.app import build
 from lampo.recordings.settings import RecordingsSettings
 from lampo.service import Runtime
-from lampo.testing import drop_database, fast_forward_group, running, scan_tables, unique
+from lampo.testing import drop_database, fast_forward_group, running, scan_tables, signing_settings, unique
 
 
 @dataclass
@@ -37,7 +37,9 @@ async def running_recordings(**overrides: Any) -> AsyncIterator[Recordings]:
             "database": unique("test_recordings"),
             "consumer_group": unique("test-recordings"),
             "master_key": new_master_key(),
-            "participant_name": unique("recordings"),
+            "participant_name": (name := unique("recordings")),
+            "signer": name,
+            **signing_settings(name),
             **overrides,
         }
     )

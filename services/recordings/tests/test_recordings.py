@@ -90,7 +90,9 @@ def chunks_of(audio: bytes, n: int) -> list[bytes]:
 async def run_access(t: PrivacyTask, private_key: bytes) -> tuple[str, Any]:
     """Status and opened result of an access task (whole or in parts, either format)."""
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        await producer.send(PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t))
+        await producer.send(
+            PRIVACY_TASKS, t.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", t), signer="coordinator"
+        )
         acks_data = await collect_acks(acks, t.task_id)
     total = next((d["result_parts"] for d in acks_data if d.get("result_parts")), 1)
     result = open_result(private_key, {d["result_part"] or 0: d["result"] for d in acks_data}, total)
@@ -281,7 +283,7 @@ async def test_a_large_access_result_travels_in_parts_that_join_to_the_whole_aud
     private, public = new_request_keypair()
     access = privacy_task(recordings.settings.participant_name, "access", customer, result_key=public)
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        await producer.send(PRIVACY_TASKS, access.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", access))
+        await producer.send(PRIVACY_TASKS, access.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", access), signer="coordinator")
         acks_data = await collect_acks(acks, access.task_id)
         records = await acks.wait_for(
             lambda r: json.loads(r.value)["data"]["task_id"] == access.task_id, count=len(acks_data)

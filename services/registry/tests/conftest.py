@@ -12,7 +12,7 @@ from lampo.crypto import new_master_key
 from lampo.registry.app import build
 from lampo.registry.settings import RegistrySettings
 from lampo.service import Runtime
-from lampo.testing import drop_database, fast_forward_group, running, unique
+from lampo.testing import drop_database, fast_forward_group, running, signing_settings, unique
 
 from .helpers import CLIENTS
 
@@ -34,6 +34,7 @@ def registry_settings() -> RegistrySettings:
         consumer_group=unique("test-registry"),
         master_key=new_master_key(),
         api_clients=CLIENTS,
+        **signing_settings("registry"),
     )
 
 

@@ -133,7 +133,8 @@ async def run_task(registry: Any, subject_id: str, customers: list[str], kind: s
             return await conn.fetchval("SELECT ack FROM privacy_tasks WHERE task_id = $1", task.task_id)
 
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        await producer.send(PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task))
+        task_event = CloudEvent.new("privacy.task", "urn:lampo:dsar", task)
+        await producer.send(PRIVACY_TASKS, request_id, task_event, signer="coordinator")
         ack = PrivacyAck.model_validate(await eventually(answered, timeout=60))
         # ... and that answer is what went out on privacy.acks.v1.
         await acks.wait_for(lambda r: _ack_of(r) == ack)

@@ -28,7 +28,17 @@ from lampo.messaging.topics import dlq
 from lampo.registry.app import build
 from lampo.registry.privacy import decide_objection
 from lampo.registry.settings import RegistrySettings
-from lampo.testing import Producer, TopicReader, customer_upserted, drop_database, eventually, header, running, unique
+from lampo.testing import (
+    Producer,
+    TopicReader,
+    customer_upserted,
+    drop_database,
+    eventually,
+    header,
+    running,
+    signing_settings,
+    unique,
+)
 
 from .conftest import Registry, fast_forward
 from .helpers import event, new_customer_number, now, ours, run_task, subject_in
@@ -46,6 +56,7 @@ async def registry() -> AsyncIterator[Registry]:
         consumer_group=unique("test-registry"),
         master_key=new_master_key(),
         api_clients={"staff": SecretStr(TOKEN)},
+        **signing_settings("registry"),  # obeys tasks signed as the coordinator, signs its acks
     )
     await fast_forward(settings.consumer_group or "")
     spans = InMemorySpanExporter()

@@ -12,7 +12,7 @@ from lampo.clock import ManualClock
 from lampo.crypto import new_master_key
 from lampo.retention.app import Retention, build
 from lampo.retention.settings import RetentionSettings
-from lampo.testing import drop_database, fast_forward_group, running, unique
+from lampo.testing import drop_database, fast_forward_group, running, signing_settings, unique
 
 # Test helpers beside the tests (retention_events.py); pytest's importlib mode does not add this
 # folder to the path by itself.
@@ -27,6 +27,7 @@ def retention_settings(**overrides: object) -> RetentionSettings:
         "consumer_group": unique("test-retention"),
         "master_key": new_master_key(),
         "sweep_interval_s": 0,  # sweeps run when a test says so
+        **signing_settings("retention"),
     }
     values.update(overrides)
     return RetentionSettings(**values)  # type: ignore[arg-type]

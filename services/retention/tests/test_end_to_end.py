@@ -24,7 +24,16 @@ from lampo.retention import store
 from lampo.retention.settings import DEFAULT_DATAMAP
 from lampo.service import Runtime
 from lampo.settings import ServiceSettings
-from lampo.testing import Producer, drop_database, eventually, fast_forward_group, running, unique
+from lampo.testing import (
+    Producer,
+    drop_database,
+    eventually,
+    fast_forward_group,
+    running,
+    signing_settings,
+    trusted_keys_for,
+    unique,
+)
 
 ENDED = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 REGISTRY_CATEGORIES = ["basic", "contact_person", "contact", "customer_relationship", "services", "consumption", "other_consented"]
@@ -71,7 +80,10 @@ async def purge(conn: asyncpg.Connection, task: PrivacyTask) -> TaskOutcome:
 
 @asynccontextmanager
 async def participant_store(name: str, migrations: Path) -> AsyncIterator[Store]:
-    settings = StoreSettings(database=unique("test_store"), consumer_group=unique("test-store"), master_key=new_master_key())
+    settings = StoreSettings(
+        database=unique("test_store"), consumer_group=unique("test-store"), master_key=new_master_key(),
+        signer=name, **signing_settings(name),
+    )  # fmt: skip
     runtime = Runtime(settings, migrations=migrations)
     subscribe(runtime, Participant(name, {"purge": purge}))
     await fast_forward_group(settings.consumer_group or "", [PRIVACY_TASKS])
@@ -103,7 +115,10 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
         "CREATE TABLE held (customer_number text NOT NULL, category text NOT NULL, item text NOT NULL);"
     )
     async with AsyncExitStack() as stack:
-        retention = await stack.enter_async_context(start_retention(datamap=isolated_datamap(tmp_path, suffix)))
+        stores = [f"{name}-{suffix}" for name in ("registry", "billing", "recordings")]
+        retention = await stack.enter_async_context(
+            start_retention(datamap=isolated_datamap(tmp_path, suffix), trusted_keys=trusted_keys_for(*stores))
+        )
         registry = await stack.enter_async_context(participant_store(f"registry-{suffix}", migrations))
         billing = await stack.enter_async_context(participant_store(f"billing-{suffix}", migrations))
         recordings = await stack.enter_async_context(participant_store(f"recordings-{suffix}", migrations))

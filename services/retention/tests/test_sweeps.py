@@ -30,7 +30,7 @@ from lampo.retention import store
 from lampo.retention.domain import SOURCE, DueItem, plan_purges, purge_task
 from lampo.retention.settings import DEFAULT_DATAMAP
 from lampo.retention.sweep import task_records
-from lampo.testing import Producer, TopicReader, eventually, header
+from lampo.testing import Producer, TopicReader, eventually, header, trusted_keys_for
 
 ENDED = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 
@@ -314,7 +314,8 @@ async def test_a_hold_blocks_the_sweep_and_its_release_unblocks_it(retention) ->
 async def test_acks_confirm_the_proof_of_deletion(start_retention, tmp_path) -> None:
     # Participants of their own, so that no other running service answers these tasks first.
     datamap, names = isolated_datamap(tmp_path)
-    async with start_retention(datamap=datamap) as retention:
+    # The acks are signed by the renamed registry, whose (test) key retention trusts.
+    async with start_retention(datamap=datamap, trusted_keys=trusted_keys_for(names["registry"])) as retention:
         await _acks_confirm(retention, names["registry"])
 
 
@@ -345,8 +346,10 @@ async def _acks_confirm(retention, registry: str) -> None:  # type: ignore[no-un
     acks = retention.service.consumer("retention:purge-acks")
     passed_over = acks.stats.passed_over
     async with Producer() as p:
-        await p.send(PRIVACY_ACKS, other_request, other)
-        await p.send(PRIVACY_ACKS, task.request_id, CloudEvent.new("privacy.ack", "urn:lampo:registry", ack))
+        await p.send(PRIVACY_ACKS, other_request, other, signer=registry)
+        await p.send(
+            PRIVACY_ACKS, task.request_id, CloudEvent.new("privacy.ack", "urn:lampo:registry", ack), signer=registry
+        )
 
     async def confirmed():  # type: ignore[no-untyped-def]
         async with retention.service.runtime.pool.acquire() as conn:

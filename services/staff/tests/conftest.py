@@ -24,24 +24,33 @@ from lampo.registry.api import subjects_api
 from lampo.registry.app import build as build_registry
 from lampo.registry.settings import RegistrySettings
 from lampo.staff.app import build
-from lampo.testing import BOOTSTRAP, drop_database, eventually, fast_forward_group, running, unique
+from lampo.testing import (
+    BOOTSTRAP,
+    drop_database,
+    eventually,
+    fast_forward_group,
+    running,
+    signing_settings,
+    unique,
+)
 
 
 @pytest.fixture(scope="module")
 async def suite() -> AsyncIterator[Suite]:
     registry_settings = RegistrySettings(
         database=unique("test_registry"), consumer_group=unique("test-registry"),
-        master_key=new_master_key(), api_clients=CALLERS,
+        master_key=new_master_key(), api_clients=CALLERS, **signing_settings("registry"),
     )  # fmt: skip
     dsar_settings = DsarSettings(
         database=unique("test_dsar"), consumer_group=unique("test-dsar"), master_key=new_master_key(),
-        identity_resolver="customer_number", api_clients=CALLERS,
+        identity_resolver="customer_number", api_clients=CALLERS, participants=["registry"],
+        **signing_settings("coordinator"),
     )  # fmt: skip
     await provision(BOOTSTRAP, specs=[t for t in TOPICS if t.name == STAFF_AUDIT_HEADS])
     await fast_forward_group(registry_settings.consumer_group or "", [REGISTRY_INBOUND, CONSENT_EVENTS, PRIVACY_TASKS])
     await fast_forward_group(dsar_settings.consumer_group or "", [DSAR_REQUESTS, PRIVACY_ACKS])
     registry = build_registry(registry_settings)
-    dsar = build_dsar(dsar_settings, run_checker=False)
+    dsar = build_dsar(dsar_settings)  # its checker resolves requests and sends their tasks
     clock = ManualClock(START)
     settings = staff_settings()
     staff = build(

@@ -17,7 +17,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.crypto import new_master_key
 from lampo.staff.app import Staff
 from lampo.staff.settings import StaffSettings
-from lampo.testing import Producer, customer_upserted, unique
+from lampo.testing import Producer, customer_upserted, signing_settings, unique
 
 STAFF_TOKEN = secrets.token_urlsafe(24)  # the staff service's own credential (LAMPO_API_TOKEN)
 # What the registry and the coordinator answer (LAMPO_API_CLIENTS): the staff service, and the
@@ -41,7 +41,7 @@ def staff_settings(**overrides: object) -> StaffSettings:
         address_throttle_after=10_000,
         audit_head_key=unique("test-staff-audit"),
         audit_head_interval_s=2.0,
-        **overrides,  # type: ignore[arg-type]
+        **{**signing_settings("staff"), **overrides},  # type: ignore[arg-type]
     )
 
 

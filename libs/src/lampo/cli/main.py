@@ -23,6 +23,31 @@ def keygen() -> None:
     typer.echo(new_master_key())
 
 
+@app.command("signing-keygen")
+def signing_keygen() -> None:
+    """Print a new Ed25519 signing key pair: line 1 the private key (LAMPO_SIGNING_KEY of one
+    service), line 2 its public key (for the others' LAMPO_TRUSTED_KEYS). Base64, raw 32 bytes."""
+    from lampo.signing import new_key_pair
+
+    private, public = new_key_pair()
+    typer.echo(private)
+    typer.echo(public)
+
+
+@app.command("signing-public")
+def signing_public() -> None:
+    """Read a private signing key (base64) on standard input; print its public key."""
+    import sys
+
+    from lampo.signing import InvalidKey, private_key, public_of
+
+    try:
+        typer.echo(public_of(private_key(sys.stdin.readline())))
+    except InvalidKey as e:
+        typer.secho(f"lampo: {e}", fg="red", err=True)
+        raise typer.Exit(2) from e
+
+
 def _load_plugins() -> None:
     from lampo.cli.keys import app as keys_app
     from lampo.db.cli import app as db_app

@@ -4,7 +4,9 @@ The one consume path of every service. For each batch of records FastStream hand
 
 1. Each record is parsed against the topic's contract. A record that cannot be accepted
    (``invalid_json``, ``schema``, ``unknown_type``, a failed identifier check) is copied
-   unchanged to ``<topic>.dlq`` with ``error.reason`` and ``error.detail`` headers.
+   unchanged to ``<topic>.dlq`` with ``error.reason`` and ``error.detail`` headers. A consumer
+   with a ``verify`` policy (``lampo.signing``) also dead-letters, as ``unauthenticated``, a
+   record that is not signed by a signer the policy accepts for it.
 2. The valid ones are claimed in the inbox and applied by the service's handler in one database
    transaction; a redelivered event id is skipped (counted as a duplicate, no second effect).
 3. If the handler fails for a batch, the batch is rolled back and applied again in halves (a
@@ -41,6 +43,7 @@ from lampo.contracts.errors import Rejected as Rejected  # noqa: PLC0414 - re-ex
 from lampo.messaging import inbox
 from lampo.messaging.polling import long_poll
 from lampo.messaging.topics import dlq
+from lampo.signing import UNAUTHENTICATED, SignaturePolicy
 from lampo.tracing import TRACEPARENT, context_from_headers
 
 log = logging.getLogger("lampo.consumer")
@@ -187,8 +190,10 @@ class ReliableConsumer:
         observers: Sequence[Observer] = (),
         parser: Parser = parse,
         select: Selector | None = None,
+        verify: SignaturePolicy | None = None,
     ) -> None:
         self.name = name
+        self._verify = verify
         self._parse = parser
         self._select = select
         self.topic = topic
@@ -268,6 +273,9 @@ class ReliableConsumer:
                 event = self._parse(self.topic, record.value or b"")
             except ContractViolation as e:
                 rejected.append((record, e.reason, e.detail, span))
+                continue
+            if self._verify is not None and (detail := self._verify.check(record, event)) is not None:
+                rejected.append((record, UNAUTHENTICATED, detail, span))  # acts on nothing, no inbox row
                 continue
             span.set_attributes(
                 {"messaging.message.id": event.envelope.id, "cloudevents.event_type": event.envelope.type}

@@ -20,6 +20,7 @@ from opentelemetry.trace import Tracer
 
 from lampo.aio import stop_task, wait_event
 from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
+from lampo.signing import SIGNED_TOPICS, Signer
 from lampo.tracing import TRACEPARENT, current_traceparent, publish_span
 
 log = logging.getLogger("lampo.outbox")
@@ -120,12 +121,24 @@ Send = Callable[[str, str, bytes, dict[str, str]], Awaitable[None]]
 
 
 class OutboxRelay:
-    """Sends committed outbox rows in id order; woken by NOTIFY, polling as a fallback."""
+    """Sends committed outbox rows in id order; woken by NOTIFY, polling as a fallback.
+
+    With a ``signer``, a record for one of ``lampo.signing.SIGNED_TOPICS`` (tasks, acks,
+    approvals) leaves with the ``signature`` and ``signer`` headers, the signature made here
+    over the very bytes sent."""
 
     def __init__(
-        self, pool: asyncpg.Pool, send: Send, tracer: Tracer, *, batch_size: int = 500, poll_s: float = 1.0
+        self,
+        pool: asyncpg.Pool,
+        send: Send,
+        tracer: Tracer,
+        *,
+        batch_size: int = 500,
+        poll_s: float = 1.0,
+        signer: Signer | None = None,
     ) -> None:
         self._pool = pool
+        self._signer = signer
         self._send = send
         self._tracer = tracer
         self._batch = batch_size
@@ -197,7 +210,10 @@ class OutboxRelay:
                 headers = {"content-type": CONTENT_TYPE}
                 if traceparent:
                     headers[TRACEPARENT] = traceparent
-                sends.append(self._send(row["topic"], row["key"], bytes(row["value"]), headers))
+                value = bytes(row["value"])
+                if self._signer is not None and row["topic"] in SIGNED_TOPICS:
+                    headers.update(self._signer.headers(value))
+                sends.append(self._send(row["topic"], row["key"], value, headers))
             await asyncio.gather(*sends)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.sent += len(rows)

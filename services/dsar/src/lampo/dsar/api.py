@@ -26,7 +26,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from lampo.contracts.catalog import DSAR_REQUESTS, parse
 from lampo.contracts.dsar import DsarSubmitted
@@ -58,6 +58,17 @@ def may_read(caller: Caller, channel: str) -> bool:
     """Whether ``caller`` may see a request that came in on ``channel``: staff every request, any
     other caller only those on its own channel."""
     return caller.name in (STAFF, channel)
+
+
+class Extend(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+    by: str | None = Field(default=None, min_length=1, max_length=128)
+    """Who extends, as the calling service names them (default: the caller's name)."""
+
+
+class Retry(BaseModel):
+    participant: str = Field(min_length=1, max_length=128)
+    by: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 def _error(status: int, reason: str, detail: str, request: Any = None) -> JSONResponse:
@@ -239,6 +250,38 @@ def create_api(state: dict[str, Any]) -> FastAPI:
             try:
                 async with conn.transaction():
                     await c.cancel(conn, request_id, by=(body.by if body and body.by else caller.name))
+            except DsarError as e:
+                return _error(_STATUS_OF_REASON.get(e.reason, 409), e.reason, e.detail)
+            view = await c.view(conn, request_id)
+        return JSONResponse(jsonable_encoder(view))
+
+    refusals: dict[int | str, dict[str, Any]] = {
+        404: {"description": "unknown request"}, 409: {"description": "not possible in the request's state"},
+    }  # fmt: skip
+
+    @api.post(
+        "/v1/requests/{request_id}/extend",
+        summary="Extend the deadline by two months, once, with a reason",
+        responses=refusals,
+    )
+    async def extend(request_id: str, body: Extend, caller: StaffOnly) -> JSONResponse:
+        c = coordinator()
+        async with pool().acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await c.extend(conn, request_id, reason=body.reason, by=body.by or caller.name)
+            except DsarError as e:
+                return _error(_STATUS_OF_REASON.get(e.reason, 409), e.reason, e.detail)
+            view = await c.view(conn, request_id)
+        return JSONResponse(jsonable_encoder(view))
+
+    @api.post("/v1/requests/{request_id}/retry", summary="Send a failed participant's task again", responses=refusals)
+    async def retry(request_id: str, body: Retry, caller: StaffOnly) -> JSONResponse:
+        c = coordinator()
+        async with pool().acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await c.retry(conn, request_id, body.participant, by=body.by or caller.name)
             except DsarError as e:
                 return _error(_STATUS_OF_REASON.get(e.reason, 409), e.reason, e.detail)
             view = await c.view(conn, request_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +30,12 @@ from lampo.dsar.resolver import (
 from lampo.dsar.settings import DsarSettings
 from lampo.http_auth import Callers
 from lampo.messaging.consumer import ConsumerOptions, ReliableConsumer
+from lampo.participant import ack_policy
 from lampo.service import Runtime, serve
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 ACKS_FETCH_BYTES = 8 * 1024 * 1024
+log = logging.getLogger("lampo.dsar")
 
 
 @dataclass
@@ -90,7 +93,14 @@ def build(
         PRIVACY_ACKS,
         acks_handler(coordinator),
         options=ConsumerOptions(max_records=settings.consumer_batch, max_partition_fetch_bytes=ACKS_FETCH_BYTES),
+        verify=ack_policy(runtime.trusted),  # counted only when signed by the participant named
     )
+    # Fail closed, and say so at start-up (lampo.signing, docs/SECURITY.md).
+    untrusted = [p for p in (*settings.participants, "staff") if not runtime.trusted.knows(p)]
+    if untrusted:
+        log.error("dsar: no trusted key for %s: their acks or approvals are refused", ", ".join(untrusted))
+    if runtime.signer is None:
+        log.error("dsar: LAMPO_SIGNING_KEY is not set: participants obey none of its tasks")
     holds = HoldsConsumer(runtime)
     holds.register()
     # Packages past their expires_at are destroyed (key and chunks); their address answers 410.

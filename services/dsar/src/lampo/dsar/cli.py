@@ -3,7 +3,8 @@
 One approach throughout: the CLI works on the coordinator's database through the coordinator's
 own command functions, in one transaction each; events it causes go through the outbox, which
 the running service's relay sends (woken by NOTIFY). So ``submit`` is the same intake as Kafka
-and HTTP, and ``approve``/``deny`` the same as dsar.approved / dsar.denied. Nothing here prints
+and HTTP. Approvals and denials are not taken here: they come only from an authenticated person
+with the approving role, through the staff service (``lampo admin approve``). Nothing here prints
 personal data: identifiers go in, only ids and facts come out.
 """
 
@@ -274,21 +275,23 @@ def due(days: int = typer.Option(7, help="due within this many days (overdue one
 
 
 @app.command()
-def approve(request_id: str, by: str = typer.Option(..., "--by", help="the approver (an authorised role)")) -> None:
-    """Approve a request waiting for approval (as dsar.approved)."""
-    row = _command(lambda c, conn: c.approve(conn, request_id, by=by, at=datetime.now(UTC)))
-    console.print(f"approved [bold]{request_id}[/bold] by {by}: now {_status(row['status'])}")
+def approve(request_id: str) -> None:
+    """Moved: approve with your own staff account, `lampo admin approve REQUEST_ID`."""
+    typer.secho(
+        f"approvals go through the staff service with your own account: lampo admin approve {request_id}",
+        fg="yellow", err=True,
+    )  # fmt: skip
+    raise typer.Exit(2)
 
 
 @app.command()
-def deny(
-    request_id: str,
-    by: str = typer.Option(..., "--by", help="the approver (an authorised role)"),
-    reason: str = typer.Option(..., "--reason", help="told to the requester"),
-) -> None:
-    """Deny a request waiting for approval: it is rejected with reason ``denied``."""
-    _command(lambda c, conn: c.deny(conn, request_id, by=by, reason=reason))
-    console.print(f"denied [bold]{request_id}[/bold] by {by}")
+def deny(request_id: str) -> None:
+    """Moved: deny with your own staff account, `lampo admin deny REQUEST_ID --reason ...`."""
+    typer.secho(
+        f"denials go through the staff service with your own account: lampo admin deny {request_id} --reason ...",
+        fg="yellow", err=True,
+    )  # fmt: skip
+    raise typer.Exit(2)
 
 
 @app.command()

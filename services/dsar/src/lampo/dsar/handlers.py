@@ -27,6 +27,7 @@ from lampo.messaging import inbox
 from lampo.messaging.consumer import INFRASTRUCTURE_ERRORS, BatchHandler, Incoming, ReliableConsumer, per_event
 from lampo.messaging.topics import consumer_group_for
 from lampo.service import Runtime
+from lampo.signing import SignaturePolicy, only
 from lampo.tracing import TRACEPARENT
 
 log = logging.getLogger("lampo.dsar")
@@ -130,6 +131,10 @@ def consume_requests(runtime: Runtime, coordinator: Coordinator) -> RequestsCons
         handler=requests_handler(coordinator),
         broker=runtime.broker,
         tracer=runtime.tracer,
+        # An approval or denial counts only when the staff service signed it (CONTRACTS.md).
+        verify=SignaturePolicy(
+            runtime.trusted, only("staff"), applies=lambda e: isinstance(e.data, DsarApproved | DsarDenied)
+        ),
     )
     runtime.adopt(consumer)  # on /metrics and in /health/ready like every other consumer
     return consumer

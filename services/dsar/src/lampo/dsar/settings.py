@@ -40,6 +40,7 @@ def _erasure_only() -> list[DsarKind]:
 class DsarSettings(ServiceSettings):
     service: ClassVar[str] = "dsar"
     default_http_port: ClassVar[int] = 8103
+    default_signer: ClassVar[str | None] = "coordinator"  # the name its tasks are signed under
 
     source: str = "urn:lampo:dsar"
     # The participants a request may go to, and the data map (above) that picks among them.

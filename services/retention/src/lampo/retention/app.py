@@ -28,6 +28,7 @@ from lampo.contracts.catalog import (
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
 from lampo.messaging.consumer import BatchHandler, Observer, Parser, ReliableConsumer
+from lampo.participant import ack_policy
 from lampo.retention import handlers
 from lampo.retention.datamap import DataMap, load_datamap
 from lampo.retention.domain import SOURCE
@@ -124,9 +125,19 @@ def build(
         RECORDINGS_INBOUND: (frozenset({"call.recorded", "email.archived"}), handlers.on_recordings_inbound),
         CONSENT_EVENTS: (frozenset({"consent.changed"}), handlers.on_consent_events),
     }
+    if runtime.signer is None:
+        log.error("retention: LAMPO_SIGNING_KEY is not set: participants obey none of its sweeps' purge tasks")
     for topic, (name, handler) in own.items():
-        select = handlers.answers_a_sweep if topic == PRIVACY_ACKS else None
-        runtime.consume(topic, handler, name=name, observers=observers, select=select)
+        acks = topic == PRIVACY_ACKS
+        runtime.consume(
+            topic,
+            handler,
+            name=name,
+            observers=observers,
+            select=handlers.answers_a_sweep if acks else None,
+            # A purge ack counts only when signed by the participant it names (lampo.signing).
+            verify=ack_policy(runtime.trusted) if acks else None,
+        )
     for topic, (wanted, handler) in observed.items():
         service.ignored[topic] = Counter()
         parser = observing_parser(wanted, service.ignored[topic])

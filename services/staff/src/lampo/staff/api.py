@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from lampo.contracts.dsar import DsarSubmitted
 from lampo.staff.access import Access
+from lampo.staff.approvals import add_routes as add_approval_routes
 from lampo.staff.audit_head import last_head
 from lampo.staff.domain import CUSTOMER_NUMBER, AuditEntry, Rights, parse_categories
 from lampo.staff.errors import (
@@ -325,6 +326,8 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, dsar: 
         report = await service.verify_audit(await last_head(service.settings, service.audit_key))
         return AuditStatus(ok=report.ok, rows=report.rows, first_broken=report.first_broken, reason=report.reason,
                            head_seq=report.head_seq)  # fmt: skip
+
+    add_approval_routes(api, access, needs, dsar)  # approve, deny, extend, retry, cancel
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

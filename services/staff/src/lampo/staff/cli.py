@@ -18,6 +18,7 @@ import typer
 from lampo.cli.runner import run
 from lampo.clock import SystemClock
 from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
+from lampo.staff import approvals_cli
 from lampo.staff.access import Access
 from lampo.staff.app import MIGRATIONS, check_configuration
 from lampo.staff.audit_head import last_head, publish_once
@@ -31,6 +32,11 @@ app = typer.Typer(help="Staff accounts, roles and the audit log (staff service).
 audit_cli = typer.Typer(help="The staff audit log.", no_args_is_help=True)
 app.add_typer(audit_cli, name="audit")
 audit_app = typer.Typer(help="The staff audit log (same as `lampo admin audit`).", no_args_is_help=True)
+
+
+# Decisions on requests waiting for approval go through the staff service with your own account.
+app.command("approve")(approvals_cli.approve)
+app.command("deny")(approvals_cli.deny)
 
 
 async def _publish(access: Access) -> int | None:

@@ -19,7 +19,7 @@ from lampo.contracts.identifiers import ISO_3166_ALPHA2, is_eu_eea
 from lampo.staff.errors import ConfigurationRefused, InvalidInput, WeakPassword
 
 CATEGORIES: Final = tuple(str(c) for c in ALL_CATEGORIES)
-FUNCTIONS: Final = ("manage_users", "handle_dsar", "read_audit")
+FUNCTIONS: Final = ("manage_users", "handle_dsar", "read_audit", "approve_erasure")
 REQUIRED_ROLES: Final = ("administrator", "customer_service", "billing_clerk", "data_protection_officer", "auditor")
 ADMINISTRATOR: Final = "administrator"
 
