@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from privacy.subjects import Subject
 from suite import Suite, installed
 
@@ -37,6 +38,7 @@ from lampo.contracts.catalog import (
     RECORDINGS_INBOUND,
     REGISTRY_INBOUND,
 )
+from lampo.crypto import KeyRing, parse_master_key
 from lampo.db.pool import server_url_of
 from lampo.messaging.topics import TOPICS
 from lampo.synthetic import approve, outcome, submit, submitted
@@ -323,3 +325,69 @@ async def test_databases_hold_no_plaintext_and_nothing_of_the_erased(
                 if label in erased or (name, table) not in ALLOWED_PLAINTEXT:
                     hits.append((label, kind, f"database of {name}, column {column}"))
     assert not hits, report(hits)
+
+
+# -- crypto-shredding, from the keys' side ------------------------------------------------------
+
+GCM_NONCE, GCM_TAG = 12, 16
+
+
+def opened(key: bytes, blob: bytes) -> bytes:
+    """An AES-GCM value (nonce, ciphertext, tag) opened under ``key`` without its tag: GCM is
+    AES-CTR underneath (counter nonce || 2), so a key opens the value whatever subject and field
+    it was bound to. Under the wrong key the result is noise."""
+    nonce, body = blob[:GCM_NONCE], blob[GCM_NONCE:-GCM_TAG]
+    decryptor = Cipher(algorithms.AES(key), modes.CTR(nonce + b"\x00\x00\x00\x02")).decryptor()
+    plain = decryptor.update(body) + decryptor.finalize()
+    return plain + unzipped(plain)
+
+
+async def encrypted_values(database: str) -> list[tuple[str, bytes]]:
+    """(table.column, value) for every bytea value long enough to be an AES-GCM value."""
+    conn = await asyncpg.connect(server_url_of(PG_URL, database))
+    try:
+        columns = await conn.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_schema, table_name)"
+            " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' AND c.data_type = 'bytea'"
+        )
+        values = []
+        for col in columns:
+            if col["table_name"] == "subject_keys":
+                continue  # the wrapped keys themselves
+            rows = await conn.fetch(f'SELECT "{col["column_name"]}" AS v FROM "{col["table_name"]}"')
+            where = f"{col['table_name']}.{col['column_name']}"
+            values += [(where, bytes(r["v"])) for r in rows if r["v"] is not None and len(r["v"]) > GCM_NONCE + GCM_TAG]
+        return values
+    finally:
+        await conn.close()
+
+
+async def what_keys_open(suite: Suite, needles: Needles) -> set[tuple[str, str, str, str]]:
+    """(subject, kind of datum, service, table.column) for every needle that some data key left in
+    a service's store opens in some encrypted value of that service's database."""
+    found = set()
+    for name in STORES:
+        env = suite[name].env
+        ring = KeyRing(parse_master_key(env["LAMPO_MASTER_KEY"]))
+        conn = await asyncpg.connect(server_url_of(PG_URL, env["LAMPO_DATABASE"]))
+        try:
+            keys = await ring.every_key(conn)
+        finally:
+            await conn.close()
+        values = await encrypted_values(env["LAMPO_DATABASE"])
+        for key in keys.values():
+            for where, value in values:
+                found |= {(label, kind, name, where) for label, kind in needles.find(opened(key, value))}
+    return found
+
+
+async def test_no_key_left_opens_anything_of_the_erased(privacy_suite: Suite, after_run: dict[str, Any]) -> None:
+    """Crypto-shredding that holds: after the run, every data key left in any service's store,
+    unwrapped with the master key, is tried on every encrypted value of that service's database.
+    Nothing of an erased subject opens; what the kept subjects' keys open shows that the search
+    reads what a key opens (it would find the erased, were a key of theirs left anywhere)."""
+    kept = await what_keys_open(privacy_suite, Needles(after_run["kept"]))
+    assert {label for label, *_ in kept} >= {"person C (access request)"}, kept
+    leaks = await what_keys_open(privacy_suite, Needles(after_run["erased"]))
+    assert leaks == set(), sorted(leaks)

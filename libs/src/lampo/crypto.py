@@ -285,6 +285,14 @@ class KeyRing:
                 keys[row["subject_id"]] = key
                 self._remember(row["subject_id"], key)
 
+    async def every_key(self, conn: asyncpg.Connection) -> dict[str, bytes]:
+        """Every data key of the store, unwrapped, by subject: for audits only (the privacy leak
+        search tries each on every encrypted value, so that an erased subject's data is shown to
+        open under no key left)."""
+        async with self._keys_conn(conn) as kconn:
+            rows = await kconn.fetch("SELECT subject_id, wrapped_key, kek_id FROM subject_keys")
+        return {row["subject_id"]: key for row, key in zip(rows, self._unwrap(rows), strict=True)}
+
     async def cipher(self, conn: asyncpg.Connection, subject_id: str, *, create: bool = False) -> FieldCipher:
         found = await self.ciphers(conn, [subject_id], create=create)
         if subject_id not in found:

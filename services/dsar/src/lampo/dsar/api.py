@@ -34,7 +34,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
 from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.errors import DsarError, UnknownRequest
-from lampo.dsar.package_api import package_router
+from lampo.dsar.package_api import add_package_routes
 from lampo.http_auth import Caller, Callers, document_callers, requires
 from lampo.tracing import context_from_headers, current_traceparent
 
@@ -256,6 +256,7 @@ def create_api(state: dict[str, Any]) -> FastAPI:
         return JSONResponse(jsonable_encoder(view))
 
     refusals: dict[int | str, dict[str, Any]] = {
+        400: {"description": "the body is not JSON"},
         404: {"description": "unknown request"}, 409: {"description": "not possible in the request's state"},
     }  # fmt: skip
 
@@ -287,7 +288,7 @@ def create_api(state: dict[str, Any]) -> FastAPI:
             view = await c.view(conn, request_id)
         return JSONResponse(jsonable_encoder(view))
 
-    api.include_router(package_router(state))  # GET /v1/packages/{request_id}, transfer, log
+    add_package_routes(api, state)  # GET /v1/packages/{request_id}, transfer, log
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Depends
+from fastapi import Depends, FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -46,9 +46,10 @@ def _error(e: DsarError) -> JSONResponse:
     )
 
 
-def package_router(state: dict[str, Any]) -> APIRouter:
-    """``state`` holds "coordinator" and "pool", as for the rest of the API."""
-    router = APIRouter()
+def add_package_routes(router: FastAPI, state: dict[str, Any]) -> None:
+    """The package routes, on the coordinator's API itself (not an included router: FastAPI
+    includes those lazily, out of the reach of ``lampo.http_auth.document_callers``, so their
+    callers would go undocumented). ``state`` holds "coordinator" and "pool", as for the rest."""
     found: list[Callers] = []
 
     def coordinator() -> Coordinator:
@@ -105,6 +106,7 @@ def package_router(state: dict[str, Any]) -> APIRouter:
         "/v1/packages/{request_id}/transfer",
         summary="Send a portability package to another controller (Art. 20(2)), at the subject's request",
         responses={
+            400: {"description": "the body is not JSON"},
             401: {"description": "no credential"},
             403: {"description": "not staff"},
             409: {"description": "not a portability request"},
@@ -130,4 +132,3 @@ def package_router(state: dict[str, Any]) -> APIRouter:
             rows = await packages.PackageStore(conn).log_of(request_id)
         return JSONResponse(jsonable_encoder({"request_id": request_id, "log": [dict(r) for r in rows]}))
 
-    return router
