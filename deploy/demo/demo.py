@@ -8,16 +8,18 @@
    record with an invalid identity code: change notices without personal data, and the
    dead-letter record with its reason.
 2. One synthetic customer gets data in every store (register, an invoice, a call recording, a
-   consent); an access request returns a package (audio included), a rectification corrects the
+   consent); an access request returns a package (audio included) that the portal fetches at
+   its address with its own credential, a rectification corrects the
    e-mail address (billing says why issued invoices are not altered), an objection to profiling
    stops it and deletes the profile, and an erasure request, approved by the managing director,
-   ends with billing's statutory retention listed.
+   ends with billing's statutory retention listed, and the earlier package answers 410.
 3. Where to open each request's trace in Zipkin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import sys
@@ -128,7 +130,10 @@ async def dsar_flow() -> None:
         done = (await outcome(events, access, "dsar.completed", timeout=120))["data"]
         package = done["package"] or {}
         console.print(f"[green]access {access}: {done['status']}, package sha256 {package.get('sha256', '-')[:16]}…")
-        console.print(f"  write it out: .venv/bin/lampo dsar package {access} --out /tmp/{access}.zip")
+        fetched = await fetch_package(package["uri"])
+        same = hashlib.sha256(fetched.content).hexdigest() == package["sha256"]
+        console.print(f"  the portal fetches it at {package['uri']} with its own credential: {fetched.status_code}, sha256 matches: {same}")
+        console.print(f"  as the portal would: curl -H \"Authorization: Bearer $(cat .run/api/portal.token)\" -o /tmp/{access}.zip {package['uri']}")
         corrections = {"contact": {"email": f"uusi.{customer.n}@example.fi"}}
         rectification = await submit(submitted("rectification", customer.number, corrections=corrections))
         done = (await outcome(events, rectification, "dsar.completed", timeout=120))["data"]
@@ -150,9 +155,19 @@ async def dsar_flow() -> None:
         table.add_row(name, result["status"], json.dumps(result["erased"]), kept)
     console.print(f"[green]erasure {erasure}: {done['status']}")
     console.print(table)
+    gone = await fetch_package(package["uri"])
+    console.print(f"the access package made before the erasure is destroyed with it: {package['uri']} answers {gone.status_code}")
     console.rule("[bold]3. Traces")
     console.print(f"erasure trace: http://127.0.0.1:9411/zipkin/traces/{done['trace_id']}")
     console.print(f"readable report: .venv/bin/lampo dsar report {erasure}")
+
+
+async def fetch_package(uri: str) -> httpx.Response:
+    """The package at its address, fetched as the portal (the request's channel) with its own
+    credential, which `make up` keeps in .run/api/portal.token."""
+    token = (ROOT / ".run/api/portal.token").read_text().strip()
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {token}"}) as http:
+        return await http.get(uri, timeout=60)
 
 
 def effects_table(done: dict) -> Table:

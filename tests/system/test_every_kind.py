@@ -20,7 +20,7 @@ import pytest
 from lampo.contracts.catalog import CONSENT_EVENTS, CONSENT_INBOUND, DSAR_EVENTS, REGISTRY_INBOUND
 from lampo.contracts.envelope import CloudEvent
 from lampo.db.pool import server_url_of
-from lampo.synthetic import Customer, new_customer, outcome, seed, submit, submitted
+from lampo.synthetic import Customer, approve, new_customer, outcome, seed, submit, submitted
 from lampo.testing import PG_URL, Producer, TopicReader, eventually
 
 STORES = ("registry", "billing", "recordings", "consent")
@@ -207,3 +207,25 @@ async def test_an_objection_acts_on_its_scope(suite, require, via) -> None:
     # automated decisions: recorded; the register says none are made
     assert "no decisions based solely on automated processing" in effects(answers["automated_decisions"], "registry")["nothing_held"]["legal_basis"]
     assert await profiled(suite, customers["automated_decisions"])
+
+
+async def test_an_access_package_dies_with_its_subjects_erasure(suite, require) -> None:
+    require("dsar", *STORES)
+    customer = new_customer()
+    await seed(suite.urls, customer)
+    async with TopicReader(DSAR_EVENTS) as events:
+        access = await ask(suite, "kafka", "access", customer, events)
+        assert (await package_of(suite, access))["manifest.json"]  # fetchable while the subject is kept
+        erasure = await submit(submitted("erasure", customer.number))
+        await outcome(events, erasure, "dsar.awaiting_approval")
+        await approve(erasure)  # signed by staff, as the staff service does for the managing director
+        erased = (await outcome(events, erasure, "dsar.completed", timeout=120))["data"]
+
+    # the coordinator erased its own copy and says so beside the stores
+    assert "packages_destroyed" in effects(erased, "dsar")
+    async with httpx.AsyncClient(headers=suite.as_caller("portal")) as http:
+        gone = await http.get(access["package"]["uri"], timeout=30)
+    assert gone.status_code == 410
+    chunks = await fetchval(suite, "dsar", "SELECT count(*) FROM package_chunks WHERE request_id = $1", access["request_id"])
+    key = await fetchval(suite, "dsar", "SELECT count(*) FROM subject_keys WHERE subject_id = $1", f"package:{access['request_id']}")
+    assert (chunks, key) == (0, 0)

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from faststream.security import BaseSecurity
 
 
+class MissingSetting(RuntimeError):
+    """A setting the service (or an operator command) cannot do without is not configured; the
+    message says which and how to give it."""
+
+
 class ServiceSettings(BaseSettings):
     # hide_input_in_errors: a bad value (a key, a password in a URL) is never echoed in an error.
     model_config = SettingsConfigDict(env_prefix="LAMPO_", extra="ignore", hide_input_in_errors=True)
@@ -247,7 +252,7 @@ class ServiceSettings(BaseSettings):
 
     def master_key_bytes(self) -> bytes:
         if self.master_key is None:
-            raise RuntimeError(
+            raise MissingSetting(
                 "LAMPO_MASTER_KEY is not set: give the service a base64 key of 32 random bytes "
                 "(`lampo keygen` prints one; `make up` creates one in .run/master.key)"
             )

@@ -64,5 +64,11 @@ def _load_plugins() -> None:
 
 
 def main() -> None:
+    from lampo.settings import MissingSetting
+
     _load_plugins()
-    app()
+    try:
+        app()
+    except MissingSetting as e:  # a configuration to give, not a fault to trace back
+        typer.secho(f"lampo: {e}", fg="red", err=True)
+        raise SystemExit(2) from None
