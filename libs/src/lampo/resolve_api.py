@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -29,7 +29,6 @@ from lampo.http_auth import Callers, requires
 from lampo.service import Runtime
 
 _CUSTOMER_NUMBER = re.compile(r"[!-~]{1,128}")
-FIELDS = ("customer_number", "email")
 MAX_BODY = 16 * 1024
 
 Known = Callable[[asyncpg.Connection, Runtime, str], Awaitable[bool]]
@@ -43,35 +42,53 @@ class BadRequest(ValueError):
         self.field = field
 
 
-def parse_request(body: bytes) -> dict[str, str]:
-    """The identifiers of a request body, checked; BadRequest names the field, never the value."""
-    if len(body) > MAX_BODY:
-        raise BadRequest("too_large")
+def customer_number(value: str) -> str:
+    if not _CUSTOMER_NUMBER.fullmatch(value):
+        raise ValueError("customer_number")
+    return value
+
+
+Check = Callable[[str], str]
+"""An identifier's check: its normalised value, or ValueError."""
+
+
+def parse_identifiers(body: bytes, checks: Mapping[str, Check]) -> dict[str, str]:
+    """The identifiers of a resolve request's body (a JSON object of ``checks``' fields, at least
+    one), each checked and normalised; BadRequest names the field, never the value. Written once
+    for the registry's resolve route and the stores'."""
     try:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("invalid_json") from None
     if not isinstance(obj, dict):
         raise BadRequest("invalid_json")
-    unknown = sorted(k for k in obj if k not in FIELDS)
+    unknown = sorted(k for k in obj if k not in checks)
     if unknown:
         raise BadRequest("unknown_field", unknown[0] if _CUSTOMER_NUMBER.fullmatch(unknown[0]) else None)
     found: dict[str, str] = {}
-    for name in FIELDS:
+    for name, check in checks.items():
         value = obj.get(name)
         if value is None:
             continue
         if not isinstance(value, str):
             raise BadRequest("invalid_type", name)
         try:
-            if name == "customer_number" and not _CUSTOMER_NUMBER.fullmatch(value):
-                raise ValueError(name)
-            found[name] = value if name == "customer_number" else check_email(value)
+            found[name] = check(value)
         except ValueError:
             raise BadRequest(f"invalid_{name}", name) from None
     if not found:
-        raise BadRequest("missing_identifier", "customer_number")
+        raise BadRequest("missing_identifier", "|".join(checks))
     return found
+
+
+STORE_CHECKS: Mapping[str, Check] = {"customer_number": customer_number, "email": check_email}
+
+
+def parse_request(body: bytes) -> dict[str, str]:
+    """A store's resolve request: a customer number or an e-mail address."""
+    if len(body) > MAX_BODY:
+        raise BadRequest("too_large")
+    return parse_identifiers(body, STORE_CHECKS)
 
 
 def _answer(status: int, body: dict[str, Any]) -> JSONResponse:

@@ -17,7 +17,6 @@ and no value is echoed back.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -26,13 +25,14 @@ import asyncpg
 from lampo.contracts.identifiers import check_email, check_personal_identity_code
 from lampo.crypto import KeyRing
 from lampo.registry.store import RegistryStore
+from lampo.resolve_api import BadRequest, customer_number, parse_identifiers
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-FIELDS = ("customer_number", "personal_identity_code", "email")
-_IDENTIFIER = re.compile(r"[!-~]{1,128}")
+CHECKS = {"customer_number": customer_number, "personal_identity_code": check_personal_identity_code, "email": check_email}
+FIELDS = tuple(CHECKS)
 MAX_BODY = 16 * 1024
 
 
@@ -83,45 +83,9 @@ RESOLVE_OPERATION: dict[str, Any] = {
 """The route's OpenAPI operation (the service's document, ``Runtime.openapi()``)."""
 
 
-class BadRequest(ValueError):
-    def __init__(self, error: str, field: str | None = None) -> None:
-        super().__init__(error)
-        self.error = error
-        self.field = field
-
-
 def parse_request(body: bytes) -> dict[str, str]:
     """The identifiers of a request body, checked and normalised; BadRequest names the field."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("invalid_json") from None
-    if not isinstance(obj, dict):
-        raise BadRequest("invalid_json")
-    unknown = sorted(k for k in obj if k not in FIELDS)
-    if unknown:
-        raise BadRequest("unknown_field", unknown[0] if _IDENTIFIER.fullmatch(unknown[0]) else None)
-    identifiers: dict[str, str] = {}
-    for name in FIELDS:
-        value = obj.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str) or not value.strip():
-            raise BadRequest("invalid_type", name)
-        try:
-            if name == "customer_number":
-                if not _IDENTIFIER.fullmatch(value):
-                    raise ValueError
-                identifiers[name] = value
-            elif name == "personal_identity_code":
-                identifiers[name] = check_personal_identity_code(value)
-            else:
-                identifiers[name] = check_email(value)
-        except ValueError:
-            raise BadRequest(f"invalid_{name}", name) from None
-    if not identifiers:
-        raise BadRequest("missing_identifier", "customer_number|personal_identity_code|email")
-    return identifiers
+    return parse_identifiers(body, CHECKS)
 
 
 async def resolve(conn: asyncpg.Connection, keys: KeyRing, identifiers: dict[str, str]) -> tuple[int, dict[str, Any]]:
