@@ -204,15 +204,28 @@ class Suite:
         self.otlp.stop()
         for database in self.databases:
             await drop_database(database)
+            await drop_database(keys_database_of(database))
             await drop_role(PG_URL, database)
 
 
+def keys_database_of(database: str) -> str:
+    """Where a service of the suite keeps its per-subject keys: a database of their own, apart
+    from the data they open (docs/KEYS-AND-BACKUPS.md), as `make up` and compose run it."""
+    return f"{database}_keys"
+
+
 async def own_role(name: str, database: str) -> dict[str, str]:
-    """Each service runs as a role of its own, owner of its database alone (``lampo db
-    provision``), named after this run's database so parallel runs never share one."""
+    """Each service runs as a role of its own, owner of its database and its keys database
+    alone (``lampo db provision``), named after this run's database so parallel runs never
+    share one."""
     password = secrets.token_hex(16)
     await provision(PG_URL, name, password, database=database, role=database)
-    return {"LAMPO_PG_ROLE": database, "LAMPO_PG_ROLE_PASSWORD": password}
+    await provision(PG_URL, name, password, database=keys_database_of(database), role=database)
+    return {
+        "LAMPO_PG_ROLE": database,
+        "LAMPO_PG_ROLE_PASSWORD": password,
+        "LAMPO_KEYS_DATABASE": keys_database_of(database),
+    }
 
 
 def signer_of(service: str) -> str:

@@ -106,8 +106,10 @@ start() {
     [ -x "$bin/lampo-$name" ] || continue
     if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
     # as the administrator of LAMPO_PG_URL (LAMPO_PG_ADMIN_URL): role and database of the service
-    "$bin/lampo" db provision "$name" --secret-file "$secret" >/dev/null
+    # (and its keys database, apart from the data: docs/KEYS-AND-BACKUPS.md)
+    "$bin/lampo" db provision "$name" --keys --secret-file "$secret" >/dev/null
     LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
+    LAMPO_KEYS_DATABASE="lampo_${name}_keys" \
     LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
     LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
       setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &

@@ -370,7 +370,8 @@ async def what_keys_open(suite: Suite, needles: Needles) -> set[tuple[str, str, 
     for name in STORES:
         env = suite[name].env
         ring = KeyRing(parse_master_key(env["LAMPO_MASTER_KEY"]))
-        conn = await asyncpg.connect(server_url_of(PG_URL, env["LAMPO_DATABASE"]))
+        # the keys where the service keeps them: their own database, apart from the data
+        conn = await asyncpg.connect(server_url_of(PG_URL, env.get("LAMPO_KEYS_DATABASE") or env["LAMPO_DATABASE"]))
         try:
             keys = await ring.every_key(conn)
         finally:
@@ -383,8 +384,9 @@ async def what_keys_open(suite: Suite, needles: Needles) -> set[tuple[str, str, 
 
 
 async def test_no_key_left_opens_anything_of_the_erased(privacy_suite: Suite, after_run: dict[str, Any]) -> None:
-    """Crypto-shredding that holds: after the run, every data key left in any service's store,
-    unwrapped with the master key, is tried on every encrypted value of that service's database.
+    """Crypto-shredding that holds: after the run, every data key left in any service's store (its
+    keys database), unwrapped with the master key, is tried on every encrypted value of that
+    service's database.
     Nothing of an erased subject opens; what the kept subjects' keys open shows that the search
     reads what a key opens (it would find the erased, were a key of theirs left anywhere)."""
     kept = await what_keys_open(privacy_suite, Needles(after_run["kept"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -27,8 +27,10 @@ STORES = ("registry", "billing", "recordings", "consent")
 VIA = ["kafka", "http"]
 
 
-async def fetchval(suite: Any, service: str, sql: str, *args: object) -> Any:
-    conn = await asyncpg.connect(server_url_of(PG_URL, suite[service].env["LAMPO_DATABASE"]))
+async def fetchval(suite: Any, service: str, sql: str, *args: object, keys: bool = False) -> Any:
+    """One value from a service's database (``keys``: from its keys database)."""
+    database = suite[service].env["LAMPO_KEYS_DATABASE" if keys else "LAMPO_DATABASE"]
+    conn = await asyncpg.connect(server_url_of(PG_URL, database))
     try:
         return await conn.fetchval(sql, *args)
     finally:
@@ -223,9 +225,18 @@ async def test_an_access_package_dies_with_its_subjects_erasure(suite, require) 
 
     # the coordinator erased its own copy and says so beside the stores
     assert "packages_destroyed" in effects(erased, "dsar")
+    # and it says what no erasure reaches, and until when: the records in the inbound and
+    # dead-letter topics, which expire by themselves (lampo topics list)
+    completed_at = datetime.fromisoformat(erased["completed_at"])
+    copies = {c["where"].split(" (")[0]: datetime.fromisoformat(c["until"]) - completed_at for c in erased["unreachable_copies"]}
+    assert set(copies) == {"inbound topics", "dead-letter topics"}
+    assert abs(copies["inbound topics"] - timedelta(hours=24)) < timedelta(minutes=1)
+    assert abs(copies["dead-letter topics"] - timedelta(hours=72)) < timedelta(minutes=1)
     async with httpx.AsyncClient(headers=suite.as_caller("portal")) as http:
         gone = await http.get(access["package"]["uri"], timeout=30)
     assert gone.status_code == 410
     chunks = await fetchval(suite, "dsar", "SELECT count(*) FROM package_chunks WHERE request_id = $1", access["request_id"])
-    key = await fetchval(suite, "dsar", "SELECT count(*) FROM subject_keys WHERE subject_id = $1", f"package:{access['request_id']}")
+    key = await fetchval(
+        suite, "dsar", "SELECT count(*) FROM subject_keys WHERE subject_id = $1", f"package:{access['request_id']}", keys=True
+    )
     assert (chunks, key) == (0, 0)

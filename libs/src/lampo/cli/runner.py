@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import asyncpg
 import typer
 
 T = TypeVar("T")
@@ -17,4 +18,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except (OSError, ConnectionError) as e:
         typer.secho(f"cannot reach a required service: {type(e).__name__}: {e}", fg="red", err=True)
+        raise typer.Exit(2) from e
+    except asyncpg.InvalidCatalogNameError as e:  # names the database, nothing personal
+        typer.secho(f"lampo: {e} (has the service run once? `make up` starts it)", fg="red", err=True)
         raise typer.Exit(2) from e

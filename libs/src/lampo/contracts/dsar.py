@@ -134,6 +134,14 @@ class Package(InboundContract):
     """When the package is destroyed and its address answers 410."""
 
 
+class UnreachableCopy(OutboundContract):
+    """Extension: copies of the subject's data that an erasure cannot reach, and when they are
+    gone by themselves (records in the inbound topics and their dead-letter topics)."""
+
+    where: Text
+    until: Timestamp
+
+
 class DsarCompleted(OutboundContract):
     request_id: Identifier
     kind: DsarKind
@@ -146,6 +154,9 @@ class DsarCompleted(OutboundContract):
     lift_notice_at: Timestamp | None = None
     """Extension: a restriction lift's notice to the subject went out then, before any store
     lifted it (``dsar.restriction_lift_notice``, Art. 18(3))."""
+    unreachable_copies: list[UnreachableCopy] = Field(default_factory=list)
+    """Extension, for an erasure: the copies it cannot reach and when they expire, so the
+    report is honest about them."""
 
 
 class RestrictionLiftNotice(OutboundContract):

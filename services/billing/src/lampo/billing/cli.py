@@ -10,7 +10,7 @@ from lampo.billing.handlers import purge_due
 from lampo.billing.settings import BillingSettings
 from lampo.cli.runner import run
 from lampo.clock import SystemClock
-from lampo.crypto import KeyRing
+from lampo.service import key_ring
 
 app = typer.Typer(help="The billing store.", no_args_is_help=True)
 
@@ -24,7 +24,8 @@ def purge_due_command() -> None:
         settings = BillingSettings()
         conn = await asyncpg.connect(settings.database_url)
         try:
-            return await purge_due(conn, KeyRing(settings.master_key_bytes()), SystemClock())
+            async with key_ring(settings) as keys:
+                return await purge_due(conn, keys, SystemClock())
         finally:
             await conn.close()
 

@@ -33,7 +33,6 @@ from lampo.contracts.catalog import DSAR_REQUESTS, parse
 from lampo.contracts.dsar import DsarSubmitted
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
-from lampo.crypto import KeyRing
 from lampo.db import create_pool
 from lampo.dsar import packages
 from lampo.dsar.app import make_resolver
@@ -43,6 +42,7 @@ from lampo.dsar.errors import DsarError
 from lampo.dsar.packages import PackageGone
 from lampo.dsar.report import erasure_report
 from lampo.dsar.settings import DsarSettings
+from lampo.service import key_ring
 from lampo.tracing import current_traceparent, make_tracer_provider
 
 app = typer.Typer(help="Data subject requests: submit, follow, approve, extend, retry, packages.", no_args_is_help=True)
@@ -62,24 +62,25 @@ _STATUS_STYLE = {
 @asynccontextmanager
 async def _coordinator() -> AsyncIterator[tuple[Coordinator, asyncpg.Pool]]:
     settings = DsarSettings()
+    settings.master_key_bytes()  # configured, before anything is opened
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
     provider = make_tracer_provider("lampo-dsar-cli")
-    keys = KeyRing(settings.master_key_bytes())
-    resolver = make_resolver(settings, keys)
-    coordinator = Coordinator(
-        settings,
-        keys=keys,
-        clock=SystemClock(),
-        tracer=provider.get_tracer("lampo.dsar.cli"),
-        resolver=resolver,
-        pool=lambda: pool,
-    )
-    try:
-        yield coordinator, pool
-    finally:
-        await resolver.close()
-        await pool.close()
-        provider.force_flush()
+    async with key_ring(settings) as keys:  # where the service keeps them (LAMPO_KEYS_DATABASE)
+        resolver = make_resolver(settings, keys)
+        coordinator = Coordinator(
+            settings,
+            keys=keys,
+            clock=SystemClock(),
+            tracer=provider.get_tracer("lampo.dsar.cli"),
+            resolver=resolver,
+            pool=lambda: pool,
+        )
+        try:
+            yield coordinator, pool
+        finally:
+            await resolver.close()
+            await pool.close()
+            provider.force_flush()
 
 
 def _command(work: Callable[[Coordinator, asyncpg.Connection], Awaitable[T]], *, write: bool = True) -> T:

@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -34,6 +34,7 @@ from lampo.contracts.dsar import (
     DsarSubmitted,
     Package,
     ParticipantResult,
+    UnreachableCopy,
 )
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask, TaskSubject
@@ -50,11 +51,28 @@ from lampo.dsar.resolver import IdentityResolver, RegistryUnavailable, Resolved,
 from lampo.dsar.settings import DsarSettings
 from lampo.dsar.store import WAKE_CHANNEL, DsarStore, request_of, task_of
 from lampo.messaging import outbox
+from lampo.messaging.topics import DEAD_LETTER_HOURS, INBOUND_HOURS
 from lampo.participant import open_part
 from lampo.tracing import TRACEPARENT, context_from_headers, current_traceparent, trace_id_of
 
 log = logging.getLogger("lampo.dsar")
 
+
+
+def unreachable_copies(now: datetime) -> list[UnreachableCopy]:
+    """What an erasure cannot reach, said in its result: the records that other systems published
+    about the subject to the inbound topics, and those dead-lettered, stay until the topics'
+    retention removes them (lampo.messaging.topics: hours, not days)."""
+    return [
+        UnreachableCopy(
+            where="inbound topics (*.inbound.v1, dsar.requests.v1): records sent about the subject",
+            until=now + timedelta(hours=INBOUND_HOURS),
+        ),
+        UnreachableCopy(
+            where="dead-letter topics (*.inbound.v1.dlq): records that could not be accepted",
+            until=now + timedelta(hours=DEAD_LETTER_HOURS),
+        ),
+    ]
 
 
 def _new_task_id() -> str:
@@ -411,17 +429,19 @@ class Coordinator:
         if not domain.answered(tasks):
             return
         results = domain.results(tasks)
+        unreachable: list[UnreachableCopy] = []
         if req["kind"] == "erasure":  # the coordinator's own copies: every package of the subject goes
             destroyed = await packages.destroy_for_erasure(conn, self.keys, req, self.clock.now())
             if destroyed is not None:
                 results[packages.COORDINATOR] = destroyed
+            unreachable = unreachable_copies(self.clock.now())
         with self.tracer.start_as_current_span(
             "dsar complete", context=_context(req["traceparent"]), attributes={"lampo.request_id": request_id}
         ):
             pkg = None
             if req["kind"] in domain.PACKAGE_KINDS and domain.completion_status(results) != "failed":
                 pkg, results = await self._build_package(conn, req, rows, results, self.clock.now())
-            command = domain.Complete(results, trace_id_of(req["traceparent"]), pkg)
+            command = domain.Complete(results, trace_id_of(req["traceparent"]), pkg, unreachable)
             read = (req, tasks) if pkg is None else None  # a package changed the row: read it again
             await self._decide(conn, request_id, command, traceparent=current_traceparent(), read=read)
         building = self._stop_building(request_id)  # a failed request's head start, if any

@@ -39,6 +39,7 @@ from lampo.contracts.dsar import (
     Package,
     ParticipantResult,
     RestrictionLiftNotice,
+    UnreachableCopy,
 )
 from lampo.contracts.privacy import Retained, TaskKind
 from lampo.contracts.registry import Corrections
@@ -381,6 +382,7 @@ class Complete:
     results: Mapping[str, ParticipantResult]
     trace_id: str | None = None
     package: Package | None = None
+    unreachable_copies: Sequence[UnreachableCopy] = ()
 
 
 @dataclass(frozen=True)
@@ -786,6 +788,7 @@ def _on_complete(request: Request, tasks: Sequence[Task], command: Complete, *, 
         results=dict(command.results),
         package=command.package,
         lift_notice_at=request.lift_notice_at,
+        unreachable_copies=list(command.unreachable_copies),
     )
     detail = ", ".join(f"{p} failed: {r.error}" for p, r in command.results.items() if r.status == "failed") or None
     fields: dict[str, Any] = {"completed_at": now, "completion": completion.model_dump(mode="json")}

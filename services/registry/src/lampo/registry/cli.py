@@ -9,6 +9,7 @@ from rich.table import Table
 
 from lampo.cli.runner import run
 from lampo.registry.settings import RegistrySettings
+from lampo.service import key_ring
 
 app = typer.Typer(help="The customer register.", no_args_is_help=True)
 
@@ -54,7 +55,6 @@ def accuracy(
     import json
     from datetime import UTC, datetime
 
-    from lampo.crypto import KeyRing
     from lampo.registry.accuracy import AccuracyReport, accuracy_report
 
     settings = RegistrySettings()
@@ -62,9 +62,8 @@ def accuracy(
     async def fetch() -> AccuracyReport:
         conn = await asyncpg.connect(settings.database_url)
         try:
-            return await accuracy_report(
-                conn, KeyRing(settings.master_key_bytes()), datetime.now(UTC), unconfirmed_years
-            )
+            async with key_ring(settings) as keys:
+                return await accuracy_report(conn, keys, datetime.now(UTC), unconfirmed_years)
         finally:
             await conn.close()
 
@@ -95,7 +94,6 @@ def direct_marketing(
     ended, not restricted, no objection to direct marketing or processing (customer numbers only)."""
     from datetime import UTC, datetime
 
-    from lampo.crypto import KeyRing
     from lampo.registry.store import RegistryStore
 
     settings = RegistrySettings()
@@ -103,7 +101,7 @@ def direct_marketing(
     async def export() -> None:
         conn = await asyncpg.connect(settings.database_url)
         try:
-            store = RegistryStore(conn, KeyRing(settings.master_key_bytes()))
+            store = RegistryStore(conn, settings.key_ring())  # the audience reads no key
             after, now = "", datetime.now(UTC)
             while numbers := await store.direct_marketing_audience(after, page, now):
                 for number in numbers:
@@ -125,7 +123,6 @@ def objection_decide(
     """Record the decision on a customer's pending objection to processing (GDPR Art. 21(1)):
     the restriction placed while it was pending is lifted (rejected) or kept for good (upheld)."""
     from lampo.clock import SystemClock
-    from lampo.crypto import KeyRing
     from lampo.registry.privacy import decide_objection
 
     settings = RegistrySettings()
@@ -133,8 +130,8 @@ def objection_decide(
     async def decide() -> str:
         conn = await asyncpg.connect(settings.database_url)
         try:
-            keys = KeyRing(settings.master_key_bytes())
-            return await decide_objection(conn, keys, SystemClock(), customer_number, upheld=upheld)
+            async with key_ring(settings) as keys:
+                return await decide_objection(conn, keys, SystemClock(), customer_number, upheld=upheld)
         finally:
             await conn.close()
 
