@@ -89,7 +89,13 @@ async def test_a_portal_reads_only_its_own_requests_and_only_staff_cancels(regis
         for rid in (mine["request_id"], theirs["request_id"]):
             assert (await http.get(f"/v1/requests/{rid}", headers=as_caller("staff"))).status_code == 200
 
-        # Sending another channel's request_id again does not answer with that request.
+        # Sending another channel's request_id again does not answer with that request. (First
+        # let the coordinator settle that request: the registry does not know its customer, so it
+        # ends rejected, no_match; its history must not grow meanwhile for its own reasons.)
+        async def settled() -> bool:
+            return await env.status(theirs["request_id"]) == "rejected"
+
+        await eventually(settled, timeout=30)
         history_before = len((await http.get(f"/v1/requests/{theirs['request_id']}", headers=as_caller("staff"))).json()["history"])
         again = await http.post("/v1/requests", json={**theirs, "verification": mine["verification"]}, headers=as_caller("portal"))
         assert again.status_code == 409 and theirs["request_id"] not in json.dumps(again.json().get("request", ""))
