@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Local Zipkin server (tracing backend with a web UI) without Docker, in-memory storage.
-# The executable jar io.zipkin:zipkin-server:<version>:jar:exec comes from Maven Central once and
-# is cached; see deploy/local/README.md.
+# Local Zipkin server (tracing backend with a web UI) without Docker. Traces are kept in MariaDB
+# (deploy/local/mariadb.sh, Zipkin's MySQL storage) whenever MariaDB is installed, in memory
+# otherwise. The executable jar io.zipkin:zipkin-server:<version>:jar:exec comes from Maven
+# Central once and is cached; see deploy/local/README.md.
 #
-#   deploy/local/zipkin.sh install|start|launch|stop|status
+#   deploy/local/zipkin.sh install|start|launch|stop|status|schema
 #
 # `launch` starts the server without waiting for it (a later `start` waits for readiness), so
-# `make infra` can overlap its JVM start-up with PostgreSQL and Kafka.
+# `make infra` can overlap its JVM start-up with PostgreSQL and Kafka. A running Zipkin of this
+# state directory whose storage is not the one wanted (say in memory, once MariaDB is installed)
+# is restarted by `launch`/`start`. `schema` prints Zipkin's MySQL schema (mysql.sql) from the jar.
 #
 # Env: LAMPO_ZIPKIN_PORT (9411), LAMPO_ZIPKIN_VERSION (3.6.1), LAMPO_ZIPKIN_HEAP_OPTS ("-Xms64m -Xmx768m"),
+#      LAMPO_ZIPKIN_STORAGE (auto: mysql when MariaDB is installed, else mem; or mysql, mem),
 #      LAMPO_ZIPKIN_MAX_SPANS (in-memory span limit, 50000), LAMPO_ZIPKIN_START_TIMEOUT (90 s),
+#      LAMPO_MARIADB_PORT (3307), LAMPO_MARIADB_USER / LAMPO_MARIADB_PASSWORD (zipkin / zipkin),
 #      LAMPO_CACHE (default ~/.cache/lampo), LAMPO_STATE_DIR (default <repo>/.run).
 set -euo pipefail
 
@@ -29,6 +34,10 @@ LOG="$STATE/zipkin.log"   # stdout/stderr of the JVM, truncated at every start
 HEAP_OPTS=${LAMPO_ZIPKIN_HEAP_OPTS:--Xms64m -Xmx768m}  # 256 MB filled up under a system-test run
 MAX_SPANS=${LAMPO_ZIPKIN_MAX_SPANS:-50000}
 START_TIMEOUT=${LAMPO_ZIPKIN_START_TIMEOUT:-90}
+STORAGE_WANTED=${LAMPO_ZIPKIN_STORAGE:-auto}
+MYSQL_PORT=${LAMPO_MARIADB_PORT:-3307}
+MYSQL_USER=${LAMPO_MARIADB_USER:-zipkin}
+MYSQL_PASSWORD=${LAMPO_MARIADB_PASSWORD:-zipkin}
 STOP_TIMEOUT=20
 
 # settings of the shared helpers in lib.sh
@@ -36,18 +45,43 @@ TAG=zipkin
 OWN_MARK="-Dlampo.zipkin.state=$STATE "   # in the command line of a Zipkin started by this script
 LOCK_TIMEOUT=120
 OUT_LOG=$LOG START_WHAT=Zipkin START_LOGS=$LOG READY_WORD=healthy READY_POLL=0.3
-STOP_WHAT=Zipkin STOP_HOW="" STOPPED_NOTE=" (in-memory traces are gone)"
+STOP_WHAT=Zipkin STOP_HOW="" STOPPED_NOTE=" (traces in MariaDB stay; in-memory ones are gone)"
 STOP_POLL=0.25 STOP_POLLS_PER_S=4
 # shellcheck source=deploy/local/lib.sh
 source "$SCRIPT_DIR/lib.sh"
 
-usage() { echo "usage: $0 {install|start|launch|stop|status}" >&2; exit 2; }
+usage() { echo "usage: $0 {install|start|launch|stop|status|schema}" >&2; exit 2; }
 
 # ---------------------------------------------------------------- helpers
 healthy() {  # GET /health answers {"status":"UP",...}
   local body
   body=$(curl -fsS --max-time 2 "http://$HOST:$PORT/health" 2>/dev/null) || return 1
   [[ $body == *'"UP"'* ]]
+}
+
+# The storage to run with: mysql once MariaDB is installed (it must then answer: never a silent
+# fall-back to memory), mem where it is not.
+storage() {
+  case $STORAGE_WANTED in
+    mysql | mem) echo "$STORAGE_WANTED" ;;
+    auto) if [[ -x /usr/sbin/mariadbd ]]; then echo mysql; else echo mem; fi ;;
+    *) die "LAMPO_ZIPKIN_STORAGE must be auto, mysql or mem (got '$STORAGE_WANTED')" ;;
+  esac
+}
+
+running_storage() {  # mysql or mem, from the /health of the running server ("MySQLStorage{...}")
+  local body
+  body=$(curl -fsS --max-time 2 "http://$HOST:$PORT/health" 2>/dev/null) || return 1
+  case $body in
+    *MySQLStorage*) echo mysql ;;
+    *InMemoryStorage*) echo mem ;;
+    *) return 1 ;;
+  esac
+}
+
+need_mariadb() {  # Zipkin does not start on MySQL storage without its database
+  port_open "$MYSQL_PORT" \
+    || die "MariaDB does not answer on $HOST:$MYSQL_PORT (start it first: deploy/local/mariadb.sh start)"
 }
 
 need_curl() { command -v curl >/dev/null 2>&1 || die "curl not found on PATH (used for the /health check)"; }
@@ -79,6 +113,20 @@ do_install() {
   say "installed $JAR"
 }
 
+# Zipkin's MySQL schema, as shipped in the jar (BOOT-INF/lib/zipkin-storage-mysql-v1-<version>.jar!/mysql.sql)
+do_schema() {
+  do_install >&2
+  local py=${LAMPO_PYTHON:-python3}
+  command -v "$py" >/dev/null 2>&1 || py=$REPO/.venv/bin/python
+  "$py" - "$JAR" "$VERSION" <<'EOF' || die "no mysql.sql in $JAR"
+import io, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as server:
+    inner = server.read(f"BOOT-INF/lib/zipkin-storage-mysql-v1-{sys.argv[2]}.jar")
+with zipfile.ZipFile(io.BytesIO(inner)) as storage:
+    sys.stdout.write(storage.read("mysql.sql").decode())
+EOF
+}
+
 # ---------------------------------------------------------------- readiness
 ready_check() { healthy; }
 
@@ -92,8 +140,14 @@ wait_ready() {
 # ---------------------------------------------------------------- commands
 # Launches the JVM if it is not running; prints the pid. Caller holds the lock.
 launch_locked() {
-  local pid owner
-  if pid=$(running_pid); then echo "$pid"; return 0; fi
+  local pid owner store have
+  store=$(storage)
+  if pid=$(running_pid); then
+    have=$(running_storage) || have=$store   # still starting: keep it
+    if [[ $have == "$store" ]]; then echo "$pid"; return 0; fi
+    say "running (pid $pid) with $have storage; restarting it with $store storage" >&2
+    stop_running "$pid" >&2
+  fi
   rm -f "$PID_FILE"
   if port_open "$PORT"; then
     owner=$(port_owner "$PORT")
@@ -101,11 +155,13 @@ launch_locked() {
   fi
   do_install >&2
   need_java
-  # Zipkin reads its settings from the environment (STORAGE_TYPE, MEM_MAX_SPANS, QUERY_PORT);
-  # armeria.ports[0].ip keeps it on loopback.
+  [[ $store == mem ]] || need_mariadb
+  # Zipkin reads its settings from the environment (STORAGE_TYPE, MEM_MAX_SPANS, MYSQL_*,
+  # QUERY_PORT); armeria.ports[0].ip keeps it on loopback.
   # fd 9 (our lock) must not leak into the server, or the next run would block on it.
   # shellcheck disable=SC2086
-  STORAGE_TYPE=mem MEM_MAX_SPANS="$MAX_SPANS" QUERY_PORT="$PORT" \
+  STORAGE_TYPE="$store" MEM_MAX_SPANS="$MAX_SPANS" QUERY_PORT="$PORT" \
+    MYSQL_HOST="$HOST" MYSQL_TCP_PORT="$MYSQL_PORT" MYSQL_DB=zipkin MYSQL_USER="$MYSQL_USER" MYSQL_PASS="$MYSQL_PASSWORD" \
     setsid nohup java $HEAP_OPTS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
     "-Dlampo.zipkin.state=$STATE" -jar "$JAR" \
     --armeria.ports[0].ip="$HOST" --armeria.ports[0].port="$PORT" --armeria.ports[0].protocols=http \
@@ -113,14 +169,30 @@ launch_locked() {
     >"$LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$PID_FILE"
-  say "starting Zipkin $VERSION (pid $pid, in-memory storage, at most $MAX_SPANS spans)" >&2
+  if [[ $store == mem ]]; then
+    local note=""
+    [[ $STORAGE_WANTED == mem ]] || note="; MariaDB is not installed"
+    say "starting Zipkin $VERSION (pid $pid, in-memory storage, at most $MAX_SPANS spans${note})" >&2
+  else
+    say "starting Zipkin $VERSION (pid $pid, MySQL storage on MariaDB $HOST:$MYSQL_PORT, database zipkin)" >&2
+  fi
   echo "$pid"
 }
+
+stop_running() {  # stop_running PID: SIGTERM, then SIGKILL (caller holds the lock)
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < STOP_TIMEOUT * STOP_POLLS_PER_S; i++)); do alive "$pid" || break; sleep "$STOP_POLL"; done
+  if alive "$pid"; then kill_pid "$pid" "$STOP_POLL"; fi
+  rm -f "$PID_FILE"
+}
+
+storage_ok() { [[ $(running_storage) == "$(storage)" ]]; }
 
 do_launch() {
   lock_state
   need_curl
-  if healthy && running_pid >/dev/null; then say "already running on $HOST:$PORT"; return 0; fi
+  if healthy && running_pid >/dev/null && storage_ok; then say "already running on $HOST:$PORT"; return 0; fi
   launch_locked >/dev/null
 }
 
@@ -129,8 +201,8 @@ do_start() {
   start=$(date +%s)
   lock_state
   need_curl
-  if pid=$(running_pid) && healthy; then
-    say "already running (pid $pid) on http://$HOST:$PORT/zipkin/; log: $LOG"
+  if pid=$(running_pid) && healthy && storage_ok; then
+    say "already running (pid $pid, $(storage) storage) on http://$HOST:$PORT/zipkin/; log: $LOG"
     return 0
   fi
   pid=$(launch_locked)
@@ -140,7 +212,7 @@ do_start() {
 do_stop() { stop_ours; }
 
 do_status() {
-  show_status "on http://$HOST:$PORT/zipkin/; log: $LOG" \
+  show_status "on http://$HOST:$PORT/zipkin/ ($(running_storage || echo unknown) storage); log: $LOG" \
     "/health does not answer UP (starting or unhealthy); log: $LOG" healthy
 }
 
@@ -151,5 +223,6 @@ case $1 in
   launch) do_launch ;;
   stop) do_stop ;;
   status) do_status ;;
+  schema) do_schema ;;
   *) usage ;;
 esac
