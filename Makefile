@@ -9,8 +9,11 @@ install:
 	@$(LOCAL)/install.sh
 
 # Zipkin (traces, http://127.0.0.1:9411/zipkin/) is best effort: launched first so its JVM starts
-# beside PostgreSQL and Kafka, waited for last; if it cannot start, the suite still runs.
+# beside PostgreSQL and Kafka, waited for last; if it cannot start, the suite still runs. It keeps
+# traces in MariaDB (127.0.0.1:3307, installed and started here; LAMPO_TRACE_RETENTION_DAYS, 100),
+# and a Zipkin still running on memory is restarted on MariaDB. Without MariaDB: in memory.
 infra: install
+	@$(LOCAL)/mariadb.sh start || echo "[mariadb] not running; Zipkin cannot keep traces (see .run/mariadb/logs/mariadb.log)"
 	@$(LOCAL)/zipkin.sh launch || echo "[zipkin] not launched; traces stay in-process"
 	@$(LOCAL)/postgres.sh start
 	@$(LOCAL)/kafka.sh start
@@ -26,10 +29,13 @@ down:
 	@-$(LOCAL)/kafka.sh stop
 	@-$(LOCAL)/postgres.sh stop
 	@-$(LOCAL)/zipkin.sh stop
+	@-$(LOCAL)/mariadb.sh stop
 
 status:
 	@-$(LOCAL)/postgres.sh status
 	@-$(LOCAL)/kafka.sh status
+	@-$(LOCAL)/mariadb.sh status
+	@-$(LOCAL)/zipkin.sh status
 	@-$(LOCAL)/services.sh status
 
 # Everything CI runs: lint, then unit, integration and system tests against the real broker and database.
@@ -43,7 +49,7 @@ test-faults: install
 	@tests/faults/run.sh
 
 # Placeholder secrets: the compose file requires them, the validator only interpolates.
-COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_AUDIT_KEY=lint \
+COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_ZIPKIN_DB_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_AUDIT_KEY=lint \
 	$(foreach c,STAFF DSAR PORTAL MARKETING,LAMPO_API_TOKEN_$(c)=lint) \
 	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint) \
 	LAMPO_TRUSTED_KEYS=lint $(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF,LAMPO_SIGNING_KEY_$(s)=lint) \
