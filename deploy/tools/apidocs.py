@@ -36,6 +36,7 @@ import argparse
 import base64
 import copy
 import difflib
+import functools
 import json
 import os
 import secrets
@@ -346,6 +347,21 @@ def generate(name: str) -> tuple[str, dict[str, Any] | None, str]:
     return name, json.loads(done.stdout), ""
 
 
+@functools.cache
+def generate_all() -> dict[str, dict[str, Any]]:
+    """Every service's documents, {service: {"asyncapi": ..., "openapi": ...}} (every service is
+    built: a consumer of an internal topic is documented from its sender's document). Cached: the
+    tests check several copies of the documents against one generation."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(generate, services()))
+    failed = [f"[apidocs] {name}: could not be built:\n{error}" for name, docs, error in results if docs is None]
+    if failed:
+        raise SystemExit("\n".join(failed))
+    generated = {name: docs for name, docs, _ in results if docs is not None}
+    complete({name: docs["asyncapi"] for name, docs in generated.items()})
+    return generated
+
+
 def invalid(kind: str, document: dict[str, Any]) -> list[str]:
     """What makes ``document`` an invalid AsyncAPI 3.0 / OpenAPI 3.1 document (empty: valid)."""
     import jsonschema_rs
@@ -371,17 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"[apidocs] no app with create_app for: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    # Every service is built: a consumer of an internal topic is documented from its sender's.
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(generate, available))
-    failed = [(name, error) for name, docs, error in results if docs is None]
-    for name, error in failed:
-        print(f"[apidocs] {name}: could not be built:\n{error}", file=sys.stderr)
-    if failed:
-        return 1
-    generated = {name: docs for name, docs, _ in results if docs is not None}
-    complete({name: docs["asyncapi"] for name, docs in generated.items()})
-
+    generated = copy.deepcopy(generate_all())
     drift = problems = 0
     for name in names:
         for kind in KINDS:
