@@ -302,7 +302,8 @@ def _closure(schemas: dict[str, Any], roots: Any) -> set[str]:
 
 def complete(documents: dict[str, dict[str, Any]]) -> None:
     """Fill in the payload of each consumer of an internal topic from the service that sends it,
-    and drop the component schemas no message uses (FastStream's ``EmptyPayload``, ...)."""
+    and the record key of each consumer's messages from a service that sends them (if one does);
+    drop the component schemas no message uses (FastStream's ``EmptyPayload``, ...)."""
     sent: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # topic -> (message, its document)
     for document in documents.values():
         messages = document["components"]["messages"]
@@ -313,6 +314,13 @@ def complete(documents: dict[str, dict[str, Any]]) -> None:
                     sent.setdefault(channel["address"], (messages[ref["$ref"].rsplit("/", 1)[1]], document))
     for name, document in documents.items():
         schemas = document["components"].setdefault("schemas", {})
+        channels = document["channels"]
+        for operation in document.get("operations", {}).values():
+            channel = channels[operation["channel"]["$ref"].rsplit("/", 1)[1]]
+            if operation["action"] == "receive" and channel["address"] in sent:
+                for ref in channel["messages"].values():
+                    message = document["components"]["messages"][ref["$ref"].rsplit("/", 1)[1]]
+                    message.setdefault("bindings", copy.deepcopy(sent[channel["address"]][0]["bindings"]))
         for message in document["components"]["messages"].values():
             topic = message.get("payload", {}).get("x-lampo-sent-by-another-service")
             if topic is None:
