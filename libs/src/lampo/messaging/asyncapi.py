@@ -42,7 +42,7 @@ def envelope_model(event_type: str, data: Any) -> type[CloudEvent]:
     return create_model(
         f"{name}Event",
         __base__=CloudEvent,
-        __doc__=f"``{event_type}``: a CloudEvents 1.0 event whose ``data`` is {name}.",
+        __doc__=f"{event_type}: a CloudEvents 1.0 event whose data is {name}",
         type=(Literal[event_type], ...),
         data=(data, ...),
     )
