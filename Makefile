@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 LOCAL := deploy/local
 
-.PHONY: install infra up down status test test-faults lint demo bench topics clean asyncapi
+.PHONY: install infra up down status test test-faults lint demo bench topics clean asyncapi apidocs
 
 install:
 	@$(LOCAL)/install.sh
@@ -60,11 +60,14 @@ lint: install
 	@.venv/bin/mypy libs/src services/*/src
 	@.venv/bin/lint-imports --no-cache
 	@env $(COMPOSE_LINT_ENV) $$(deploy/tools/composecheck/build.sh) docker-compose.yml
-	@$(PY) deploy/tools/asyncapi_check.py
+	@$(PY) deploy/tools/apidocs.py
 
-# Regenerate docs/asyncapi/<service>.json from each service's app (`make lint` checks them).
-asyncapi: install
-	@$(PY) deploy/tools/asyncapi_check.py --write
+# Regenerate docs/asyncapi/<service>.json and docs/openapi/<service>.json from each service's app
+# (`make lint` checks them: current, valid AsyncAPI 3.0 and OpenAPI 3.1).
+apidocs: install
+	@$(PY) deploy/tools/apidocs.py --write
+
+asyncapi: apidocs
 
 demo: up
 	@$(PY) deploy/demo/demo.py

@@ -41,6 +41,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import Effect, PrivacyAck, PrivacyTask, Retained
 from lampo.crypto import seal, unseal
 from lampo.messaging import outbox
+from lampo.messaging.asyncapi import sends
 from lampo.messaging.consumer import Incoming, data_text, per_event
 from lampo.signing import SignaturePolicy, TrustedKeys
 
@@ -639,6 +640,7 @@ def subscribe(runtime: Any, participant: Participant) -> Any:
         log.error("%s: LAMPO_SIGNING_KEY is not set: the coordinator counts none of its acks", participant.name)
     elif runtime.signer.name != participant.name:
         log.error("%s: signs as '%s': the coordinator counts no ack of it", participant.name, runtime.signer.name)
+    sends(runtime, PRIVACY_ACKS, key="request_id")  # the answers, through the outbox
     return runtime.consume(
         PRIVACY_TASKS,
         participant.handler(),

@@ -12,7 +12,8 @@ from lampo.clock import Clock
 from lampo.consent.handlers import inbound_handler, participant
 from lampo.consent.settings import ConsentSettings
 from lampo.consent.store import known
-from lampo.contracts.catalog import CONSENT_INBOUND
+from lampo.contracts.catalog import CONSENT_EVENTS, CONSENT_INBOUND
+from lampo.messaging.asyncapi import sends
 from lampo.messaging.consumer import ConsumerOptions, Observer
 from lampo.participant import subscribe
 from lampo.resolve_api import resolve_api
@@ -45,6 +46,7 @@ def build(
         options=ConsumerOptions(max_records=settings.consumer_batch),
     )
     subscribe(runtime, participant(runtime.clock, settings.event_source))
+    sends(runtime, CONSENT_EVENTS, key="customer_number")  # the current state (handlers.py)
     return runtime
 
 

@@ -12,7 +12,7 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
-from lampo.contracts.catalog import PRIVACY_ACKS
+from lampo.contracts.catalog import DSAR_EVENTS, PRIVACY_ACKS, PRIVACY_TASKS
 from lampo.crypto import KeyRing
 from lampo.dsar import metrics as dsar_metrics
 from lampo.dsar import packages
@@ -29,6 +29,7 @@ from lampo.dsar.resolver import (
 )
 from lampo.dsar.settings import DsarSettings
 from lampo.http_auth import Callers
+from lampo.messaging.asyncapi import sends
 from lampo.messaging.consumer import ConsumerOptions, ReliableConsumer
 from lampo.participant import ack_policy
 from lampo.service import Runtime, serve
@@ -103,6 +104,9 @@ def build(
         log.error("dsar: LAMPO_SIGNING_KEY is not set: participants obey none of its tasks")
     holds = HoldsConsumer(runtime)
     holds.register()
+    # The coordinator's outbox (coordinator.py): the request lifecycle and the participants' tasks.
+    sends(runtime, DSAR_EVENTS, key="request_id")
+    sends(runtime, PRIVACY_TASKS, key="request_id")
     # Packages past their expires_at are destroyed (key and chunks); their address answers 410.
     runtime.every(
         "package expiry",

@@ -9,8 +9,9 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
-from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_INBOUND
+from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.http_auth import Callers, guard
+from lampo.messaging.asyncapi import sends
 from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
 from lampo.registry.api import subjects_api
@@ -50,6 +51,7 @@ def build(
     runtime.consume(REGISTRY_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)
     runtime.consume(CONSENT_EVENTS, make_consent_handler(runtime.keys, runtime.clock), name="registry:consent")
     subscribe(runtime, make_participant(runtime.keys, runtime.clock))
+    sends(runtime, REGISTRY_EVENTS, key="subject_id")  # change notices (handlers.py, privacy.py)
     return runtime
 
 

@@ -18,6 +18,7 @@ from lampo.contracts.catalog import (
     BILLING_INBOUND,
     CONSENT_EVENTS,
     PRIVACY_ACKS,
+    PRIVACY_TASKS,
     RECORDINGS_INBOUND,
     REGISTRY_EVENTS,
     REGISTRY_INBOUND,
@@ -27,11 +28,12 @@ from lampo.contracts.catalog import (
 )
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
+from lampo.messaging.asyncapi import sends
 from lampo.messaging.consumer import BatchHandler, Observer, Parser, ReliableConsumer
 from lampo.participant import ack_policy
 from lampo.retention import handlers
 from lampo.retention.datamap import DataMap, load_datamap
-from lampo.retention.domain import SOURCE
+from lampo.retention.domain import HOLD_STATE_TYPE, HOLDS_TOPIC, SOURCE, HoldState
 from lampo.retention.settings import RetentionSettings
 from lampo.retention.sweep import Sweeper, daily_sweep
 from lampo.service import Runtime, serve
@@ -142,6 +144,10 @@ def build(
         service.ignored[topic] = Counter()
         parser = observing_parser(wanted, service.ignored[topic])
         runtime.consume(topic, handler, name=f"retention:{topic}", observers=observers, parser=parser)
+    # The outbox's records: purge tasks of the sweeps (keyed by the sweep's id, sweep.py) and the
+    # holds standing per customer (internal, compacted, read by dsar and billing; handlers.py).
+    sends(runtime, PRIVACY_TASKS, key="request_id (a sweep's id)")
+    sends(runtime, HOLDS_TOPIC, {HOLD_STATE_TYPE: HoldState}, key="customer_number")
     runtime.every(
         "daily sweep",
         lambda: daily_sweep(service.sweeper),

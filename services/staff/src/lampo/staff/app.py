@@ -16,12 +16,16 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
+from lampo.contracts.catalog import DSAR_REQUESTS
+from lampo.contracts.dsar import DsarApproved, DsarDenied
 from lampo.http_auth import credential_headers
+from lampo.messaging.asyncapi import sends
+from lampo.messaging.topics import STAFF_AUDIT_HEADS
 from lampo.service import Runtime, serve
 from lampo.staff.access import Access
 from lampo.staff.api import create_api
-from lampo.staff.audit_head import publish
-from lampo.staff.domain import Role, check_recipients, datamap_recipients, load_roles
+from lampo.staff.audit_head import HEAD_TYPE, publish
+from lampo.staff.domain import AuditHead, Role, check_recipients, datamap_recipients, load_roles
 from lampo.staff.errors import ConfigurationRefused
 from lampo.staff.settings import StaffSettings
 
@@ -70,6 +74,13 @@ def build(
         clock=clock,
         mounts=[("/v1", create_api(lambda: holder[0], registry, dsar))],
     )
+    # Approvals and denials through the outbox (approvals.py); the audit chain's head, sent by
+    # ``publish_head`` below straight to its compacted internal topic.
+    sends(runtime, DSAR_REQUESTS, {"dsar.approved": DsarApproved, "dsar.denied": DsarDenied}, key="request_id")
+    sends(
+        runtime, STAFF_AUDIT_HEADS, {HEAD_TYPE: AuditHead}, key="audit_head_key (LAMPO_AUDIT_HEAD_KEY), a constant",
+        content_type="application/json",
+    )  # fmt: skip
     access = Access(settings, roles, lambda: runtime.pool, runtime.clock)
     holder.append(access)
     published: list[int] = []
