@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-from suite import SERVICES, free_port, launch  # noqa: E402 - the system tests' launcher
+from suite import SERVICES, Suite, free_port, launch  # noqa: E402 - the system tests' launcher
 
 from lampo.contracts.catalog import DSAR_EVENTS  # noqa: E402
 from lampo.synthetic import approve, new_customer, outcome, seed, submit, submitted  # noqa: E402
@@ -47,20 +48,29 @@ def prometheus_config(urls: dict[str, str]) -> str:
     )
 
 
-async def load(urls: dict[str, str], customers: int) -> None:
-    """Customers in every store, access requests answered, erasures approved and answered."""
+async def load(suite: Suite, customers: int) -> None:
+    """Customers in every store; access requests answered and read back over the coordinator's
+    API; an erasure approved and answered; one rejected and one left awaiting approval. In two
+    rounds, so the second is counted as an increase of series the first one began."""
     people = [new_customer() for _ in range(customers)]
-    for person in people:
-        await seed(urls, person)
-    async with TopicReader(DSAR_EVENTS) as events:
-        for person in people:
-            await outcome(events, await submit(submitted("access", person.number)), "dsar.completed", timeout=180)
-        await submit(submitted("portability", people[0].number))
-        erasure = await submit(submitted("erasure", people[-1].number))
-        await outcome(events, erasure, "dsar.awaiting_approval")
-        await approve(erasure)
-        await outcome(events, erasure, "dsar.completed", timeout=180)
-        await submit(submitted("access", people[0].number, verified=False))  # rejected: unverified
+    portal = suite.as_caller("portal")
+    async with TopicReader(DSAR_EVENTS) as events, httpx.AsyncClient(base_url=suite["dsar"].url) as api:
+        for round_ in range(2):
+            for person in people:
+                if round_ == 0:
+                    await seed(suite.urls, person)
+                request_id = await submit(submitted("access", person.number))
+                await outcome(events, request_id, "dsar.completed", timeout=180)
+                for _ in range(3):
+                    (await api.get(f"/v1/requests/{request_id}", headers=portal, timeout=30)).raise_for_status()
+                await api.get(f"/v1/requests/{uuid.uuid4()}", headers=portal, timeout=30)  # 404
+            erasure = await submit(submitted("erasure", people[-1].number))
+            await outcome(events, erasure, "dsar.awaiting_approval")
+            await approve(erasure)
+            await outcome(events, erasure, "dsar.completed", timeout=180)
+            await submit(submitted("access", people[0].number, verified=False))  # rejected: unverified
+            if round_ == 0:
+                await asyncio.sleep(4 * SCRAPE_S)
         await submit(submitted("erasure", people[0].number))  # left awaiting approval: its deadline runs
 
 
@@ -81,7 +91,7 @@ async def main(out: Path, customers: int, settle_s: float) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         started = time.monotonic()
-        await load(suite.urls, customers)
+        await load(suite, customers)
         await asyncio.sleep(max(0.0, settle_s - (time.monotonic() - started)))
         page = f"http://127.0.0.1:{port}/consoles/lampo.html"
         async with httpx.AsyncClient() as client:

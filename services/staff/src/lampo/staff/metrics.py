@@ -25,6 +25,7 @@ def register_metrics(
     lockouts = runtime.meter.create_counter(
         "lampo.staff.lockouts", unit="{account}", description="Accounts locked after repeated failed logins"
     )
+    lockouts.add(0)  # on /metrics from the start, at 0
     access.on_lockout = lambda: lockouts.add(1)
     intact: list[int] = []  # the last check's result; empty until the first
 
