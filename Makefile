@@ -7,6 +7,7 @@ LOCAL := deploy/local
 
 install:
 	@$(LOCAL)/install.sh
+	@$(LOCAL)/prometheus.sh install
 
 # Zipkin (traces, http://127.0.0.1:9411/zipkin/) is best effort: launched first so its JVM starts
 # beside PostgreSQL and Kafka, waited for last; if it cannot start, the suite still runs. It keeps
@@ -61,6 +62,11 @@ lint: install
 	@.venv/bin/lint-imports --no-cache
 	@env $(COMPOSE_LINT_ENV) $$(deploy/tools/composecheck/build.sh) docker-compose.yml
 	@$(PY) deploy/tools/apidocs.py
+	@promtool check rules deploy/prometheus/rules.yml >/dev/null
+	@promtool test rules deploy/prometheus/tests/*.yml
+	@promtool check config --syntax-only deploy/prometheus/prometheus.yml >/dev/null
+	@$(PY) deploy/tools/dashboard.py
+	@$(PY) deploy/tools/metrics_check.py
 
 # Regenerate docs/asyncapi/<service>.json and docs/openapi/<service>.json from each service's app
 # (`make lint` checks them: current, valid AsyncAPI 3.0 and OpenAPI 3.1).

@@ -21,12 +21,25 @@ from lampo.crypto import new_master_key
 from lampo.messaging import outbox
 from lampo.messaging.consumer import ConsumerOptions, Incoming, per_event
 from lampo.messaging.topics import dlq
-from lampo.metrics import ServiceMetrics, render_prometheus
+from lampo.metrics import ServiceMetrics
 from lampo.service import Runtime
 from lampo.settings import ServiceSettings
-from lampo.testing import BOOTSTRAP, Producer, customer_upserted, drop_database, eventually, running, unique
+from lampo.testing import (
+    BOOTSTRAP,
+    Producer,
+    customer_upserted,
+    drop_database,
+    eventually,
+    metric_sample,
+    running,
+    unique,
+)
 
 # -- rendering (no server) ---------------------------------------------------------------------
+
+
+def scrape(metrics: ServiceMetrics) -> str:
+    return asyncio.run(metrics.render())
 
 
 def test_counters_gauges_and_histograms_render_as_prometheus_text() -> None:
@@ -43,26 +56,54 @@ def test_counters_gauges_and_histograms_render_as_prometheus_text() -> None:
     overdue = meter.create_up_down_counter("lampo.dsar.overdue", unit="{request}")
     overdue.add(3)
 
-    text = render_prometheus(metrics.reader.get_metrics_data())
+    text = scrape(metrics)
 
     assert "# TYPE lampo_dsar_requests_total counter" in text
     assert "# HELP lampo_dsar_requests_total DSARs by kind" in text
-    assert 'lampo_dsar_requests_total{kind="access",state="accepted"} 2' in text
-    assert 'lampo_dsar_requests_total{kind="erasure",state="completed"} 1' in text
+    assert 'lampo_dsar_requests_total{kind="access",state="accepted"} 2.0' in text
+    assert 'lampo_dsar_requests_total{kind="erasure",state="completed"} 1.0' in text
     assert "# TYPE lampo_dsar_time_to_completion_seconds histogram" in text
-    assert 'lampo_dsar_time_to_completion_seconds_bucket{kind="access",le="60.0"} 1' in text
-    assert 'lampo_dsar_time_to_completion_seconds_bucket{kind="access",le="+Inf"} 2' in text
-    assert 'lampo_dsar_time_to_completion_seconds_sum{kind="access"} 150' in text
-    assert 'lampo_dsar_time_to_completion_seconds_count{kind="access"} 2' in text
+    assert 'lampo_dsar_time_to_completion_seconds_bucket{kind="access",le="60.0"} 1.0' in text
+    assert 'lampo_dsar_time_to_completion_seconds_bucket{kind="access",le="+Inf"} 2.0' in text
+    assert 'lampo_dsar_time_to_completion_seconds_sum{kind="access"} 150.0' in text
+    assert 'lampo_dsar_time_to_completion_seconds_count{kind="access"} 2.0' in text
     assert "# TYPE lampo_dsar_overdue gauge" in text  # up-down counters are gauges
-    assert "lampo_dsar_overdue 3" in text
+    assert "lampo_dsar_overdue 3.0" in text
+    # the standard process, platform and garbage-collector metrics ride along
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_info", "python_gc_collections_total"):
+        assert re.search(rf"^{name}(\{{| )", text, re.M), name
+    assert re.search(r'^target_info\{.*service_name="lampo-test",service_namespace="lampo"', text, re.M)
+
+
+def test_each_runtime_has_its_own_registry() -> None:
+    """Two services in one process (as in the tests) neither clash nor see each other's series,
+    and nothing lands in prometheus_client's global registry."""
+    from prometheus_client import REGISTRY
+
+    first, second = ServiceMetrics("lampo-one"), ServiceMetrics("lampo-two")
+    first.meter.create_counter("lampo.same.name").add(1)
+    second.meter.create_counter("lampo.same.name").add(7)
+    assert "lampo_same_name_total 1.0" in scrape(first)
+    assert "lampo_same_name_total 7.0" in scrape(second)
+    assert REGISTRY.get_sample_value("lampo_same_name_total") is None
+
+
+def test_exported_names_list_instruments_before_they_have_a_value() -> None:
+    metrics = ServiceMetrics("lampo-test")
+    metrics.meter.create_histogram("lampo.probe.wait", unit="s")
+    metrics.meter.create_observable_counter("lampo.probe.seen", [], unit="{thing}")
+    names = metrics.exported_names()
+    assert {"lampo_probe_wait_seconds_bucket", "lampo_probe_wait_seconds_count", "lampo_probe_seen_total"} <= names
+    assert {"lampo_consumer_dead_lettered_total", "lampo_outbox_backlog", "lampo_consumer_lag"} <= names
+    assert {"process_resident_memory_bytes", "python_gc_collections_total"} <= names
+    assert "lampo_probe_wait_seconds_bucket" not in scrape(metrics)  # no value yet, still declared
 
 
 def test_label_values_are_escaped() -> None:
     metrics = ServiceMetrics("lampo-test")
     metrics.provider.get_meter("t").create_counter("odd.values").add(1, {"reason": 'a"b\\c\nd'})
-    text = render_prometheus(metrics.reader.get_metrics_data())
-    assert 'odd_values_total{reason="a\\"b\\\\c\\nd"} 1' in text
+    text = scrape(metrics)
+    assert 'odd_values_total{reason="a\\"b\\\\c\\nd"} 1.0' in text
 
 
 # -- a small service on the real broker and database --------------------------------------------
@@ -73,16 +114,7 @@ class ProbeSettings(ServiceSettings):
     default_http_port: ClassVar[int] = 8199
 
 
-def sample(text: str, name: str, **labels: str) -> float | None:
-    """The value of one sample in Prometheus text, matching the given labels (others ignored)."""
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(match.group(4))
-    return None
+sample = metric_sample
 
 
 @pytest.fixture
@@ -157,8 +189,11 @@ async def test_metrics_endpoint_reports_consumer_outbox_and_lag(topics: tuple[st
     assert sample(text, "lampo_consumer_dead_lettered_total", **labels, reason="processing_failed") == 1
     assert sample(text, "lampo_outbox_sent_total") == 1
     assert sample(text, "lampo_metricsprobe_custom_total", kind="probe") == 5
+    assert sample(text, "lampo_outbox_backlog") == 0  # relayed: nothing waits
+    assert (sample(text, "lampo_consumer_batch_duration_seconds_count", **labels) or 0) >= 3
     # no personal data in any label: only the technical names above
-    label_names = set(re.findall(r'([a-zA-Z_]+)="', text))
+    lampo_lines = "\n".join(line for line in text.splitlines() if line.startswith("lampo_"))
+    label_names = set(re.findall(r'([a-zA-Z_]+)="', lampo_lines))
     assert label_names <= {"consumer", "topic", "group", "reason", "partition", "kind", "le"}
     assert "Testi" not in text and "example.fi" not in text
 
@@ -176,3 +211,24 @@ async def test_readiness_reports_consumers_even_before_start() -> None:
         response = await http.get("/health/ready")
     assert response.status_code == 503
     assert json.loads(response.text)["consumers"] == {"joined": 0, "total": 1, "partitions": 0}
+
+
+async def test_http_request_durations_are_a_histogram_by_route_template() -> None:
+    """The route label is the template the app matched, never the path with its values."""
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/v1/things/{thing_id}")
+    async def thing(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    runtime = Runtime(ProbeSettings(master_key=new_master_key()), migrations=None, mounts=[("/v1", api)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.app), base_url="http://probe") as http:
+        assert (await http.get("/v1/things/secret-value")).status_code == 200
+        assert (await http.get("/v1/nowhere")).status_code == 404
+        text = (await http.get("/metrics")).text
+    name = "http_server_request_duration_seconds_count"
+    assert sample(text, name, http_route="/v1/things/{thing_id}", http_response_status_code="200", http_request_method="GET") == 1
+    assert sample(text, name, http_route="unmatched", http_response_status_code="404") == 1
+    assert "secret-value" not in text

@@ -119,6 +119,10 @@ class Runtime:
         self.metrics = ServiceMetrics(f"lampo-{self.name}")
         self.meter: Meter = self.metrics.provider.get_meter(f"lampo.{self.name}")
         self.metrics.track_relay(lambda: self.relay)
+        self.metrics.track_outbox(lambda: self._pool)
+        for _, mounted in mounts:
+            if hasattr(mounted, "add_middleware"):  # FastAPI/Starlette: request durations
+                self.metrics.time_http(mounted)
         self._kafka_consumers: dict[str, Any] = {}  # consumer name -> FastStream subscriber
         self._mounts = list(mounts)
         self._routes = list(routes)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -258,6 +259,19 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 30.0, interva
 
 
 _CHECK = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+
+
+def metric_sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text (a /metrics answer), matching the given labels
+    (others ignored); None when there is none."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(4))
+    return None
 
 
 def synthetic_identity_code(n: int) -> str:

@@ -15,7 +15,7 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask
 from lampo.messaging.topics import dlq
 from lampo.participant import TaskFailed, TaskOutcome
-from lampo.testing import Producer, TopicReader, eventually, header, signed_headers, trusted_keys_for
+from lampo.testing import Producer, TopicReader, eventually, header, metric_sample, signed_headers, trusted_keys_for
 
 TIMEOUT = timedelta(seconds=121)  # past the default 120 s wait of a first attempt
 
@@ -154,14 +154,24 @@ async def test_a_failed_participant_is_named_and_an_operator_retries_it_without_
     ):
         await producer.send(DSAR_REQUESTS, rid, event("dsar.submitted", body))
         [failed] = await events.wait_for(for_request(rid, "dsar.completed"))
+        on_failure = await env.dsar.runtime.metrics.render()
         broken.fail_with = None  # the operator fixed the participant
         async with env.pool.acquire() as conn, conn.transaction():
             new_task = await env.coordinator.retry(conn, rid, "t-broken", by="operator:maija")
         [_, completed] = await events.wait_for(for_request(rid, "dsar.completed"), count=2)
         view = await env.request(rid)
+        after = await env.dsar.runtime.metrics.render()
 
     assert data_of(failed)["status"] == "failed"
     assert data_of(failed)["results"]["t-broken"]["error"] == "ledger offline"
+    # what the alert rules read (deploy/prometheus/rules.yml): the participant failing, the
+    # deadline still running for the failed request, and each completion in the duration histogram
+    assert metric_sample(on_failure, "lampo_dsar_tasks_failed", participant="t-broken") == 1
+    assert metric_sample(on_failure, "lampo_dsar_tasks_failed", participant="t-steady") == 0
+    assert 25 * 86_400 < (metric_sample(on_failure, "lampo_dsar_next_deadline_seconds", kind="restriction") or 0) <= 31 * 86_400
+    assert metric_sample(on_failure, "lampo_dsar_duration_seconds_count", kind="restriction", status="failed") == 1
+    assert metric_sample(after, "lampo_dsar_duration_seconds_count", kind="restriction", status="completed") == 1
+    assert metric_sample(after, "lampo_dsar_next_deadline_seconds", kind="restriction") is None  # answered
     assert data_of(completed)["status"] == "completed"
     assert len(steady.ran) == 1  # not redone
     assert [a for _, a in broken.ran] == [1, 2] and broken.ran[1][0] == new_task

@@ -41,6 +41,7 @@ def staff_settings(**overrides: object) -> StaffSettings:
         address_throttle_after=10_000,
         audit_head_key=unique("test-staff-audit"),
         audit_head_interval_s=2.0,
+        audit_verify_interval_s=1.0,  # the chain check on /metrics, soon enough for a test
         **{**signing_settings("staff"), **overrides},  # type: ignore[arg-type]
     )
 

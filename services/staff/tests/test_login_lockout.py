@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from staff_support import Suite, password
 
+from lampo.testing import eventually, metric_sample
+
 
 async def _new_user(suite: Suite, username: str, role: str = "customer_service") -> str:
     secret = password()
@@ -112,3 +114,36 @@ async def test_password_policy(suite: Suite) -> None:
         )
         assert r.status_code == 422 and r.json()["error"]["reason"] == "weak_password", r.text
         assert rule in r.json()["error"]["detail"] and secret not in r.text
+
+
+async def test_lockouts_and_the_audit_chain_check_are_on_metrics(suite: Suite) -> None:
+    """What the StaffLockout and AuditChainBroken alert rules read (deploy/prometheus/rules.yml):
+    a lockout counted, and the service's own periodic check of the audit chain turning 0 when a
+    row is edited behind its back (then 1 again once the row is put back)."""
+    before = await _scrape_value(suite, "lampo_staff_lockouts_total") or 0
+    await _new_user(suite, "lock.counted")
+    for attempt in range(5):
+        await suite.client.post("/v1/login", json={"username": "lock.counted", "password": f"wrong-{attempt}-xxxxxx"})
+    assert await _scrape_value(suite, "lampo_staff_lockouts_total") == before + 1
+    assert await eventually(lambda: _scrape_value(suite, "lampo_staff_audit_chain_intact"), timeout=20) == 1
+
+    async with suite.staff.runtime.pool.acquire() as conn:
+        seq, actor = await conn.fetchrow("SELECT seq, actor FROM audit_log WHERE actor = 'lock.counted' LIMIT 1")
+        # an intruder with database access, triggers off
+        await conn.execute("SET session_replication_role = replica")
+        try:
+            await conn.execute("UPDATE audit_log SET actor = 'someone-else' WHERE seq = $1", seq)
+            await eventually(lambda: _is(suite, "lampo_staff_audit_chain_intact", 0), timeout=20)
+            await conn.execute("UPDATE audit_log SET actor = $2 WHERE seq = $1", seq, actor)
+        finally:
+            await conn.execute("SET session_replication_role = DEFAULT")
+    await eventually(lambda: _is(suite, "lampo_staff_audit_chain_intact", 1), timeout=20)
+    assert "lock.counted" not in (await suite.client.get("/metrics")).text
+
+
+async def _scrape_value(suite: Suite, name: str) -> float | None:
+    return metric_sample((await suite.client.get("/metrics")).text, name)
+
+
+async def _is(suite: Suite, name: str, value: float) -> bool:
+    return await _scrape_value(suite, name) == value

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,6 +206,8 @@ class ReliableConsumer:
         self.options = options or ConsumerOptions()
         self._observers = list(observers)
         self.stats = ConsumerStats()
+        # Told each committed batch's duration in seconds (lampo.metrics: a histogram).
+        self.on_batch_done: Callable[[float], None] | None = None
 
     def register(self) -> None:
         subscriber = self._broker.subscriber(
@@ -233,6 +236,7 @@ class ReliableConsumer:
         records: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message
         if not records:
             return
+        started = time.perf_counter()
         try:
             await self._process(list(records))
         except INFRASTRUCTURE_ERRORS as e:
@@ -250,6 +254,8 @@ class ReliableConsumer:
             return
         await msg.ack()
         self.stats.batches += 1
+        if self.on_batch_done is not None:
+            self.on_batch_done(time.perf_counter() - started)
 
     async def _process(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         accepted: list[Incoming] = []

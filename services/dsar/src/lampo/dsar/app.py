@@ -86,7 +86,7 @@ def build(
         pool=lambda: runtime.pool,
     )
     state.update(coordinator=coordinator, pool=lambda: runtime.pool, callers=Callers.of(settings))
-    dsar_metrics.register(runtime, lambda: runtime.pool)
+    coordinator.on_completed = dsar_metrics.register(runtime, lambda: runtime.pool)
     requests = consume_requests(runtime, coordinator)
     # An access result's parts (up to 1 MiB each) share their request's partition: a poll takes
     # several at once rather than one per fetch.

@@ -143,6 +143,8 @@ class Coordinator:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._building: dict[str, _Building | None] = {}  # None: could not be started
+        # Told (kind, outcome, seconds from receipt) of each request completed (lampo.dsar.metrics).
+        self.on_completed: Callable[[str, str, float], None] | None = None
 
     # -- events --------------------------------------------------------------------------------
 
@@ -246,6 +248,9 @@ class Coordinator:
         await outbox.add(conn, events)
         for key in change.destroy_keys:
             await self.keys.destroy(conn, input_key(rid) if key == "input" else result_key(rid))
+        if fields.get("completed_at") is not None and self.on_completed is not None:
+            # Counted as the change is written (a transaction rewound and retried would count twice: rare).
+            self.on_completed(row["kind"], change.status, (fields["completed_at"] - row["received_at"]).total_seconds())
 
     # -- intake --------------------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ class Access:
         self.clock = clock
         self.hasher = hasher
         self.audit_key = settings.audit_key_bytes()
+        self.on_lockout: Callable[[], None] | None = None  # told of each account locked (a metric)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -162,6 +163,8 @@ class Access:
                     await store.append_audit(AuditEntry(username, "account_locked", interface, "locked"), now)
                     await store.end_sessions_of(username, now)
                     await self._alert(store, "lockout", username, now, {"attempts": attempts})
+                    if self.on_lockout is not None:
+                        self.on_lockout()
             else:
                 if self.hasher.check_needs_rehash(user["password_hash"]):
                     await store.set_password_hash(username, await asyncio.to_thread(self.hasher.hash, password))

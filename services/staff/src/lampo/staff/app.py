@@ -27,6 +27,7 @@ from lampo.staff.api import create_api
 from lampo.staff.audit_head import HEAD_TYPE, publish
 from lampo.staff.domain import AuditHead, Role, check_recipients, datamap_recipients, load_roles
 from lampo.staff.errors import ConfigurationRefused
+from lampo.staff.metrics import register_metrics
 from lampo.staff.settings import StaffSettings
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
@@ -84,6 +85,7 @@ def build(
     access = Access(settings, roles, lambda: runtime.pool, runtime.clock)
     holder.append(access)
     published: list[int] = []
+    published_heads: list[AuditHead] = []
 
     async def publish_head() -> None:
         # The chain's head outside the database, whenever it moved (the key is a constant).
@@ -91,11 +93,14 @@ def build(
         if head is not None and (not published or published[-1] != head.seq):
             await publish(runtime.send, settings, head)
             published[:] = [head.seq]
+            published_heads[:] = [head]
 
     runtime.every(
         "audit-head", publish_head, interval_s=settings.audit_head_interval_s,
         first_delay_s=min(5.0, settings.audit_head_interval_s),
     )  # fmt: skip
+
+    register_metrics(runtime, access, settings, lambda: published_heads[-1] if published_heads else None)
 
     async def close_clients() -> None:
         await registry.aclose()

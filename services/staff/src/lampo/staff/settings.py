@@ -66,6 +66,9 @@ class StaffSettings(ServiceSettings):
     # staff.audit-heads.v1 under this key, every audit_head_interval_s seconds (0: never).
     audit_head_key: str = "staff-audit"
     audit_head_interval_s: float = 60.0
+    # The service checks the whole chain (against the last head it published) this often and
+    # reports the result on /metrics (lampo_staff_audit_chain_intact; 0: never checks).
+    audit_verify_interval_s: float = 900.0
 
     # §8: the version of the confidentiality commitment in force; an account sees no customer
     # data until it has recorded its commitment to this version.
