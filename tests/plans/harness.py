@@ -54,7 +54,6 @@ EXAMPLES: dict[str, dict[str, Any]] = _examples.EXAMPLES
 PG = "postgresql://lampo:lampo@127.0.0.1:5432"
 PARTICIPANTS = ("registry", "billing", "recordings", "consent")
 SERVICES = (*PARTICIPANTS, "retention", "dsar")
-TASK_KINDS = ("access", "portability", "rectification", "restriction", "objection", "erasure")
 
 # -- recording the statements ---------------------------------------------------------------------
 
@@ -211,7 +210,7 @@ async def fill(url: str, rows: int) -> dict[str, int]:
                 names.append(f'"{c["attname"]}"')
                 values.append(expr)
             await conn.execute(
-                f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)}"  # noqa: S608 - test filler
+                f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)}"
                 f" FROM generate_series(1, {rows}) AS g ON CONFLICT DO NOTHING"
             )
             loaded[table] = rows
@@ -548,13 +547,18 @@ async def run_jobs(suite: Suite) -> None:
             await job()
 
 
-async def workload(suite: Suite, c: Customer) -> None:
-    """What a register's day brings one customer: every inbound event type, a legal hold placed
-    and released, every kind of request run to its end, the scheduled jobs."""
+async def workload(suite: Suite, c: Customer, store_only: Customer) -> None:
+    """What a register's day brings: every inbound event type, a legal hold placed and released,
+    every kind of request run to its end, an access request of a customer the registry does not
+    know (the stores' resolve routes answer), the scheduled jobs."""
     await ingest(suite, c)
     await hold(suite, c)
     for kind, extra in EVERY_REQUEST:
         await request(suite, c, kind, **extra)
+    for topic, event_type in ((BILLING_INBOUND, "credit.checked"), (RECORDINGS_INBOUND, "email.archived"), (CONSENT_INBOUND, "consent.given")):
+        await suite.send(topic, event_type, example(event_type, customer_number=store_only.number), key=store_only.number)
+    await suite.pump()
+    await request(suite, store_only, "access")
     await run_jobs(suite)
 
 
