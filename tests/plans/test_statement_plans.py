@@ -100,6 +100,9 @@ async def test_every_request_ran_to_its_end(suite: h.Suite, day: list[h.Statemen
     expected = {(kind, tuple(sorted(extra))) for kind, extra in h.EVERY_REQUEST}
     assert set(outcomes) == expected and all(v.startswith("completed") for v in outcomes.values()), outcomes
     assert {s.service for s in day} >= set(h.SERVICES)
+    assert all("inbox pruning" in s.runtime.jobs for s in suite.services.values())
+    pruned = [s.service for s in day if s.query.startswith("DELETE FROM inbox")]
+    assert sorted(pruned) == sorted(h.SERVICES)  # each ran its pruning on its own inbox
 
 
 async def test_no_statement_on_the_request_path_scans_a_loaded_table(suite: h.Suite, day: list[h.Statement]) -> None:

@@ -266,7 +266,7 @@ class Runtime:
         kept = inbox.horizon(c.topic for c in self.consumers)
         if kept is None or not self.consumers:
             return 0
-        deleted = await inbox.prune(self.pool, self.clock.now() - kept)
+        deleted = await inbox.prune(self.pool, kept)  # on the database's clock, as handled_at
         if deleted:
             log.info("%s: pruned %d inbox rows older than %s", self.name, deleted, kept)
         return deleted

@@ -8,7 +8,7 @@ the topics a service reads, and ``prune`` then deletes what is older, on the sha
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 
@@ -54,17 +54,18 @@ def horizon(topics: Iterable[str]) -> timedelta | None:
     return longest + MARGIN
 
 
-async def prune(pool: asyncpg.Pool, before: datetime, *, batch: int = 5000) -> int:
-    """Delete inbox rows handled before ``before``, ``batch`` rows per transaction (short locks,
-    no long transaction beside live consumers); returns how many went. Safe in several instances
-    at once (a row deleted twice is deleted once)."""
+async def prune(pool: asyncpg.Pool, older_than: timedelta, *, batch: int = 5000) -> int:
+    """Delete inbox rows handled more than ``older_than`` ago, ``batch`` rows per transaction
+    (short locks, no long transaction beside live consumers); returns how many went. Ages are
+    measured on the database's clock, which stamped ``handled_at``. Safe in several instances at
+    once (a row deleted twice is deleted once)."""
     deleted = 0
     while True:
         async with pool.acquire() as conn:
             status = await conn.execute(
                 "DELETE FROM inbox WHERE (consumer, event_id) IN"
-                " (SELECT consumer, event_id FROM inbox WHERE handled_at < $1 LIMIT $2)",
-                before,
+                " (SELECT consumer, event_id FROM inbox WHERE handled_at < now() - $1::interval LIMIT $2)",
+                older_than,
                 batch,
             )
         count = int(status.split()[-1])
