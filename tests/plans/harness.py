@@ -547,6 +547,24 @@ async def run_jobs(suite: Suite) -> None:
             await job()
 
 
+async def staff_reads(suite: Suite, c: Customer, access_request: str) -> None:
+    """What the staff service reads over HTTP: the request, its package, the customer's register
+    entry and the direct-marketing audience."""
+    headers = {"authorization": f"Bearer {suite.tokens['staff']}"}
+    reads = [
+        ("dsar", f"/v1/requests/{access_request}"),
+        ("dsar", f"/v1/packages/{access_request}"),
+        ("registry", f"/v1/subjects/{c.number}"),
+        ("registry", "/v1/audiences/direct_marketing"),
+    ]
+    for service, path in reads:
+        mounts = suite.services[service].runtime._mounts
+        app = next(a for prefix, a in mounts if path.startswith(prefix))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{service}") as client:
+            response = await client.get(path, headers=headers)
+        assert response.status_code == 200, (service, path, response.status_code, response.text[:200])
+
+
 async def workload(suite: Suite, c: Customer, store_only: Customer) -> None:
     """What a register's day brings: every inbound event type, a legal hold placed and released,
     every kind of request run to its end, an access request of a customer the registry does not
@@ -554,7 +572,9 @@ async def workload(suite: Suite, c: Customer, store_only: Customer) -> None:
     await ingest(suite, c)
     await hold(suite, c)
     for kind, extra in EVERY_REQUEST:
-        await request(suite, c, kind, **extra)
+        request_id = await request(suite, c, kind, **extra)
+        if kind == "access":
+            await staff_reads(suite, c, request_id)
     for topic, event_type in ((BILLING_INBOUND, "credit.checked"), (RECORDINGS_INBOUND, "email.archived"), (CONSENT_INBOUND, "consent.given")):
         await suite.send(topic, event_type, example(event_type, customer_number=store_only.number), key=store_only.number)
     await suite.pump()
