@@ -35,7 +35,16 @@ the planner (and to pg_stat_user_tables) while loading stays a few seconds."""
 SEQ_READS_PER_ERASURE = 1_000
 
 # Statements that read a loaded table whole on purpose: (service, a piece of the statement) -> why.
+# None today: retention's daily sweep (run here with the other scheduled jobs) finds its due clocks
+# through clocks_trigger. A CLI report that must read everything is listed here, with its reason.
 SCANS_ALLOWED: dict[tuple[str, str], str] = {}
+
+# Referenced tables whose rows are never deleted on a request's path: their foreign keys need no
+# index for a cascade. table -> why.
+NEVER_DELETED: dict[str, str] = {
+    "purposes": "consent's three purposes are data of the migrations, never deleted",
+    "sweeps": "retention's sweep runs are its proof of deletion, never deleted",
+}
 
 _NOT_PLANNED = re.compile(
     r"^\s*(SAVEPOINT|RELEASE|ROLLBACK|BEGIN|COMMIT|NOTIFY|LISTEN|UNLISTEN|SET|SHOW|RESET|START|LOCK)\b"
@@ -139,9 +148,10 @@ async def test_every_foreign_key_has_an_index(suite: h.Suite) -> None:
             try:
                 rows = await conn.fetch(
                     "SELECT c.conrelid::regclass::text AS tbl, c.conname FROM pg_constraint c"
-                    " WHERE c.contype = 'f' AND c.confrelid::regclass::text NOT IN ('purposes', 'sweeps')"
+                    " WHERE c.contype = 'f' AND NOT c.confrelid::regclass::text = ANY($1::text[])"
                     " AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid"
-                    " AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] = c.conkey)"
+                    " AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] = c.conkey)",
+                    list(NEVER_DELETED),
                 )
                 missing += [f"{service.name}: {r['tbl']} ({r['conname']})" for r in rows]
             finally:
