@@ -108,6 +108,14 @@ async def test_every_request_ran_to_its_end(suite: h.Suite, day: list[h.Statemen
         outcomes[(kind, tuple(sorted(extra)))] = await h.status_of(suite, request_id)
     expected = {(kind, tuple(sorted(extra))) for kind, extra in h.EVERY_REQUEST}
     assert set(outcomes) == expected and all(v.startswith("completed") for v in outcomes.values()), outcomes
+    dsar = suite.services["dsar"].runtime
+    async with dsar.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT DISTINCT participant, kind FROM tasks WHERE request_id = ANY($1::text[]) AND status = 'done'",
+            [request_id for _, _, request_id in suite.requests],
+        )
+    kinds = dsar.settings.participant_kinds  # type: ignore[attr-defined]
+    assert {(r["participant"], r["kind"]) for r in rows} == {(p, k) for p, ks in kinds.items() for k in ks}
     assert {s.service for s in day} >= set(h.SERVICES)
     assert all("inbox pruning" in s.runtime.jobs for s in suite.services.values())
     pruned = [s.service for s in day if s.query.startswith("DELETE FROM inbox")]
