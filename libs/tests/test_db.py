@@ -52,6 +52,7 @@ async def test_migrations_applied_twice_change_nothing(database, tmp_path) -> No
         "platform/0001_outbox_inbox.sql",
         "platform/0002_outbox_uncompressed.sql",
         "platform/0003_subject_keys_versioned.sql",
+        "platform/0005_inbox_pruning.sql",
         "svc/0001_init.sql",
         "svc/0002_more.sql",
     ]
@@ -59,7 +60,9 @@ async def test_migrations_applied_twice_change_nothing(database, tmp_path) -> No
     assert await schema(database) == before
     assert await database.fetchval("SELECT count(*) FROM things") == 1  # the data step ran once
     recorded = await database.fetch("SELECT component, version FROM schema_migrations ORDER BY 1, 2")
-    assert [tuple(r) for r in recorded] == [("platform", 1), ("platform", 2), ("platform", 3), ("svc", 1), ("svc", 2)]
+    assert [tuple(r) for r in recorded] == [
+        ("platform", 1), ("platform", 2), ("platform", 3), ("platform", 5), ("svc", 1), ("svc", 2)
+    ]
 
 
 async def test_a_new_migration_is_applied_after_the_old_ones(database, tmp_path) -> None:

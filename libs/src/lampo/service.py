@@ -32,6 +32,7 @@ from lampo.aio import stop_task
 from lampo.clock import Clock, SystemClock
 from lampo.crypto import KeyRing
 from lampo.db import MigrationSource, create_pool, ensure_database, keys_migrations, migrate, platform_migrations
+from lampo.messaging import inbox
 from lampo.messaging.consumer import (
     BatchHandler,
     ConsumerOptions,
@@ -149,6 +150,13 @@ class Runtime:
             # at shutdown still finishes its transaction (or is rewound), never half-done.
             after_shutdown=[self._close_database],
         )
+        self.jobs: dict[str, Callable[[], Awaitable[object]]] = {}  # runtime.every's, by name
+        self.every(
+            "inbox pruning",
+            self.prune_inbox,
+            interval_s=settings.inbox_prune_interval_s,
+            first_delay_s=min(settings.inbox_prune_interval_s, 60.0),
+        )
 
     def openapi(self) -> dict[str, Any]:
         """The service's HTTP API (its mounted FastAPI apps and its own routes) as one OpenAPI
@@ -234,6 +242,7 @@ class Runtime:
         turn; shutdown cancels it. Jobs must be safe to run in several instances at once."""
         if interval_s <= 0:
             return
+        self.jobs[name] = job
         task: asyncio.Task[None] | None = None
 
         async def repeat() -> None:
@@ -254,6 +263,17 @@ class Runtime:
 
         self.app.after_startup(start)
         self.app.on_shutdown(stop)
+
+    async def prune_inbox(self) -> int:
+        """Delete the inbox rows no topic this service reads can deliver again (older than
+        ``inbox.horizon`` of its consumers' topics); returns how many went."""
+        kept = inbox.horizon(c.topic for c in self.consumers)
+        if kept is None or not self.consumers:
+            return 0
+        deleted = await inbox.prune(self.pool, kept)  # on the database's clock, as handled_at
+        if deleted:
+            log.info("%s: pruned %d inbox rows older than %s", self.name, deleted, kept)
+        return deleted
 
     async def send(self, topic: str, key: str, value: bytes, headers: dict[str, str]) -> None:
         """The outbox relay's publish: a plain idempotent aiokafka producer of its own, which

@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     stable_key: SecretStr | None = None
     http_port: int | None = None
     consumer_batch: int = 500
+    # Inbox pruning (lampo.messaging.inbox.prune): how often, on the shared scheduler; 0 turns it
+    # off. Rows go once no topic the service reads can deliver their event again.
+    inbox_prune_interval_s: float = 60 * 60
     # Consumer group; defaults to lampo-<service>. Tests give each run its own.
     consumer_group: str | None = None
 

@@ -130,6 +130,16 @@ def data_text(record: ConsumerRecord[Any, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def envelope_text(record: ConsumerRecord[Any, Any], name: str) -> str | None:
+    """A CloudEvent attribute (``type``, ``source``...) of a record read straight from its bytes,
+    for a ``select=`` like :func:`data_text`; None unless it is plainly there as text."""
+    try:
+        value = orjson.loads(record.value or b"")[name]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def per_event(handler: Callable[[asyncpg.Connection, Incoming], Awaitable[None]]) -> BatchHandler:
     """Adapt a handler of one event to the batch interface."""
 
@@ -165,6 +175,11 @@ class ConsumerOptions:
     # records that crowd one partition (an access result's parts share their request's key)
     # takes more per poll: fewer polls, transactions and commits per request.
     max_partition_fetch_bytes: int = 1024 * 1024
+    # False: no inbox rows for this consumer. Only for a handler whose effect is the same however
+    # often a record is applied (clocks that only move forward, a latest-wins mapping): an
+    # observer of other services' busy topics then spends no INSERT, and no inbox row to prune,
+    # on each record it reads.
+    dedupe: bool = True
 
 
 Observer = Callable[[str, list[Incoming]], Awaitable[None] | None]
@@ -326,7 +341,10 @@ class ReliableConsumer:
     async def _apply(self, items: list[Incoming]) -> list[Incoming]:
         duplicates: list[Incoming] = []
         async with self._pool().acquire() as conn, conn.transaction():
-            fresh = await inbox.claim(conn, self.name, [i.id for i in items])
+            if self.options.dedupe:
+                fresh = await inbox.claim(conn, self.name, [i.id for i in items])
+            else:
+                fresh = {i.id for i in items}
             new_items: list[Incoming] = []
             seen: set[str] = set()
             for item in items:

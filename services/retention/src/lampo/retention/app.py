@@ -8,7 +8,9 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from aiokafka.structs import ConsumerRecord
 from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 from pydantic import BaseModel
@@ -17,6 +19,7 @@ from lampo.clock import Clock
 from lampo.contracts.catalog import (
     BILLING_INBOUND,
     CONSENT_EVENTS,
+    EVENT_TYPES,
     PRIVACY_ACKS,
     PRIVACY_TASKS,
     RECORDINGS_INBOUND,
@@ -29,7 +32,15 @@ from lampo.contracts.catalog import (
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
 from lampo.messaging.asyncapi import sends
-from lampo.messaging.consumer import BatchHandler, Observer, Parser, ReliableConsumer
+from lampo.messaging.consumer import (
+    BatchHandler,
+    ConsumerOptions,
+    Observer,
+    Parser,
+    ReliableConsumer,
+    Selector,
+    envelope_text,
+)
 from lampo.participant import ack_policy
 from lampo.retention import handlers
 from lampo.retention.datamap import DataMap, load_datamap
@@ -72,6 +83,22 @@ def observing_parser(wanted: frozenset[str], ignored: Counter[str]) -> Parser:
             return ParsedEvent(topic, envelope, Ignored(reason=e.reason))
 
     return parse_some
+
+
+def observing_selector(topic: str, wanted: frozenset[str]) -> Selector | None:
+    """On a topic that also carries types retention does not need (customer.upserted, readings,
+    payments...), a record plainly of such a type is passed over before parsing, tracing, the
+    inbox and a transaction: observing seeding traffic only to skip it cost retention about as
+    much CPU as the registry spent storing it (issue 17). A record whose type cannot be read goes
+    the whole way, to be counted by the parser. None: every type of the topic is wanted."""
+    if set(EVENT_TYPES.get(topic, {})) <= wanted:
+        return None
+
+    def needed(record: ConsumerRecord[Any, Any]) -> bool:
+        event_type = envelope_text(record, "type")
+        return event_type is None or event_type in wanted
+
+    return needed
 
 
 class Retention:
@@ -143,7 +170,17 @@ def build(
     for topic, (wanted, handler) in observed.items():
         service.ignored[topic] = Counter()
         parser = observing_parser(wanted, service.ignored[topic])
-        runtime.consume(topic, handler, name=f"retention:{topic}", observers=observers, parser=parser)
+        runtime.consume(
+            topic,
+            handler,
+            name=f"retention:{topic}",
+            observers=observers,
+            parser=parser,
+            select=observing_selector(topic, wanted),
+            # Clocks only move forward and the subject mapping is latest-wins: applying a record
+            # again changes nothing, so these five busy topics claim no inbox rows (issue 17).
+            options=ConsumerOptions(max_records=settings.consumer_batch, dedupe=False),
+        )
     # The outbox's records: purge tasks of the sweeps (keyed by the sweep's id, sweep.py) and the
     # holds standing per customer (internal, compacted, read by dsar and billing; handlers.py).
     sends(runtime, PRIVACY_TASKS, key="request_id (a sweep's id)")
