@@ -38,7 +38,7 @@ async def test_upsert_is_stored_and_announced_in_the_same_trace(registry) -> Non
     # stored encrypted: the identity code is nowhere in clear
     assert all(synthetic_identity_code(11).encode() not in bytes(r["payload"]) for r in rows)
 
-    process = [s for s in registry.spans.get_finished_spans() if s.name == f"{REGISTRY_INBOUND} process"]
+    process = [s for s in registry.spans.get_finished_spans() if s.name == f"process {REGISTRY_INBOUND}"]
     assert any(format(s.context.trace_id, "032x") == TRACE_ID for s in process)
 
 
