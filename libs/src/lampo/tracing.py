@@ -320,6 +320,8 @@ def instrument_fastapi(app: Any, provider: TracerProvider) -> None:
     route template (``GET /v1/requests/{request_id}``), the trace context read from the request."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    if getattr(app, "_is_instrumented_by_opentelemetry", False):  # one app mounted at two prefixes
+        return
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,
