@@ -125,3 +125,11 @@ async def test_sql_spans_are_made_under_an_active_span_only_and_carry_the_statem
     assert spans[0].attributes["db.namespace"] == "postgres"
     assert spans[2].attributes["error.type"] == "UndefinedColumnError" and not spans[2].events
     assert all(secret not in str(v) for s in exporter.get_finished_spans() for v in s.attributes.values())
+
+
+def test_an_sql_span_is_named_after_the_statements_operation() -> None:
+    from lampo.db.tracing import _operation
+
+    assert [_operation(q) for q in ("BEGIN;", "/* x */\n select 1", "  insert into t values ($1)", "", ";")] == [
+        "BEGIN", "SELECT", "INSERT", "SQL", "SQL"
+    ]  # fmt: skip

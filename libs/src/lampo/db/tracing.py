@@ -29,7 +29,8 @@ _LEADING_COMMENT = re.compile(r"^\s*(/\*.*?\*/\s*)*", re.DOTALL)
 
 def _operation(query: str) -> str:
     words = _LEADING_COMMENT.sub("", query, count=1).split(maxsplit=1)
-    return words[0].upper() if words else "SQL"
+    operation = words[0].rstrip(";").upper() if words else ""
+    return operation or "SQL"
 
 
 def traced_connection_class(tracer: Tracer) -> type[asyncpg.Connection]:
