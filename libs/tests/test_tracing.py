@@ -15,11 +15,14 @@ from opentelemetry.trace import SpanKind
 
 from lampo.db import create_pool
 from lampo.db.pool import server_url_of
+from lampo.messaging.topics import TOPIC_NAMES
 from lampo.testing import PG_URL
 from lampo.tracing import (
     BULK,
+    BULK_TOPICS,
     FLOW,
     PRIVACY,
+    PRIVACY_TOPICS,
     TRACEPARENT,
     context_from_headers,
     flow_of,
@@ -95,6 +98,7 @@ def test_the_stored_traceparent_is_the_propagators_with_the_spans_own_sampled_fl
 def test_topic_flows_and_the_ratio_setting() -> None:
     assert {flow_of(t) for t in ("dsar.requests.v1", "privacy.tasks.v1", "privacy.acks.v1", "consent.inbound.v1", "retention.holds.v1")} == {PRIVACY}
     assert {flow_of(t) for t in ("registry.inbound.v1", "billing.inbound.v1", "recordings.inbound.v1")} == {BULK}
+    assert PRIVACY_TOPICS | BULK_TOPICS <= TOPIC_NAMES  # named as declared (a renamed topic fails here)
     assert sample_ratio("") == 1.0 and sample_ratio("0.1") == 0.1
     for bad in ("lots", "1.5", "-0.1"):
         with pytest.raises(ValueError, match="LAMPO_TRACE_SAMPLE_RATIO"):
