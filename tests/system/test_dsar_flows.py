@@ -69,7 +69,7 @@ async def test_erasure_fans_out_to_every_store_and_keeps_billing_under_the_accou
         return expected <= {s.service for s in suite.otlp.spans if s.trace_id == trace}
 
     def tasks_traced() -> bool:  # each participant's task span, which may come in a later export
-        task_spans = [s for s in suite.otlp.spans if s.trace_id == trace and s.name == f"{PRIVACY_TASKS} process"]
+        task_spans = [s for s in suite.otlp.spans if s.trace_id == trace and s.name == f"process {PRIVACY_TASKS}"]
         return {s.service for s in task_spans} >= {f"lampo-{p}" for p in PARTICIPANTS}
 
     await eventually(traced, timeout=20)

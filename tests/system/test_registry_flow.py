@@ -24,7 +24,7 @@ async def test_a_customer_flows_through_the_running_registry_in_one_trace(suite,
         return {s.name for s in suite.otlp.spans if s.trace_id == trace and s.service == "lampo-registry"}
 
     # the process and publish spans may come in different exports: wait for both
-    expected = {f"{REGISTRY_INBOUND} process", f"{REGISTRY_EVENTS} publish"}
+    expected = {f"process {REGISTRY_INBOUND}", f"send {REGISTRY_EVENTS}"}
     await eventually(lambda: expected <= names(), timeout=15)
     # no personal data in any exported attribute
     exported = json.dumps([s.attributes for s in suite.otlp.spans], default=str)

@@ -47,7 +47,7 @@ from lampo.messaging.topics import consumer_group_for
 from lampo.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 from lampo.settings import ServiceSettings
 from lampo.signing import SignaturePolicy
-from lampo.tracing import make_tracer_provider
+from lampo.tracing import instrument_asgi, instrument_fastapi, instrument_httpx, make_tracer_provider
 
 log = logging.getLogger("lampo.service")
 
@@ -101,9 +101,16 @@ class Runtime:
         self.name = settings.service
         self.clock: Clock = clock or SystemClock()
         self.tracer_provider = tracer_provider or make_tracer_provider(
-            f"lampo-{self.name}", span_processors, zipkin_endpoint=settings.zipkin_endpoint
+            f"lampo-{self.name}",
+            span_processors,
+            zipkin_endpoint=settings.zipkin_endpoint,
+            sample_ratio=settings.trace_sample_ratio,
         )
         self.tracer = self.tracer_provider.get_tracer(f"lampo.{self.name}")
+        # One trace across HTTP (lampo.tracing): server spans on every mount and route below,
+        # client spans with the trace context on the process's httpx clients; SQL spans through
+        # the pools (_connect_database).
+        instrument_httpx(self.tracer_provider)
         self.broker = make_broker(settings, f"lampo-{self.name}")
         self.keys = settings.key_ring()
         # Authenticity (lampo.signing): the relay signs tasks, acks and approvals with
@@ -127,6 +134,7 @@ class Runtime:
         self._kafka_consumers: dict[str, Any] = {}  # consumer name -> FastStream subscriber
         self._mounts = list(mounts)
         self._routes = list(routes)
+        self._instrument_http()
         self._joined: set[str] = set()  # consumers that have had a group assignment at least once
         self.app = _AsgiApp(
             self._mounts,
@@ -134,8 +142,8 @@ class Runtime:
             asgi_routes=[
                 ("/health/live", self._live()),
                 ("/health/ready", self._ready()),
-                ("/metrics", self._metrics()),
-                *routes,
+                ("/metrics", self._metrics()),  # health and metrics: polled, never traced
+                *((path, instrument_asgi(app, path, self.tracer_provider)) for path, app in routes),
             ],
             # AsyncAPI document (`faststream docs gen`, docs/asyncapi/): named after the service.
             specification=AsyncAPI(
@@ -157,6 +165,18 @@ class Runtime:
             interval_s=settings.inbox_prune_interval_s,
             first_delay_s=min(settings.inbox_prune_interval_s, 60.0),
         )
+
+    def _instrument_http(self) -> None:
+        """Server spans for the mounted APIs: FastAPI apps through OpenTelemetry's FastAPI
+        instrumentation (spans named by route template), any other ASGI app through its ASGI
+        middleware. The dispatch (``_AsgiApp``) sees the wrapped apps; ``openapi()`` the same."""
+        from fastapi import FastAPI
+
+        for i, (prefix, app) in enumerate(self._mounts):
+            if isinstance(app, FastAPI):
+                instrument_fastapi(app, self.tracer_provider)
+            else:
+                self._mounts[i] = (prefix, instrument_asgi(app, prefix, self.tracer_provider))
 
     def openapi(self) -> dict[str, Any]:
         """The service's HTTP API (its mounted FastAPI apps and its own routes) as one OpenAPI
@@ -291,14 +311,14 @@ class Runtime:
         extra: dict[str, Any] = {"ssl": tls} if tls is not None else {}
         if await ensure_database(url, ssl_context=tls):
             log.info("%s: created its database", self.name)
-        self._pool = await create_pool(url, min_size=2, max_size=10, **extra)
+        self._pool = await create_pool(url, min_size=2, max_size=10, tracer=self.tracer, **extra)
         applied = await migrate(self._pool, self._migrations)
         if applied:
             log.info("%s: applied migrations %s", self.name, ", ".join(applied))
         keys_url = self.settings.keys_database_url
         if keys_url is not None:  # the subject keys in a database of their own
             await ensure_database(keys_url, ssl_context=tls)
-            self._keys_pool = await create_pool(keys_url, min_size=1, max_size=5, **extra)
+            self._keys_pool = await create_pool(keys_url, min_size=1, max_size=5, tracer=self.tracer, **extra)
             await migrate(self._keys_pool, [keys_migrations()])
             self.keys.attach(self._keys_pool)
             async with self._pool.acquire() as conn:  # keys made before: moved out of the data

@@ -82,6 +82,8 @@ class ServiceSettings(BaseSettings):
 
     # Tracing to Zipkin's own API, e.g. http://127.0.0.1:9411/api/v2/spans (OTLP: OTEL_* variables).
     zipkin_endpoint: str | None = None
+    # Traces of bulk ingest kept, from 0 to 1 (privacy flows and HTTP requests: always); lampo.tracing.
+    trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
 
     # Kafka transport security. Off by default: the local broker listens in PLAINTEXT on loopback.
     # SSL: TLS (server verified against kafka_ca_file; client certificate optional).

@@ -101,7 +101,7 @@ async def test_a_request_is_one_trace_with_a_span_per_participant_task(registry)
 
         def acks_traced() -> bool:  # the ack's span ends after its commit, which dsar.completed may overtake
             return any(
-                s.name == "privacy.acks.v1 process" and s.attributes.get("lampo.request_id") == rid
+                s.name == "process privacy.acks.v1" and s.attributes.get("lampo.request_id") == rid
                 for s in env.spans.get_finished_spans()
             )
 
@@ -113,6 +113,6 @@ async def test_a_request_is_one_trace_with_a_span_per_participant_task(registry)
     assert {s.name for s in task_spans} == {"dsar task t-one", "dsar task t-two"}
     assert all(format(s.context.trace_id, "032x") == TRACE_ID for s in task_spans)
     assert all(s.attributes["lampo.request_id"] == rid for s in task_spans)
-    acks = [s for s in spans if s.name == "privacy.acks.v1 process" and s.attributes.get("lampo.request_id") == rid]
+    acks = [s for s in spans if s.name == "process privacy.acks.v1" and s.attributes.get("lampo.request_id") == rid]
     assert acks and all(format(s.context.trace_id, "032x") == TRACE_ID for s in acks)
     assert any(s.name == "dsar complete" and format(s.context.trace_id, "032x") == TRACE_ID for s in spans)

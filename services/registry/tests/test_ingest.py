@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from opentelemetry.trace import SpanKind
+
 from lampo.contracts.catalog import REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.contracts.envelope import CloudEvent
 from lampo.messaging.topics import dlq
@@ -38,8 +40,20 @@ async def test_upsert_is_stored_and_announced_in_the_same_trace(registry) -> Non
     # stored encrypted: the identity code is nowhere in clear
     assert all(synthetic_identity_code(11).encode() not in bytes(r["payload"]) for r in rows)
 
-    process = [s for s in registry.spans.get_finished_spans() if s.name == f"{REGISTRY_INBOUND} process"]
-    assert any(format(s.context.trace_id, "032x") == TRACE_ID for s in process)
+    spans = registry.spans.get_finished_spans()
+    [process] = [
+        s for s in spans if s.name == f"process {REGISTRY_INBOUND}" and format(s.context.trace_id, "032x") == TRACE_ID
+    ]
+    assert process.kind == SpanKind.CONSUMER
+    assert process.attributes["messaging.operation.type"] == "process"
+    assert process.attributes["messaging.destination.name"] == REGISTRY_INBOUND
+    assert process.attributes["lampo.flow"] == "bulk"  # sampled by LAMPO_TRACE_SAMPLE_RATIO
+    # A lone record's statements are spans under its process span: parameterised, no values.
+    sql = [s for s in spans if s.parent is not None and s.parent.span_id == process.context.span_id and s.kind == SpanKind.CLIENT]
+    assert sql and all(s.attributes["db.system.name"] == "postgresql" for s in sql)
+    assert any("$1" in str(s.attributes["db.query.text"]) for s in sql)
+    values = " ".join(str(v) for s in sql for v in s.attributes.values())
+    assert customer not in values and synthetic_identity_code(11) not in values
 
 
 async def test_bad_records_are_dead_lettered_with_reasons_and_the_next_one_is_processed(registry) -> None:

@@ -6,6 +6,9 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+from opentelemetry.trace import Tracer
+
+from lampo.db.tracing import traced_connection_class
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -14,6 +17,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    """A pool whose connections speak jsonb as Python objects. ``tracer=`` (an OpenTelemetry
+    ``Tracer``): each statement run under an active span is a span of its own
+    (``lampo.db.tracing``). Other keywords go to ``asyncpg.create_pool``."""
+    tracer: Tracer | None = kwargs.pop("tracer", None)
+    if tracer is not None:
+        kwargs["connection_class"] = traced_connection_class(tracer)
     pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection, **kwargs)
     assert pool is not None
     return pool

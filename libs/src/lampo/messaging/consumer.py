@@ -36,7 +36,8 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
-from opentelemetry.trace import Span, Status, StatusCode, Tracer, format_span_id, format_trace_id
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from lampo.contracts.catalog import ParsedEvent, parse
 from lampo.contracts.errors import ContractViolation
@@ -45,7 +46,7 @@ from lampo.messaging import inbox
 from lampo.messaging.polling import long_poll
 from lampo.messaging.topics import dlq
 from lampo.signing import UNAUTHENTICATED, SignaturePolicy
-from lampo.tracing import TRACEPARENT, context_from_headers
+from lampo.tracing import FLOW, TRACEPARENT, context_from_headers, flow_of, traceparent_of
 
 log = logging.getLogger("lampo.consumer")
 
@@ -101,7 +102,9 @@ class Incoming:
     record: ConsumerRecord[Any, Any]
     event: ParsedEvent
     span: Span
-    traceparent: str
+    # The process span's context as the propagator writes it (None when tracing is off), for
+    # the outbox rows the record causes: their records continue this trace.
+    traceparent: str | None
 
     @property
     def id(self) -> str:
@@ -279,15 +282,25 @@ class ReliableConsumer:
             if self._select is not None and not self._select(record):
                 self.stats.passed_over += 1  # another consumer's: no span, no inbox row, no effect
                 continue
+            # A hand-made span, on purpose: FastStream's KafkaTelemetryMiddleware makes one span
+            # per *batch* here (batch=True), before the records are parsed, and carries the raw
+            # Kafka key; each record needs its own span, under the context its own headers carry
+            # (a batch mixes traces), that also covers its dead-lettering. So the middleware is not
+            # installed, and this is the record's ``process`` span, with the current messaging
+            # conventions. ``lampo.flow`` is given at start: the sampler decides by it.
             span = self._tracer.start_span(
-                f"{self.topic} process",
+                f"process {self.topic}",
                 context=context_from_headers(record.headers),
+                kind=SpanKind.CONSUMER,
                 attributes={
                     "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
                     "messaging.destination.name": self.topic,
                     "messaging.consumer.group.name": self.group_id,
-                    "messaging.kafka.destination.partition": record.partition,
+                    "messaging.destination.partition.id": str(record.partition),
                     "messaging.kafka.message.offset": record.offset,
+                    **({FLOW: flow} if (flow := flow_of(self.topic)) else {}),
                 },
             )
             try:
@@ -301,9 +314,7 @@ class ReliableConsumer:
             span.set_attributes(
                 {"messaging.message.id": event.envelope.id, "cloudevents.event_type": event.envelope.type}
             )
-            ctx = span.get_span_context()
-            traceparent = f"00-{format_trace_id(ctx.trace_id)}-{format_span_id(ctx.span_id)}-01"
-            accepted.append(Incoming(record, event, span, traceparent))
+            accepted.append(Incoming(record, event, span, traceparent_of(span)))
 
         handled: list[Incoming] = []
         if accepted:
@@ -354,7 +365,13 @@ class ReliableConsumer:
                 else:
                     duplicates.append(item)
             if new_items:
-                await self._handler(conn, new_items)
+                if len(new_items) == 1:  # one record: its SQL is its own, under its process span
+                    with trace.use_span(
+                        new_items[0].span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                    ):  # an exception's message may quote the record: the consume path sets the status
+                        await self._handler(conn, new_items)
+                else:  # a batch's statements serve many traces at once: none of them owns them
+                    await self._handler(conn, new_items)
         # Counted once committed: a rolled-back attempt (then split or retried) counts nothing.
         for item in duplicates:
             item.span.set_attribute("lampo.duplicate", True)

@@ -25,7 +25,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, Field
 
 from lampo.contracts.catalog import DSAR_REQUESTS, parse
@@ -36,7 +35,7 @@ from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.errors import DsarError, UnknownRequest
 from lampo.dsar.package_api import add_package_routes
 from lampo.http_auth import Caller, Callers, document_callers, requires
-from lampo.tracing import context_from_headers, current_traceparent
+from lampo.tracing import FLOW, PRIVACY, current_traceparent
 
 _STATUS_OF_REASON = {"unknown_request": 404, "not_authorised": 403}
 
@@ -175,10 +174,9 @@ def create_api(state: dict[str, Any]) -> FastAPI:
         body.setdefault("received_at", coordinator().clock.now().isoformat())
         c = coordinator()
         request_id = body.get("request_id")
-        parent = context_from_headers(dict(request.headers))
-        with c.tracer.start_as_current_span(
-            "dsar submit", context=parent, kind=SpanKind.SERVER, attributes={"lampo.channel": caller.name}
-        ):
+        # Under the request's server span (lampo.service instruments the API; the caller's
+        # trace context is read there): the span the outbox rows carry on to Kafka.
+        with c.tracer.start_as_current_span("dsar submit", attributes={"lampo.channel": caller.name, FLOW: PRIVACY}):
             traceparent = current_traceparent()
             raw = CloudEvent.new("dsar.submitted", "urn:lampo:dsar:api", body).to_bytes()
             try:

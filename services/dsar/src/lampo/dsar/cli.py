@@ -43,7 +43,7 @@ from lampo.dsar.packages import PackageGone
 from lampo.dsar.report import erasure_report
 from lampo.dsar.settings import DsarSettings
 from lampo.service import key_ring
-from lampo.tracing import current_traceparent, make_tracer_provider
+from lampo.tracing import FLOW, PRIVACY, current_traceparent, make_tracer_provider
 
 app = typer.Typer(help="Data subject requests: submit, follow, approve, extend, retry, packages.", no_args_is_help=True)
 console = Console()
@@ -208,7 +208,7 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
     assert isinstance(submitted, DsarSubmitted)
 
     async def work(c: Coordinator, conn: asyncpg.Connection) -> tuple[str, bool]:
-        with c.tracer.start_as_current_span("dsar submit", attributes={"lampo.channel": "cli"}):
+        with c.tracer.start_as_current_span("dsar submit", attributes={"lampo.channel": "cli", FLOW: PRIVACY}):
             row, created = await c.submit(
                 conn, submitted, actor=f"cli:{verified_by}", traceparent=current_traceparent(), raw=body
             )

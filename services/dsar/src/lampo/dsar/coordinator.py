@@ -53,7 +53,7 @@ from lampo.dsar.store import WAKE_CHANNEL, DsarStore, request_of, task_of
 from lampo.messaging import outbox
 from lampo.messaging.topics import DEAD_LETTER_HOURS, INBOUND_HOURS
 from lampo.participant import open_part
-from lampo.tracing import TRACEPARENT, context_from_headers, current_traceparent, trace_id_of
+from lampo.tracing import FLOW, PRIVACY, TRACEPARENT, context_from_headers, current_traceparent, trace_id_of
 
 log = logging.getLogger("lampo.dsar")
 
@@ -344,6 +344,7 @@ class Coordinator:
             "lampo.participant": participant,
             "lampo.task.kind": kind,
             "lampo.task.attempt": attempt,
+            FLOW: PRIVACY,
         }
         with self.tracer.start_as_current_span(
             f"dsar task {participant}", context=_context(req["traceparent"]), attributes=attributes
@@ -441,7 +442,7 @@ class Coordinator:
                 results[packages.COORDINATOR] = destroyed
             unreachable = unreachable_copies(self.clock.now())
         with self.tracer.start_as_current_span(
-            "dsar complete", context=_context(req["traceparent"]), attributes={"lampo.request_id": request_id}
+            "dsar complete", context=_context(req["traceparent"]), attributes={"lampo.request_id": request_id, FLOW: PRIVACY}
         ):
             pkg = None
             if req["kind"] in domain.PACKAGE_KINDS and domain.completion_status(results) != "failed":

@@ -28,7 +28,7 @@ from lampo.messaging.consumer import INFRASTRUCTURE_ERRORS, BatchHandler, Incomi
 from lampo.messaging.topics import consumer_group_for
 from lampo.service import Runtime
 from lampo.signing import SignaturePolicy, only
-from lampo.tracing import TRACEPARENT
+from lampo.tracing import TRACEPARENT, carrier_of, context_from_headers
 
 log = logging.getLogger("lampo.dsar")
 
@@ -104,7 +104,7 @@ class RequestsConsumer(ReliableConsumer):
             return
         kind = envelope.data.get("kind")
         channel = envelope.data.get("channel")
-        traceparent = next((v.decode() for k, v in record.headers or () if k == TRACEPARENT), None)
+        traceparent = carrier_of(context_from_headers(record.headers)).get(TRACEPARENT)
         async with self._pool().acquire() as conn, conn.transaction():
             if not await inbox.claim(conn, f"{self.name}:invalid", [envelope.id]):
                 return

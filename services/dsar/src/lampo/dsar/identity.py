@@ -16,6 +16,7 @@ from lampo.crypto import KeyDestroyed
 from lampo.dsar import domain
 from lampo.dsar.resolver import RegistryUnavailable, Resolved, Unresolved
 from lampo.dsar.store import DsarStore, request_of
+from lampo.tracing import FLOW, PRIVACY, TRACEPARENT, context_from_headers
 
 if TYPE_CHECKING:
     from lampo.dsar.coordinator import Coordinator
@@ -27,7 +28,7 @@ async def resolve_due(c: Coordinator, limit: int = 500) -> int:
     """Resolve waiting requests through the registry; a registry that does not answer makes
     them wait and try again with backoff. Returns how many were looked at."""
     now = c.clock.now()
-    work: list[tuple[str, dict[str, str] | None]] = []
+    work: list[tuple[str, dict[str, str] | None, str | None]] = []
     async with c._pool().acquire() as conn:
         for row in await DsarStore(conn).due_for_resolution(now, limit):
             identifiers = None
@@ -37,25 +38,29 @@ async def resolve_due(c: Coordinator, limit: int = 500) -> int:
                     identifiers = json.loads(cipher.decrypt("input", bytes(row["sealed_input"])) or "{}")["identifiers"]
                 except KeyDestroyed:
                     identifiers = None
-            work.append((row["request_id"], identifiers))
+            work.append((row["request_id"], identifiers, row["traceparent"]))
     if not work:
         return 0
     gate = asyncio.Semaphore(max(1, c.settings.resolve_concurrency))
 
-    async def one(request_id: str, identifiers: dict[str, str] | None) -> None:
+    async def one(request_id: str, identifiers: dict[str, str] | None, traceparent: str | None) -> None:
+        # In the request's trace: the registry's and the stores' answers (HTTP) are part of it.
+        parent = context_from_headers({TRACEPARENT: traceparent}) if traceparent else None
+        attributes = {"lampo.request_id": request_id, FLOW: PRIVACY}
         async with gate:
-            outcome: Resolved | Unresolved | RegistryUnavailable
-            if identifiers is None:
-                outcome = Unresolved("invalid", "identifiers: none stored for this request")
-            else:
-                try:
-                    outcome = await c.resolver.resolve(identifiers)
-                except RegistryUnavailable as e:
-                    outcome = e
-            async with c._pool().acquire() as conn, conn.transaction():
-                await c.apply_resolution(conn, request_id, outcome)
+            with c.tracer.start_as_current_span("dsar resolve", context=parent, attributes=attributes):
+                outcome: Resolved | Unresolved | RegistryUnavailable
+                if identifiers is None:
+                    outcome = Unresolved("invalid", "identifiers: none stored for this request")
+                else:
+                    try:
+                        outcome = await c.resolver.resolve(identifiers)
+                    except RegistryUnavailable as e:
+                        outcome = e
+                async with c._pool().acquire() as conn, conn.transaction():
+                    await c.apply_resolution(conn, request_id, outcome)
 
-    await asyncio.gather(*(one(rid, ids) for rid, ids in work))
+    await asyncio.gather(*(one(rid, ids, tp) for rid, ids, tp in work))
     return len(work)
 
 

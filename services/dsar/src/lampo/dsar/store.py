@@ -145,7 +145,8 @@ class DsarStore:
 
     async def due_for_resolution(self, now: datetime, limit: int) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
-            "SELECT request_id, sealed_input FROM requests WHERE status = 'received' AND next_resolve_at <= $1"
+            "SELECT request_id, sealed_input, traceparent FROM requests"
+            " WHERE status = 'received' AND next_resolve_at <= $1"
             " ORDER BY next_resolve_at LIMIT $2",
             now,
             limit,
