@@ -68,8 +68,9 @@ def test_the_cli_finds_the_master_key_make_up_keeps(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAMPO_")}
     env |= {"LAMPO_STATE_DIR": str(tmp_path), "LAMPO_DATABASE": "lampo_no_such_database"}
     done = subprocess.run(
-        [str(LAMPO), "dsar", "status", "req-none"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+        [str(LAMPO), "dsar", "package", "req-none", "--out", str(tmp_path / "p.zip")],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
     [line] = done.stderr.strip().splitlines()
     assert "LAMPO_MASTER_KEY" not in line and "lampo_no_such_database" in line and "does not exist" in line
 

@@ -50,3 +50,11 @@ def keys_database_default(target: str) -> None:
     token = Path(state) / "api" / f"{service}.token"
     if "LAMPO_API_TOKEN" not in os.environ and token.is_file():
         os.environ["LAMPO_API_TOKEN"] = token.read_text().strip()
+
+
+def local_keys_database(service: str) -> str | None:
+    """The keys database services.sh gave ``service`` when the CLI runs on local state (for the
+    commands that name the service themselves, e.g. ``lampo keys rotate``)."""
+    if os.environ.get("LAMPO_KEYS_DATABASE") or not os.environ.get(_USED):
+        return None
+    return f"lampo_{service}_keys"

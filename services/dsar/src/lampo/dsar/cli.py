@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported by the commands that use them (lampo --help and ds
 
     from lampo.dsar import packages
     from lampo.dsar.coordinator import Coordinator
+    from lampo.dsar.settings import DsarSettings
 
 app = typer.Typer(help="Data subject requests: submit, follow, approve, extend, retry, packages.", no_args_is_help=True)
 console = Console()
@@ -87,6 +88,36 @@ def _command(work: Callable[[Coordinator, asyncpg.Connection], Awaitable[T]], *,
                 return await work(coordinator, conn)
 
     return run(go())  # a refusal (DsarError): one line from lampo's main (lampo.cli.errors)
+
+
+def _read(work: Callable[[DsarSettings, asyncpg.Connection], Awaitable[T]]) -> T:
+    """A read-only command: the coordinator's database alone, without the coordinator, its key
+    ring, broker or tracer (no master key needed; `lampo dsar status` starts fast)."""
+    from lampo.db.pool import create_pool
+    from lampo.dsar.settings import DsarSettings
+
+    async def go() -> T:
+        settings = DsarSettings()
+        pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                return await work(settings, conn)
+        finally:
+            await pool.close()
+
+    return run(go())
+
+
+async def _view(settings: DsarSettings, conn: asyncpg.Connection, request_id: str) -> dict[str, Any]:
+    """The request as the coordinator shows it (Coordinator.view), read without the coordinator."""
+    from lampo.dsar.view import view
+
+    def package_uri(rid: str) -> str:
+        from lampo.dsar.packages import package_uri  # only when the request has a package
+
+        return package_uri(settings, rid)
+
+    return await view(conn, request_id, package_uri=package_uri)
 
 
 def _when(value: Any) -> str:
@@ -219,7 +250,7 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
 @app.command()
 def status(request_id: str) -> None:
     """A request's state, its participants with timings, and its history."""
-    view = _command(lambda c, conn: c.view(conn, request_id), write=False)
+    view = _read(lambda settings, conn: _view(settings, conn, request_id))
     _print_view(view)
 
 
@@ -233,7 +264,7 @@ def list_requests(
 
     from lampo.dsar.store import DsarStore
 
-    rows = _command(lambda c, conn: DsarStore(conn).list_requests(status, limit), write=False)
+    rows = _read(lambda _, conn: DsarStore(conn).list_requests(status, limit))
     table = Table("request", "kind", "status", "channel", "received", "due", "completed")
     for r in rows:
         due = _when(r["due_at"]) + (" [red]overdue[/red]" if r["overdue_at"] else "")
@@ -258,7 +289,7 @@ def due(days: int = typer.Option(7, help="due within this many days (overdue one
     from lampo.dsar.store import DsarStore
 
     now = datetime.now(UTC)
-    rows = _command(lambda c, conn: DsarStore(conn).due_before(now + timedelta(days=days)), write=False)
+    rows = _read(lambda _, conn: DsarStore(conn).due_before(now + timedelta(days=days)))
     table = Table("request", "kind", "status", "due", "left", "extended")
     for r in rows:
         left = r["due_at"] - now
@@ -404,7 +435,7 @@ def package_log(request_id: str) -> None:
 
     from lampo.dsar import packages
 
-    rows = _command(lambda c, conn: packages.PackageStore(conn).log_of(request_id), write=False)
+    rows = _read(lambda _, conn: packages.PackageStore(conn).log_of(request_id))
     table = Table("at", "who", "action", "outcome", "detail", title=f"package of {request_id}")
     for r in rows:
         table.add_row(r["at"].isoformat(timespec="seconds"), r["actor"], r["action"], r["outcome"], r["detail"] or "")
@@ -442,13 +473,13 @@ def report(request_id: str, raw: bool = typer.Option(False, "--raw", help="print
     from lampo.dsar.report import erasure_report
 
 
-    async def work(c: Coordinator, conn: asyncpg.Connection) -> str:
-        view = await c.view(conn, request_id)
+    async def work(settings: DsarSettings, conn: asyncpg.Connection) -> str:
+        view = await _view(settings, conn, request_id)
         row = await conn.fetchrow("SELECT customer_numbers FROM requests WHERE request_id = $1", request_id)
         view["customer_numbers"] = list(row["customer_numbers"] or []) if row else []
         return erasure_report(view, view["history"])
 
-    text = _command(work, write=False)
+    text = _read(work)
     if raw:
         typer.echo(text)
     else:
