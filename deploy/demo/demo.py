@@ -159,11 +159,8 @@ async def dsar_flow() -> None:
     console.print(f"the access package made before the erasure is destroyed with it: {package['uri']} answers {gone.status_code}")
     console.rule("[bold]3. Traces")
     console.print(f"erasure trace: http://127.0.0.1:9411/zipkin/traces/{done['trace_id']}")
-    # the operator's commands run with the service's configuration: its master key and its keys database
-    console.print(
-        f'readable report: LAMPO_MASTER_KEY="$(cat .run/master.key)" LAMPO_KEYS_DATABASE=lampo_dsar_keys '
-        f".venv/bin/lampo dsar report {erasure}"
-    )
+    # the CLI finds the master key and the keys database where `make up` keeps them (lampo.cli.local)
+    console.print(f"readable report: .venv/bin/lampo dsar report {erasure}")
 
 
 async def fetch_package(uri: str) -> httpx.Response:

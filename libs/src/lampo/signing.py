@@ -21,14 +21,16 @@ import binascii
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from aiokafka import ConsumerRecord
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, ParsedEvent
+
+if TYPE_CHECKING:  # annotations only: the settings (and so every CLI command) import this module
+    from aiokafka import ConsumerRecord
 
 SIGNATURE: Final = "signature"
 SIGNER: Final = "signer"

@@ -167,9 +167,8 @@ def test_record_of_processing_as_markdown() -> None:
 
 
 def test_lampo_ropa_prints_markdown_and_json() -> None:
-    from lampo.cli.main import _load_plugins, app
+    from lampo.cli.main import app  # its groups load when invoked
 
-    _load_plugins()
     runner = CliRunner()
     md = runner.invoke(app, ["ropa"])
     assert md.exit_code == 0, md.output
@@ -180,11 +179,10 @@ def test_lampo_ropa_prints_markdown_and_json() -> None:
 
 
 def test_lampo_ropa_refuses_an_invalid_data_map(tmp_path: Path) -> None:
-    from lampo.cli.main import _load_plugins, app
+    from lampo.cli.main import app  # its groups load when invoked
 
     bad = tmp_path / "datamap.toml"
     bad.write_text(DEFAULT_DATAMAP.read_text(encoding="utf-8").replace('country = "SE"', 'country = "US"'), encoding="utf-8")
-    _load_plugins()
     result = CliRunner().invoke(app, ["ropa", "--datamap", str(bad)])
     assert result.exit_code == 2
     assert "outside the EU/EEA" in result.output

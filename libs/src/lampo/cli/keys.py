@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import asyncpg
 import typer
 
 from lampo.cli.runner import run
-from lampo.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from lampo.settings import ServiceSettings
 
 app = typer.Typer(help="Master keys and the subject keys they wrap.", no_args_is_help=True)
 
 
 async def rotate(settings: ServiceSettings) -> tuple[int, int]:
     """(keys re-wrapped now, keys still under another master key: 0 when done)."""
+    import asyncpg
+
     tls = settings.pg_ssl()
     # where the keys live: their own database (LAMPO_KEYS_DATABASE) or the service's
     url = settings.keys_database_url or settings.database_url
@@ -38,7 +41,13 @@ def rotate_cmd(
     """Re-wrap every subject key under LAMPO_MASTER_KEY (the new one), reading the old ones with
     LAMPO_MASTER_KEYS_OLD (JSON list). Safe to interrupt and repeat; once it reports 0 left, the
     old master keys open nothing: drop them from the configuration and destroy them."""
+    from lampo.cli.local import local_keys_database
+    from lampo.settings import ServiceSettings
+
+    local = local_keys_database(service)  # where `make up` keeps them, when run on its state
     settings = ServiceSettings(database=database or f"lampo_{service}")
+    if local:
+        settings = settings.model_copy(update={"keys_database": local})
     done, left = run(rotate(settings))
     typer.echo(f"lampo_{service}: {done} subject keys re-wrapped; {left} left under an old master key")
     if left:

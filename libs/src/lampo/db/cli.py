@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from lampo.cli.runner import run
-from lampo.db.roles import derived_password, protect_audit, provision, role_of
 
 app = typer.Typer(help="PostgreSQL roles and databases of the services.", no_args_is_help=True)
 
@@ -44,6 +43,8 @@ def provision_cmd(
     connectable by it alone. Each role's password is derived from --secret-file (the service then
     runs with LAMPO_PG_ROLE=lampo_<service> and LAMPO_PG_ROLE_PASSWORD=`lampo db password <service>
     --secret-file ...`), or, without it, read from LAMPO_PG_PASSWORD_<SERVICE>. Safe to repeat."""
+    from lampo.db.roles import derived_password, provision, role_of
+
     url = _admin_url(admin_url)
     secret = secret_file.read_bytes() if secret_file else None
     for service in services:
@@ -61,6 +62,8 @@ def provision_cmd(
 @app.command("password")
 def password_cmd(service: str, secret_file: Annotated[Path, typer.Option()]) -> None:
     """Print the password of lampo_<service> derived from the secret file."""
+    from lampo.db.roles import derived_password, role_of
+
     typer.echo(derived_password(secret_file.read_bytes(), role_of(service)))
 
 
@@ -73,6 +76,8 @@ def protect_cmd(
 ) -> None:
     """After the service migrated: its audit table and trigger function go to lampo_audit_owner,
     the service keeping INSERT and SELECT (it can no longer drop or disable the triggers)."""
+    from lampo.db.roles import protect_audit, role_of
+
     url = _admin_url(admin_url)
     if service not in PROTECTED:
         raise typer.BadParameter(f"one of {', '.join(PROTECTED)}")

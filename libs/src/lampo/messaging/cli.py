@@ -5,11 +5,8 @@ from __future__ import annotations
 import os
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from lampo.cli.runner import run
-from lampo.messaging.topics import TOPICS, provision
 
 app = typer.Typer(help="Kafka topics of the suite (declared in lampo.messaging.topics).", no_args_is_help=True)
 
@@ -26,6 +23,7 @@ def provision_cmd(
     replication_factor: int = typer.Option(1, help="replicas per partition (1 on a single local node)"),
 ) -> None:
     """Create missing topics and apply the declared configs to existing ones. Safe to repeat."""
+    from lampo.messaging.topics import provision
     from lampo.settings import ServiceSettings
 
     # TLS/SASL from the same LAMPO_KAFKA_* settings the services use (nothing when PLAINTEXT).
@@ -38,6 +36,11 @@ def provision_cmd(
 @app.command("list")
 def list_cmd() -> None:
     """Show the declared topics with partitions, cleanup policy and retention."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lampo.messaging.topics import TOPICS
+
     table = Table("topic", "partitions", "cleanup", "retention", "personal data", "purpose", "why this retention")
     for t in TOPICS:
         table.add_row(

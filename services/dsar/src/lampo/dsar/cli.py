@@ -19,31 +19,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
-import asyncpg
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
 
 from lampo.cli.runner import run
-from lampo.clock import SystemClock
-from lampo.contracts.catalog import DSAR_REQUESTS, parse
-from lampo.contracts.dsar import DsarSubmitted
-from lampo.contracts.envelope import CloudEvent
-from lampo.contracts.errors import ContractViolation
-from lampo.db import create_pool
-from lampo.dsar import packages
-from lampo.dsar.app import make_resolver
-from lampo.dsar.coordinator import Coordinator
-from lampo.dsar.domain import UNANSWERED_STATUSES, intake_problem
-from lampo.dsar.errors import DsarError
-from lampo.dsar.packages import PackageGone
-from lampo.dsar.report import erasure_report
-from lampo.dsar.settings import DsarSettings
-from lampo.service import key_ring
-from lampo.tracing import FLOW, PRIVACY, current_traceparent, make_tracer_provider
+
+if TYPE_CHECKING:  # imported by the commands that use them (lampo --help and dsar --help stay fast)
+    import asyncpg
+
+    from lampo.dsar import packages
+    from lampo.dsar.coordinator import Coordinator
+    from lampo.dsar.settings import DsarSettings
 
 app = typer.Typer(help="Data subject requests: submit, follow, approve, extend, retry, packages.", no_args_is_help=True)
 console = Console()
@@ -61,6 +49,14 @@ _STATUS_STYLE = {
 
 @asynccontextmanager
 async def _coordinator() -> AsyncIterator[tuple[Coordinator, asyncpg.Pool]]:
+    from lampo.clock import SystemClock
+    from lampo.db import create_pool
+    from lampo.dsar.app import make_resolver
+    from lampo.dsar.coordinator import Coordinator
+    from lampo.dsar.settings import DsarSettings
+    from lampo.service import key_ring
+    from lampo.tracing import make_tracer_provider
+
     settings = DsarSettings()
     settings.master_key_bytes()  # configured, before anything is opened
     pool = await create_pool(settings.database_url, min_size=1, max_size=2)
@@ -91,11 +87,37 @@ def _command(work: Callable[[Coordinator, asyncpg.Connection], Awaitable[T]], *,
             async with conn.transaction():
                 return await work(coordinator, conn)
 
-    try:
-        return run(go())
-    except DsarError as e:
-        console.print(f"[red]refused[/red] {e.reason}: {e.detail}")
-        raise typer.Exit(1) from e
+    return run(go())  # a refusal (DsarError): one line from lampo's main (lampo.cli.errors)
+
+
+def _read(work: Callable[[DsarSettings, asyncpg.Connection], Awaitable[T]]) -> T:
+    """A read-only command: the coordinator's database alone, without the coordinator, its key
+    ring, broker or tracer (no master key needed; `lampo dsar status` starts fast)."""
+    from lampo.db.pool import create_pool
+    from lampo.dsar.settings import DsarSettings
+
+    async def go() -> T:
+        settings = DsarSettings()
+        pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                return await work(settings, conn)
+        finally:
+            await pool.close()
+
+    return run(go())
+
+
+async def _view(settings: DsarSettings, conn: asyncpg.Connection, request_id: str) -> dict[str, Any]:
+    """The request as the coordinator shows it (Coordinator.view), read without the coordinator."""
+    from lampo.dsar.view import view
+
+    def package_uri(rid: str) -> str:
+        from lampo.dsar.packages import package_uri  # only when the request has a package
+
+        return package_uri(settings, rid)
+
+    return await view(conn, request_id, package_uri=package_uri)
 
 
 def _when(value: Any) -> str:
@@ -108,6 +130,8 @@ def _status(status: str) -> str:
 
 
 def _print_view(view: dict[str, Any]) -> None:
+    from rich.table import Table
+
     console.print(
         f"[bold]{view['request_id']}[/bold]  {view['kind']}  {_status(view['status'])}  (channel {view['channel']})"
     )
@@ -170,6 +194,13 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
     request_id: str = typer.Option(None, "--request-id", help="default: a new id"),
 ) -> None:
     """Take in a request at the service desk (the same intake as Kafka and HTTP)."""
+    from lampo.contracts.catalog import DSAR_REQUESTS, parse
+    from lampo.contracts.dsar import DsarSubmitted
+    from lampo.contracts.envelope import CloudEvent
+    from lampo.contracts.errors import ContractViolation
+    from lampo.dsar.domain import intake_problem
+    from lampo.tracing import FLOW, PRIVACY, current_traceparent
+
     now = datetime.now(UTC)
     body: dict[str, Any] = {
         "request_id": request_id or f"req-{uuid.uuid4().hex[:16]}",
@@ -197,13 +228,11 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
         body["lift"] = True
     problem = intake_problem(body)
     if problem is not None:  # the operator is told at once, naming the section (the contract's reading drops it)
-        console.print(f"[red]invalid[/red] schema: {problem}")
-        raise typer.Exit(1)
+        _fail(f"invalid schema: {problem}")
     try:
         parsed = parse(DSAR_REQUESTS, CloudEvent.new("dsar.submitted", "urn:lampo:dsar:cli", body).to_bytes())
     except ContractViolation as e:
-        console.print(f"[red]invalid[/red] {e.reason}: {e.detail}")
-        raise typer.Exit(1) from e
+        _fail(f"invalid {e.reason}: {e.detail}")
     submitted = parsed.data
     assert isinstance(submitted, DsarSubmitted)
 
@@ -221,7 +250,7 @@ def submit(  # noqa: PLR0917 - Typer passes options by name
 @app.command()
 def status(request_id: str) -> None:
     """A request's state, its participants with timings, and its history."""
-    view = _command(lambda c, conn: c.view(conn, request_id), write=False)
+    view = _read(lambda settings, conn: _view(settings, conn, request_id))
     _print_view(view)
 
 
@@ -231,9 +260,11 @@ def list_requests(
     limit: int = typer.Option(50, help="most recent first"),
 ) -> None:
     """Recent requests."""
+    from rich.table import Table
+
     from lampo.dsar.store import DsarStore
 
-    rows = _command(lambda c, conn: DsarStore(conn).list_requests(status, limit), write=False)
+    rows = _read(lambda _, conn: DsarStore(conn).list_requests(status, limit))
     table = Table("request", "kind", "status", "channel", "received", "due", "completed")
     for r in rows:
         due = _when(r["due_at"]) + (" [red]overdue[/red]" if r["overdue_at"] else "")
@@ -252,10 +283,13 @@ def list_requests(
 @app.command()
 def due(days: int = typer.Option(7, help="due within this many days (overdue ones too)")) -> None:
     """Unanswered requests due soon, the most urgent first."""
+    from rich.table import Table
+
+    from lampo.dsar.domain import UNANSWERED_STATUSES
     from lampo.dsar.store import DsarStore
 
     now = datetime.now(UTC)
-    rows = _command(lambda c, conn: DsarStore(conn).due_before(now + timedelta(days=days)), write=False)
+    rows = _read(lambda _, conn: DsarStore(conn).due_before(now + timedelta(days=days)))
     table = Table("request", "kind", "status", "due", "left", "extended")
     for r in rows:
         left = r["due_at"] - now
@@ -279,7 +313,7 @@ def due(days: int = typer.Option(7, help="due within this many days (overdue one
 def approve(request_id: str) -> None:
     """Moved: approve with your own staff account, `lampo admin approve REQUEST_ID`."""
     typer.secho(
-        f"approvals go through the staff service with your own account: lampo admin approve {request_id}",
+        f"lampo: approvals go through the staff service with your own account: lampo admin approve {request_id}",
         fg="yellow", err=True,
     )  # fmt: skip
     raise typer.Exit(2)
@@ -289,7 +323,7 @@ def approve(request_id: str) -> None:
 def deny(request_id: str) -> None:
     """Moved: deny with your own staff account, `lampo admin deny REQUEST_ID --reason ...`."""
     typer.secho(
-        f"denials go through the staff service with your own account: lampo admin deny {request_id} --reason ...",
+        f"lampo: denials go through the staff service with your own account: lampo admin deny {request_id} --reason ...",
         fg="yellow", err=True,
     )  # fmt: skip
     raise typer.Exit(2)
@@ -322,6 +356,12 @@ def cancel(request_id: str, by: str = typer.Option("operator", "--by")) -> None:
     console.print(f"cancelled [bold]{request_id}[/bold]")
 
 
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit 1 (a refusal the command words itself)."""
+    typer.secho(f"lampo: {message}", fg="red", err=True)
+    raise typer.Exit(1)
+
+
 class _Exists(Exception):
     """The file to write a package to exists already."""
 
@@ -345,10 +385,12 @@ def package(
     """Write an access / portability package (decrypted) to a new file only you can read; recorded
     in the package's log like a fetch over HTTP. A package that expired or whose subject was
     erased is gone (410)."""
+    from lampo.cli.progress import progress
+    from lampo.dsar import packages
+
     who = _operator(as_)
     if out.exists():
-        console.print(f"[red]refused[/red] {out} exists: a package is written to a new file only")
-        raise typer.Exit(1)
+        _fail(f"refused: {out} exists: a package is written to a new file only")
 
     async def go() -> tuple[int, str, str]:
         # O_EXCL: never over an existing file (or a link put there meanwhile); 0600 from the start
@@ -358,7 +400,7 @@ def package(
             raise _Exists() from None
         digest, size = hashlib.sha256(), 0
         try:
-            with os.fdopen(fd, "wb") as f:
+            with os.fdopen(fd, "wb") as f, progress(f"package of {request_id}", transfer=True) as step:
                 async with _coordinator() as (c, pool):
                     opened = await packages.open_package(
                         lambda: pool, c.keys, request_id, caller=who, action="cli_write", now=c.clock.now(),
@@ -368,6 +410,7 @@ def package(
                         f.write(chunk)
                         digest.update(chunk)
                         size += len(chunk)
+                        step(size, opened.size)
         except BaseException:
             out.unlink(missing_ok=True)  # nothing half-written is left behind
             raise
@@ -375,26 +418,24 @@ def package(
 
     try:
         size, sha256, expected = run(go())
-    except PackageGone as e:
-        console.print(f"[red]410 gone[/red] {e.detail}")
-        raise typer.Exit(1) from e
-    except _Exists as e:
-        console.print(f"[red]refused[/red] {out} exists: a package is written to a new file only")
-        raise typer.Exit(1) from e
-    except DsarError as e:
-        console.print(f"[red]refused[/red] {e.reason}: {e.detail}")
-        raise typer.Exit(1) from e
+    except packages.PackageGone as e:
+        _fail(f"410 gone: {e.detail}")
+    except _Exists:
+        _fail(f"refused: {out} exists: a package is written to a new file only")
     if sha256 != expected:
         out.unlink(missing_ok=True)
-        console.print(f"[red]failed[/red] the package read does not match its sha256 {expected}; nothing kept")
-        raise typer.Exit(1)
+        _fail(f"failed: the package read does not match its sha256 {expected}; nothing kept")
     console.print(f"wrote {out} ({size} bytes, sha256 {sha256}, mode 0600)")
 
 
 @app.command("package-log")
 def package_log(request_id: str) -> None:
     """Who fetched, wrote out, transferred or destroyed a request's package, and when."""
-    rows = _command(lambda c, conn: packages.PackageStore(conn).log_of(request_id), write=False)
+    from rich.table import Table
+
+    from lampo.dsar import packages
+
+    rows = _read(lambda _, conn: packages.PackageStore(conn).log_of(request_id))
     table = Table("at", "who", "action", "outcome", "detail", title=f"package of {request_id}")
     for r in rows:
         table.add_row(r["at"].isoformat(timespec="seconds"), r["actor"], r["action"], r["outcome"], r["detail"] or "")
@@ -410,6 +451,8 @@ def transfer(
 ) -> None:
     """Send a portability package to another controller at the subject's request (Art. 20(2)):
     POSTs the ZIP there and records where it went, when and by whom."""
+    from lampo.dsar import packages
+
     who = _operator(as_)
 
     async def go() -> packages.Transfer:
@@ -418,29 +461,28 @@ def transfer(
                 lambda: pool, c.keys, c.settings, request_id, to=to, country=country, by=who, now=c.clock.now
             )
 
-    try:
-        done = run(go())
-    except DsarError as e:
-        console.print(f"[red]refused[/red] {e.reason}: {e.detail}")
-        raise typer.Exit(1) from e
+    done = run(go())
     if done.outcome != "delivered":
-        console.print(f"[red]not delivered[/red] to {done.to}: HTTP {done.http_status or 'no answer'} (recorded)")
-        raise typer.Exit(1)
+        _fail(f"not delivered to {done.to}: HTTP {done.http_status or 'no answer'} (recorded)")
     console.print(f"sent the package of [bold]{request_id}[/bold] to {done.to} ({done.country}), recorded")
 
 
 @app.command()
 def report(request_id: str, raw: bool = typer.Option(False, "--raw", help="print the Markdown source")) -> None:
     """The erasure report: what each participant erased, what was kept, under which law, until when."""
+    from lampo.dsar.report import erasure_report
 
-    async def work(c: Coordinator, conn: asyncpg.Connection) -> str:
-        view = await c.view(conn, request_id)
+
+    async def work(settings: DsarSettings, conn: asyncpg.Connection) -> str:
+        view = await _view(settings, conn, request_id)
         row = await conn.fetchrow("SELECT customer_numbers FROM requests WHERE request_id = $1", request_id)
         view["customer_numbers"] = list(row["customer_numbers"] or []) if row else []
         return erasure_report(view, view["history"])
 
-    text = _command(work, write=False)
+    text = _read(work)
     if raw:
         typer.echo(text)
     else:
+        from rich.markdown import Markdown
+
         console.print(Markdown(text))

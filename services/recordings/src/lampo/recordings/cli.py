@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from lampo.cli.runner import run
-from lampo.clock import SystemClock
-from lampo.recordings.settings import RecordingsSettings
-from lampo.recordings.store import incomplete_recordings
 
 app = typer.Typer(help="Call recordings and archived e-mails.", no_args_is_help=True)
 
@@ -21,6 +15,13 @@ app = typer.Typer(help="Call recordings and archived e-mails.", no_args_is_help=
 def incomplete() -> None:
     """Recordings still waiting for chunks, oldest first: id, customer number, chunks held,
     age of the first chunk (metadata only; the held audio stays encrypted and is never dropped)."""
+    import asyncpg
+    from rich.console import Console
+    from rich.table import Table
+
+    from lampo.clock import SystemClock
+    from lampo.recordings.settings import RecordingsSettings
+    from lampo.recordings.store import incomplete_recordings
 
     async def fetch() -> list[dict[str, Any]]:
         settings = RecordingsSettings()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
+
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from lampo.cli.runner import run
-from lampo.registry.settings import RegistrySettings
-from lampo.service import key_ring
+
+if TYPE_CHECKING:  # imported by the commands that use them (their --help stays fast)
+    import asyncpg
 
 app = typer.Typer(help="The customer register.", no_args_is_help=True)
 
@@ -18,6 +18,11 @@ app = typer.Typer(help="The customer register.", no_args_is_help=True)
 def show(customer_number: str) -> None:
     """Which categories are held for a customer, from which source, on which legal basis
     (metadata only: no personal data is printed)."""
+    import asyncpg
+    from rich.console import Console
+    from rich.table import Table
+
+    from lampo.registry.settings import RegistrySettings
 
     async def fetch() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(RegistrySettings().database_url)
@@ -33,7 +38,7 @@ def show(customer_number: str) -> None:
 
     rows = run(fetch())
     if not rows:
-        typer.echo(f"no customer {customer_number} in the register")
+        typer.secho(f"lampo: no customer {customer_number} in the register", fg="red", err=True)
         raise typer.Exit(1)
     table = Table("section", "category", "source", "origin", "legal basis", "as of")
     for r in rows:
@@ -55,7 +60,12 @@ def accuracy(
     import json
     from datetime import UTC, datetime
 
+    import asyncpg
+
+    from lampo.cli.progress import progress
     from lampo.registry.accuracy import AccuracyReport, accuracy_report
+    from lampo.registry.settings import RegistrySettings
+    from lampo.service import key_ring
 
     settings = RegistrySettings()
 
@@ -67,7 +77,8 @@ def accuracy(
         finally:
             await conn.close()
 
-    report = run(fetch())
+    with progress("checking the register"):  # one pass over every customer's current data
+        report = run(fetch())
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
         return
@@ -94,6 +105,9 @@ def direct_marketing(
     ended, not restricted, no objection to direct marketing or processing (customer numbers only)."""
     from datetime import UTC, datetime
 
+    import asyncpg
+
+    from lampo.registry.settings import RegistrySettings
     from lampo.registry.store import RegistryStore
 
     settings = RegistrySettings()
@@ -122,8 +136,12 @@ def objection_decide(
 ) -> None:
     """Record the decision on a customer's pending objection to processing (GDPR Art. 21(1)):
     the restriction placed while it was pending is lifted (rejected) or kept for good (upheld)."""
+    import asyncpg
+
     from lampo.clock import SystemClock
     from lampo.registry.privacy import decide_objection
+    from lampo.registry.settings import RegistrySettings
+    from lampo.service import key_ring
 
     settings = RegistrySettings()
 
@@ -137,9 +155,9 @@ def objection_decide(
 
     outcome = run(decide())
     if outcome == "no_customer":
-        typer.echo(f"no customer {customer_number} in the register")
+        typer.secho(f"lampo: no customer {customer_number} in the register", fg="red", err=True)
         raise typer.Exit(1)
     if outcome == "not_pending":
-        typer.echo(f"customer {customer_number} has no pending objection to processing")
+        typer.secho(f"lampo: customer {customer_number} has no pending objection to processing", fg="red", err=True)
         raise typer.Exit(1)
     typer.echo(f"objection to processing of customer {customer_number}: {outcome}")

@@ -14,28 +14,20 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import asyncpg
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from lampo.cli.runner import run
-from lampo.clock import SystemClock
-from lampo.contracts.categories import Category
-from lampo.contracts.retention import LegalHoldPlaced, LegalHoldReleased
-from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
-from lampo.messaging.consumer import Rejected
-from lampo.retention import store
-from lampo.retention.app import MIGRATIONS
-from lampo.retention.datamap import DataMap, load_datamap
-from lampo.retention.errors import DataMapError, RetentionError
-from lampo.retention.handlers import place_hold, release_hold
-from lampo.retention.ropa import record_of_processing, render_markdown
-from lampo.retention.settings import RetentionSettings
-from lampo.retention.sweep import Sweeper, SweepResult
+from lampo.contracts.categories import Category  # an option's type: Typer reads it to build --help
+
+if TYPE_CHECKING:  # imported by the commands that use them (their --help stays fast)
+    import asyncpg
+
+    from lampo.retention.datamap import DataMap
+    from lampo.retention.settings import RetentionSettings
+    from lampo.retention.sweep import SweepResult
 
 app = typer.Typer(help="Retention: what is due, sweeps, legal holds.", no_args_is_help=True)
 holds_app = typer.Typer(help="Legal holds placed by authorities' cases.", no_args_is_help=True)
@@ -50,6 +42,9 @@ def _console() -> Console:
 
 
 def _datamap(settings: RetentionSettings, path: Path | None = None) -> DataMap:
+    from lampo.retention.datamap import load_datamap
+    from lampo.retention.errors import DataMapError
+
     try:
         return load_datamap(path or settings.datamap)
     except DataMapError as e:
@@ -59,6 +54,9 @@ def _datamap(settings: RetentionSettings, path: Path | None = None) -> DataMap:
 
 @asynccontextmanager
 async def _pool(settings: RetentionSettings) -> AsyncIterator[asyncpg.Pool]:
+    from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
+    from lampo.retention.app import MIGRATIONS
+
     await ensure_database(settings.database_url)
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     try:
@@ -69,6 +67,8 @@ async def _pool(settings: RetentionSettings) -> AsyncIterator[asyncpg.Pool]:
 
 
 def _when(value: str | None) -> datetime:
+    from lampo.clock import SystemClock
+
     if value is None:
         return SystemClock().now()
     try:
@@ -90,6 +90,12 @@ AtOption = Annotated[str | None, typer.Option("--at", help="As of this time (ISO
 @app.command()
 def due(at: AtOption = None) -> None:
     """What a sweep would purge now: customer numbers per rule, and how many holds keep."""
+    from rich.table import Table
+
+    from lampo.clock import SystemClock
+    from lampo.retention.settings import RetentionSettings
+    from lampo.retention.sweep import Sweeper
+
     settings = RetentionSettings()
     datamap = _datamap(settings)
     now = _when(at)
@@ -110,6 +116,13 @@ def due(at: AtOption = None) -> None:
 @app.command()
 def sweep(at: AtOption = None) -> None:
     """Run a sweep now: purge tasks for everything due, with progress."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lampo.clock import SystemClock
+    from lampo.retention.errors import RetentionError
+    from lampo.retention.settings import RetentionSettings
+    from lampo.retention.sweep import Sweeper
+
     settings = RetentionSettings()
     datamap = _datamap(settings)
     now = _when(at)
@@ -152,6 +165,11 @@ def holds_list(
     all_: Annotated[bool, typer.Option("--all", help="Include released holds.")] = False,
 ) -> None:
     """Standing holds (and released ones with --all)."""
+    from rich.table import Table
+
+    from lampo.retention import store
+    from lampo.retention.settings import RetentionSettings
+
     settings = RetentionSettings()
 
     async def fetch() -> list[asyncpg.Record]:
@@ -184,6 +202,11 @@ def holds_place(
     actor: Annotated[str | None, typer.Option(help="Who places it; default the OS user.")] = None,
 ) -> None:
     """Place a legal hold: neither sweeps nor erasures delete the held data until it is released."""
+    from lampo.contracts.retention import LegalHoldPlaced
+    from lampo.messaging.consumer import Rejected
+    from lampo.retention.handlers import place_hold
+    from lampo.retention.settings import RetentionSettings
+
     settings = RetentionSettings()
     try:
         placed = LegalHoldPlaced(
@@ -216,6 +239,11 @@ def holds_release(
     actor: Annotated[str | None, typer.Option(help="Who releases it; default the OS user.")] = None,
 ) -> None:
     """Release a hold: the next sweep or erasure request may delete the data again."""
+    from lampo.contracts.retention import LegalHoldReleased
+    from lampo.messaging.consumer import Rejected
+    from lampo.retention.handlers import release_hold
+    from lampo.retention.settings import RetentionSettings
+
     settings = RetentionSettings()
     released = LegalHoldReleased(hold_id=hold_id, customer_number=customer, released_at=datetime.now(UTC))
 
@@ -242,6 +270,9 @@ def ropa(
     datamap: Annotated[Path | None, typer.Option(help="Data map file; default the service's.")] = None,
 ) -> None:
     """Print the record of processing (GDPR Art. 30) generated from the data map."""
+    from lampo.retention.ropa import record_of_processing, render_markdown
+    from lampo.retention.settings import RetentionSettings
+
     loaded = _datamap(RetentionSettings(), datamap)
     if format_ is Format.json:
         typer.echo(json.dumps(record_of_processing(loaded), ensure_ascii=False, indent=2))

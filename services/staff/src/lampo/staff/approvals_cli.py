@@ -9,11 +9,13 @@ never a traceback."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
 import typer
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -27,11 +29,13 @@ def _refused(response: httpx.Response) -> typer.Exit:
         message = f"refused ({error['reason']}): {error['detail']}"
     except (ValueError, KeyError, TypeError):
         message = f"refused: the staff service answered {response.status_code}"
-    typer.secho(message, fg="red", err=True)
+    typer.secho(f"lampo: {message}", fg="red", err=True)
     return typer.Exit(1)
 
 
 def _decide(url: str, user: str | None, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    import httpx
+
     username = user or typer.prompt("Staff user")
     password = os.environ.get("LAMPO_STAFF_PASSWORD") or typer.prompt("Password", hide_input=True)
     try:
@@ -43,10 +47,10 @@ def _decide(url: str, user: str | None, path: str, body: dict[str, Any] | None) 
             response = client.post(path, json=body, headers=headers)
             client.post("/v1/logout", headers=headers)
     except httpx.HTTPError as e:
-        typer.secho(f"the staff service at {url} is unreachable ({type(e).__name__})", fg="red", err=True)
+        typer.secho(f"lampo: the staff service at {url} is unreachable ({type(e).__name__})", fg="red", err=True)
         raise typer.Exit(1) from None
     except (ValueError, KeyError):  # not the staff service's JSON
-        typer.secho(f"{url} did not answer as the staff service does", fg="red", err=True)
+        typer.secho(f"lampo: {url} did not answer as the staff service does", fg="red", err=True)
         raise typer.Exit(1) from None
     if response.status_code >= 300:
         raise _refused(response)

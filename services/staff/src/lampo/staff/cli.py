@@ -11,20 +11,16 @@ from __future__ import annotations
 import getpass
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from lampo.cli.runner import run
-from lampo.clock import SystemClock
-from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
 from lampo.staff import approvals_cli
-from lampo.staff.access import Access
-from lampo.staff.app import MIGRATIONS, check_configuration
-from lampo.staff.audit_head import last_head, publish_once
-from lampo.staff.domain import ADMINISTRATOR, ChainReport
-from lampo.staff.errors import StaffError
-from lampo.staff.settings import StaffSettings
+
+if TYPE_CHECKING:  # imported by the commands that use them (their --help stays fast)
+    from lampo.staff.access import Access
+    from lampo.staff.domain import ChainReport
 
 T = TypeVar("T")
 
@@ -40,6 +36,8 @@ app.command("deny")(approvals_cli.deny)
 
 
 async def _publish(access: Access) -> int | None:
+    from lampo.staff.audit_head import publish_once
+
     head = await access.audit_head()
     if head is not None:
         await publish_once(access.settings, head)
@@ -52,6 +50,12 @@ def _actor() -> str:
 
 @asynccontextmanager
 async def _access() -> AsyncIterator[Access]:
+    from lampo.clock import SystemClock
+    from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
+    from lampo.staff.access import Access
+    from lampo.staff.app import MIGRATIONS, check_configuration
+    from lampo.staff.settings import StaffSettings
+
     settings = StaffSettings()
     roles = check_configuration(settings)
     tls = settings.pg_ssl()
@@ -74,17 +78,29 @@ def _do(action: Callable[[Access], Awaitable[T]], *, publish: bool = False) -> T
                 await _publish(access)
             return result
 
-    try:
-        return run(go())
-    except StaffError as e:
-        typer.secho(f"refused ({e.reason}): {e.detail}", fg="red", err=True)
-        raise typer.Exit(1) from e
+    return run(go())  # a refusal (StaffError): one line from lampo's main (lampo.cli.errors)
+
+
+def _new_password() -> str:
+    """Prompted twice on a terminal; else the password twice on standard input, one a line."""
+    import sys
+
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    first, second = sys.stdin.readline().rstrip("\n"), sys.stdin.readline().rstrip("\n")
+    if not first:
+        raise typer.BadParameter("no password on standard input (give it twice, one a line, or run in a terminal)")
+    if first != second:
+        raise typer.BadParameter("the two passwords on standard input differ")
+    return first
 
 
 @app.command("create-first-admin")
 def create_first_admin(username: str) -> None:
     """Create the first administrator (refused once an administrator exists). Prompts for the password."""
-    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    from lampo.staff.domain import ADMINISTRATOR
+
+    password = _new_password()
     _do(
         lambda a: a.create_user(_actor(), username, password, [ADMINISTRATOR], interface="cli", first_admin=True),
         publish=True,
@@ -129,11 +145,16 @@ def commitments() -> None:
 
 
 async def _verified(access: Access) -> ChainReport:
+    from lampo.staff.audit_head import last_head
+
     return await access.verify_audit(await last_head(access.settings, access.audit_key))
 
 
 def _verify() -> None:
-    report = _do(_verified)
+    from lampo.cli.progress import progress
+
+    with progress("checking the audit chain"):  # reads and recomputes every row
+        report = _do(_verified)
     if report.ok:
         against = f", matches the head published at row {report.head_seq}" if report.head_seq else ""
         typer.echo(f"audit chain intact: {report.rows} rows{against}")
