@@ -25,14 +25,18 @@ def provision_cmd(
     ),
     replication_factor: int = typer.Option(1, help="replicas per partition (1 on a single local node)"),
 ) -> None:
-    """Create missing topics and apply the declared configs to existing ones. Safe to repeat."""
+    """Create missing topics, apply the declared configs to existing ones and raise their
+    partitions to the declared count. Safe to repeat."""
     from lampo.settings import ServiceSettings
 
     # TLS/SASL from the same LAMPO_KAFKA_* settings the services use (nothing when PLAINTEXT).
     options = ServiceSettings(master_key=None).kafka_client_options()
     outcome = run(provision(bootstrap or _bootstrap(), replication_factor=replication_factor, client_options=options))
     created = sorted(t for t, o in outcome.items() if o == "created")
+    raised = sorted(t for t, o in outcome.items() if o == "partitions raised")
     typer.echo(f"topics: {len(created)} created, {len(outcome) - len(created)} already present (configs applied)")
+    if raised:
+        typer.echo(f"partitions raised to the declared count: {', '.join(raised)}")
 
 
 @app.command("list")
