@@ -156,6 +156,7 @@ async def test_metrics_endpoint_reports_consumer_outbox_and_lag(topics: tuple[st
     assert sample(text, "lampo_consumer_dead_lettered_total", **labels, reason="invalid_json") == 1
     assert sample(text, "lampo_consumer_dead_lettered_total", **labels, reason="processing_failed") == 1
     assert sample(text, "lampo_outbox_sent_total") == 1
+    assert sample(text, "lampo_outbox_relay_active") == 1  # the one relay of its database
     assert sample(text, "lampo_metricsprobe_custom_total", kind="probe") == 5
     # no personal data in any label: only the technical names above
     label_names = set(re.findall(r'([a-zA-Z_]+)="', text))
