@@ -21,8 +21,11 @@ infra: install
 	@.venv/bin/lampo topics provision
 	@$(LOCAL)/zipkin.sh start || echo "[zipkin] not running; traces stay in-process (see .run/zipkin/zipkin.log)"
 
+# `make up REPLICAS=2`: that many instances of every service, each in its service's consumer
+# group (ports +100 per instance; pid and log files .run/services/<name>.<i>.*).
+REPLICAS ?= 1
 up: infra
-	@$(LOCAL)/services.sh start
+	@REPLICAS=$(REPLICAS) $(LOCAL)/services.sh start
 	@echo "suite is up. logs: .run/services/*.log, .run/kafka/logs/, .run/pg/*.log"
 
 down:

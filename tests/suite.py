@@ -187,6 +187,11 @@ class Suite:
     databases: list[str] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
     """Each caller's credential (every service's own, and the portal's)."""
+    replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
+    """Every instance of each service, the one in ``services`` (instance 0) first."""
+
+    def instances(self, name: str) -> list[ServiceProcess]:
+        return self.replicas.get(name) or [self.services[name]]
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
@@ -200,7 +205,7 @@ class Suite:
         return {name: s.url for name, s in self.services.items()}
 
     async def close(self) -> None:
-        await asyncio.gather(*(s.stop() for s in self.services.values()))
+        await asyncio.gather(*(s.stop() for name in self.services for s in self.instances(name)))
         self.otlp.stop()
         for database in self.databases:
             await drop_database(database)
@@ -240,16 +245,21 @@ def installed() -> list[str]:
 
 
 async def launch(
-    names: list[str], logs: Path, *, env: dict[str, str] | None = None, ready_timeout: float = 60
+    names: list[str], logs: Path, *, env: dict[str, str] | None = None, ready_timeout: float = 60, replicas: int = 1
 ) -> Suite:
     """Starts the named services, each with a new database and consumer group (fast-forwarded to
-    the end of every topic, so earlier runs' records are not replayed), and waits until ready."""
+    the end of every topic, so earlier runs' records are not replayed), and waits until ready.
+    ``replicas``: instances of each service, sharing its database and consumer group, each on a
+    port of its own (``Suite.instances``); the others call instance 0, which starts last (so an
+    instance other than the one called holds the outbox relay first)."""
     otlp = OtlpReceiver()
     otlp.start()
     key = new_master_key()
     zipkin = zipkin_running()
     tokens = {caller: secrets.token_urlsafe(24) for caller in CALLERS}
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    all_ports = free_ports(len(names) * replicas)
+    ports = dict(zip(names, all_ports[: len(names)], strict=True))
+    more_ports = iter(all_ports[len(names) :])
     services: dict[str, ServiceProcess] = {}
     databases = []
     for name in names:
@@ -290,7 +300,14 @@ async def launch(
         service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)
         services[name] = ServiceProcess(name, service_env, logs / f"{name}.log")
     suite = Suite(services, otlp, logs, databases, tokens)
+    for name, first in services.items():
+        suite.replicas[name] = [first] + [
+            ServiceProcess(name, {**first.env, "LAMPO_HTTP_PORT": str(next(more_ports))}, logs / f"{name}.{i}.log")
+            for i in range(1, replicas)
+        ]
     try:
+        others = [s for name in services for s in suite.instances(name)[1:]]
+        await asyncio.gather(*(s.start(ready_timeout) for s in others))
         await asyncio.gather(*(s.start(ready_timeout) for s in services.values()))
         if "staff" in services:  # migrated: its audit log goes to lampo_audit_owner
             staff_db = services["staff"].env["LAMPO_DATABASE"]

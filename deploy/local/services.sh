@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the suite's services in the background (one process each, with a
 # pid file and a log file under .run/services/). Only installed services are started.
+#
+# REPLICAS=n (default 1) starts n instances of every service in one consumer group and one
+# database: instance 0 is <name> (pid/log <name>.pid, <name>.log, the port of services.txt),
+# instance i is <name>.<i> (<name>.<i>.pid, <name>.<i>.log, port + i * REPLICA_PORT_STEP, default
+# 100: registry.1 on 8201). The other services call instance 0. Inbound topics have 6 partitions
+# (lampo topics provision), so up to 6 instances of a consumer share the work.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 state="${LAMPO_STATE_DIR:-$repo/.run}"
@@ -93,6 +99,20 @@ pg_secret() {
 
 services() { grep -v '^#' "$repo/deploy/local/services.txt" | awk 'NF==2'; }
 
+replicas="${REPLICAS:-1}"
+step="${REPLICA_PORT_STEP:-100}"
+if ! [[ "$replicas" =~ ^[1-9][0-9]*$ ]]; then echo "[services] REPLICAS must be a positive number, not '$replicas'" >&2; exit 2; fi
+
+# Instance ids of a service: <name> for instance 0, <name>.<i> after it.
+instance() { if [ "$2" -eq 0 ]; then echo "$1"; else echo "$1.$2"; fi; }
+
+# Every instance of a service that has a pid file (whatever REPLICAS it was started with).
+instances_of() {
+  local f
+  for f in "$dir/$1.pid" "$dir/$1".*.pid; do [ -f "$f" ] && basename "$f" .pid; done
+  return 0
+}
+
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
 start() {
@@ -102,52 +122,68 @@ start() {
   local trusted; trusted="$(trusted_keys)"
   local secret; secret="$(pg_secret)"
   local started=()
-  while read -r name port; do
+  while read -r name base; do
     [ -x "$bin/lampo-$name" ] || continue
-    if alive "$name"; then echo "[services] $name already running (pid $(cat "$dir/$name.pid"))"; continue; fi
-    # as the administrator of LAMPO_PG_URL (LAMPO_PG_ADMIN_URL): role and database of the service
-    # (and its keys database, apart from the data: docs/KEYS-AND-BACKUPS.md)
-    "$bin/lampo" db provision "$name" --keys --secret-file "$secret" >/dev/null
-    LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
-    LAMPO_KEYS_DATABASE="lampo_${name}_keys" \
-    LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
-    LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
-      setsid nohup "$bin/lampo-$name" >>"$dir/$name.log" 2>&1 < /dev/null &
-    echo $! > "$dir/$name.pid"
-    started+=("$name:$port")
+    local provisioned=""
+    for i in $(seq 0 $((replicas - 1))); do
+      local id port; id="$(instance "$name" "$i")"; port=$((base + i * step))
+      if alive "$id"; then echo "[services] $id already running (pid $(cat "$dir/$id.pid"))"; continue; fi
+      if [ -z "$provisioned" ]; then
+        # as the administrator of LAMPO_PG_URL (LAMPO_PG_ADMIN_URL): role and database of the
+        # service (and its keys database, apart from the data: docs/KEYS-AND-BACKUPS.md)
+        "$bin/lampo" db provision "$name" --keys --secret-file "$secret" >/dev/null
+        provisioned=yes
+      fi
+      LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
+      LAMPO_KEYS_DATABASE="lampo_${name}_keys" \
+      LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
+      LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
+        setsid nohup "$bin/lampo-$name" >>"$dir/$id.log" 2>&1 < /dev/null &
+      echo $! > "$dir/$id.pid"
+      started+=("$id:$port")
+    done
   done < <(services)
   for entry in "${started[@]}"; do
-    local name="${entry%%:*}" port="${entry##*:}"
+    local id="${entry%%:*}" port="${entry##*:}"
     local deadline=$((SECONDS + 90))
     until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do
-      if ! alive "$name"; then echo "[services] $name exited; last lines of $dir/$name.log:"; tail -20 "$dir/$name.log"; exit 1; fi
-      if [ $SECONDS -gt $deadline ]; then echo "[services] $name not ready after 90 s; see $dir/$name.log"; exit 1; fi
+      if ! alive "$id"; then echo "[services] $id exited; last lines of $dir/$id.log:"; tail -20 "$dir/$id.log"; exit 1; fi
+      if [ $SECONDS -gt $deadline ]; then echo "[services] $id not ready after 90 s; see $dir/$id.log"; exit 1; fi
       sleep 0.5
     done
-    echo "[services] $name ready on http://127.0.0.1:$port (log: $dir/$name.log)"
+    echo "[services] $id ready on http://127.0.0.1:$port (log: $dir/$id.log)"
     # migrated: the audit log and its triggers go to lampo_audit_owner (INSERT and SELECT left)
-    if [ "$name" = staff ]; then "$bin/lampo" db protect-audit staff >/dev/null; fi
+    if [ "$id" = staff ]; then "$bin/lampo" db protect-audit staff >/dev/null; fi
   done
 }
 
 stop() {
   while read -r name _; do
-    if alive "$name"; then
-      local pid; pid="$(cat "$dir/$name.pid")"
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-      echo "[services] $name stopped"
-    fi
-    rm -f "$dir/$name.pid"
+    local id
+    for id in $(instances_of "$name"); do
+      if alive "$id"; then
+        local pid; pid="$(cat "$dir/$id.pid")"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        echo "[services] $id stopped"
+      fi
+      rm -f "$dir/$id.pid"
+    done
   done < <(services)
 }
 
 status() {
   local rc=0
-  while read -r name port; do
+  while read -r name base; do
     [ -x "$bin/lampo-$name" ] || continue
-    if alive "$name"; then echo "[services] $name running (pid $(cat "$dir/$name.pid"), port $port)"; else echo "[services] $name not running"; rc=3; fi
+    local ids; ids="$(instances_of "$name")"
+    if [ -z "$ids" ]; then echo "[services] $name not running"; rc=3; continue; fi
+    local id
+    for id in $ids; do
+      local i="${id#"$name"}"; i="${i#.}"; local port=$((base + ${i:-0} * step))
+      if alive "$id"; then echo "[services] $id running (pid $(cat "$dir/$id.pid"), port $port)"; else echo "[services] $id not running"; rc=3; fi
+    done
   done < <(services)
   return $rc
 }

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from lampo.crypto import (
     FieldCipher,
+    KeyDestroyed,
     KeyRing,
     new_master_key,
     new_request_keypair,
@@ -124,3 +125,26 @@ async def test_ciphers_create_a_batch_of_keys_and_keep_the_ones_already_stored(k
         third = await KeyRing(master).ciphers(conn, subjects, create=False)
         assert {s: third[s].decrypt("person", sealed[s]) for s in subjects} == {s: s for s in subjects}
         assert await KeyRing(master).ciphers(conn, ["s-none"], create=False) == {}
+
+
+async def test_a_key_destroyed_by_another_instance_no_longer_opens_in_this_one(key_table) -> None:
+    """Two instances of a service, one key table: the erasure runs in one of them, while the
+    other still holds the subject's key in its cache. After the erasure neither opens the data."""
+    master = parse_master_key(new_master_key())
+    here, there = KeyRing(master), KeyRing(master)
+    async with key_table.acquire() as conn:
+        blob = (await here.cipher(conn, "s-erased", create=True)).encrypt("contact", "asiakas@example.fi")
+        kept = (await here.cipher(conn, "s-kept", create=True)).encrypt("contact", "toinen@example.fi")
+        # ``there`` has used both keys (cached), then ``here`` erases one subject.
+        both = await there.ciphers(conn, ["s-erased", "s-kept"], create=False)
+        assert both["s-erased"].decrypt("contact", blob) == "asiakas@example.fi"
+        assert await here.destroy(conn, "s-erased")
+
+        with pytest.raises(KeyDestroyed):
+            await there.cipher(conn, "s-erased")
+        assert set(await there.ciphers(conn, ["s-erased", "s-kept"], create=False)) == {"s-kept"}
+        assert (await there.cipher(conn, "s-kept")).decrypt("contact", kept) == "toinen@example.fi"
+        # A write after the erasure gets a new key: the old one is gone from every cache.
+        fresh = await there.cipher(conn, "s-erased", create=True)
+        with pytest.raises(InvalidTag):
+            fresh.decrypt("contact", blob)

@@ -188,6 +188,7 @@ async def test_metrics_endpoint_reports_consumer_outbox_and_lag(topics: tuple[st
     assert sample(text, "lampo_consumer_dead_lettered_total", **labels, reason="invalid_json") == 1
     assert sample(text, "lampo_consumer_dead_lettered_total", **labels, reason="processing_failed") == 1
     assert sample(text, "lampo_outbox_sent_total") == 1
+    assert sample(text, "lampo_outbox_relay_active") == 1  # the one relay of its database
     assert sample(text, "lampo_metricsprobe_custom_total", kind="probe") == 5
     assert sample(text, "lampo_outbox_backlog") == 0  # relayed: nothing waits
     assert (sample(text, "lampo_consumer_batch_duration_seconds_count", **labels) or 0) >= 3

@@ -119,3 +119,44 @@ async def test_the_relay_stops_when_a_wake_up_and_the_stop_come_together(runtime
     relay._task.cancel()  # so that a failure here does not also hang the fixture
     await asyncio.wait({stopping}, timeout=5)
     assert not running_on, "the relay ran on after it was stopped"
+
+
+async def test_one_relay_per_database_sends_and_another_takes_over_when_it_dies(runtime: Runtime) -> None:
+    """Two instances of a service share a database: only the relay holding the relay lock sends
+    (two relays side by side would each take a batch, and one key's notices could leave out of
+    order); when its process dies, its session ends, and the waiting relay takes over and sends
+    what is left, in order."""
+    active = runtime.relay
+    assert active is not None
+    await eventually(lambda: active.active, timeout=10)
+    sent: list[tuple[str, int]] = []
+
+    async def send(topic: str, key: str, value: bytes, headers: dict[str, str]) -> None:
+        sent.append((key, json.loads(value)["data"]["n"]))
+
+    standby = outbox.OutboxRelay(runtime.pool, send, runtime.tracer, batch_size=7, poll_s=0.2)
+    await standby.start()
+    try:
+        async def add(numbers: range) -> None:
+            for n in numbers:  # one transaction each, as services write them
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    await outbox.add(conn, [outbox.OutgoingEvent(TOPIC, "one-key", event(n))])
+
+        async def emptied() -> bool:
+            async with runtime.pool.acquire() as conn:
+                return await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+        await add(range(60))
+        await eventually(emptied)
+        assert not standby.active and sent == [], "a second relay sent beside the active one"
+
+        # The active relay's process dies: its task ends and its connection drops without a word.
+        assert active._task is not None and active._listener is not None
+        active._task.cancel()
+        active._listener.terminate()
+        await add(range(60, 120))
+        await eventually(lambda: standby.active and len(sent) == 60, timeout=10)
+        assert sent == [("one-key", n) for n in range(60, 120)]
+        await eventually(emptied)
+    finally:
+        await standby.stop()

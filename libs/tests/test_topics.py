@@ -54,3 +54,32 @@ async def test_the_broker_gets_the_declared_retention() -> None:
     finally:
         await admin.delete_topics([copy.name])
         await admin.close()
+
+
+def test_inbound_topics_have_partitions_for_several_instances() -> None:
+    inbound = [t for t in TOPICS if t.personal_data and not t.name.endswith(".dlq")]
+    assert {t.name for t in inbound} >= {"registry.inbound.v1", "consent.inbound.v1", "dsar.requests.v1"}
+    assert all(t.partitions >= 6 for t in inbound), [(t.name, t.partitions) for t in inbound]
+
+
+async def test_provision_raises_the_partitions_of_an_existing_topic_but_not_a_compacted_one() -> None:
+    spec = next(t for t in TOPICS if t.name == "registry.inbound.v1")
+    topic = dataclasses.replace(spec, name=unique("test.inbound"), partitions=3)
+    compacted = dataclasses.replace(
+        next(t for t in TOPICS if t.name == "consent.events.v1"), name=unique("test.compacted"), partitions=3
+    )
+    assert await provision(BOOTSTRAP, specs=[topic, compacted]) == {topic.name: "created", compacted.name: "created"}
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        raised = [dataclasses.replace(topic, partitions=6), dataclasses.replace(compacted, partitions=6)]
+        assert await provision(BOOTSTRAP, specs=raised) == {
+            topic.name: "partitions raised",
+            compacted.name: "updated",
+        }
+        counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([topic.name, compacted.name])}
+        assert counts == {topic.name: 6, compacted.name: 3}
+        assert await provision(BOOTSTRAP, specs=raised) == {topic.name: "updated", compacted.name: "updated"}
+    finally:
+        await admin.delete_topics([topic.name, compacted.name])
+        await admin.close()

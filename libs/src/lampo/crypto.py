@@ -247,12 +247,26 @@ class KeyRing:
         self, conn: asyncpg.Connection, subject_ids: Iterable[str], *, create: bool
     ) -> dict[str, FieldCipher]:
         """Ciphers for many subjects in at most two statements; missing keys are created when
-        ``create`` (ingest), and left out otherwise (reads of an erased subject)."""
+        ``create`` (ingest), and left out otherwise (reads of an erased subject).
+
+        A cached key is used only while its row still stands: another instance of the service
+        may have destroyed it (an erasure), and this instance's copy must not open the subject's
+        data after that. Checking costs one look-up by primary key for the batch; unwrapping is
+        what the cache saves."""
         wanted = list(dict.fromkeys(subject_ids))
+        if not wanted:
+            return {}
         keys = {s: self._cache[s] for s in wanted if s in self._cache}
-        missing = [s for s in wanted if s not in keys]
-        if missing:
-            async with self._keys_conn(conn) as kconn:
+        async with self._keys_conn(conn) as kconn:
+            if keys:
+                standing = await kconn.fetch(
+                    "SELECT subject_id FROM subject_keys WHERE subject_id = ANY($1::text[])", list(keys)
+                )
+                for gone in keys.keys() - {r["subject_id"] for r in standing}:
+                    self._cache.pop(gone, None)
+                    del keys[gone]
+            missing = [s for s in wanted if s not in keys]
+            if missing:
                 await self._load(kconn, missing, keys, create=create)
         return {s: FieldCipher(s, k) for s, k in keys.items()}
 

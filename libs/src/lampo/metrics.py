@@ -305,6 +305,17 @@ class ServiceMetrics:
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
 
+        def active(options: CallbackOptions) -> Iterable[Observation]:
+            relay = self._relay()
+            return [Observation(int(relay.active))] if relay is not None else []
+
+        meter.create_observable_gauge(
+            "lampo.outbox.relay.active",
+            [active],
+            unit="{relay}",
+            description="1 when this instance's relay is the one of its database that sends (holds the relay lock), 0 while it waits",
+        )
+
         def gc_frozen(options: CallbackOptions) -> Iterable[Observation]:
             return [Observation(gc.get_freeze_count())]
 

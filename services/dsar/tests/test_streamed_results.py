@@ -19,8 +19,10 @@ from dsar_support import ParticipantProcess, data_of, dsar_service, event, for_r
 from lampo.contracts.catalog import DSAR_EVENTS, DSAR_REQUESTS, PRIVACY_ACKS, PRIVACY_TASKS
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask
+from lampo.dsar.coordinator import _Building
+from lampo.dsar.package import PackageBuilder
 from lampo.participant import Attachment, Items, Piece, SealedParts, TaskOutcome, seal_stream
-from lampo.testing import Producer, TopicReader
+from lampo.testing import Producer, TopicReader, eventually
 
 ROWS = 20_000
 CLIPS = [os.urandom(1_200_000), os.urandom(70_000)]  # the first spans several parts
@@ -106,6 +108,12 @@ async def test_results_larger_than_a_record_stream_in_parts_into_the_package(reg
         async with env.pool.acquire() as conn:
             plain = await env.coordinator.read_package(conn, body["request_id"])
         left = await leftovers(env, body["request_id"])
+        # Had another instance of the coordinator completed the request, the head start this one
+        # began (the subject's data, in scratch files) would be left behind: the next round of
+        # the checker drops it.
+        stale = env.coordinator._building[body["request_id"]] = _Building(os.urandom(32), PackageBuilder(participant_categories={}, portability=False))
+        await eventually(lambda: body["request_id"] not in env.coordinator._building, timeout=10)
+        assert stale.builder.audio.closed
 
     assert data_of(done)["status"] == "completed" and plain is not None
     assert all(len(r.value) < 1024 * 1024 for r in sent)  # every part fits a record

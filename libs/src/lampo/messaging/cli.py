@@ -22,7 +22,8 @@ def provision_cmd(
     ),
     replication_factor: int = typer.Option(1, help="replicas per partition (1 on a single local node)"),
 ) -> None:
-    """Create missing topics and apply the declared configs to existing ones. Safe to repeat."""
+    """Create missing topics, apply the declared configs to existing ones and raise their
+    partitions to the declared count. Safe to repeat."""
     from lampo.messaging.topics import provision
     from lampo.settings import ServiceSettings
 
@@ -30,7 +31,10 @@ def provision_cmd(
     options = ServiceSettings(master_key=None).kafka_client_options()
     outcome = run(provision(bootstrap or _bootstrap(), replication_factor=replication_factor, client_options=options))
     created = sorted(t for t, o in outcome.items() if o == "created")
+    raised = sorted(t for t, o in outcome.items() if o == "partitions raised")
     typer.echo(f"topics: {len(created)} created, {len(outcome) - len(created)} already present (configs applied)")
+    if raised:
+        typer.echo(f"partitions raised to the declared count: {', '.join(raised)}")
 
 
 @app.command("list")

@@ -3,6 +3,11 @@ sends them to Kafka after commit, with the trace context of the work that wrote 
 
 Rows are deleted once Kafka acknowledged them, so the outbox never accumulates personal data;
 a subject's erasure also deletes its unsent rows (``purge_subject``).
+
+One relay per database sends at a time, whatever the number of instances: the active one holds a
+session-level advisory lock (``RELAY_LOCK``) on the connection it sends through, the others wait
+for it and take over when its session ends (stopped, killed, connection lost). Two relays sending
+side by side would each take a batch and publish one key's notices out of order.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from lampo.tracing import TRACEPARENT, current_traceparent, publish_span
 
 log = logging.getLogger("lampo.outbox")
 CHANNEL = "lampo_outbox"
+RELAY_LOCK: Final = 0x6C616D706F6F7574  # pg_advisory_lock key of "the relay of this database" ("lampoout")
 
 
 class KeyPartitioner:
@@ -148,34 +154,62 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
         self.sent = 0
         self.idle = False  # waiting for a NOTIFY or the next poll
+        self.active = False  # holds the relay lock: the one relay of its database that sends
 
     async def start(self) -> None:
-        self._listener = await self._pool.acquire()
-        await self._listener.add_listener(CHANNEL, self._notified)
+        await self._connect()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
         await stop_task(self._task)
+        await self._disconnect()
+
+    async def _connect(self) -> None:
+        """The relay's own connection: it listens for NOTIFY, holds the relay lock once this
+        relay is the active one, and sends through it (a lost connection loses the lock, and
+        this relay stops sending with it)."""
+        self._listener = await self._pool.acquire()
+        await self._listener.add_listener(CHANNEL, self._notified)
+
+    async def _disconnect(self) -> None:
+        self.active = False
         if self._listener is not None:
             try:
                 await self._listener.remove_listener(CHANNEL, self._notified)
             except Exception:  # noqa: BLE001, S110 - the connection may already be gone at shutdown
                 pass
-            await self._pool.release(self._listener)
+            # Released to the pool, the connection is reset: the session lock goes with it.
+            try:
+                await self._pool.release(self._listener)
+            except Exception:  # noqa: BLE001 - a broken connection: the pool replaces it
+                self._listener.terminate()
             self._listener = None
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
+    async def _take_lock(self) -> bool:
+        """Become the active relay if no other relay of this database is."""
+        if self._listener is None or self._listener.is_closed():
+            await self._disconnect()
+            await self._connect()
+        assert self._listener is not None
+        self.active = bool(await self._listener.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK))
+        if self.active:
+            log.info("outbox relay active")
+        return self.active
+
     async def _run(self) -> None:
         backoff = 0.1
         while True:
             try:
-                while await self.drain_once():
-                    pass
+                if self.active or await self._take_lock():
+                    while await self.drain_once():
+                        pass
                 backoff = 0.1
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 log.warning("outbox relay paused: %s; retrying in %.1fs", type(e).__name__, backoff)
+                await self._disconnect()  # the lock may be gone with the connection: take it again
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -190,31 +224,38 @@ class OutboxRelay:
             self._wake.clear()
 
     async def drain_once(self) -> bool:
-        """Send one batch; True when a full batch was sent (there may be more)."""
+        """Send one batch; True when a full batch was sent (there may be more). Through the
+        relay's own connection while it runs (it holds the relay lock), a pooled one otherwise."""
+        if self._listener is not None and self.active:
+            async with self._listener.transaction():
+                return await self._drain(self._listener)
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value, event_id, event_type, traceparent FROM outbox"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._batch,
+            return await self._drain(conn)
+
+    async def _drain(self, conn: asyncpg.Connection) -> bool:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value, event_id, event_type, traceparent FROM outbox"
+            " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            self._batch,
+        )
+        if not rows:
+            return False
+        sends = []
+        for row in rows:
+            traceparent = publish_span(
+                self._tracer,
+                row["topic"],
+                row["traceparent"],
+                {"messaging.message.id": row["event_id"], "cloudevents.event_type": row["event_type"]},
             )
-            if not rows:
-                return False
-            sends = []
-            for row in rows:
-                traceparent = publish_span(
-                    self._tracer,
-                    row["topic"],
-                    row["traceparent"],
-                    {"messaging.message.id": row["event_id"], "cloudevents.event_type": row["event_type"]},
-                )
-                headers = {"content-type": CONTENT_TYPE}
-                if traceparent:
-                    headers[TRACEPARENT] = traceparent
-                value = bytes(row["value"])
-                if self._signer is not None and row["topic"] in SIGNED_TOPICS:
-                    headers.update(self._signer.headers(value))
-                sends.append(self._send(row["topic"], row["key"], value, headers))
-            await asyncio.gather(*sends)
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+            headers = {"content-type": CONTENT_TYPE}
+            if traceparent:
+                headers[TRACEPARENT] = traceparent
+            value = bytes(row["value"])
+            if self._signer is not None and row["topic"] in SIGNED_TOPICS:
+                headers.update(self._signer.headers(value))
+            sends.append(self._send(row["topic"], row["key"], value, headers))
+        await asyncio.gather(*sends)
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         self.sent += len(rows)
         return len(rows) == self._batch

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -29,6 +29,9 @@ INBOUND_REASON = "replay after a consumer outage (seen at once, mended within a 
 # rejected on a Friday evening until Monday morning. Fixed records are re-sent from the source.
 DEAD_LETTER_HOURS = 72
 DEAD_LETTER_REASON = "an operator looks at it on a working day (Friday evening to Monday morning)"
+# Partitions of an inbound topic: the most instances of one consumer group that share its work
+# (``make up REPLICAS=n``); a partition is read by one instance of a group at a time.
+INBOUND_PARTITIONS = 6
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,12 @@ def dlq(name: str) -> str:
 
 def _inbound(name: str, purpose: str) -> TopicSpec:
     return TopicSpec(
-        name, personal_data=True, purpose=purpose, retention_hours=INBOUND_HOURS, retention_reason=INBOUND_REASON
+        name,
+        partitions=INBOUND_PARTITIONS,
+        personal_data=True,
+        purpose=purpose,
+        retention_hours=INBOUND_HOURS,
+        retention_reason=INBOUND_REASON,
     )
 
 
@@ -150,8 +158,13 @@ async def provision(
     specs: list[TopicSpec] | None = None,
     client_options: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Create missing topics and bring the configs of existing ones to the declared values.
-    Returns {topic: "created" | "updated"}; safe to run any number of times.
+    """Create missing topics and bring the configs of existing ones to the declared values, and
+    their partitions up to the declared count (never down: Kafka cannot remove partitions).
+    Returns {topic: "created" | "updated" | "partitions raised"}; safe to run any number of times.
+
+    Raising the count moves keys to other partitions: records of a key written before it may be
+    read after later ones of that key (the inbound topics are raised once, while their producers
+    are quiet). A compacted topic is never raised here: its old values would outlive new ones.
     ``client_options``: TLS/SASL for the admin client (``ServiceSettings.kafka_client_options()``)."""
     specs = TOPICS if specs is None else specs
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
@@ -185,6 +198,21 @@ async def provision(
                 [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=s.configs()) for s in present]
             )
             outcome.update({s.name: "updated" for s in present})
+            counts = {
+                str(t["topic"]): len(t["partitions"]) for t in await admin.describe_topics([s.name for s in present])
+            }
+            fewer = {s.name: NewPartitions(s.partitions) for s in present if not s.compact and counts[s.name] < s.partitions}
+            if fewer:
+                answer = await admin.create_partitions(fewer)
+                failed = [(t[0], t[2]) for t in answer.topic_errors if t[1] != 0]
+                if failed:
+                    raise RuntimeError(f"could not raise the partitions of {failed}")
+                outcome.update({name: "partitions raised" for name in fewer})
+                for _ in range(100):  # as above: once the metadata shows them
+                    described = await admin.describe_topics(list(fewer))
+                    if all(len(t["partitions"]) >= fewer[str(t["topic"])].total_count for t in described):
+                        break
+                    await asyncio.sleep(0.1)
         return outcome
     finally:
         await admin.close()

@@ -419,6 +419,22 @@ class Coordinator:
         )
         return _Building(private, builder)
 
+    async def drop_finished_builds(self) -> int:
+        """Close the packages this instance began to build for requests no longer in progress.
+        With several instances, another one may have completed (or cancelled) the request after a
+        rebalance moved its acks there; this one's head start holds the subject's data and must
+        not outlive the request. Returns how many were dropped."""
+        if not self._building:
+            return 0
+        async with self._pool().acquire() as conn:
+            going = await DsarStore(conn).in_progress(list(self._building))
+        finished = [request_id for request_id in self._building if request_id not in going]
+        for request_id in finished:
+            building = self._building.pop(request_id, None)
+            if building is not None:
+                building.close()
+        return len(finished)
+
     def _stop_building(self, request_id: str) -> _Building | None:
         building = self._building.pop(request_id, None)
         return building
@@ -573,6 +589,7 @@ class Coordinator:
         await self.release_lifts()
         await self.check_timeouts()
         await self.check_overdue()
+        await self.drop_finished_builds()
 
     # -- operator commands ---------------------------------------------------------------------
 

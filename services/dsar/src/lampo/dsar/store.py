@@ -89,6 +89,15 @@ class DsarStore:
         row: asyncpg.Record | None = await self.conn.fetchrow(sql, request_id)
         return row
 
+    async def in_progress(self, request_ids: Sequence[str]) -> set[str]:
+        """Those of ``request_ids`` still in progress."""
+        rows = await self.conn.fetch(
+            "SELECT request_id FROM requests WHERE request_id = ANY($1::text[]) AND status = $2",
+            list(request_ids),
+            domain.IN_PROGRESS,
+        )
+        return {r["request_id"] for r in rows}
+
     async def wake_checker(self) -> None:
         """Wake the checker once this transaction commits."""
         await self.conn.execute(f"NOTIFY {WAKE_CHANNEL}")

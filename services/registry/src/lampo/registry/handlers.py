@@ -348,6 +348,14 @@ def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
             if isinstance(item.event.data, ConsumptionReported)
         }
         unprofiled: set[str] = set()
+        # Identity codes and business IDs first, before anything else of the transaction: every
+        # instance then matches a new customer number against what the others committed.
+        await store.lock_identities(
+            store.keys.blind_index(kind, value)
+            for item in items
+            if isinstance(item.event.data, CustomerUpserted)
+            for kind, value in _identity_keys(item.event.data).items()
+        )
         for i, item in enumerate(items):
             kind = item.event.envelope.type
             if kind == "customer.upserted":

@@ -543,6 +543,20 @@ class RegistryStore:
         for customer in sorted(set(customer_numbers)):
             await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7201))", customer)
 
+    async def lock_identities(self, digests: Iterable[bytes]) -> None:
+        """Serialise matching by identity code or business ID until the transaction ends, across
+        every instance of the registry: a transaction that could attach a new customer number to
+        the subject of one of ``digests`` (blind indexes) takes their locks before it looks them
+        up, so another instance that saw another customer number of the same person either
+        committed its subject before that look-up or waits for this one's. Keys in ascending
+        order: two batches sharing identities never wait for each other in a cycle."""
+        keys = sorted({int.from_bytes(d[:8], "big", signed=True) for d in digests})
+        if keys:
+            await self.conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k OFFSET 0) AS s",
+                keys,
+            )
+
     async def set_consents(self, rows: Sequence[tuple[str, str, str, datetime]]) -> set[str]:
         """Many consent states at once, one per (customer_number, purpose); returns the customer
         numbers whose state changed."""
