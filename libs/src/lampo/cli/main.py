@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 
 import typer
 
+from lampo.cli.seed import seed as seed_command  # light: its heavy imports are inside
 from lampo.crypto import new_master_key
 
 app = typer.Typer(
@@ -46,6 +47,9 @@ def signing_public() -> None:
     except InvalidKey as e:
         typer.secho(f"lampo: {e}", fg="red", err=True)
         raise typer.Exit(2) from e
+
+
+app.command("seed")(seed_command)
 
 
 def _load_plugins() -> None:
