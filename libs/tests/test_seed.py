@@ -83,10 +83,11 @@ async def test_wait_returns_once_the_groups_have_read_everything_and_fails_while
     await fast_forward_group(base, TOPICS)  # a service that has read everything so far, then stops
     code, _, err = await lampo(
         "seed", "--customers", "5", "--months", "1", "--heavy", "0", "--recordings", "1000", "--consents", "1000", "--seed", str(random.randrange(10**9)),
-        "--wait", "--group", base, "--timeout", "3",
+        "--wait", "--group", f"registry={base}", "--group", f"consent={base}", "--timeout", "3",
     )  # fmt: skip
     assert code == 1 and "still behind" in err
-    assert f"{base}.{REGISTRY_INBOUND}" in err  # the group that lags is named, with its count
+    assert f"{base}.{REGISTRY_INBOUND}" in err and f"{base}.{CONSENT_INBOUND}" in err  # named, with its count
+    assert f"{base}.{BILLING_INBOUND}" not in err  # service=base: only the topics that service reads
 
     # now the "service" catches up while seed waits
     process = await asyncio.create_subprocess_exec(

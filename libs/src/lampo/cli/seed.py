@@ -27,8 +27,16 @@ from typing import Annotated, Any
 
 import typer
 
-# The services that consume each inbound topic as `make up` runs them (retention observes three).
-DEFAULT_GROUPS = ["lampo-registry", "lampo-billing", "lampo-recordings", "lampo-consent", "lampo-retention"]
+# Which inbound topics each service reads (retention observes three), and its consumer group
+# base as `make up` runs it (``lampo-<service>``; a group per topic, lampo.messaging.topics).
+READS = {
+    "registry": ["registry.inbound.v1"],
+    "billing": ["billing.inbound.v1"],
+    "recordings": ["recordings.inbound.v1"],
+    "consent": ["consent.inbound.v1"],
+    "retention": ["registry.inbound.v1", "billing.inbound.v1", "recordings.inbound.v1"],
+}
+DEFAULT_GROUPS = [f"{service}=lampo-{service}" for service in READS]
 _BUSINESS_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2)
 _FIRST = ["Aino", "Eino", "Helmi", "Väinö", "Kerttu", "Onni", "Siiri", "Toivo", "Elli", "Lauri", "Venla", "Juho"]
 _LAST = ["Virtanen", "Korhonen", "Mäkinen", "Nieminen", "Hämäläinen", "Laine", "Heikkinen", "Koskinen", "Järvinen"]
@@ -180,8 +188,20 @@ def expected_count(plan: Plan) -> int:
     return normal * per_normal + heavy * per_heavy + extra
 
 
-async def lag(bootstrap: str, groups: list[str], topics: list[str], options: dict[str, Any]) -> dict[str, int]:
-    """Records not yet committed, per ``<base>.<topic>`` group that exists on the broker."""
+def consumers(groups: list[str], seeded: list[str]) -> list[tuple[str, str]]:
+    """(group base, topic) pairs to wait for: ``service=base`` is that service's topics, a bare
+    ``base`` every topic seeded."""
+    pairs = []
+    for entry in groups:
+        service, _, base = entry.rpartition("=")
+        if service and service not in READS:
+            raise ValueError(f"--group {entry}: unknown service {service!r} (one of {', '.join(READS)})")
+        pairs += [(base, t) for t in (READS[service] if service else seeded) if t in seeded]
+    return pairs
+
+
+async def lag(bootstrap: str, pairs: list[tuple[str, str]], options: dict[str, Any]) -> dict[str, int]:
+    """Records not yet committed, per ``<base>.<topic>`` group (of ``pairs``) that has committed."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -193,19 +213,19 @@ async def lag(bootstrap: str, groups: list[str], topics: list[str], options: dic
     await admin.start()
     await consumer.start()
     try:
+        topics = sorted({t for _, t in pairs})
         parts = {t: [TopicPartition(t, p) for p in sorted(await partitions(consumer, t))] for t in topics}
         ends = await consumer.end_offsets([tp for tps in parts.values() for tp in tps])
         known = {g for g, _ in await admin.list_consumer_groups()}
         behind: dict[str, int] = {}
-        for base in groups:
-            for topic in topics:
-                group = consumer_group_for(base, topic)
-                if group not in known:
-                    continue
-                committed = await admin.list_consumer_group_offsets(group, partitions=parts[topic])
-                if not any(o.offset >= 0 for o in committed.values()):
-                    continue  # the group exists but never read this topic
-                behind[group] = sum(ends[tp] - max(0, committed[tp].offset) for tp in parts[topic] if tp in committed)
+        for base, topic in pairs:
+            group = consumer_group_for(base, topic)
+            if group not in known:
+                continue
+            committed = await admin.list_consumer_group_offsets(group, partitions=parts[topic])
+            if not any(o.offset >= 0 for o in committed.values()):
+                continue  # the group exists but never read this topic
+            behind[group] = sum(ends[tp] - max(0, committed[tp].offset) for tp in parts[topic] if tp in committed)
         return behind
     finally:
         await consumer.stop()
@@ -270,7 +290,7 @@ async def run(plan: Plan, *, bootstrap: str, compression: str, wait: bool, group
     deadline = start + timeout
     behind: dict[str, int] = {}
     while time.perf_counter() < deadline:
-        behind = await lag(bootstrap, groups, sorted(topics_seen), options)
+        behind = await lag(bootstrap, consumers(groups, sorted(topics_seen)), options)
         if behind and not any(behind.values()):
             break
         if not behind:
@@ -300,7 +320,7 @@ def seed(  # noqa: PLR0917 - Typer passes options by name
     as_of: str = typer.Option("", "--as-of", help="the day the register is seeded as of (default today, UTC)"),
     compression: str = typer.Option("gzip", "--compression", help="gzip or none"),
     wait: bool = typer.Option(False, "--wait", help="wait until the services have ingested everything (lag 0)"),
-    group: Annotated[list[str] | None, typer.Option("--group", help="consumer group base of a service to wait for (repeatable)")] = None,
+    group: Annotated[list[str] | None, typer.Option("--group", help="SERVICE=BASE: wait for that service's consumer groups <BASE>.<topic> on the topics it reads (default: make up's lampo-SERVICE for registry, billing, recordings, consent, retention); a bare BASE: its groups on every topic seeded. Repeatable")] = None,
     timeout: float = typer.Option(3600, "--timeout", help="seconds --wait waits at most"),
     json_out: bool = typer.Option(False, "--json", help="print the figures as one JSON line at the end"),
 ) -> None:
@@ -313,6 +333,10 @@ def seed(  # noqa: PLR0917 - Typer passes options by name
 
     from lampo.testing import BOOTSTRAP
 
+    try:
+        consumers(group or DEFAULT_GROUPS, [*READS["retention"], "consent.inbound.v1"])
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--group") from None
     if compression not in ("gzip", "none"):
         raise typer.BadParameter("gzip or none", param_hint="--compression")
     day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
