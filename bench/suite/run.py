@@ -29,7 +29,7 @@ outside only:
   (the java process running Kafka) and the PostgreSQL backends serving the suite's databases.
   The machine is shared, so the broker's figure includes other clients' work.
 - **RSS** of each service (its peak, VmHWM) at the end.
-- **access package** for a heavy subject (an organisation with ``--heavy-readings`` daily
+- **access package** for a heavy subject (an entrepreneur with ``--heavy-readings`` daily
   readings and 20 recordings): submission to ``dsar.completed`` with the package.
 - **withdrawal**: consent.withdrawn -> consent.changed (withdrawn), one at a time at 20/s for
   customers given consent just before (not timed).
@@ -62,7 +62,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from suite import BIN, Suite, installed, launch  # noqa: E402 - the test harness, by path
+import suite as harness  # noqa: E402 - the test harness, by path
+from suite import BIN, Suite, installed, launch  # noqa: E402
 
 from lampo.contracts.catalog import CONSENT_EVENTS, CONSENT_INBOUND, DSAR_EVENTS, DSAR_REQUESTS  # noqa: E402
 from lampo.contracts.envelope import CloudEvent  # noqa: E402
@@ -360,7 +361,8 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
             await portal.send_many(DSAR_REQUESTS, [(rid, raw)])
             if not await outcomes.wait([rid], 180):
                 raise SystemExit(f"warm-up erasure did not complete; refused: {approver.refused}")
-            say(f"warm-up erasure: {outcomes.bodies[rid]['data'].get('status')}")
+            warm = outcomes.bodies[rid]["data"]
+            say(f"warm-up erasure: {warm.get('status') or warm.get('reason')}")
 
             # --- burst
             items = [erasure(number(next(pick))) for _ in range(args.burst)]
@@ -382,7 +384,7 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
             for r, _ in items:
                 s = outcomes.bodies.get(r, {}).get("data", {}).get("status") or outcomes.bodies.get(r, {}).get("data", {}).get("reason") or "missing"
                 statuses[s] = statuses.get(s, 0) + 1
-            say(f"burst: {args.burst} erasures drained in {burst_s:.1f} s{'' if ok else ' (TIMED OUT)'}; statuses {statuses}; approvals refused: {len(approver.refused)}")
+            say(f"burst: {args.burst} erasures drained in {burst_s:.1f} s{'' if ok else ' (TIMED OUT)'}; statuses {statuses}; approvals refused: {len(approver.refused)} {sorted(set(approver.refused.values()))[:3]}")
             rows = sum(rows_after.values()) - sum(rows_before.values())
             figures |= {"burst_s": round(burst_s, 2), "burst_ok": ok and set(statuses) <= {"completed", "completed_with_retention"},
                         "seq_rows_per_erasure": round(rows / args.burst)}  # fmt: skip
@@ -535,7 +537,21 @@ def report(all_figures: list[dict[str, Any]], burst: int) -> None:
             result(f"cost ratio {label}: {what}", ratio, "x", "<= 1.2x", ratio is not None and ratio <= 1.2)
 
 
+def own_signing_keys() -> None:
+    """Signing keys of this run only, as `make up` makes them per installation. The harness's
+    test keys are shared by every test suite on the machine: with them, another suite's
+    coordinator running at the same time would take this run's requests (dsar.requests.v1 is one
+    topic), send its own tasks, and this run's stores would obey them."""
+    from lampo.signing import new_key_pair
+    from lampo.testing import TEST_SIGNERS
+
+    keys = {name: new_key_pair() for name in TEST_SIGNERS}
+    harness.signing_key_for = lambda name: keys[name][0]  # type: ignore[attr-defined]
+    harness.trusted_keys_for = lambda *extra: {name: [public] for name, (_, public) in keys.items()}  # type: ignore[attr-defined]
+
+
 async def main(args: argparse.Namespace) -> None:
+    own_signing_keys()
     # stopped from outside (timeout, kill): stop the services and drop their databases all the same
     main_task = asyncio.current_task()
     assert main_task

@@ -5,7 +5,7 @@ Per customer: one ``customer.upserted`` (people, some entrepreneurs and organisa
 codes in the 900-999 test range of ``lampo.testing.synthetic_identity_code``, e-mail at
 example.fi), monthly ``consumption.reported`` readings for ``--months``, ``--invoices``
 ``invoice.issued``; some customers a short ``call.recorded`` and a ``consent.given``. A few heavy
-subjects (organisations with many metering points) get daily readings (the contract's periods are
+subjects (entrepreneurs: people with a business and many metering points) get daily readings (the contract's periods are
 calendar dates, so a reading per day and metering point is the finest there is) up to
 ``--heavy-readings`` each, and 20 recordings. Everything follows from ``--seed`` and ``--as-of``:
 the same options publish the same records. Keys per contract (the customer number); a customer's
@@ -127,7 +127,7 @@ def records(plan: Plan) -> Iterator[tuple[str, str, dict[str, Any]]]:
             "personal_identity_code": synthetic_identity_code(n),
             "gender": rng.choice(["1", "2"]),
         }
-        kind = "organisation" if i in heavy else rng.choices(["person", "entrepreneur", "organisation"], [90, 6, 4])[0]
+        kind = "entrepreneur" if i in heavy else rng.choices(["person", "entrepreneur", "organisation"], [90, 6, 4])[0]
         points = [f"MP-{plan.seed}-{i:07d}-{p:03d}" for p in range(plan.heavy_points() if i in heavy else 1)]
         upsert |= {"kind": kind, "metering_points": points, "account": {"username": f"asiakas.{plan.seed}.{i}"}}
         upsert["contact"] = upsert["contact"] | {"email": f"asiakas.{plan.seed}.{i}@example.fi"}
@@ -312,7 +312,7 @@ def seed(  # noqa: PLR0917 - Typer passes options by name
     customers: int = typer.Option(10_000, "--customers", min=1, help="how many customers"),
     months: int = typer.Option(36, "--months", min=0, help="monthly consumption readings per customer"),
     invoices: int = typer.Option(4, "--invoices", min=0, help="invoices per customer (the last months')"),
-    heavy: int = typer.Option(3, "--heavy", min=0, help="heavy subjects: organisations with daily readings"),
+    heavy: int = typer.Option(3, "--heavy", min=0, help="heavy subjects: entrepreneurs with many metering points, daily readings"),
     heavy_readings: int = typer.Option(50_000, "--heavy-readings", min=0, help="daily readings of each heavy subject"),
     recordings: int = typer.Option(20, "--recordings", min=0, max=1000, help="customers with a call recording, per mille"),
     consents: int = typer.Option(100, "--consents", min=0, max=1000, help="customers with a consent, per mille"),
