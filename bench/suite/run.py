@@ -342,6 +342,12 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
         seeded = await seed(suite, args, customers)
         figures |= {"seed_s": seeded["publish_s"], "seed_rate": seeded["publish_rate"], "events": seeded["events"],
                     "ingest_s": seeded["ingest_s"], "ingest_rate": seeded["ingest_rate"]}  # fmt: skip
+        # idle: what the services cost doing nothing (consumers polling, relays, schedules)
+        idle_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        await asyncio.sleep(args.idle_seconds)
+        idle = {name: (cpu_seconds(pid) - idle_before[name]) * 1000 / args.idle_seconds for name, pid in pids.items()}
+        figures["idle_cpu_ms_per_s"] = {k: round(v, 1) for k, v in idle.items()}
+        say(f"idle CPU per service (ms per second, over {args.idle_seconds:g} s): {figures['idle_cpu_ms_per_s']}, total {sum(idle.values()):.0f}")
         md = await managing_director(suite)
         approver = Approver(suite["staff"].url, *md)
         await approver.start()
@@ -527,6 +533,7 @@ def report(all_figures: list[dict[str, Any]], burst: int) -> None:
         if "access_s" in f:
             result(f"access package, heavy subject ({n})", f["access_s"], "s", "< 1.5 s", f["access_s"] < 1.5)
         result(f"withdrawal -> consent.changed p99 ({n})", f["withdrawal_p99_ms"], "ms", "< 100 ms", f["withdrawal_p99_ms"] < 100)
+        result(f"idle CPU of the services, all together ({n})", round(sum(f["idle_cpu_ms_per_s"].values())), "ms/s")
         for name, mb in sorted(f["rss_mb"].items()):
             result(f"peak RSS {name} ({n})", mb, "MB", "< 150 MB", mb < 150)
     if len(all_figures) >= 2:
@@ -579,4 +586,5 @@ if __name__ == "__main__":
     parser.add_argument("--steady-seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--withdrawals", type=int, default=200)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
     asyncio.run(main(parser.parse_args()))
