@@ -118,7 +118,9 @@ def records(plan: Plan) -> Iterator[tuple[str, str, dict[str, Any]]]:
     heavy = set(range(0, plan.customers, max(1, plan.customers // max(1, plan.heavy))))
     heavy = set(sorted(heavy)[: plan.heavy])
     for i in range(plan.customers):
-        n = (plan.seed * plan.customers + i) % 2_000_000  # synthetic_identity_code is unique below 2 M
+        # synthetic_identity_code is unique below 2 M; from 100,000 up, clear of the 10,000-30,000
+        # that lampo.synthetic's test customers use (the same code would make them one subject)
+        n = 100_000 + (plan.seed * plan.customers + i) % 1_900_000
         number = f"S{plan.seed}-{i:07d}"
         upsert = customer_upserted(number, n).data  # the test helper's person, then varied
         person = upsert["person"] | {
