@@ -147,6 +147,12 @@ def signing_public() -> None:
     typer.echo(public_of(private_key(sys.stdin.readline())))  # InvalidKey: one line (lampo.cli.errors)
 
 
+# light: the command imports what it uses inside
+from lampo.cli.seed import seed as seed_command  # noqa: E402
+
+app.command("seed")(seed_command)
+
+
 def _local_keys_database(target: str) -> None:
     """Locally (`make up`), each service keeps its subject keys in lampo_<service>_keys: the
     service's commands read them there too, unless LAMPO_KEYS_DATABASE says otherwise."""
