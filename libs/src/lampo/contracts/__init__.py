@@ -9,91 +9,194 @@
   a record value into a validated event or a :class:`ContractViolation` for the DLQ.
 """
 
-from lampo.contracts.billing import (
-    CollectionOpened,
-    CreditChecked,
-    InvoiceIssued,
-    InvoiceLine,
-    PaymentReceived,
-)
-from lampo.contracts.catalog import (
-    BILLING_INBOUND,
-    CONSENT_EVENTS,
-    CONSENT_INBOUND,
-    DSAR_EVENTS,
-    DSAR_REQUESTS,
-    EVENT_TYPES,
-    PRIVACY_ACKS,
-    PRIVACY_TASKS,
-    RECORDINGS_INBOUND,
-    REGISTRY_EVENTS,
-    REGISTRY_INBOUND,
-    RETENTION_INBOUND,
-    TOPICS,
-    ParsedEvent,
-    dlq_topic,
-    event_type_of,
-    parse,
-    topic_of,
-)
-from lampo.contracts.categories import ALL_CATEGORIES, Category
-from lampo.contracts.consent import ConsentChanged, ConsentGiven, ConsentWithdrawn, ObjectionFiled
-from lampo.contracts.dsar import (
-    DsarAccepted,
-    DsarApproved,
-    DsarAwaitingApproval,
-    DsarCompleted,
-    DsarDenied,
-    DsarOverdue,
-    DsarRejected,
-    DsarSubmitted,
-    Identifiers,
-    Package,
-    ParticipantResult,
-    Verification,
-)
-from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
-from lampo.contracts.errors import (
-    ERROR_DETAIL_HEADER,
-    ERROR_REASON_HEADER,
-    REASONS,
-    ContractViolation,
-)
-from lampo.contracts.identifiers import (
-    EU_EEA_COUNTRIES,
-    BusinessId,
-    CountryCode,
-    Email,
-    EnergyMwh,
-    EuroAmount,
-    LanguageCode,
-    PersonalIdentityCode,
-    Phone,
-    PostalCode,
-    birth_date_of,
-    is_eu_eea,
-    is_valid_business_id,
-    is_valid_personal_identity_code,
-)
-from lampo.contracts.privacy import PrivacyAck, PrivacyTask, Retained, TaskSubject
-from lampo.contracts.recordings import CallRecorded, EmailArchived
-from lampo.contracts.registry import (
-    Account,
-    ConsumptionReported,
-    Contact,
-    ContactPersonFor,
-    ContractUpdated,
-    Corrections,
-    CustomerRelationshipEnded,
-    CustomerUpserted,
-    InteractionLogged,
-    Organisation,
-    Person,
-    Source,
-    SubjectChanged,
-    SubjectErased,
-)
-from lampo.contracts.retention import LegalHoldPlaced, LegalHoldReleased
+# Loaded on first use (PEP 562): ``import lampo.contracts.dsar`` or one name from here imports only
+# the modules it needs, so a command that reads one model does not build every pydantic model.
+from typing import TYPE_CHECKING, Any
+
+_WHERE: dict[str, str] = {
+    "CollectionOpened": "lampo.contracts.billing",
+    "CreditChecked": "lampo.contracts.billing",
+    "InvoiceIssued": "lampo.contracts.billing",
+    "InvoiceLine": "lampo.contracts.billing",
+    "PaymentReceived": "lampo.contracts.billing",
+    "BILLING_INBOUND": "lampo.contracts.catalog",
+    "CONSENT_EVENTS": "lampo.contracts.catalog",
+    "CONSENT_INBOUND": "lampo.contracts.catalog",
+    "DSAR_EVENTS": "lampo.contracts.catalog",
+    "DSAR_REQUESTS": "lampo.contracts.catalog",
+    "EVENT_TYPES": "lampo.contracts.catalog",
+    "PRIVACY_ACKS": "lampo.contracts.catalog",
+    "PRIVACY_TASKS": "lampo.contracts.catalog",
+    "RECORDINGS_INBOUND": "lampo.contracts.catalog",
+    "REGISTRY_EVENTS": "lampo.contracts.catalog",
+    "REGISTRY_INBOUND": "lampo.contracts.catalog",
+    "RETENTION_INBOUND": "lampo.contracts.catalog",
+    "TOPICS": "lampo.contracts.catalog",
+    "ParsedEvent": "lampo.contracts.catalog",
+    "dlq_topic": "lampo.contracts.catalog",
+    "event_type_of": "lampo.contracts.catalog",
+    "parse": "lampo.contracts.catalog",
+    "topic_of": "lampo.contracts.catalog",
+    "ALL_CATEGORIES": "lampo.contracts.categories",
+    "Category": "lampo.contracts.categories",
+    "ConsentChanged": "lampo.contracts.consent",
+    "ConsentGiven": "lampo.contracts.consent",
+    "ConsentWithdrawn": "lampo.contracts.consent",
+    "ObjectionFiled": "lampo.contracts.consent",
+    "DsarAccepted": "lampo.contracts.dsar",
+    "DsarApproved": "lampo.contracts.dsar",
+    "DsarAwaitingApproval": "lampo.contracts.dsar",
+    "DsarCompleted": "lampo.contracts.dsar",
+    "DsarDenied": "lampo.contracts.dsar",
+    "DsarOverdue": "lampo.contracts.dsar",
+    "DsarRejected": "lampo.contracts.dsar",
+    "DsarSubmitted": "lampo.contracts.dsar",
+    "Identifiers": "lampo.contracts.dsar",
+    "Package": "lampo.contracts.dsar",
+    "ParticipantResult": "lampo.contracts.dsar",
+    "Verification": "lampo.contracts.dsar",
+    "CONTENT_TYPE": "lampo.contracts.envelope",
+    "CloudEvent": "lampo.contracts.envelope",
+    "ERROR_DETAIL_HEADER": "lampo.contracts.errors",
+    "ERROR_REASON_HEADER": "lampo.contracts.errors",
+    "REASONS": "lampo.contracts.errors",
+    "ContractViolation": "lampo.contracts.errors",
+    "EU_EEA_COUNTRIES": "lampo.contracts.identifiers",
+    "BusinessId": "lampo.contracts.identifiers",
+    "CountryCode": "lampo.contracts.identifiers",
+    "Email": "lampo.contracts.identifiers",
+    "EnergyMwh": "lampo.contracts.identifiers",
+    "EuroAmount": "lampo.contracts.identifiers",
+    "LanguageCode": "lampo.contracts.identifiers",
+    "PersonalIdentityCode": "lampo.contracts.identifiers",
+    "Phone": "lampo.contracts.identifiers",
+    "PostalCode": "lampo.contracts.identifiers",
+    "birth_date_of": "lampo.contracts.identifiers",
+    "is_eu_eea": "lampo.contracts.identifiers",
+    "is_valid_business_id": "lampo.contracts.identifiers",
+    "is_valid_personal_identity_code": "lampo.contracts.identifiers",
+    "PrivacyAck": "lampo.contracts.privacy",
+    "PrivacyTask": "lampo.contracts.privacy",
+    "Retained": "lampo.contracts.privacy",
+    "TaskSubject": "lampo.contracts.privacy",
+    "CallRecorded": "lampo.contracts.recordings",
+    "EmailArchived": "lampo.contracts.recordings",
+    "Account": "lampo.contracts.registry",
+    "ConsumptionReported": "lampo.contracts.registry",
+    "Contact": "lampo.contracts.registry",
+    "ContactPersonFor": "lampo.contracts.registry",
+    "ContractUpdated": "lampo.contracts.registry",
+    "Corrections": "lampo.contracts.registry",
+    "CustomerRelationshipEnded": "lampo.contracts.registry",
+    "CustomerUpserted": "lampo.contracts.registry",
+    "InteractionLogged": "lampo.contracts.registry",
+    "Organisation": "lampo.contracts.registry",
+    "Person": "lampo.contracts.registry",
+    "Source": "lampo.contracts.registry",
+    "SubjectChanged": "lampo.contracts.registry",
+    "SubjectErased": "lampo.contracts.registry",
+    "LegalHoldPlaced": "lampo.contracts.retention",
+    "LegalHoldReleased": "lampo.contracts.retention",
+}
+
+if TYPE_CHECKING:
+    from lampo.contracts.billing import (
+        CollectionOpened,
+        CreditChecked,
+        InvoiceIssued,
+        InvoiceLine,
+        PaymentReceived,
+    )
+    from lampo.contracts.catalog import (
+        BILLING_INBOUND,
+        CONSENT_EVENTS,
+        CONSENT_INBOUND,
+        DSAR_EVENTS,
+        DSAR_REQUESTS,
+        EVENT_TYPES,
+        PRIVACY_ACKS,
+        PRIVACY_TASKS,
+        RECORDINGS_INBOUND,
+        REGISTRY_EVENTS,
+        REGISTRY_INBOUND,
+        RETENTION_INBOUND,
+        TOPICS,
+        ParsedEvent,
+        dlq_topic,
+        event_type_of,
+        parse,
+        topic_of,
+    )
+    from lampo.contracts.categories import ALL_CATEGORIES, Category
+    from lampo.contracts.consent import ConsentChanged, ConsentGiven, ConsentWithdrawn, ObjectionFiled
+    from lampo.contracts.dsar import (
+        DsarAccepted,
+        DsarApproved,
+        DsarAwaitingApproval,
+        DsarCompleted,
+        DsarDenied,
+        DsarOverdue,
+        DsarRejected,
+        DsarSubmitted,
+        Identifiers,
+        Package,
+        ParticipantResult,
+        Verification,
+    )
+    from lampo.contracts.envelope import CONTENT_TYPE, CloudEvent
+    from lampo.contracts.errors import (
+        ERROR_DETAIL_HEADER,
+        ERROR_REASON_HEADER,
+        REASONS,
+        ContractViolation,
+    )
+    from lampo.contracts.identifiers import (
+        EU_EEA_COUNTRIES,
+        BusinessId,
+        CountryCode,
+        Email,
+        EnergyMwh,
+        EuroAmount,
+        LanguageCode,
+        PersonalIdentityCode,
+        Phone,
+        PostalCode,
+        birth_date_of,
+        is_eu_eea,
+        is_valid_business_id,
+        is_valid_personal_identity_code,
+    )
+    from lampo.contracts.privacy import PrivacyAck, PrivacyTask, Retained, TaskSubject
+    from lampo.contracts.recordings import CallRecorded, EmailArchived
+    from lampo.contracts.registry import (
+        Account,
+        ConsumptionReported,
+        Contact,
+        ContactPersonFor,
+        ContractUpdated,
+        Corrections,
+        CustomerRelationshipEnded,
+        CustomerUpserted,
+        InteractionLogged,
+        Organisation,
+        Person,
+        Source,
+        SubjectChanged,
+        SubjectErased,
+    )
+    from lampo.contracts.retention import LegalHoldPlaced, LegalHoldReleased
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ALL_CATEGORIES",
