@@ -61,6 +61,7 @@ COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_ZIPKIN_DB_PASSWORD=lint LAMPO_M
 
 lint: install
 	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
 	@.venv/bin/mypy libs/src services/*/src
 	@.venv/bin/lint-imports --no-cache
 	@env $(COMPOSE_LINT_ENV) $$(deploy/tools/composecheck/build.sh) docker-compose.yml

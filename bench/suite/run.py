@@ -127,7 +127,9 @@ def broker_pids() -> list[int]:
 
 def backend_pids(databases: list[str]) -> list[int]:
     """PostgreSQL backends serving the suite's databases (their process title names the database)."""
-    return [p for p in all_pids() if (c := cmdline(p)).startswith("postgres:") and any(f" {d} " in c for d in databases)]
+    return [
+        p for p in all_pids() if (c := cmdline(p)).startswith("postgres:") and any(f" {d} " in c for d in databases)
+    ]
 
 
 @dataclass
@@ -304,7 +306,9 @@ async def managing_director(suite: Suite) -> tuple[str, str]:
     """A first administrator (``lampo admin create-first-admin``, as an operator makes one), who
     then makes the managing director through the staff API."""
     admin, md = ("bench.admin", f"Synteettinen-{secrets.token_hex(6)}-Kevät"), ("toimitus.johtaja", f"Synteettinen-{secrets.token_hex(6)}-Kesä")  # fmt: skip
-    code, out = await lampo("admin", "create-first-admin", admin[0], env=suite["staff"].env, stdin=f"{admin[1]}\n{admin[1]}\n")
+    code, out = await lampo(
+        "admin", "create-first-admin", admin[0], env=suite["staff"].env, stdin=f"{admin[1]}\n{admin[1]}\n"
+    )
     assert code == 0, out
     async with httpx.AsyncClient(base_url=suite["staff"].url, timeout=30) as http:
         token = (await http.post("/v1/login", json={"username": admin[0], "password": admin[1]})).json()["token"]
@@ -320,7 +324,12 @@ async def managing_director(suite: Suite) -> tuple[str, str]:
 
 
 async def seed(suite: Suite, args: argparse.Namespace, customers: int) -> dict[str, Any]:
-    groups = [a for name in SEEDED_GROUPS if name in suite.services for a in ("--group", f"{name}={suite[name].env['LAMPO_CONSUMER_GROUP']}")]
+    groups = [
+        a
+        for name in SEEDED_GROUPS
+        if name in suite.services
+        for a in ("--group", f"{name}={suite[name].env['LAMPO_CONSUMER_GROUP']}")
+    ]
     command = [
         "seed", "--customers", str(customers), "--months", str(args.months), "--heavy", str(args.heavy),
         "--heavy-readings", str(args.heavy_readings), "--seed", str(args.seed), "--wait", "--timeout", "14400", "--json",
@@ -351,7 +360,9 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
         await asyncio.sleep(args.idle_seconds)
         idle = {name: (cpu_seconds(pid) - idle_before[name]) * 1000 / args.idle_seconds for name, pid in pids.items()}
         figures["idle_cpu_ms_per_s"] = {k: round(v, 1) for k, v in idle.items()}
-        say(f"idle CPU per service (ms per second, over {args.idle_seconds:g} s): {figures['idle_cpu_ms_per_s']}, total {sum(idle.values()):.0f}")
+        say(
+            f"idle CPU per service (ms per second, over {args.idle_seconds:g} s): {figures['idle_cpu_ms_per_s']}, total {sum(idle.values()):.0f}"
+        )
         md = await managing_director(suite)
         approver = Approver(suite["staff"].url, *md)
         await approver.start()
@@ -392,16 +403,20 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
             tables_after = await seq_tables(databases)
             statuses: dict[str, int] = {}
             for r, _ in items:
-                s = outcomes.bodies.get(r, {}).get("data", {}).get("status") or outcomes.bodies.get(r, {}).get("data", {}).get("reason") or "missing"
+                s = (
+                    outcomes.bodies.get(r, {}).get("data", {}).get("status")
+                    or outcomes.bodies.get(r, {}).get("data", {}).get("reason")
+                    or "missing"
+                )
                 statuses[s] = statuses.get(s, 0) + 1
-            say(f"burst: {args.burst} erasures drained in {burst_s:.1f} s{'' if ok else ' (TIMED OUT)'}; statuses {statuses}; approvals refused: {len(approver.refused)} {sorted(set(approver.refused.values()))[:3]}")
+            say(
+                f"burst: {args.burst} erasures drained in {burst_s:.1f} s{'' if ok else ' (TIMED OUT)'}; statuses {statuses}; approvals refused: {len(approver.refused)} {sorted(set(approver.refused.values()))[:3]}"
+            )
             rows = sum(rows_after.values()) - sum(rows_before.values())
             figures |= {"burst_s": round(burst_s, 2), "burst_ok": ok and set(statuses) <= {"completed", "completed_with_retention"},
                         "seq_rows_per_erasure": round(rows / args.burst)}  # fmt: skip
             say(f"rows read by sequential scans: {rows:,} over the burst, {rows / args.burst:,.0f} per erasure")
-            grown = sorted(
-                ((tables_after[k] - tables_before.get(k, 0), k) for k in tables_after), reverse=True
-            )[:8]
+            grown = sorted(((tables_after[k] - tables_before.get(k, 0), k) for k in tables_after), reverse=True)[:8]
             for delta, (db, table) in grown:
                 if delta:
                     print(f"    {delta / args.burst:>10,.0f} rows/erasure  {db}.{table}")
@@ -411,7 +426,9 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
             figures["cpu_ms_per_erasure_total"] = round(total * 1000 / args.burst, 1)
             say(f"CPU over the burst: {total:.1f} s, {total * 1000 / args.burst:.0f} ms per erasure")
             for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]):
-                print(f"    {k:<11} {v:6.1f} s  {v / total * 100 if total else 0:5.1f} %  {v * 1000 / args.burst:6.1f} ms/erasure")
+                print(
+                    f"    {k:<11} {v:6.1f} s  {v / total * 100 if total else 0:5.1f} %  {v * 1000 / args.burst:6.1f} ms/erasure"
+                )
 
             # --- steady
             sent: dict[str, float] = {}
@@ -427,13 +444,19 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
             ok = await outcomes.wait(list(sent), 300)
             latencies = [(outcomes.completed[r] - t) * 1000 for r, t in sent.items() if r in outcomes.completed]
             to_wait = [(outcomes.awaiting[r] - t) * 1000 for r, t in sent.items() if r in outcomes.awaiting]
-            after = [(outcomes.completed[r] - approver.approved[r]) * 1000 for r in sent if r in approver.approved and r in outcomes.completed]
+            after = [
+                (outcomes.completed[r] - approver.approved[r]) * 1000
+                for r in sent
+                if r in approver.approved and r in outcomes.completed
+            ]
             p99 = pct(latencies, 0.99)
             say(
                 f"steady: {len(sent)} erasures at {args.rate:g}/s; completed {len(latencies)}; p50 {pct(latencies, 0.5):.0f} ms,"
                 f" p99 {p99:.0f} ms, mean {statistics.mean(latencies) if latencies else float('nan'):.0f} ms{'' if ok else ' (SOME TIMED OUT)'}"
             )
-            say(f"  submitted -> awaiting approval p50 {pct(to_wait, 0.5):.0f} ms p99 {pct(to_wait, 0.99):.0f} ms; approved -> completed p50 {pct(after, 0.5):.0f} ms p99 {pct(after, 0.99):.0f} ms")
+            say(
+                f"  submitted -> awaiting approval p50 {pct(to_wait, 0.5):.0f} ms p99 {pct(to_wait, 0.99):.0f} ms; approved -> completed p50 {pct(after, 0.5):.0f} ms p99 {pct(after, 0.99):.0f} ms"
+            )
             figures |= {"steady_p50_ms": round(pct(latencies, 0.5)), "steady_p99_ms": round(p99), "steady_ok": ok}
 
             # --- access package of a heavy subject
@@ -449,7 +472,9 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
                     async with httpx.AsyncClient(headers=suite.as_caller("portal"), timeout=120) as http:
                         size = len((await http.get(body["package"]["uri"])).content)
                 outcome = body.get("status") or f"rejected: {body.get('reason')}, {body.get('detail')}"
-                say(f"access package of a heavy subject: {access_s:.2f} s ({outcome}, {size or 0:,} bytes){'' if done else ' TIMED OUT'}")
+                say(
+                    f"access package of a heavy subject: {access_s:.2f} s ({outcome}, {size or 0:,} bytes){'' if done else ' TIMED OUT'}"
+                )
                 figures["access_s"] = round(access_s, 2) if size else None  # no package, no figure
 
             # --- withdrawal -> consent.changed
@@ -515,7 +540,9 @@ async def withdrawals(portal: Producer, numbers: list[str]) -> float:
         await reader.stop()
     latencies = [(seen[(n, "withdrawn")] - t) * 1000 for n, t in sent.items() if (n, "withdrawn") in seen]
     p99 = pct(latencies, 0.99)
-    say(f"withdrawal -> consent.changed: {len(latencies)}/{len(numbers)} seen; p50 {pct(latencies, 0.5):.0f} ms, p99 {p99:.0f} ms")
+    say(
+        f"withdrawal -> consent.changed: {len(latencies)}/{len(numbers)} seen; p50 {pct(latencies, 0.5):.0f} ms, p99 {p99:.0f} ms"
+    )
     return round(p99)
 
 
@@ -529,7 +556,13 @@ def report(all_figures: list[dict[str, Any]], burst: int) -> None:
         result(f"{burst:,} erasures at once drained, approval included ({n})", f["burst_s"], "s", "< 20 s",
                f["burst_ok"] and f["burst_s"] < 20)  # fmt: skip
         result(f"steady erasures p50 ({n})", f["steady_p50_ms"], "ms")
-        result(f"steady erasures p99 ({n})", f["steady_p99_ms"], "ms", "< 500 ms", f["steady_ok"] and f["steady_p99_ms"] < 500)
+        result(
+            f"steady erasures p99 ({n})",
+            f["steady_p99_ms"],
+            "ms",
+            "< 500 ms",
+            f["steady_ok"] and f["steady_p99_ms"] < 500,
+        )
         result(f"rows read by sequential scans per erasure, all databases ({n})", f["seq_rows_per_erasure"], "rows", "< 1,000",
                f["seq_rows_per_erasure"] < 1000)  # fmt: skip
         result(f"CPU per erasure, all processes ({n})", f["cpu_ms_per_erasure_total"], "ms")
@@ -538,15 +571,31 @@ def report(all_figures: list[dict[str, Any]], burst: int) -> None:
         if "access_s" in f:
             access = f["access_s"]
             what = f"{f['heavy_readings']:,} readings, 20 recordings"
-            result(f"access package, heavy subject of {what} ({n})", access, "s", "< 1.5 s", access is not None and access < 1.5)
-        result(f"withdrawal -> consent.changed p99 ({n})", f["withdrawal_p99_ms"], "ms", "< 100 ms", f["withdrawal_p99_ms"] < 100)
+            result(
+                f"access package, heavy subject of {what} ({n})",
+                access,
+                "s",
+                "< 1.5 s",
+                access is not None and access < 1.5,
+            )
+        result(
+            f"withdrawal -> consent.changed p99 ({n})",
+            f["withdrawal_p99_ms"],
+            "ms",
+            "< 100 ms",
+            f["withdrawal_p99_ms"] < 100,
+        )
         result(f"idle CPU of the services, all together ({n})", round(sum(f["idle_cpu_ms_per_s"].values())), "ms/s")
         for name, mb in sorted(f["rss_mb"].items()):
             result(f"peak RSS {name} ({n})", mb, "MB", "< 150 MB", mb < 150)
     if len(all_figures) >= 2:
         small, big = all_figures[0], all_figures[-1]
         label = f"{big['customers']:,} vs {small['customers']:,}"
-        for key, what in (("seq_rows_per_erasure", "rows read"), ("cpu_ms_per_erasure_total", "CPU"), ("steady_p99_ms", "steady p99")):
+        for key, what in (
+            ("seq_rows_per_erasure", "rows read"),
+            ("cpu_ms_per_erasure_total", "CPU"),
+            ("steady_p99_ms", "steady p99"),
+        ):
             ratio = round(big[key] / small[key], 2) if small[key] else None
             result(f"cost ratio {label}: {what}", ratio, "x", "<= 1.2x", ratio is not None and ratio <= 1.2)
 
@@ -586,7 +635,9 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", default=os.environ.get("LAMPO_BENCH_SIZES", "10000"))
     parser.add_argument("--months", type=int, default=int(os.environ.get("LAMPO_BENCH_MONTHS", "36")))
     parser.add_argument("--heavy", type=int, default=int(os.environ.get("LAMPO_BENCH_HEAVY", "3")))
-    parser.add_argument("--heavy-readings", type=int, default=int(os.environ.get("LAMPO_BENCH_HEAVY_READINGS", "50000")))
+    parser.add_argument(
+        "--heavy-readings", type=int, default=int(os.environ.get("LAMPO_BENCH_HEAVY_READINGS", "50000"))
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--burst-timeout", type=float, default=900)

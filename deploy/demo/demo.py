@@ -50,7 +50,12 @@ async def registry_flow() -> None:
     async with TopicReader(REGISTRY_EVENTS) as notices, TopicReader(dlq(REGISTRY_INBOUND)) as dead, Producer() as crm:
         for i, number in enumerate(customers):
             trace = uuid.uuid4().hex
-            await crm.send(REGISTRY_INBOUND, number, customer_upserted(number, 900 + i), traceparent=f"00-{trace}-{uuid.uuid4().hex[:16]}-01")
+            await crm.send(
+                REGISTRY_INBOUND,
+                number,
+                customer_upserted(number, 900 + i),
+                traceparent=f"00-{trace}-{uuid.uuid4().hex[:16]}-01",
+            )
         broken = json.loads(customer_upserted(f"demo-{run}-bad", 990).to_bytes())
         broken["data"]["person"]["personal_identity_code"] = "131052-308U"
         await crm.send(REGISTRY_INBOUND, f"demo-{run}-bad", json.dumps(broken).encode())
@@ -59,7 +64,12 @@ async def registry_flow() -> None:
         table = Table("customer", "subject id (pseudonymous key)", "categories", "trace id")
         for record in got:
             data = json.loads(record.value)["data"]
-            table.add_row(data["customer_number"], data["subject_id"], ", ".join(data["categories"]), trace_id_of(header(record, "traceparent")) or "-")
+            table.add_row(
+                data["customer_number"],
+                data["subject_id"],
+                ", ".join(data["categories"]),
+                trace_id_of(header(record, "traceparent")) or "-",
+            )
         console.print("[green]registry stored them (encrypted) and announced subject.changed on registry.events.v1:")
         console.print(table)
 
@@ -124,7 +134,9 @@ async def dsar_flow() -> None:
     customer = new_customer()
     console.rule("[bold]2. One customer in every store, then an access and an erasure request")
     await seed(service_urls(), customer)
-    console.print(f"customer {customer.number}: registry, invoice {customer.invoice_number}, call {customer.recording_id} ({len(customer.audio)} bytes), consent to profiling")
+    console.print(
+        f"customer {customer.number}: registry, invoice {customer.invoice_number}, call {customer.recording_id} ({len(customer.audio)} bytes), consent to profiling"
+    )
     async with TopicReader(DSAR_EVENTS) as events:
         access = await submit(submitted("access", customer.number))
         done = (await outcome(events, access, "dsar.completed", timeout=120))["data"]
@@ -132,8 +144,12 @@ async def dsar_flow() -> None:
         console.print(f"[green]access {access}: {done['status']}, package sha256 {package.get('sha256', '-')[:16]}…")
         fetched = await fetch_package(package["uri"])
         same = hashlib.sha256(fetched.content).hexdigest() == package["sha256"]
-        console.print(f"  the portal fetches it at {package['uri']} with its own credential: {fetched.status_code}, sha256 matches: {same}")
-        console.print(f"  as the portal would: curl -H \"Authorization: Bearer $(cat .run/api/portal.token)\" -o /tmp/{access}.zip {package['uri']}")
+        console.print(
+            f"  the portal fetches it at {package['uri']} with its own credential: {fetched.status_code}, sha256 matches: {same}"
+        )
+        console.print(
+            f'  as the portal would: curl -H "Authorization: Bearer $(cat .run/api/portal.token)" -o /tmp/{access}.zip {package["uri"]}'
+        )
         corrections = {"contact": {"email": f"uusi.{customer.n}@example.fi"}}
         rectification = await submit(submitted("rectification", customer.number, corrections=corrections))
         done = (await outcome(events, rectification, "dsar.completed", timeout=120))["data"]
@@ -151,12 +167,19 @@ async def dsar_flow() -> None:
         done = (await outcome(events, erasure, "dsar.completed", timeout=120))["data"]
     table = Table("participant", "status", "erased", "retained (law, until)")
     for name, result in done["results"].items():
-        kept = "; ".join(f"{r['category']} x{r['items']}: {r['legal_basis']}, until {r['until']}" for r in result["retained"]) or "-"
+        kept = (
+            "; ".join(
+                f"{r['category']} x{r['items']}: {r['legal_basis']}, until {r['until']}" for r in result["retained"]
+            )
+            or "-"
+        )
         table.add_row(name, result["status"], json.dumps(result["erased"]), kept)
     console.print(f"[green]erasure {erasure}: {done['status']}")
     console.print(table)
     gone = await fetch_package(package["uri"])
-    console.print(f"the access package made before the erasure is destroyed with it: {package['uri']} answers {gone.status_code}")
+    console.print(
+        f"the access package made before the erasure is destroyed with it: {package['uri']} answers {gone.status_code}"
+    )
     console.rule("[bold]3. Traces")
     console.print(f"erasure trace: http://127.0.0.1:9411/zipkin/traces/{done['trace_id']}")
     # the CLI finds the master key and the keys database where `make up` keeps them (lampo.cli.local)
@@ -176,7 +199,11 @@ def effects_table(done: dict) -> Table:
     table = Table("participant", "status", "effects")
     for name, result in done["results"].items():
         effects = "; ".join(
-            " ".join(str(part) for part in (e["action"], e.get("category"), e.get("items") or None, e.get("legal_basis")) if part)
+            " ".join(
+                str(part)
+                for part in (e["action"], e.get("category"), e.get("items") or None, e.get("legal_basis"))
+                if part
+            )
             for e in result.get("effects", [])
         )
         table.add_row(name, result["status"], effects or "-")

@@ -83,7 +83,10 @@ def _headers(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 TRACEPARENT_HEADER = {"type": "string", "description": "W3C trace context of the work that wrote the record"}
 SIGNATURE_HEADERS = {
-    "signature": {"type": "string", "description": "base64 Ed25519 signature of the value by the signer (lampo.signing)"},
+    "signature": {
+        "type": "string",
+        "description": "base64 Ed25519 signature of the value by the signer (lampo.signing)",
+    },
     "signer": {"type": "string", "description": "the signer's name, e.g. coordinator, staff, or a participant"},
 }
 CORRELATION_ID = {

@@ -39,7 +39,8 @@ SCRAPE_S = 5
 
 def prometheus_config(urls: dict[str, str]) -> str:
     targets = "\n".join(
-        f'      - targets: ["{url.removeprefix("http://")}"]\n        labels: {{service: {name}}}' for name, url in urls.items()
+        f'      - targets: ["{url.removeprefix("http://")}"]\n        labels: {{service: {name}}}'
+        for name, url in urls.items()
     )
     return (
         f"global: {{scrape_interval: {SCRAPE_S}s, evaluation_interval: {SCRAPE_S}s}}\n"

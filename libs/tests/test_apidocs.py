@@ -222,7 +222,11 @@ def test_consumers_name_their_consumer_group() -> None:
         for op in registry["operations"].values()
         if op["action"] == "receive"
     }
-    assert groups == {"lampo-registry.registry.inbound.v1", "lampo-registry.consent.events.v1", "lampo-registry.privacy.tasks.v1"}
+    assert groups == {
+        "lampo-registry.registry.inbound.v1",
+        "lampo-registry.consent.events.v1",
+        "lampo-registry.privacy.tasks.v1",
+    }
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -47,7 +47,9 @@ def tree() -> list[tuple[tuple[str, ...], click.Command]]:
 
 
 COMMANDS = tree()
-LEAVES = [(path, cmd) for path, cmd in COMMANDS if path and (not isinstance(cmd, TyperGroup) or cmd.invoke_without_command)]
+LEAVES = [
+    (path, cmd) for path, cmd in COMMANDS if path and (not isinstance(cmd, TyperGroup) or cmd.invoke_without_command)
+]
 
 
 def offline_env(state: Path) -> dict[str, str]:

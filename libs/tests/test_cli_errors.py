@@ -75,7 +75,9 @@ def test_the_cli_finds_the_master_key_make_up_keeps(tmp_path: Path) -> None:
     assert "LAMPO_MASTER_KEY" not in line and "lampo_no_such_database" in line and "does not exist" in line
 
 
-def test_local_state_gives_a_service_its_keys_database_and_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_state_gives_a_service_its_keys_database_and_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lampo.cli.local import keys_database_default, use_local_state
 
     key = new_master_key()

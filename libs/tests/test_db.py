@@ -61,7 +61,12 @@ async def test_migrations_applied_twice_change_nothing(database, tmp_path) -> No
     assert await database.fetchval("SELECT count(*) FROM things") == 1  # the data step ran once
     recorded = await database.fetch("SELECT component, version FROM schema_migrations ORDER BY 1, 2")
     assert [tuple(r) for r in recorded] == [
-        ("platform", 1), ("platform", 2), ("platform", 3), ("platform", 5), ("svc", 1), ("svc", 2)
+        ("platform", 1),
+        ("platform", 2),
+        ("platform", 3),
+        ("platform", 5),
+        ("svc", 1),
+        ("svc", 2),
     ]
 
 

@@ -59,7 +59,9 @@ async def plain(scope: Any, receive: Any, send: Any) -> None:
 
 
 def runtime(**routes: Any) -> Runtime:
-    settings = ServiceSettings(master_key=new_master_key(), api_clients={"dsar": "dsar-secret", "staff": "staff-secret"})
+    settings = ServiceSettings(
+        master_key=new_master_key(), api_clients={"dsar": "dsar-secret", "staff": "staff-secret"}
+    )
     return Runtime(settings, migrations=None, routes=list(routes.items()), mounts=[("/thing", app())])
 
 

@@ -105,7 +105,5 @@ async def test_a_service_prunes_its_inbox_by_the_topics_its_consumers_read() -> 
 
 
 def test_pruning_can_be_turned_off() -> None:
-    settings = PruningSettings(
-        database=unique("test_pruning"), master_key=new_master_key(), inbox_prune_interval_s=0
-    )
+    settings = PruningSettings(database=unique("test_pruning"), master_key=new_master_key(), inbox_prune_interval_s=0)
     assert "inbox pruning" not in Runtime(settings, migrations=None).jobs

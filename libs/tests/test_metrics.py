@@ -70,7 +70,12 @@ def test_counters_gauges_and_histograms_render_as_prometheus_text() -> None:
     assert "# TYPE lampo_dsar_overdue gauge" in text  # up-down counters are gauges
     assert "lampo_dsar_overdue 3.0" in text
     # the standard process, platform and garbage-collector metrics ride along
-    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_info", "python_gc_collections_total"):
+    for name in (
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "python_info",
+        "python_gc_collections_total",
+    ):
         assert re.search(rf"^{name}(\{{| )", text, re.M), name
     assert re.search(r'^target_info\{.*service_name="lampo-test",service_namespace="lampo"', text, re.M)
 
@@ -141,7 +146,9 @@ async def _listed(admin: AIOKafkaAdminClient, names: set[str]) -> bool:
 
 async def test_metrics_endpoint_reports_consumer_outbox_and_lag(topics: tuple[str, str]) -> None:
     topic, out = topics
-    settings = ProbeSettings(database=unique("test_metrics"), consumer_group=unique("test-metrics"), master_key=new_master_key())
+    settings = ProbeSettings(
+        database=unique("test_metrics"), consumer_group=unique("test-metrics"), master_key=new_master_key()
+    )
     runtime = Runtime(settings, migrations=None)
 
     async def handle(conn, item: Incoming) -> None:  # type: ignore[no-untyped-def]
@@ -162,7 +169,9 @@ async def test_metrics_endpoint_reports_consumer_outbox_and_lag(topics: tuple[st
             async with Producer() as producer:
                 await producer.send(topic, "101", good)
                 await producer.send(topic, "102", b"{not json")
-                await eventually(lambda: consumer.stats.processed == 1 and sum(consumer.stats.dead_lettered.values()) == 1)
+                await eventually(
+                    lambda: consumer.stats.processed == 1 and sum(consumer.stats.dead_lettered.values()) == 1
+                )
                 await producer.send(topic, "101", good)  # redelivered: the inbox knows it
                 await eventually(lambda: consumer.stats.duplicates == 1)
                 await producer.send(topic, "999", customer_upserted("999", 2))
@@ -230,6 +239,11 @@ async def test_http_request_durations_are_a_histogram_by_route_template() -> Non
         assert (await http.get("/v1/nowhere")).status_code == 404
         text = (await http.get("/metrics")).text
     name = "http_server_request_duration_seconds_count"
-    assert sample(text, name, http_route="/v1/things/{thing_id}", http_response_status_code="200", http_request_method="GET") == 1
+    assert (
+        sample(
+            text, name, http_route="/v1/things/{thing_id}", http_response_status_code="200", http_request_method="GET"
+        )
+        == 1
+    )
     assert sample(text, name, http_route="unmatched", http_response_status_code="404") == 1
     assert "secret-value" not in text

@@ -137,6 +137,7 @@ async def test_one_relay_per_database_sends_and_another_takes_over_when_it_dies(
     standby = outbox.OutboxRelay(runtime.pool, send, runtime.tracer, batch_size=7, poll_s=0.2)
     await standby.start()
     try:
+
         async def add(numbers: range) -> None:
             for n in numbers:  # one transaction each, as services write them
                 async with runtime.pool.acquire() as conn, conn.transaction():

@@ -53,7 +53,9 @@ def test_privacy_flows_and_http_requests_are_always_sampled_bulk_by_the_ratio() 
     tracer = provider(0.0)[0].get_tracer("t")
     assert all(sampled(tracer.start_span("process dsar.requests.v1", attributes={FLOW: PRIVACY})) for _ in range(50))
     assert all(sampled(tracer.start_span("POST /v1/dsar/requests", kind=SpanKind.SERVER)) for _ in range(50))
-    assert not any(sampled(tracer.start_span("process registry.inbound.v1", attributes={FLOW: BULK})) for _ in range(50))
+    assert not any(
+        sampled(tracer.start_span("process registry.inbound.v1", attributes={FLOW: BULK})) for _ in range(50)
+    )
     assert not any(sampled(tracer.start_span("something else")) for _ in range(50))
 
     tracer = provider(0.25)[0].get_tracer("t")
@@ -96,7 +98,10 @@ def test_the_stored_traceparent_is_the_propagators_with_the_spans_own_sampled_fl
 
 
 def test_topic_flows_and_the_ratio_setting() -> None:
-    assert {flow_of(t) for t in ("dsar.requests.v1", "privacy.tasks.v1", "privacy.acks.v1", "consent.inbound.v1", "retention.holds.v1")} == {PRIVACY}
+    assert {
+        flow_of(t)
+        for t in ("dsar.requests.v1", "privacy.tasks.v1", "privacy.acks.v1", "consent.inbound.v1", "retention.holds.v1")
+    } == {PRIVACY}
     assert {flow_of(t) for t in ("registry.inbound.v1", "billing.inbound.v1", "recordings.inbound.v1")} == {BULK}
     assert PRIVACY_TOPICS | BULK_TOPICS <= TOPIC_NAMES  # named as declared (a renamed topic fails here)
     assert sample_ratio("") == 1.0 and sample_ratio("0.1") == 0.1

@@ -148,7 +148,9 @@ def test_inconsistent_kafka_settings_are_refused_without_echoing_secrets(pki: di
         ServiceSettings(kafka_security_protocol="SASL_PLAINTEXT")  # only PLAINTEXT, SSL, SASL_SSL
 
 
-def test_postgres_verify_full_checks_the_ca_and_the_host_name(monkeypatch: pytest.MonkeyPatch, pki: dict[str, str]) -> None:
+def test_postgres_verify_full_checks_the_ca_and_the_host_name(
+    monkeypatch: pytest.MonkeyPatch, pki: dict[str, str]
+) -> None:
     monkeypatch.setenv("LAMPO_PG_SSLMODE", "verify-full")
     monkeypatch.setenv("LAMPO_PG_CA_FILE", pki["ca"])
     context = ServiceSettings().pg_ssl()

@@ -48,7 +48,9 @@ def free_port() -> int:
 async def served(runtime: Runtime) -> AsyncIterator[str]:
     """The started runtime's app over real HTTP (in this event loop, where its pool lives)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(runtime.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(runtime.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
         await asyncio.sleep(0.05)

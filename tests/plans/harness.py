@@ -102,7 +102,9 @@ async def _recording_init(conn: asyncpg.Connection) -> None:
     conn.add_query_logger(log)
 
 
-async def _recording_executemany(self: asyncpg.Connection, command: str, args: Any, *, timeout: float | None = None) -> None:
+async def _recording_executemany(
+    self: asyncpg.Connection, command: str, args: Any, *, timeout: float | None = None
+) -> None:
     rows = list(args)
     if rows:
         RECORDER.record(self, command, tuple(rows[0]))  # explained with its first row
@@ -132,7 +134,10 @@ def install_recorder() -> Callable[[], None]:
 # Values the generic filler cannot guess: checked enumerations, and the state a real register's
 # rows are in (finished requests, answered tasks), so that timers see no work in the filler.
 OVERRIDES: dict[str, dict[str, str]] = {
-    "items": {"kind": "(ARRAY['invoice','payment','collection','credit_check'])[1 + g % 4]", "restricted_reason": "NULL"},
+    "items": {
+        "kind": "(ARRAY['invoice','payment','collection','credit_check'])[1 + g % 4]",
+        "restricted_reason": "NULL",
+    },
     "ledger": {
         "kind": "'consent.given'",
         "outcome": "'changed'",
@@ -251,7 +256,9 @@ def _value(type_: str, not_null: bool, default: str | None) -> str | None:
 # -- the suite -----------------------------------------------------------------------------------
 
 
-def record_of(topic: str, key: str | None, value: bytes, headers: dict[str, str], offset: int) -> ConsumerRecord[Any, Any]:
+def record_of(
+    topic: str, key: str | None, value: bytes, headers: dict[str, str], offset: int
+) -> ConsumerRecord[Any, Any]:
     return ConsumerRecord(
         topic,
         0,
@@ -342,7 +349,9 @@ class Suite:
 
         token = self.tokens["dsar"]
         dsar_settings = self.settings_of("dsar", DsarSettings, api_token=token)
-        registry_resolver = RegistryResolver("http://registry", token=token, transport=transport("registry", "/v1/resolve"))
+        registry_resolver = RegistryResolver(
+            "http://registry", token=token, transport=transport("registry", "/v1/resolve")
+        )
         stores = [
             StoreLookup(s, f"http://{s}", token=token, transport=transport(s, "/v1/resolve"))
             for s in ("billing", "recordings", "consent")
@@ -365,7 +374,11 @@ class Suite:
             relay = OutboxRelay(service.runtime.pool, self._send, service.runtime.tracer, signer=service.runtime.signer)
             self._relays[service.name] = relay
         await asyncio.gather(
-            *(fill(f"{PG}/{db}", rows) for service in self.services.values() for db in (service.database, service.keys_database))
+            *(
+                fill(f"{PG}/{db}", rows)
+                for service in self.services.values()
+                for db in (service.database, service.keys_database)
+            )
         )
         RECORDER.on = True
 
@@ -386,7 +399,11 @@ class Suite:
             if service.runtime._keys_pool is not None:
                 await service.runtime._keys_pool.close()
         await asyncio.gather(
-            *(drop_database(db) for service in self.services.values() for db in (service.database, service.keys_database))
+            *(
+                drop_database(db)
+                for service in self.services.values()
+                for db in (service.database, service.keys_database)
+            )
         )
 
     async def deliver(self, topic: str, key: str | None, value: bytes, headers: dict[str, str] | None = None) -> None:
@@ -409,7 +426,9 @@ class Suite:
             for topic, key, value, headers in pending:
                 await self.deliver(topic, key, value, headers)
 
-    async def send(self, topic: str, event_type: str, data: dict[str, Any], *, key: str, signer: str | None = None) -> None:
+    async def send(
+        self, topic: str, event_type: str, data: dict[str, Any], *, key: str, signer: str | None = None
+    ) -> None:
         value = CloudEvent.new(event_type, "urn:system:plans", data).to_bytes()
         await self.deliver(topic, key, value, signed_headers(value, signer) if signer else None)
 
@@ -449,7 +468,11 @@ def new_customer(n: int) -> Customer:
 async def ingest(suite: Suite, c: Customer) -> None:
     """One customer's data in every store, through every inbound event type."""
     now = datetime.now(UTC)
-    types = {t for topic in (REGISTRY_INBOUND, BILLING_INBOUND, RECORDINGS_INBOUND, CONSENT_INBOUND) for t in EVENT_TYPES[topic]}
+    types = {
+        t
+        for topic in (REGISTRY_INBOUND, BILLING_INBOUND, RECORDINGS_INBOUND, CONSENT_INBOUND)
+        for t in EVENT_TYPES[topic]
+    }
     sent: set[str] = set()
 
     async def send(topic: str, event_type: str, **changes: Any) -> None:
@@ -482,12 +505,19 @@ async def ingest(suite: Suite, c: Customer) -> None:
 
 async def hold(suite: Suite, c: Customer) -> str:
     hold_id = f"HOLD-{uuid.uuid4().hex[:8]}"
-    await suite.send(RETENTION_INBOUND, "legal_hold.placed", example("legal_hold.placed", hold_id=hold_id, customer_number=c.number), key=c.number)
+    await suite.send(
+        RETENTION_INBOUND,
+        "legal_hold.placed",
+        example("legal_hold.placed", hold_id=hold_id, customer_number=c.number),
+        key=c.number,
+    )
     await suite.pump()
     await suite.send(
         RETENTION_INBOUND,
         "legal_hold.released",
-        example("legal_hold.released", hold_id=hold_id, customer_number=c.number, released_at=datetime.now(UTC).isoformat()),
+        example(
+            "legal_hold.released", hold_id=hold_id, customer_number=c.number, released_at=datetime.now(UTC).isoformat()
+        ),
         key=c.number,
     )
     await suite.pump()
@@ -511,7 +541,11 @@ async def request(suite: Suite, c: Customer, kind: str, **extra: Any) -> str:
     suite.requests.append((kind, extra, request_id))
     await suite.tick()
     if await status_of(suite, request_id) == "awaiting_approval":
-        approved = {"request_id": request_id, "approved_by": "managing.director", "approved_at": datetime.now(UTC).isoformat()}
+        approved = {
+            "request_id": request_id,
+            "approved_by": "managing.director",
+            "approved_at": datetime.now(UTC).isoformat(),
+        }
         await suite.send(DSAR_REQUESTS, "dsar.approved", approved, key=request_id, signer="staff")
     for _ in range(3):
         await suite.tick()
@@ -578,8 +612,14 @@ async def workload(suite: Suite, c: Customer, store_only: Customer) -> None:
         request_id = await request(suite, c, kind, **extra)
         if kind == "access":
             await staff_reads(suite, c, request_id)
-    for topic, event_type in ((BILLING_INBOUND, "credit.checked"), (RECORDINGS_INBOUND, "email.archived"), (CONSENT_INBOUND, "consent.given")):
-        await suite.send(topic, event_type, example(event_type, customer_number=store_only.number), key=store_only.number)
+    for topic, event_type in (
+        (BILLING_INBOUND, "credit.checked"),
+        (RECORDINGS_INBOUND, "email.archived"),
+        (CONSENT_INBOUND, "consent.given"),
+    ):
+        await suite.send(
+            topic, event_type, example(event_type, customer_number=store_only.number), key=store_only.number
+        )
     await suite.pump()
     await request(suite, store_only, "access")
     await run_jobs(suite)

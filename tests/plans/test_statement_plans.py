@@ -139,7 +139,9 @@ async def test_no_statement_on_the_request_path_scans_a_loaded_table(suite: h.Su
                 explained += 1
                 scanned = sorted(set(seq_scans(json.loads(plan) if isinstance(plan, str) else plan)) & big)
                 if scanned and not allowed(statement):
-                    offenders.append(f"{statement.service}: Seq Scan on {', '.join(scanned)}: {' '.join(statement.query.split())}")
+                    offenders.append(
+                        f"{statement.service}: Seq Scan on {', '.join(scanned)}: {' '.join(statement.query.split())}"
+                    )
         finally:
             await conn.close()
     assert explained > 100, f"only {explained} statements explained: the harness did not run the request paths"
@@ -184,4 +186,6 @@ async def test_an_erasure_reads_few_rows_by_sequential_scans(suite: h.Suite, day
     read = {table: after[table] - before.get(table, 0) for table in after if after[table] > before.get(table, 0)}
     total = sum(read.values())
     print(f"rows read by sequential scans in one erasure ({ROWS} rows per table): {total}", read)
-    assert total < SEQ_READS_PER_ERASURE, f"{total} rows read by sequential scans: {sorted(read.items(), key=lambda x: -x[1])[:10]}"
+    assert total < SEQ_READS_PER_ERASURE, (
+        f"{total} rows read by sequential scans: {sorted(read.items(), key=lambda x: -x[1])[:10]}"
+    )

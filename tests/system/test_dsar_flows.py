@@ -78,7 +78,9 @@ async def test_erasure_fans_out_to_every_store_and_keeps_billing_under_the_accou
     # operators see it on the coordinator's /metrics
     async with httpx.AsyncClient() as client:
         metrics = (await client.get(f"{suite['dsar'].url}/metrics", timeout=5)).text
-    assert re.search(r'^lampo_dsar_requests\{[^}]*kind="erasure"[^}]*state="completed_with_retention"[^}]*\} [1-9]', metrics, re.M)
+    assert re.search(
+        r'^lampo_dsar_requests\{[^}]*kind="erasure"[^}]*state="completed_with_retention"[^}]*\} [1-9]', metrics, re.M
+    )
     assert re.search(r'^lampo_dsar_completion_mean_seconds\{[^}]*kind="erasure"', metrics, re.M)
     assert "lampo_dsar_overdue" in metrics and customer.number not in metrics
 
@@ -143,7 +145,12 @@ async def test_a_stopped_participant_delays_an_erasure_until_it_is_back(suite, r
             await outcome(events, request_id, "dsar.awaiting_approval")
             await approve(request_id)
             await outcome(events, request_id, "dsar.accepted")
-            early = [r for r in await events.quiet(5.0) if json.loads(r.value)["type"] == "dsar.completed" and json.loads(r.value)["data"]["request_id"] == request_id]
+            early = [
+                r
+                for r in await events.quiet(5.0)
+                if json.loads(r.value)["type"] == "dsar.completed"
+                and json.loads(r.value)["data"]["request_id"] == request_id
+            ]
             assert early == []  # waits for the stopped participant
             await recordings.start()
             completed = await outcome(events, request_id, "dsar.completed", timeout=120)
@@ -184,9 +191,11 @@ async def test_a_participant_that_never_answers_fails_the_request_naming_it(suit
         async with TopicReader(DSAR_EVENTS) as events:
             request_id = await submit(submitted("erasure", customer.number))
             [record] = await events.wait_for(
-                lambda r: json.loads(r.value)["source"] == "urn:lampo:dsar-ghost"
-                and json.loads(r.value)["type"] == "dsar.completed"
-                and json.loads(r.value)["data"]["request_id"] == request_id,
+                lambda r: (
+                    json.loads(r.value)["source"] == "urn:lampo:dsar-ghost"
+                    and json.loads(r.value)["type"] == "dsar.completed"
+                    and json.loads(r.value)["data"]["request_id"] == request_id
+                ),
                 timeout=90,
             )
     finally:

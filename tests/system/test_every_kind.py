@@ -84,7 +84,11 @@ async def in_audience(suite: Any, customer: Customer) -> bool:
 
 
 async def profiled(suite: Any, customer: Customer) -> bool:
-    return bool(await fetchval(suite, "registry", "SELECT count(*) = 1 FROM profiles WHERE customer_number = $1", customer.number))
+    return bool(
+        await fetchval(
+            suite, "registry", "SELECT count(*) = 1 FROM profiles WHERE customer_number = $1", customer.number
+        )
+    )
 
 
 async def with_profile_and_marketing(suite: Any) -> Customer:
@@ -100,9 +104,20 @@ async def with_profile_and_marketing(suite: Any) -> Customer:
                 "period_start": f"2026-0{month}-01", "period_end": f"2026-0{month}-28",
                 "energy_mwh": f"{1 + month}.5", "annual_forecast_mwh": "18.0",
             }  # fmt: skip
-            await systems.send(REGISTRY_INBOUND, customer.number, CloudEvent.new("consumption.reported", "urn:system:metering", reading))
-        given = {"customer_number": customer.number, "purpose": "direct_marketing", "channel": "portal", "at": datetime.now(UTC)}
-        await systems.send(CONSENT_INBOUND, customer.number, CloudEvent.new("consent.given", "urn:system:portal", given))
+            await systems.send(
+                REGISTRY_INBOUND,
+                customer.number,
+                CloudEvent.new("consumption.reported", "urn:system:metering", reading),
+            )
+        given = {
+            "customer_number": customer.number,
+            "purpose": "direct_marketing",
+            "channel": "portal",
+            "at": datetime.now(UTC),
+        }
+        await systems.send(
+            CONSENT_INBOUND, customer.number, CloudEvent.new("consent.given", "urn:system:portal", given)
+        )
     await eventually(lambda: profiled(suite, customer), timeout=60)
     await eventually(lambda: in_audience(suite, customer), timeout=60)
     return customer
@@ -120,7 +135,9 @@ async def package_of(suite: Any, completed: dict[str, Any]) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("via", VIA)
-async def test_rectification_reaches_every_copy_and_a_later_access_package_holds_the_new_value(suite, require, via) -> None:
+async def test_rectification_reaches_every_copy_and_a_later_access_package_holds_the_new_value(
+    suite, require, via
+) -> None:
     require("dsar", *STORES)
     customer = new_customer()
     await seed(suite.urls, customer)
@@ -142,7 +159,9 @@ async def test_rectification_reaches_every_copy_and_a_later_access_package_holds
 
 
 @pytest.mark.parametrize("via", VIA)
-async def test_restriction_stops_profiling_and_exports_and_its_lift_told_first_re_enables_them(suite, require, via) -> None:
+async def test_restriction_stops_profiling_and_exports_and_its_lift_told_first_re_enables_them(
+    suite, require, via
+) -> None:
     require("dsar", *STORES)
     customer = await with_profile_and_marketing(suite)
     async with TopicReader(DSAR_EVENTS) as events:
@@ -180,7 +199,10 @@ async def consent_changes(reader: TopicReader, customer: Customer, purpose: str)
 @pytest.mark.parametrize("via", VIA)
 async def test_an_objection_acts_on_its_scope(suite, require, via) -> None:
     require("dsar", *STORES)
-    customers = {scope: await with_profile_and_marketing(suite) for scope in ("profiling", "direct_marketing", "processing", "automated_decisions")}
+    customers = {
+        scope: await with_profile_and_marketing(suite)
+        for scope in ("profiling", "direct_marketing", "processing", "automated_decisions")
+    }
     answers = {}
     async with TopicReader(DSAR_EVENTS) as events, TopicReader(CONSENT_EVENTS) as consent_events:
         for scope, customer in customers.items():
@@ -207,7 +229,10 @@ async def test_an_objection_acts_on_its_scope(suite, require, via) -> None:
     assert read["restricted"] is True
     assert [(o["scope"], o["status"]) for o in read["objections"]] == [("processing", "pending")]
     # automated decisions: recorded; the register says none are made
-    assert "no decisions based solely on automated processing" in effects(answers["automated_decisions"], "registry")["nothing_held"]["legal_basis"]
+    assert (
+        "no decisions based solely on automated processing"
+        in effects(answers["automated_decisions"], "registry")["nothing_held"]["legal_basis"]
+    )
     assert await profiled(suite, customers["automated_decisions"])
 
 
@@ -228,15 +253,24 @@ async def test_an_access_package_dies_with_its_subjects_erasure(suite, require) 
     # and it says what no erasure reaches, and until when: the records in the inbound and
     # dead-letter topics, which expire by themselves (lampo topics list)
     completed_at = datetime.fromisoformat(erased["completed_at"])
-    copies = {c["where"].split(" (")[0]: datetime.fromisoformat(c["until"]) - completed_at for c in erased["unreachable_copies"]}
+    copies = {
+        c["where"].split(" (")[0]: datetime.fromisoformat(c["until"]) - completed_at
+        for c in erased["unreachable_copies"]
+    }
     assert set(copies) == {"inbound topics", "dead-letter topics"}
     assert abs(copies["inbound topics"] - timedelta(hours=24)) < timedelta(minutes=1)
     assert abs(copies["dead-letter topics"] - timedelta(hours=72)) < timedelta(minutes=1)
     async with httpx.AsyncClient(headers=suite.as_caller("portal")) as http:
         gone = await http.get(access["package"]["uri"], timeout=30)
     assert gone.status_code == 410
-    chunks = await fetchval(suite, "dsar", "SELECT count(*) FROM package_chunks WHERE request_id = $1", access["request_id"])
+    chunks = await fetchval(
+        suite, "dsar", "SELECT count(*) FROM package_chunks WHERE request_id = $1", access["request_id"]
+    )
     key = await fetchval(
-        suite, "dsar", "SELECT count(*) FROM subject_keys WHERE subject_id = $1", f"package:{access['request_id']}", keys=True
+        suite,
+        "dsar",
+        "SELECT count(*) FROM subject_keys WHERE subject_id = $1",
+        f"package:{access['request_id']}",
+        keys=True,
     )
     assert (chunks, key) == (0, 0)

@@ -39,10 +39,14 @@ async def test_a_legal_hold_keeps_data_out_of_an_erasure_until_released(suite, r
         "case_reference": "R 26/4711", "authority": "Keski-Suomen käräjäoikeus", "placed_at": datetime.now(UTC),
     }  # fmt: skip
     async with Producer() as case_management:
-        await case_management.send(RETENTION_INBOUND, customer.number, CloudEvent.new("legal_hold.placed", "urn:system:cases", placed))
+        await case_management.send(
+            RETENTION_INBOUND, customer.number, CloudEvent.new("legal_hold.placed", "urn:system:cases", placed)
+        )
     dsar_db = database_of(suite, "dsar")
     await eventually(
-        lambda: fetchval(dsar_db, "SELECT jsonb_array_length(holds) > 0 FROM legal_holds WHERE customer_number = $1", customer.number),
+        lambda: fetchval(
+            dsar_db, "SELECT jsonb_array_length(holds) > 0 FROM legal_holds WHERE customer_number = $1", customer.number
+        ),
         timeout=30,
     )
 
@@ -55,11 +59,18 @@ async def test_a_legal_hold_keeps_data_out_of_an_erasure_until_released(suite, r
     retained = [r for result in first["results"].values() for r in result["retained"]]
     assert retained and all("R 26/4711" in r["legal_basis"] for r in retained)
     assert all(not result["erased"] for result in first["results"].values())  # nothing deleted
-    assert await fetchval(database_of(suite, "registry"), "SELECT count(*) FROM customers WHERE customer_number = $1", customer.number) == 1
+    assert (
+        await fetchval(
+            database_of(suite, "registry"), "SELECT count(*) FROM customers WHERE customer_number = $1", customer.number
+        )
+        == 1
+    )
 
     released = {"hold_id": hold_id, "customer_number": customer.number, "released_at": datetime.now(UTC)}
     async with Producer() as case_management:
-        await case_management.send(RETENTION_INBOUND, customer.number, CloudEvent.new("legal_hold.released", "urn:system:cases", released))
+        await case_management.send(
+            RETENTION_INBOUND, customer.number, CloudEvent.new("legal_hold.released", "urn:system:cases", released)
+        )
     await eventually(
         lambda: fetchval(
             dsar_db,
@@ -102,21 +113,38 @@ async def test_withdrawing_consent_stops_profiling_and_deletes_the_profile(suite
         await systems.send(
             CONSENT_INBOUND,
             customer.number,
-            CloudEvent.new("consent.given", "urn:system:portal", {"customer_number": customer.number, "purpose": "profiling", "channel": "portal", "at": now}),
+            CloudEvent.new(
+                "consent.given",
+                "urn:system:portal",
+                {"customer_number": customer.number, "purpose": "profiling", "channel": "portal", "at": now},
+            ),
         )
         await eventually(
-            lambda: fetchval(registry_db, "SELECT count(*) = 1 FROM profiles WHERE customer_number = $1", customer.number),
+            lambda: fetchval(
+                registry_db, "SELECT count(*) = 1 FROM profiles WHERE customer_number = $1", customer.number
+            ),
             timeout=30,
         )
         await systems.send(
             CONSENT_INBOUND,
             customer.number,
-            CloudEvent.new("consent.withdrawn", "urn:system:portal", {"customer_number": customer.number, "purpose": "profiling", "channel": "portal", "at": datetime.now(UTC)}),
+            CloudEvent.new(
+                "consent.withdrawn",
+                "urn:system:portal",
+                {
+                    "customer_number": customer.number,
+                    "purpose": "profiling",
+                    "channel": "portal",
+                    "at": datetime.now(UTC),
+                },
+            ),
         )
         changes = await consent_events.wait_for(
-            lambda r: r.key == customer.number.encode()
-            and json.loads(r.value)["data"]["purpose"] == "profiling"
-            and json.loads(r.value)["data"]["state"] == "withdrawn"
+            lambda r: (
+                r.key == customer.number.encode()
+                and json.loads(r.value)["data"]["purpose"] == "profiling"
+                and json.loads(r.value)["data"]["state"] == "withdrawn"
+            )
         )
     assert len({json.loads(c.value)["id"] for c in changes}) == 1, [json.loads(c.value) for c in changes]
     await eventually(
@@ -138,7 +166,9 @@ async def test_withdrawing_consent_stops_profiling_and_deletes_the_profile(suite
             ),
         )  # fmt: skip
     await eventually(
-        lambda: fetchval(registry_db, "SELECT count(*) = 4 FROM consumption WHERE customer_number = $1", customer.number),
+        lambda: fetchval(
+            registry_db, "SELECT count(*) = 4 FROM consumption WHERE customer_number = $1", customer.number
+        ),
         timeout=30,
     )
     assert await fetchval(registry_db, "SELECT count(*) FROM profiles WHERE customer_number = $1", customer.number) == 0

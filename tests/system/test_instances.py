@@ -65,7 +65,9 @@ async def own_purpose(suite: Suite, purpose: str) -> None:
     conn = await asyncpg.connect(server_url_of(PG_URL, suite["consent"].env["LAMPO_DATABASE"]))
     try:
         async with conn.transaction():
-            await conn.execute("CREATE TEMP TABLE copy ON COMMIT DROP AS SELECT * FROM purposes WHERE purpose = 'profiling'")
+            await conn.execute(
+                "CREATE TEMP TABLE copy ON COMMIT DROP AS SELECT * FROM purposes WHERE purpose = 'profiling'"
+            )
             await conn.execute("UPDATE copy SET purpose = $1", purpose)
             await conn.execute("INSERT INTO purposes SELECT * FROM copy")
     finally:
@@ -158,14 +160,18 @@ async def test_two_instances_of_every_service_one_killed_mid_run(pairs: Suite) -
         await producer.send_many(CONSENT_INBOUND, consents(True, 1) + consents(False, 2))
 
         async def registered() -> bool:
-            rows = await fetch(suite, "registry", "SELECT count(*) AS n FROM customers WHERE customer_number LIKE $1", f"mi{run}%")
+            rows = await fetch(
+                suite, "registry", "SELECT count(*) AS n FROM customers WHERE customer_number LIKE $1", f"mi{run}%"
+            )
             return int(rows[0]["n"]) == 2 * PEOPLE
 
         await eventually(registered, timeout=120, interval=0.5)
         # This suite's subjects (other suites on the shared topics make subjects of their own).
         subjects = {
             r["subject_id"]
-            for r in await fetch(suite, "registry", "SELECT subject_id FROM customers WHERE customer_number LIKE $1", f"mi{run}%")
+            for r in await fetch(
+                suite, "registry", "SELECT subject_id FROM customers WHERE customer_number LIKE $1", f"mi{run}%"
+            )
         }
         requests = {}
         for (a, _, _), kind in zip(asked, ["access"] * ACCESS + ["erasure"] * ERASURES, strict=True):
@@ -195,7 +201,12 @@ async def test_two_instances_of_every_service_one_killed_mid_run(pairs: Suite) -
         approved: set[str] = set()
 
         async def all_answered() -> bool:
-            rows = await fetch(suite, "dsar", "SELECT request_id, status FROM requests WHERE request_id = ANY($1::text[])", list(requests))
+            rows = await fetch(
+                suite,
+                "dsar",
+                "SELECT request_id, status FROM requests WHERE request_id = ANY($1::text[])",
+                list(requests),
+            )
             status = {r["request_id"]: r["status"] for r in rows}
             for request_id in requests:
                 if status.get(request_id) == "awaiting_approval" and request_id not in approved:
@@ -206,7 +217,11 @@ async def test_two_instances_of_every_service_one_killed_mid_run(pairs: Suite) -
         await eventually(all_answered, timeout=240, interval=0.5)
 
         def consent_announced() -> bool:
-            ids = {body(r)["id"] for r in notices.records if r.topic == CONSENT_EVENTS and body(r)["data"]["purpose"] == purpose}
+            ids = {
+                body(r)["id"]
+                for r in notices.records
+                if r.topic == CONSENT_EVENTS and body(r)["data"]["purpose"] == purpose
+            }
             return len(ids) >= len(consenting) * 4
 
         async def announced() -> bool:
@@ -241,7 +256,10 @@ async def test_two_instances_of_every_service_one_killed_mid_run(pairs: Suite) -
 
     # One subject per identity code, no customer lost or doubled (erased people gone).
     registry = await fetch(
-        suite, "registry", "SELECT customer_number, subject_id FROM customers WHERE customer_number LIKE $1", f"mi{run}%"
+        suite,
+        "registry",
+        "SELECT customer_number, subject_id FROM customers WHERE customer_number LIKE $1",
+        f"mi{run}%",
     )
     subject_of = {r["customer_number"]: r["subject_id"] for r in registry}
     assert set(subject_of) == ours - erased
@@ -276,7 +294,9 @@ async def test_two_instances_of_every_service_one_killed_mid_run(pairs: Suite) -
     ids_per_change: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for r in changes:
         data = body(r)["data"]
-        ids_per_change[(data["customer_number"], data["changed_at"], ",".join(sorted(data["categories"])))].add(body(r)["id"])
+        ids_per_change[(data["customer_number"], data["changed_at"], ",".join(sorted(data["categories"])))].add(
+            body(r)["id"]
+        )
     doubled = {k: v for k, v in ids_per_change.items() if len(v) > 1}
     assert doubled == {}
     announced = defaultdict(set)
@@ -306,7 +326,9 @@ async def test_two_instances_of_every_service_one_killed_mid_run(pairs: Suite) -
     for r in first_sightings(consent):
         data = body(r)["data"]
         sequence[r.key.decode()].append((datetime.fromisoformat(data["effective_at"]), data["state"]))
-    expected = [(t0 + timedelta(seconds=s), state) for s, state in zip(range(1, 5), ["granted", "withdrawn"] * 2, strict=True)]
+    expected = [
+        (t0 + timedelta(seconds=s), state) for s, state in zip(range(1, 5), ["granted", "withdrawn"] * 2, strict=True)
+    ]
     assert {c: sequence[c] for c in consenting if sequence[c] != expected} == {}
     last: dict[str, str] = {}
     for r in consent:

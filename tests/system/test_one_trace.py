@@ -69,7 +69,9 @@ def of(spans: list[dict[str, Any]], name: str, kind: str | None = None, svc: str
     return [
         s
         for s in spans
-        if s.get("name") == name.lower() and (kind is None or s.get("kind") == kind) and (svc is None or service(s) == svc)
+        if s.get("name") == name.lower()
+        and (kind is None or s.get("kind") == kind)
+        and (svc is None or service(s) == svc)
     ]
 
 
@@ -110,8 +112,10 @@ async def test_a_dsar_submitted_through_the_staff_api_is_one_trace_from_the_requ
         submitted = await staff.post("/v1/dsar/requests", json=body, headers=headers, timeout=30)  # no traceparent
         assert submitted.status_code == 201, submitted.text
         [completed] = await events.wait_for(
-            lambda r: json.loads(r.value)["type"] == "dsar.completed"
-            and json.loads(r.value)["data"]["request_id"] == request_id,
+            lambda r: (
+                json.loads(r.value)["type"] == "dsar.completed"
+                and json.loads(r.value)["data"]["request_id"] == request_id
+            ),
             timeout=120,
         )
     trace_id = json.loads(completed.value)["data"]["trace_id"]
@@ -149,7 +153,9 @@ async def test_a_dsar_submitted_through_the_staff_api_is_one_trace_from_the_requ
     # Kafka: every participant's task and the coordinator's acks, as CONSUMER process spans.
     for span in of(spans, f"process {PRIVACY_TASKS}", "CONSUMER"):
         assert tags(span)["messaging.system"] == "kafka" and tags(span)["messaging.operation.type"] == "process"
-        assert tags(span)["messaging.destination.name"] == PRIVACY_TASKS and "messaging.kafka.message.offset" in tags(span)
+        assert tags(span)["messaging.destination.name"] == PRIVACY_TASKS and "messaging.kafka.message.offset" in tags(
+            span
+        )
         assert tags(span)["messaging.consumer.group.name"] and tags(span)["lampo.flow"] == "privacy"
     # Privacy: no span names the customer (identity code, name, e-mail, phone, street) or
     # carries an SQL statement's parameters, or the officer's user name.

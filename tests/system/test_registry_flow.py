@@ -16,7 +16,12 @@ async def test_a_customer_flows_through_the_running_registry_in_one_trace(suite,
     customer = f"sys-{uuid.uuid4().hex[:8]}"
     trace = uuid.uuid4().hex
     async with TopicReader(REGISTRY_EVENTS) as notices, Producer() as crm:
-        await crm.send(REGISTRY_INBOUND, customer, customer_upserted(customer, 950), traceparent=f"00-{trace}-{uuid.uuid4().hex[:16]}-01")
+        await crm.send(
+            REGISTRY_INBOUND,
+            customer,
+            customer_upserted(customer, 950),
+            traceparent=f"00-{trace}-{uuid.uuid4().hex[:16]}-01",
+        )
         [notice] = await notices.wait_for(lambda r: json.loads(r.value)["data"]["customer_number"] == customer)
     assert trace_id_of(header(notice, "traceparent")) == trace
 

@@ -48,7 +48,9 @@ async def test_the_served_apis_answer_only_the_callers_they_name(suite, require)
 
         lookup = {"customer_number": "nobody-here"}
         assert (await client.post(f"{registry}/v1/resolve", json=lookup)).status_code == 401
-        assert (await client.post(f"{registry}/v1/resolve", json=lookup, headers=suite.as_caller("staff"))).status_code == 403
+        assert (
+            await client.post(f"{registry}/v1/resolve", json=lookup, headers=suite.as_caller("staff"))
+        ).status_code == 403
         answered = await client.post(f"{registry}/v1/resolve", json=lookup, headers=suite.as_caller("dsar"))
         assert answered.status_code == 404 and answered.json() == {"error": "no_match"}
         for name, service in suite.services.items():  # health and metrics stay open

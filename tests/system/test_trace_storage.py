@@ -34,7 +34,9 @@ def free_port() -> int:
 
 
 def script(env: dict[str, str], name: str, command: str) -> None:
-    done = subprocess.run([str(LOCAL / name), command], check=False, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(LOCAL / name), command], check=False, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"{name} {command} failed:\n{done.stdout}\n{done.stderr}"
 
 

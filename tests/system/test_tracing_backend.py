@@ -23,7 +23,9 @@ async def test_an_erasure_trace_is_fetched_from_zipkin_by_its_trace_id(suite, re
     customer = new_customer()
     await seed(suite.urls, customer)
     async with TopicReader(DSAR_EVENTS) as events:
-        request_id = await submit(submitted("erasure", customer.number), traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
+        request_id = await submit(
+            submitted("erasure", customer.number), traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+        )
         await outcome(events, request_id, "dsar.awaiting_approval")
         await approve(request_id)
         completed = await outcome(events, request_id, "dsar.completed", timeout=120)

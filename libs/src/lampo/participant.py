@@ -236,7 +236,12 @@ class Participant:
             payload = json.dumps(outcome.result, ensure_ascii=False, default=str).encode()
             result = seal(task.result_key, payload)
         ack = PrivacyAck(
-            **base, status="done", erased=outcome.erased, retained=outcome.retained, effects=outcome.effects, result=result
+            **base,
+            status="done",
+            erased=outcome.erased,
+            retained=outcome.retained,
+            effects=outcome.effects,
+            result=result,
         )
         return ack, streamed
 

@@ -175,7 +175,9 @@ async def approve(request_id: str, by: str = "managing.director", *, staff_key: 
     from lampo.testing import signing_key_for
 
     event = CloudEvent.new(
-        "dsar.approved", "urn:system:staff", {"request_id": request_id, "approved_by": by, "approved_at": datetime.now(UTC)}
+        "dsar.approved",
+        "urn:system:staff",
+        {"request_id": request_id, "approved_by": by, "approved_at": datetime.now(UTC)},
     )
     value = event.to_bytes()
     headers = Signer("staff", staff_key or signing_key_for("staff")).headers(value)

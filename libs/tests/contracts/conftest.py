@@ -201,7 +201,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "package": None,
     },
     "dsar.overdue": {"request_id": REQUEST_ID, "due_at": "2026-12-28T09:58:00Z"},
-    "dsar.restriction_lift_notice": {"request_id": REQUEST_ID, "kind": "restriction", "lift_at": "2026-11-28T10:05:00Z"},
+    "dsar.restriction_lift_notice": {
+        "request_id": REQUEST_ID,
+        "kind": "restriction",
+        "lift_at": "2026-11-28T10:05:00Z",
+    },
     "privacy.task": {
         "request_id": REQUEST_ID,
         "task_id": f"{REQUEST_ID}/registry/1",

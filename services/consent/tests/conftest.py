@@ -80,12 +80,22 @@ class Events:
 
     @staticmethod
     def given(customer: str, purpose: str, minutes: int = 0, *, channel: str = "portal") -> CloudEvent:
-        data = {"customer_number": customer, "purpose": purpose, "channel": channel, "at": T0 + timedelta(minutes=minutes)}
+        data = {
+            "customer_number": customer,
+            "purpose": purpose,
+            "channel": channel,
+            "at": T0 + timedelta(minutes=minutes),
+        }
         return CloudEvent.new("consent.given", "urn:system:portal", data)
 
     @staticmethod
     def withdrawn(customer: str, purpose: str, minutes: int = 0, *, channel: str = "portal") -> CloudEvent:
-        data = {"customer_number": customer, "purpose": purpose, "channel": channel, "at": T0 + timedelta(minutes=minutes)}
+        data = {
+            "customer_number": customer,
+            "purpose": purpose,
+            "channel": channel,
+            "at": T0 + timedelta(minutes=minutes),
+        }
         return CloudEvent.new("consent.withdrawn", "urn:system:portal", data)
 
     @staticmethod

@@ -19,18 +19,34 @@ from lampo.consent.domain import (
 
 T = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 PURPOSES = {
-    "profiling": Purpose("profiling", "Art. 6(1)(a)", "p-1", frozenset({"profiling", "processing"}), "GDPR Art. 21(1): objection honoured"),
+    "profiling": Purpose(
+        "profiling",
+        "Art. 6(1)(a)",
+        "p-1",
+        frozenset({"profiling", "processing"}),
+        "GDPR Art. 21(1): objection honoured",
+    ),
     "direct_marketing": Purpose(
-        "direct_marketing", "Art. 6(1)(a)", "dm-1", frozenset({"direct_marketing", "processing"}), "GDPR Art. 21(3): objection honoured"
+        "direct_marketing",
+        "Art. 6(1)(a)",
+        "dm-1",
+        frozenset({"direct_marketing", "processing"}),
+        "GDPR Art. 21(3): objection honoured",
     ),
     "automated_decisions": Purpose(
-        "automated_decisions", "Art. 22", "ad-1", frozenset({"automated_decisions", "processing"}), "GDPR Art. 21(1) and 22: objection honoured"
+        "automated_decisions",
+        "Art. 22",
+        "ad-1",
+        frozenset({"automated_decisions", "processing"}),
+        "GDPR Art. 21(1) and 22: objection honoured",
     ),
 }
 
 
 def event(kind: str, minutes: int = 0, purpose: str | None = "profiling", scope: str | None = None) -> ConsentEvent:
-    return ConsentEvent(f"e{kind}{minutes}", kind, "100234", T + timedelta(minutes=minutes), "urn:test", purpose, scope, "portal")  # type: ignore[arg-type]
+    return ConsentEvent(
+        f"e{kind}{minutes}", kind, "100234", T + timedelta(minutes=minutes), "urn:test", purpose, scope, "portal"
+    )  # type: ignore[arg-type]
 
 
 def test_a_withdrawal_without_prior_consent_becomes_withdrawn_and_says_so() -> None:
@@ -63,7 +79,9 @@ def test_the_same_state_again_is_unchanged() -> None:
 
 
 def test_an_objection_covers_the_purposes_its_scope_names() -> None:
-    assert purposes_of(event("objection.filed", purpose=None, scope="direct_marketing"), PURPOSES) == ["direct_marketing"]
+    assert purposes_of(event("objection.filed", purpose=None, scope="direct_marketing"), PURPOSES) == [
+        "direct_marketing"
+    ]
     assert purposes_of(event("objection.filed", purpose=None, scope="processing"), PURPOSES) == sorted(PURPOSES)
     with pytest.raises(UnknownPurposeError):
         purposes_of(event("consent.given", purpose="telepathy"), PURPOSES)

@@ -34,7 +34,10 @@ async def test_consent_is_recorded_announced_and_receipted(consent, ev, customer
     assert body["effective_at"].startswith("2025-11-28T10:00:00")
     [entry] = await ledger(consent, customer)
     assert (entry["kind"], entry["outcome"], entry["channel"], entry["consent_text_version"]) == (
-        "consent.given", "changed", "portal", "profiling-2026-01"
+        "consent.given",
+        "changed",
+        "portal",
+        "profiling-2026-01",
     )
     async with consent.runtime.pool.acquire() as conn:
         [receipt] = await conn.fetch("SELECT receipt FROM receipts WHERE customer_number = $1", customer)
@@ -80,7 +83,9 @@ async def test_objection_to_direct_marketing_is_absolute_and_outlives_a_withdraw
     assert not answer.allowed and "Art. 21(3)" in answer.reason
 
 
-async def test_objection_to_processing_covers_every_purpose_and_automated_decisions_is_exposed(consent, ev, customer) -> None:
+async def test_objection_to_processing_covers_every_purpose_and_automated_decisions_is_exposed(
+    consent, ev, customer
+) -> None:
     async with TopicReader(CONSENT_EVENTS) as out, Producer() as producer:
         await producer.send(CONSENT_INBOUND, customer, ev.given(customer, "profiling", 0))
         await producer.send(CONSENT_INBOUND, customer, ev.objection(customer, "automated_decisions", 1))
@@ -88,7 +93,9 @@ async def test_objection_to_processing_covers_every_purpose_and_automated_decisi
         records = await out.wait_for(about(consent, customer), count=4)
     assert ev.data_of(records[1])["purpose"] == "automated_decisions"
     assert ev.data_of(records[-1])["states"] == {
-        "automated_decisions": "objected", "direct_marketing": "objected", "profiling": "objected"
+        "automated_decisions": "objected",
+        "direct_marketing": "objected",
+        "profiling": "objected",
     }
     answer = await verdict(consent.settings.database_url, customer, "automated_decisions")
     assert not answer.allowed and "objection" in answer.reason
@@ -126,7 +133,10 @@ async def test_out_of_order_delivery_keeps_the_newest_state_and_the_older_event_
         records = [r for r in await out.quiet(0.5) if about(consent, customer)(r)]
     assert [ev.data_of(r)["state"] for r in records] == ["withdrawn"]  # the stale event published nothing
     entries = await ledger(consent, customer)
-    assert [(e["kind"], e["outcome"]) for e in entries] == [("consent.withdrawn", "changed"), ("consent.given", "stale")]
+    assert [(e["kind"], e["outcome"]) for e in entries] == [
+        ("consent.withdrawn", "changed"),
+        ("consent.given", "stale"),
+    ]
     assert "older than the current state" in entries[1]["note"]
     assert not (await verdict(consent.settings.database_url, customer, "profiling")).allowed
 

@@ -69,17 +69,26 @@ async def test_erasure_keeps_only_a_suppression_entry_to_honour_an_objection(con
         await producer.send(CONSENT_INBOUND, customer, ev.given(customer, "profiling", 0))
         await producer.send(CONSENT_INBOUND, customer, ev.objection(customer, "direct_marketing", 1))
         mine = consent.settings.event_source
-        await out.wait_for(lambda r: r.key == customer.encode() and CloudEvent.from_bytes(r.value).source == mine, count=2)
+        await out.wait_for(
+            lambda r: r.key == customer.encode() and CloudEvent.from_bytes(r.value).source == mine, count=2
+        )
         ack = await ask(consent, task("erasure", customer))
         # the granted purpose can no longer be demonstrated: announced as withdrawn
         [after] = await out.wait_for(
-            lambda r: r.key == customer.encode()
-            and CloudEvent.from_bytes(r.value).source == mine
-            and ev.data_of(r)["state"] == "withdrawn"
+            lambda r: (
+                r.key == customer.encode()
+                and CloudEvent.from_bytes(r.value).source == mine
+                and ev.data_of(r)["state"] == "withdrawn"
+            )
         )
     assert ack["status"] == "done" and ack["erased"] == {"customer_relationship": 4}  # 2 ledger rows, 2 receipts
     assert ack["retained"] == [
-        {"category": "customer_relationship", "items": 1, "legal_basis": "GDPR Art. 21(3): objection honoured", "until": None}
+        {
+            "category": "customer_relationship",
+            "items": 1,
+            "legal_basis": "GDPR Art. 21(3): objection honoured",
+            "until": None,
+        }
     ]
     assert ev.data_of(after)["states"] == {"direct_marketing": "objected", "profiling": "withdrawn"}
     async with consent.runtime.pool.acquire() as conn:
@@ -94,7 +103,10 @@ async def test_erasure_keeps_only_a_suppression_entry_to_honour_an_objection(con
         await producer.send(CONSENT_INBOUND, customer, ev.given(customer, "direct_marketing", 0))
     await eventually(lambda: consent.inbound.stats.processed >= 3)
     result = await asyncio.to_thread(
-        CliRunner().invoke, cli, ["check", customer, "direct_marketing"], env={"LAMPO_DATABASE": consent.settings.database}
+        CliRunner().invoke,
+        cli,
+        ["check", customer, "direct_marketing"],
+        env={"LAMPO_DATABASE": consent.settings.database},
     )
     assert result.exit_code == 1 and "not allowed" in result.output and "suppression" in result.output
 
@@ -275,5 +287,8 @@ async def test_resolve_answers_a_customer_number_only_the_consent_ledger_knows(s
             # another caller of the suite (staff) is known, and still not answered here
             assert (await resolve({"customer_number": customer}, token="test-staff-token")).status_code == 403
             bad = await resolve({"customer_number": ""})
-            assert (bad.status_code, bad.json()) == (422, {"error": "invalid_customer_number", "field": "customer_number"})
+            assert (bad.status_code, bad.json()) == (
+                422,
+                {"error": "invalid_customer_number", "field": "customer_number"},
+            )
             assert (await resolve({"email": "x"})).json() == {"error": "invalid_email", "field": "email"}

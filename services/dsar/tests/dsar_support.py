@@ -171,7 +171,10 @@ async def dsar_service(
         # the stand-in registry alone, unless a test adds stores; signing as the coordinator and
         # trusting the test keys of the default participants and those a test names
         **{
-            "api_clients": CLIENTS, "api_token": DSAR_TOKEN, "store_resolve_urls": {}, "source": SOURCE,
+            "api_clients": CLIENTS,
+            "api_token": DSAR_TOKEN,
+            "store_resolve_urls": {},
+            "source": SOURCE,
             **signing_settings("coordinator", *overrides.get("participants", ())),
             **overrides,
         },

@@ -68,7 +68,9 @@ async def test_a_caller_records_its_own_verification_and_claims_only_what_it_can
         verification = await verification_of(env, by_staff["request_id"])
         assert verification is not None
         assert (verification["method"], verification["verified_by"]) == ("signed_letter", "staff")
-        refused = await http.post("/v1/requests", json=http_body(method="strong_electronic"), headers=as_caller("staff"))
+        refused = await http.post(
+            "/v1/requests", json=http_body(method="strong_electronic"), headers=as_caller("staff")
+        )
         assert refused.status_code == 403
 
 
@@ -96,8 +98,12 @@ async def test_a_portal_reads_only_its_own_requests_and_only_staff_cancels(regis
             return await env.status(theirs["request_id"]) == "rejected"
 
         await eventually(settled, timeout=30)
-        history_before = len((await http.get(f"/v1/requests/{theirs['request_id']}", headers=as_caller("staff"))).json()["history"])
-        again = await http.post("/v1/requests", json={**theirs, "verification": mine["verification"]}, headers=as_caller("portal"))
+        history_before = len(
+            (await http.get(f"/v1/requests/{theirs['request_id']}", headers=as_caller("staff"))).json()["history"]
+        )
+        again = await http.post(
+            "/v1/requests", json={**theirs, "verification": mine["verification"]}, headers=as_caller("portal")
+        )
         assert again.status_code == 409 and theirs["request_id"] not in json.dumps(again.json().get("request", ""))
         after = (await http.get(f"/v1/requests/{theirs['request_id']}", headers=as_caller("staff"))).json()
         assert len(after["history"]) == history_before  # rolled back: nothing recorded

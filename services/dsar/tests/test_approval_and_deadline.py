@@ -144,11 +144,19 @@ async def test_overdue_is_published_once_and_an_extension_is_recorded_once_withi
 
     assert data_of(overdue) == {"request_id": late["request_id"], "due_at": "2026-12-28T09:58:00Z"}
     assert (
-        len([r for r in events.records if r.key == late["request_id"].encode() and "dsar.overdue" in r.value.decode() and ours(r)])
+        len(
+            [
+                r
+                for r in events.records
+                if r.key == late["request_id"].encode() and "dsar.overdue" in r.value.decode() and ours(r)
+            ]
+        )
         == 1
     )
     assert not [
-        r for r in events.records if r.key == extended["request_id"].encode() and "dsar.overdue" in r.value.decode() and ours(r)
+        r
+        for r in events.records
+        if r.key == extended["request_id"].encode() and "dsar.overdue" in r.value.decode() and ours(r)
     ]
     assert view["due_at"] == datetime(2027, 2, 28, 9, 58, tzinfo=UTC)
     assert view["extended"]["reason"] == "records in three archives" and view["extended"]["by"] == "dpo:liisa"

@@ -223,7 +223,9 @@ def test_approve_per_state() -> None:
     with pytest.raises(WrongState):
         decide(request("erasure", COMPLETED), domain.Approve("md", NOW))
     with pytest.raises(NotAuthorised):
-        decide(request("erasure", AWAITING_APPROVAL), domain.Approve("x", NOW), policy=replace(POLICY, approvers=["md"]))
+        decide(
+            request("erasure", AWAITING_APPROVAL), domain.Approve("x", NOW), policy=replace(POLICY, approvers=["md"])
+        )
 
 
 def test_deny_per_state() -> None:

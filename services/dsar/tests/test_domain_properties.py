@@ -119,9 +119,7 @@ def test_random_command_sequences_keep_the_lifecycle_rules(kind: str, lift: bool
                 status = domain.TASK_DONE if step.done else domain.TASK_FAILED
                 model.tasks[t.task_id] = replace(t, status=status, error=None if step.done else "broken")
             continue
-        command = (
-            domain.Complete(domain.results(model.current())) if step == "complete" else step
-        )
+        command = domain.Complete(domain.results(model.current())) if step == "complete" else step
         try:
             change = domain.decide(
                 model.request, model.current(), command, now=model.now, policy=POLICY,

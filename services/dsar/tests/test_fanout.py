@@ -168,7 +168,11 @@ async def test_a_failed_participant_is_named_and_an_operator_retries_it_without_
     # deadline still running for the failed request, and each completion in the duration histogram
     assert metric_sample(on_failure, "lampo_dsar_tasks_failed", participant="t-broken") == 1
     assert metric_sample(on_failure, "lampo_dsar_tasks_failed", participant="t-steady") == 0
-    assert 25 * 86_400 < (metric_sample(on_failure, "lampo_dsar_next_deadline_seconds", kind="restriction") or 0) <= 31 * 86_400
+    assert (
+        25 * 86_400
+        < (metric_sample(on_failure, "lampo_dsar_next_deadline_seconds", kind="restriction") or 0)
+        <= 31 * 86_400
+    )
     assert metric_sample(on_failure, "lampo_dsar_duration_seconds_count", kind="restriction", status="failed") == 1
     assert metric_sample(after, "lampo_dsar_duration_seconds_count", kind="restriction", status="completed") == 1
     assert metric_sample(after, "lampo_dsar_next_deadline_seconds", kind="restriction") is None  # answered

@@ -108,5 +108,6 @@ async def test_a_registry_that_does_not_answer_makes_the_request_wait_not_fail(r
     assert view["subject_id"].startswith("s-")
     assert view["status"] == "in_progress"
     assert not any(
-        r.key == body["request_id"].encode() and json.loads(r.value)["type"] == "dsar.rejected" and ours(r) for r in events.records
+        r.key == body["request_id"].encode() and json.loads(r.value)["type"] == "dsar.rejected" and ours(r)
+        for r in events.records
     )

@@ -200,7 +200,9 @@ async def test_bad_input_is_rejected_at_intake_naming_the_field_and_nothing_is_s
         http_answers = {field: await http.post("/v1/requests", json=body) for field, body in over_http.items()}
         for body in over_http.values():
             await events.wait_for(for_request(body["request_id"], "dsar.rejected"))
-        views = {b["request_id"]: await env.request(b["request_id"]) for b in [*over_kafka.values(), *over_http.values()]}
+        views = {
+            b["request_id"]: await env.request(b["request_id"]) for b in [*over_kafka.values(), *over_http.values()]
+        }
         await asyncio.sleep(1)  # a task, had one been sent, would be on its way by now
 
     for field, answer in answers.items():
@@ -252,9 +254,7 @@ async def test_a_customer_only_billing_knows_is_resolved_and_served(registry) ->
         await eventually(lambda: store.server.started, timeout=10, interval=0.02)
         async with (
             participants(*(s.process() for s in team.values())),
-            dsar_service(
-                registry, store_resolve_urls={BILL: store.url}, **DATA_MAP
-            ) as env,
+            dsar_service(registry, store_resolve_urls={BILL: store.url}, **DATA_MAP) as env,
             TopicReader(DSAR_EVENTS) as events,
             Producer() as producer,
         ):

@@ -63,4 +63,7 @@ async def test_kafka_request_is_accepted_fanned_out_completed_and_every_transiti
         ("in_progress", "completed", "system"),
     ]
     assert all(h["at"] is not None for h in view["history"])
-    assert [type_of(r) for r in events.records if r.key == rid.encode() and ours(r)] == ["dsar.accepted", "dsar.completed"]
+    assert [type_of(r) for r in events.records if r.key == rid.encode() and ours(r)] == [
+        "dsar.accepted",
+        "dsar.completed",
+    ]

@@ -111,7 +111,9 @@ async def test_results_larger_than_a_record_stream_in_parts_into_the_package(reg
         # Had another instance of the coordinator completed the request, the head start this one
         # began (the subject's data, in scratch files) would be left behind: the next round of
         # the checker drops it.
-        stale = env.coordinator._building[body["request_id"]] = _Building(os.urandom(32), PackageBuilder(participant_categories={}, portability=False))
+        stale = env.coordinator._building[body["request_id"]] = _Building(
+            os.urandom(32), PackageBuilder(participant_categories={}, portability=False)
+        )
         await eventually(lambda: body["request_id"] not in env.coordinator._building, timeout=10)
         assert stale.builder.audio.closed
 

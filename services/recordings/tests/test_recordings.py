@@ -283,7 +283,12 @@ async def test_a_large_access_result_travels_in_parts_that_join_to_the_whole_aud
     private, public = new_request_keypair()
     access = privacy_task(recordings.settings.participant_name, "access", customer, result_key=public)
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        await producer.send(PRIVACY_TASKS, access.request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", access), signer="coordinator")
+        await producer.send(
+            PRIVACY_TASKS,
+            access.request_id,
+            CloudEvent.new("privacy.task", "urn:lampo:dsar", access),
+            signer="coordinator",
+        )
         acks_data = await collect_acks(acks, access.task_id)
         records = await acks.wait_for(
             lambda r: json.loads(r.value)["data"]["task_id"] == access.task_id, count=len(acks_data)

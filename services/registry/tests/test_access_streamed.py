@@ -62,7 +62,9 @@ async def test_a_heavy_subjects_access_result_streams_in_parts_with_every_readin
         }
     )  # fmt: skip
     async with TopicReader(PRIVACY_ACKS) as acks, Producer() as producer:
-        await producer.send(PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task), signer="coordinator")
+        await producer.send(
+            PRIVACY_TASKS, request_id, CloudEvent.new("privacy.task", "urn:lampo:dsar", task), signer="coordinator"
+        )
         answer = await collect_acks(acks, task.task_id)
 
     total = answer[-1]["result_parts"]

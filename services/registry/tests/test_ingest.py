@@ -49,7 +49,11 @@ async def test_upsert_is_stored_and_announced_in_the_same_trace(registry) -> Non
     assert process.attributes["messaging.destination.name"] == REGISTRY_INBOUND
     assert process.attributes["lampo.flow"] == "bulk"  # sampled by LAMPO_TRACE_SAMPLE_RATIO
     # A lone record's statements are spans under its process span: parameterised, no values.
-    sql = [s for s in spans if s.parent is not None and s.parent.span_id == process.context.span_id and s.kind == SpanKind.CLIENT]
+    sql = [
+        s
+        for s in spans
+        if s.parent is not None and s.parent.span_id == process.context.span_id and s.kind == SpanKind.CLIENT
+    ]
     assert sql and all(s.attributes["db.system.name"] == "postgresql" for s in sql)
     assert any("$1" in str(s.attributes["db.query.text"]) for s in sql)
     values = " ".join(str(v) for s in sql for v in s.attributes.values())

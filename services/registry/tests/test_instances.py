@@ -40,7 +40,10 @@ async def test_one_identity_code_is_one_subject_across_two_instances() -> None:
             for a, b, n in people:  # one person under two customer numbers at once
                 records += [(a, customer_upserted(a, n).to_bytes()), (b, customer_upserted(b, n).to_bytes())]
             for a, b, bid in organisations:  # one organisation under two
-                records += [(a, organisation_upserted(a, bid).to_bytes()), (b, organisation_upserted(b, bid).to_bytes())]
+                records += [
+                    (a, organisation_upserted(a, bid).to_bytes()),
+                    (b, organisation_upserted(b, bid).to_bytes()),
+                ]
             async with Producer() as producer:
                 await producer.send_many(REGISTRY_INBOUND, records)
 

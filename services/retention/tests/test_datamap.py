@@ -127,7 +127,7 @@ def test_every_problem_is_listed_at_once() -> None:
 
 def test_the_service_does_not_start_with_an_invalid_data_map(tmp_path: Path) -> None:
     bad = tmp_path / "datamap.toml"
-    bad.write_text(DEFAULT_DATAMAP.read_text(encoding="utf-8").replace('years = 6', 'years = -6'), encoding="utf-8")
+    bad.write_text(DEFAULT_DATAMAP.read_text(encoding="utf-8").replace("years = 6", "years = -6"), encoding="utf-8")
     settings = RetentionSettings(datamap=bad, master_key=new_master_key())
     with pytest.raises(DataMapError) as e:
         build(settings)
@@ -159,8 +159,16 @@ def test_record_of_processing_as_json_has_the_art_30_contents() -> None:
 def test_record_of_processing_as_markdown() -> None:
     text = render_markdown(load_datamap(DEFAULT_DATAMAP))
     assert text.startswith("# Record of processing activities (GDPR Art. 30(1))")
-    for heading in ("## Controller", "## Purposes", "## Categories of data subjects", "## Categories of personal data",
-                    "## Recipients", "## Transfers to third countries", "## Retention periods", "## Technical and organisational security measures"):
+    for heading in (
+        "## Controller",
+        "## Purposes",
+        "## Categories of data subjects",
+        "## Categories of personal data",
+        "## Recipients",
+        "## Transfers to third countries",
+        "## Retention periods",
+        "## Technical and organisational security measures",
+    ):
         assert heading in text
     assert "| `billing` | billing-vouchers | 6 years after the end of the financial year" in text
     assert "0402810-7" in text
@@ -182,7 +190,9 @@ def test_lampo_ropa_refuses_an_invalid_data_map(tmp_path: Path) -> None:
     from lampo.cli.main import app  # its groups load when invoked
 
     bad = tmp_path / "datamap.toml"
-    bad.write_text(DEFAULT_DATAMAP.read_text(encoding="utf-8").replace('country = "SE"', 'country = "US"'), encoding="utf-8")
+    bad.write_text(
+        DEFAULT_DATAMAP.read_text(encoding="utf-8").replace('country = "SE"', 'country = "US"'), encoding="utf-8"
+    )
     result = CliRunner().invoke(app, ["ropa", "--datamap", str(bad)])
     assert result.exit_code == 2
     assert "outside the EU/EEA" in result.output

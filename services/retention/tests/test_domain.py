@@ -26,7 +26,9 @@ def test_a_hold_without_categories_holds_everything() -> None:
 
 def _item(customer: str, rule: str, category: str, participant: str) -> DueItem:
     at = datetime(2020, 1, 1, tzinfo=UTC)
-    return DueItem(customer, f"subj-{customer}", rule, "relationship_ended", category, participant, at, at + timedelta(days=1))
+    return DueItem(
+        customer, f"subj-{customer}", rule, "relationship_ended", category, participant, at, at + timedelta(days=1)
+    )
 
 
 def test_one_purge_task_per_participant_and_customer_with_every_due_category() -> None:

@@ -36,7 +36,15 @@ from lampo.testing import (
 )
 
 ENDED = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
-REGISTRY_CATEGORIES = ["basic", "contact_person", "contact", "customer_relationship", "services", "consumption", "other_consented"]
+REGISTRY_CATEGORIES = [
+    "basic",
+    "contact_person",
+    "contact",
+    "customer_relationship",
+    "services",
+    "consumption",
+    "other_consented",
+]
 
 
 class StoreSettings(ServiceSettings):
@@ -138,9 +146,17 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
             await invoice_issued(p, active, ENDED + timedelta(days=10))
             await call_recorded(p, active, datetime(2026, 6, 1, tzinfo=UTC))
             await subject_changed(p, prospect, f"subj-{prospect}", datetime(2026, 1, 20, 10, tzinfo=UTC))
-            placed = {"hold_id": f"hold-{held}", "customer_number": held, "categories": [], "case_reference": "R 26/4711",
-                      "authority": "Keski-Suomen poliisilaitos", "placed_at": "2026-02-01T10:00:00Z"}
-            await p.send(RETENTION_INBOUND, held, CloudEvent.new("legal_hold.placed", "urn:system:case-management", placed))
+            placed = {
+                "hold_id": f"hold-{held}",
+                "customer_number": held,
+                "categories": [],
+                "case_reference": "R 26/4711",
+                "authority": "Keski-Suomen poliisilaitos",
+                "placed_at": "2026-02-01T10:00:00Z",
+            }
+            await p.send(
+                RETENTION_INBOUND, held, CloudEvent.new("legal_hold.placed", "urn:system:case-management", placed)
+            )
 
         async def clocks_ready() -> bool:
             async with retention.service.runtime.pool.acquire() as conn:
@@ -158,10 +174,14 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
                     "SELECT customer_number, trigger, category FROM clocks WHERE customer_number = ANY($1::text[])",
                     [ended, active, prospect, held],
                 )
-            raise AssertionError(f"clocks {[tuple(r) for r in rows]}; stats {[(c.name, c.stats) for c in retention.service.runtime.consumers]}") from None
+            raise AssertionError(
+                f"clocks {[tuple(r) for r in rows]}; stats {[(c.name, c.stats) for c in retention.service.runtime.consumers]}"
+            ) from None
 
         everything = {
-            "registry": set(REGISTRY_CATEGORIES), "billing": {"billing"}, "recordings": {"customer_relationship"}
+            "registry": set(REGISTRY_CATEGORIES),
+            "billing": {"billing"},
+            "recordings": {"customer_relationship"},
         }
         expected = {name: {c: set(cats) for c in (ended, active, prospect, held)} for name, cats in everything.items()}
 
@@ -176,30 +196,50 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
 
             async def all_answered() -> bool:
                 async with retention.service.runtime.pool.acquire() as conn:
-                    return await conn.fetchval(
-                        "SELECT count(*) FROM purges WHERE status = 'issued' AND customer_number = ANY($1::text[])",
-                        [ended, active, prospect, held],
-                    ) == 0
+                    return (
+                        await conn.fetchval(
+                            "SELECT count(*) FROM purges WHERE status = 'issued' AND customer_number = ANY($1::text[])",
+                            [ended, active, prospect, held],
+                        )
+                        == 0
+                    )
 
             await eventually(all_answered, timeout=120)
-            actual = {"registry": await registry.contents(), "billing": await billing.contents(),
-                      "recordings": await recordings.contents()}
-            mine = {name: {c: cats for c, cats in stored.items() if c in (ended, active, prospect, held)} for name, stored in actual.items()}
+            actual = {
+                "registry": await registry.contents(),
+                "billing": await billing.contents(),
+                "recordings": await recordings.contents(),
+            }
+            mine = {
+                name: {c: cats for c, cats in stored.items() if c in (ended, active, prospect, held)}
+                for name, stored in actual.items()
+            }
             assert mine == expected, at
 
         await sweep_and_check(ENDED + timedelta(days=29), {})
         await sweep_and_check(ENDED + timedelta(days=30), {"registry": {ended: {"other_consented"}}})
-        await sweep_and_check(datetime(2027, 1, 15, 9, tzinfo=UTC),
-                              {"recordings": {ended: {"customer_relationship"}}, "registry": {ended: {"services"}}})
-        await sweep_and_check(datetime(2027, 1, 20, 10, tzinfo=UTC),
-                              {"registry": {prospect: set(REGISTRY_CATEGORIES)}, "billing": {prospect: {"billing"}},
-                               "recordings": {prospect: {"customer_relationship"}}})
+        await sweep_and_check(
+            datetime(2027, 1, 15, 9, tzinfo=UTC),
+            {"recordings": {ended: {"customer_relationship"}}, "registry": {ended: {"services"}}},
+        )
+        await sweep_and_check(
+            datetime(2027, 1, 20, 10, tzinfo=UTC),
+            {
+                "registry": {prospect: set(REGISTRY_CATEGORIES)},
+                "billing": {prospect: {"billing"}},
+                "recordings": {prospect: {"customer_relationship"}},
+            },
+        )
         await sweep_and_check(datetime(2027, 6, 1, 0, tzinfo=UTC), {"recordings": {active: {"customer_relationship"}}})
-        await sweep_and_check(datetime(2029, 1, 15, 9, tzinfo=UTC),
-                              {"registry": {ended: {"basic", "contact_person", "contact", "customer_relationship", "consumption"}}})
+        await sweep_and_check(
+            datetime(2029, 1, 15, 9, tzinfo=UTC),
+            {"registry": {ended: {"basic", "contact_person", "contact", "customer_relationship", "consumption"}}},
+        )
         # 1.1.2033 in Finland: vouchers of 2026 are past their six years (the active customer's too:
         # a customer still invoiced would have newer invoices)
-        await sweep_and_check(datetime(2032, 12, 31, 22, tzinfo=UTC), {"billing": {ended: {"billing"}, active: {"billing"}}})
+        await sweep_and_check(
+            datetime(2032, 12, 31, 22, tzinfo=UTC), {"billing": {ended: {"billing"}, active: {"billing"}}}
+        )
         # the hold kept everything of its customer until now
         assert expected["registry"][held] == set(REGISTRY_CATEGORIES)
 
@@ -207,12 +247,22 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
             from lampo.contracts.retention import LegalHoldReleased
             from lampo.retention.handlers import release_hold
 
-            await release_hold(conn, LegalHoldReleased(hold_id=f"hold-{held}", customer_number=held,
-                                                       released_at=datetime(2033, 1, 5, tzinfo=UTC)),
-                               actor="operator.anna", interface="cli")
-        await sweep_and_check(datetime(2033, 1, 6, tzinfo=UTC),
-                              {"registry": {held: set(REGISTRY_CATEGORIES)}, "billing": {held: {"billing"}},
-                               "recordings": {held: {"customer_relationship"}}})
+            await release_hold(
+                conn,
+                LegalHoldReleased(
+                    hold_id=f"hold-{held}", customer_number=held, released_at=datetime(2033, 1, 5, tzinfo=UTC)
+                ),
+                actor="operator.anna",
+                interface="cli",
+            )
+        await sweep_and_check(
+            datetime(2033, 1, 6, tzinfo=UTC),
+            {
+                "registry": {held: set(REGISTRY_CATEGORIES)},
+                "billing": {held: {"billing"}},
+                "recordings": {held: {"customer_relationship"}},
+            },
+        )
         assert expected["registry"] == {active: set(REGISTRY_CATEGORIES)}  # the active customer's register data stays
 
         async with retention.service.runtime.pool.acquire() as conn:

@@ -86,7 +86,11 @@ async def test_holds_are_published_as_the_current_state_per_customer_and_audited
         ("released", "kafka:retention.inbound.v1", AUTHORITY_SOURCE),
     ]
     assert all(a["event_id"] and a["recorded_at"] for a in trail)
-    assert trail[0]["detail"] == {"categories": ["billing"], "case_reference": "R 26/1234", "authority": "Keski-Suomen poliisilaitos"}
+    assert trail[0]["detail"] == {
+        "categories": ["billing"],
+        "case_reference": "R 26/1234",
+        "authority": "Keski-Suomen poliisilaitos",
+    }
 
 
 async def test_placing_the_same_hold_twice_is_idempotent(retention) -> None:
@@ -135,9 +139,25 @@ async def test_cli_places_lists_and_releases_holds_audited_with_the_operator(ret
     customer = customer_number()
     runner = CliRunner()
     async with TopicReader(HOLDS_TOPIC) as states:
-        result = await _invoke(runner, app, ["holds", "place", customer, "--case", "KKO 2026/7", "--authority",
-                                             "Helsingin käräjäoikeus", "--category", "billing", "--hold-id", "cli-1",
-                                             "--actor", "operator.anna"])
+        result = await _invoke(
+            runner,
+            app,
+            [
+                "holds",
+                "place",
+                customer,
+                "--case",
+                "KKO 2026/7",
+                "--authority",
+                "Helsingin käräjäoikeus",
+                "--category",
+                "billing",
+                "--hold-id",
+                "cli-1",
+                "--actor",
+                "operator.anna",
+            ],
+        )
         assert result.exit_code == 0, result.output
         [record] = await states.wait_for(lambda r: r.key == customer.encode())
         assert state_of(record)["holds"][0]["case_reference"] == "KKO 2026/7"
@@ -148,7 +168,9 @@ async def test_cli_places_lists_and_releases_holds_audited_with_the_operator(ret
         unknown = await _invoke(runner, app, ["holds", "release", "nope", "--customer", customer])
         assert unknown.exit_code == 1 and "unknown_hold" in unknown.output
 
-        result = await _invoke(runner, app, ["holds", "release", "cli-1", "--customer", customer, "--actor", "operator.anna"])
+        result = await _invoke(
+            runner, app, ["holds", "release", "cli-1", "--customer", customer, "--actor", "operator.anna"]
+        )
         assert result.exit_code == 0, result.output
         records = await states.wait_for(lambda r: r.key == customer.encode(), count=2)
         assert state_of(records[1])["holds"] == []

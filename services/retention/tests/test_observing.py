@@ -40,7 +40,13 @@ def test_a_topic_whose_every_type_is_wanted_has_no_selector() -> None:
 def test_the_observing_consumers_pass_over_and_claim_no_inbox_rows() -> None:
     service = build(retention_settings(database=unique("test_retention_unused")))
     consumers = {c.topic: c for c in service.runtime.consumers if c.name == f"retention:{c.topic}"}
-    assert set(consumers) == {REGISTRY_EVENTS, REGISTRY_INBOUND, BILLING_INBOUND, RECORDINGS_INBOUND, "consent.events.v1"}
+    assert set(consumers) == {
+        REGISTRY_EVENTS,
+        REGISTRY_INBOUND,
+        BILLING_INBOUND,
+        RECORDINGS_INBOUND,
+        "consent.events.v1",
+    }
     assert consumers[REGISTRY_INBOUND]._select is not None and consumers[BILLING_INBOUND]._select is not None
     assert not any(c.options.dedupe for c in consumers.values())  # clocks only move forward: no inbox
     own = [c for c in service.runtime.consumers if c.name in ("retention:holds", "retention:purge-acks")]

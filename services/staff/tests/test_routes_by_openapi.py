@@ -43,7 +43,11 @@ async def test_every_operation_refuses_no_credential_a_service_credential_and_a_
     suite: Suite, method: str, path: str
 ) -> None:
     url = re.sub(r"\{[^}]+\}", "x-1", path)
-    for headers in ({}, {"authorization": f"Bearer {CALLERS['staff']}"}, {"authorization": f"Bearer {CALLERS['portal']}"}):
+    for headers in (
+        {},
+        {"authorization": f"Bearer {CALLERS['staff']}"},
+        {"authorization": f"Bearer {CALLERS['portal']}"},
+    ):
         r = await suite.client.request(method, url, headers=headers, json={})
         assert r.status_code == 401, (method, path, headers, r.status_code)
     if (method, path) in ANY_PERSON:
@@ -51,7 +55,9 @@ async def test_every_operation_refuses_no_credential_a_service_credential_and_a_
     if "nobody" not in suite.users:
         admin = await suite.as_role("administrator")
         secret = password()
-        r = await suite.client.post("/v1/users", json={"username": "no.roles", "password": secret, "roles": []}, headers=admin)
+        r = await suite.client.post(
+            "/v1/users", json={"username": "no.roles", "password": secret, "roles": []}, headers=admin
+        )
         assert r.status_code == 201, r.text
         suite.users["nobody"] = ("no.roles", secret)
     r = await suite.client.request(method, url, headers=await suite.as_role("nobody"), json={})

@@ -164,7 +164,11 @@ def records(plan: Plan) -> Iterator[tuple[str, str, dict[str, Any]]]:
             data = {"customer_number": number, "invoice_number": f"INV-{plan.seed}-{i:07d}-{k:03d}",
                     "issued_at": f"{issued.isoformat()}T08:00:00+00:00", "due_date": (issued + timedelta(days=14)).isoformat(),
                     "total_eur": amount, "lines": [{"text": f"Kaukolämpö {start:%m/%Y}", "amount_eur": amount}]}  # fmt: skip
-            yield BILLING_INBOUND, number, _envelope(rng, "invoice.issued", "urn:system:billing", f"{issued.isoformat()}T08:00:00+00:00", data)
+            yield (
+                BILLING_INBOUND,
+                number,
+                _envelope(rng, "invoice.issued", "urn:system:billing", f"{issued.isoformat()}T08:00:00+00:00", data),
+            )
         calls = 20 if i in heavy else int(rng.randrange(1000) < plan.recordings_per_mille)
         for k in range(calls):
             at = f"{(plan.as_of - timedelta(days=rng.randrange(1, 365))).isoformat()}T10:{k % 60:02d}:00+00:00"
@@ -234,7 +238,9 @@ async def lag(bootstrap: str, pairs: list[tuple[str, str]], options: dict[str, A
         await admin.close()
 
 
-async def run(plan: Plan, *, bootstrap: str, compression: str, wait: bool, groups: list[str], timeout: float) -> dict[str, Any]:
+async def run(
+    plan: Plan, *, bootstrap: str, compression: str, wait: bool, groups: list[str], timeout: float
+) -> dict[str, Any]:
     """Publish the plan; with ``wait``, wait for the groups' lag to reach 0. Returns the figures."""
     import asyncio
     import time
@@ -314,15 +320,25 @@ def seed(  # noqa: PLR0917 - Typer passes options by name
     customers: int = typer.Option(10_000, "--customers", min=1, help="how many customers"),
     months: int = typer.Option(36, "--months", min=0, help="monthly consumption readings per customer"),
     invoices: int = typer.Option(4, "--invoices", min=0, help="invoices per customer (the last months')"),
-    heavy: int = typer.Option(3, "--heavy", min=0, help="heavy subjects: entrepreneurs with many metering points, daily readings"),
+    heavy: int = typer.Option(
+        3, "--heavy", min=0, help="heavy subjects: entrepreneurs with many metering points, daily readings"
+    ),
     heavy_readings: int = typer.Option(50_000, "--heavy-readings", min=0, help="daily readings of each heavy subject"),
-    recordings: int = typer.Option(20, "--recordings", min=0, max=1000, help="customers with a call recording, per mille"),
+    recordings: int = typer.Option(
+        20, "--recordings", min=0, max=1000, help="customers with a call recording, per mille"
+    ),
     consents: int = typer.Option(100, "--consents", min=0, max=1000, help="customers with a consent, per mille"),
     seed_: int = typer.Option(1, "--seed", help="the same seed (and --as-of) publishes the same records"),
     as_of: str = typer.Option("", "--as-of", help="the day the register is seeded as of (default today, UTC)"),
     compression: str = typer.Option("gzip", "--compression", help="gzip or none"),
     wait: bool = typer.Option(False, "--wait", help="wait until the services have ingested everything (lag 0)"),
-    group: Annotated[list[str] | None, typer.Option("--group", help="SERVICE=BASE: wait for that service's consumer groups <BASE>.<topic> on the topics it reads (default: make up's lampo-SERVICE for registry, billing, recordings, consent, retention); a bare BASE: its groups on every topic seeded. Repeatable")] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            help="SERVICE=BASE: wait for that service's consumer groups <BASE>.<topic> on the topics it reads (default: make up's lampo-SERVICE for registry, billing, recordings, consent, retention); a bare BASE: its groups on every topic seeded. Repeatable",
+        ),
+    ] = None,
     timeout: float = typer.Option(3600, "--timeout", help="seconds --wait waits at most"),
     json_out: bool = typer.Option(False, "--json", help="print the figures as one JSON line at the end"),
 ) -> None:
@@ -343,6 +359,15 @@ def seed(  # noqa: PLR0917 - Typer passes options by name
         raise typer.BadParameter("gzip or none", param_hint="--compression")
     day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
     plan = Plan(customers, months, invoices, min(heavy, customers), heavy_readings, recordings, consents, seed_, day)
-    figures = asyncio.run(run(plan, bootstrap=BOOTSTRAP, compression=compression, wait=wait, groups=group or DEFAULT_GROUPS, timeout=timeout))
+    figures = asyncio.run(
+        run(
+            plan,
+            bootstrap=BOOTSTRAP,
+            compression=compression,
+            wait=wait,
+            groups=group or DEFAULT_GROUPS,
+            timeout=timeout,
+        )
+    )
     if json_out:
         typer.echo(json.dumps(figures))

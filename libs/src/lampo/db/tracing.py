@@ -54,7 +54,11 @@ def traced_connection_class(tracer: Tracer) -> type[asyncpg.Connection]:
             if isinstance(address, tuple) and len(address) >= 2:
                 attributes["server.address"], attributes["server.port"] = str(address[0]), int(address[1])
             with tracer.start_as_current_span(
-                operation, kind=SpanKind.CLIENT, attributes=attributes, record_exception=False, set_status_on_exception=False
+                operation,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
             ) as span:
                 try:
                     return await method(query, *args, **kwargs)

@@ -201,7 +201,9 @@ async def provision(
             counts = {
                 str(t["topic"]): len(t["partitions"]) for t in await admin.describe_topics([s.name for s in present])
             }
-            fewer = {s.name: NewPartitions(s.partitions) for s in present if not s.compact and counts[s.name] < s.partitions}
+            fewer = {
+                s.name: NewPartitions(s.partitions) for s in present if not s.compact and counts[s.name] < s.partitions
+            }
             if fewer:
                 answer = await admin.create_partitions(fewer)
                 failed = [(t[0], t[2]) for t in answer.topic_errors if t[1] != 0]

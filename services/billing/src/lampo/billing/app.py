@@ -48,7 +48,14 @@ def build(
         span_processors=span_processors,
         clock=clock,
         # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
-        mounts=[("/v1/resolve", resolve_api("billing", lambda: runtime, lambda conn, rt, number: BillingStore(conn, rt.keys).known(number)))],
+        mounts=[
+            (
+                "/v1/resolve",
+                resolve_api(
+                    "billing", lambda: runtime, lambda conn, rt, number: BillingStore(conn, rt.keys).known(number)
+                ),
+            )
+        ],
     )
     runtime.consume(BILLING_INBOUND, make_inbound_handler(runtime.keys), observers=observers)
     # The legal holds standing now (internal topic): scheduled deletions skip held customers.

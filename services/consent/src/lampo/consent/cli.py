@@ -38,7 +38,9 @@ def check(customer_number: str, purpose: str) -> None:
     from lampo.consent.settings import ConsentSettings
 
     answer = run(verdict(ConsentSettings().database_url, customer_number, purpose))
-    typer.echo(f"{'allowed' if answer.allowed else 'not allowed'}: {purpose} for customer {customer_number}: {answer.reason}")
+    typer.echo(
+        f"{'allowed' if answer.allowed else 'not allowed'}: {purpose} for customer {customer_number}: {answer.reason}"
+    )
     raise typer.Exit(0 if answer.allowed else 1)
 
 
@@ -58,5 +60,7 @@ def purposes() -> None:
             await conn.close()
 
     for p in run(fetch()).values():
-        typer.echo(f"{p.name} (text {p.consent_text_version}; objection scopes {', '.join(sorted(p.objection_scopes))})")
+        typer.echo(
+            f"{p.name} (text {p.consent_text_version}; objection scopes {', '.join(sorted(p.objection_scopes))})"
+        )
         typer.echo(f"    {p.legal_description}")

@@ -51,9 +51,13 @@ def consent_event(item: Incoming) -> ConsentEvent:
     envelope = item.event.envelope
     if isinstance(data, ConsentGiven | ConsentWithdrawn):
         kind: Kind = "consent.given" if isinstance(data, ConsentGiven) else "consent.withdrawn"
-        return ConsentEvent(envelope.id, kind, data.customer_number, data.at, envelope.source, data.purpose, None, data.channel)
+        return ConsentEvent(
+            envelope.id, kind, data.customer_number, data.at, envelope.source, data.purpose, None, data.channel
+        )
     assert isinstance(data, ObjectionFiled)
-    return ConsentEvent(envelope.id, "objection.filed", data.customer_number, data.at, envelope.source, None, data.scope, None)
+    return ConsentEvent(
+        envelope.id, "objection.filed", data.customer_number, data.at, envelope.source, None, data.scope, None
+    )
 
 
 def changed_event(

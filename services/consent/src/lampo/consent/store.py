@@ -80,7 +80,11 @@ def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 def _purpose(row: asyncpg.Record) -> Purpose:
     return Purpose(
-        row["purpose"], row["legal_description"], row["consent_text_version"], frozenset(row["objection_scopes"]), row["objection_basis"]
+        row["purpose"],
+        row["legal_description"],
+        row["consent_text_version"],
+        frozenset(row["objection_scopes"]),
+        row["objection_basis"],
     )
 
 
@@ -95,7 +99,9 @@ class ConsentStore:
         """Serialise work on the same customers (inbound events vs. an erasure) for this transaction."""
         await self.conn.execute(LOCK_CUSTOMERS, sorted(set(customer_numbers)))
 
-    async def current(self, customer_numbers: Sequence[str], purposes: dict[str, Purpose]) -> dict[tuple[str, str], Current]:
+    async def current(
+        self, customer_numbers: Sequence[str], purposes: dict[str, Purpose]
+    ) -> dict[tuple[str, str], Current]:
         """The current state of each (customer, purpose) held; a suppression entry kept after an
         erasure stands for ``objected`` where no newer state exists."""
         found: dict[tuple[str, str], Current] = {}
@@ -106,10 +112,14 @@ class ConsentStore:
                         "objected", r["since"], "suppression", r["scope"], suppressed=True
                     )
         for r in await self.conn.fetch(STATES, list(customer_numbers)):
-            found[(r["customer_number"], r["purpose"])] = Current(r["state"], r["effective_at"], r["event_id"], r["scope"])
+            found[(r["customer_number"], r["purpose"])] = Current(
+                r["state"], r["effective_at"], r["event_id"], r["scope"]
+            )
         return found
 
-    async def record(self, entries: Sequence[LedgerEntry], receipts: Sequence[tuple[LedgerEntry, dict[str, Any]]]) -> None:
+    async def record(
+        self, entries: Sequence[LedgerEntry], receipts: Sequence[tuple[LedgerEntry, dict[str, Any]]]
+    ) -> None:
         """Write ledger rows for every entry, the new current states, and the receipts."""
         rows = [
             (

@@ -472,7 +472,6 @@ def report(request_id: str, raw: bool = typer.Option(False, "--raw", help="print
     """The erasure report: what each participant erased, what was kept, under which law, until when."""
     from lampo.dsar.report import erasure_report
 
-
     async def work(settings: DsarSettings, conn: asyncpg.Connection) -> str:
         view = await _view(settings, conn, request_id)
         row = await conn.fetchrow("SELECT customer_numbers FROM requests WHERE request_id = $1", request_id)

@@ -58,7 +58,6 @@ from lampo.tracing import FLOW, PRIVACY, TRACEPARENT, context_from_headers, curr
 log = logging.getLogger("lampo.dsar")
 
 
-
 def unreachable_copies(now: datetime) -> list[UnreachableCopy]:
     """What an erasure cannot reach, said in its result: the records that other systems published
     about the subject to the inbound topics, and those dead-lettered, stay until the topics'
@@ -458,7 +457,9 @@ class Coordinator:
                 results[packages.COORDINATOR] = destroyed
             unreachable = unreachable_copies(self.clock.now())
         with self.tracer.start_as_current_span(
-            "dsar complete", context=_context(req["traceparent"]), attributes={"lampo.request_id": request_id, FLOW: PRIVACY}
+            "dsar complete",
+            context=_context(req["traceparent"]),
+            attributes={"lampo.request_id": request_id, FLOW: PRIVACY},
         ):
             pkg = None
             if req["kind"] in domain.PACKAGE_KINDS and domain.completion_status(results) != "failed":

@@ -74,6 +74,7 @@ PORTABLE_BASES: Final = frozenset({"consent", "contract"})
 
 # -- names of a request's keys and package ------------------------------------------------------
 
+
 def input_key(request_id: str) -> str:
     """KeyRing subject of a request's identifiers and corrections."""
     return f"request:{request_id}"

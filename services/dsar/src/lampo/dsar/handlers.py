@@ -170,7 +170,10 @@ class HoldsConsumer:
         subscriber(on_batch)
 
         def counts(_: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(self.applied, {"outcome": "applied"}), Observation(self.skipped, {"outcome": "skipped"})]
+            return [
+                Observation(self.applied, {"outcome": "applied"}),
+                Observation(self.skipped, {"outcome": "skipped"}),
+            ]
 
         self._runtime.meter.create_observable_counter(
             "lampo.dsar.holds.records",

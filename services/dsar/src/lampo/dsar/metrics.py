@@ -31,7 +31,19 @@ _NEXT_DEADLINE = (
     " WHERE status = ANY($1::text[]) GROUP BY kind"
 )
 # From receipt to completion: a day is 86,400 s; the GDPR deadline is one month (Art. 12(3)).
-DURATION_BUCKETS = (1.0, 10.0, 60.0, 600.0, 3600.0, 6 * 3600.0, 86_400.0, 3 * 86_400.0, 7 * 86_400.0, 14 * 86_400.0, 30 * 86_400.0)
+DURATION_BUCKETS = (
+    1.0,
+    10.0,
+    60.0,
+    600.0,
+    3600.0,
+    6 * 3600.0,
+    86_400.0,
+    3 * 86_400.0,
+    7 * 86_400.0,
+    14 * 86_400.0,
+    30 * 86_400.0,
+)
 _TASKS = (
     "SELECT participant, sum(attempt - 1) FILTER (WHERE current) AS retried,"
     " count(*) FILTER (WHERE current AND status = 'failed') AS failed FROM tasks GROUP BY participant"

@@ -131,4 +131,3 @@ def add_package_routes(router: FastAPI, state: dict[str, Any]) -> None:
         async with pool().acquire() as conn:
             rows = await packages.PackageStore(conn).log_of(request_id)
         return JSONResponse(jsonable_encoder({"request_id": request_id, "log": [dict(r) for r in rows]}))
-

@@ -84,7 +84,9 @@ class CustomerNumberResolver:
         return None
 
 
-def _client(base_url: str, timeout_s: float, token: str, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+def _client(
+    base_url: str, timeout_s: float, token: str, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
     headers = {"authorization": f"Bearer {token}"} if token else {}
     return httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, headers=headers, transport=transport)
 
@@ -131,9 +133,7 @@ class StoresResolver:
     customer (``pseudonym`` of its least customer number: a keyed hash, so the id tells nothing
     without the key, prefixed so that it never equals a registry subject id, which are UUIDs)."""
 
-    def __init__(
-        self, registry: IdentityResolver, stores: list[StoreLookup], pseudonym: Callable[[str], str]
-    ) -> None:
+    def __init__(self, registry: IdentityResolver, stores: list[StoreLookup], pseudonym: Callable[[str], str]) -> None:
         self._registry = registry
         self._stores = stores
         self._pseudonym = pseudonym

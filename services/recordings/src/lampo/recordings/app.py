@@ -35,7 +35,14 @@ def build(
         span_processors=span_processors,
         clock=clock,
         # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
-        mounts=[("/v1/resolve", resolve_api("recordings", lambda: runtime, lambda conn, rt, number: RecordingsStore(conn, rt.keys).known(number)))],
+        mounts=[
+            (
+                "/v1/resolve",
+                resolve_api(
+                    "recordings", lambda: runtime, lambda conn, rt, number: RecordingsStore(conn, rt.keys).known(number)
+                ),
+            )
+        ],
     )
     runtime.consume(RECORDINGS_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)
     subscribe(runtime, RecordingsTasks(runtime.keys, runtime.clock).participant(settings.participant_name))

@@ -31,7 +31,11 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-CHECKS = {"customer_number": customer_number, "personal_identity_code": check_personal_identity_code, "email": check_email}
+CHECKS = {
+    "customer_number": customer_number,
+    "personal_identity_code": check_personal_identity_code,
+    "email": check_email,
+}
 FIELDS = tuple(CHECKS)
 MAX_BODY = 16 * 1024
 

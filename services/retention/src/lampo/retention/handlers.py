@@ -28,7 +28,9 @@ KAFKA_INTERFACE = "kafka:retention.inbound.v1"
 # -- legal holds ---------------------------------------------------------------------------------
 
 
-async def publish_hold_state(conn: asyncpg.Connection, customer_number: str, traceparent: str | None = None) -> HoldState:
+async def publish_hold_state(
+    conn: asyncpg.Connection, customer_number: str, traceparent: str | None = None
+) -> HoldState:
     """Announce the customer's current holds (all of them) on the compacted holds topic."""
     state = HoldState(customer_number=customer_number, holds=await store.standing_holds(conn, customer_number))
     await outbox.add(

@@ -100,7 +100,9 @@ def add_routes(
             raise NotAwaiting(str(view.get("status")))
 
     async def decide(user: Rights, request_id: str, event: CloudEvent, action: str, detail: dict[str, str]) -> None:
-        await access().audit(AuditEntry(user.username, action, "http", "ok", detail={"request_id": request_id, **detail}))
+        await access().audit(
+            AuditEntry(user.username, action, "http", "ok", detail={"request_id": request_id, **detail})
+        )
         async with access().pool.acquire() as conn, conn.transaction():
             await outbox.add(conn, [outbox.OutgoingEvent(DSAR_REQUESTS, request_id, event)])
 
@@ -142,7 +144,9 @@ def add_routes(
     async def extend(request_id: RequestId, body: Reason, user: Handler) -> JSONResponse:
         return await forward(user, request_id, "extend", {"reason": body.reason})
 
-    @api.post("/v1/dsar/requests/{request_id}/retry", responses=ERRORS, summary="Send a failed participant's task again")
+    @api.post(
+        "/v1/dsar/requests/{request_id}/retry", responses=ERRORS, summary="Send a failed participant's task again"
+    )
     async def retry(request_id: RequestId, body: RetryParticipant, user: Handler) -> JSONResponse:
         return await forward(user, request_id, "retry", {"participant": body.participant})
 
