@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lampo.crypto import KeyRing, parse_master_key
 from lampo.db.pool import SslMode, pg_ssl_context, server_url_of, with_credentials
-from lampo.signing import Signer, TrustedKeys, private_key, valid_name
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: a command that only reads the database starts fast
     from faststream.security import BaseSecurity
+
+    from lampo.crypto import KeyRing
+    from lampo.signing import Signer, TrustedKeys
 
 
 class MissingSetting(RuntimeError):
@@ -110,6 +111,8 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _check_master_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
+            from lampo.crypto import parse_master_key
+
             parse_master_key(value.get_secret_value())
         return value
 
@@ -117,19 +120,29 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _check_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
+            from lampo.signing import private_key
+
             private_key(value.get_secret_value())
         return value
 
     @field_validator("signer")
     @classmethod
     def _check_signer(cls, value: str | None) -> str | None:
-        if value is not None and not valid_name(value):
+        if value is None:
+            return value
+        from lampo.signing import valid_name
+
+        if not valid_name(value):
             raise ValueError("LAMPO_SIGNER: lower-case letters, digits, '_', '.', '-' (at most 64)")
         return value
 
     @field_validator("trusted_keys")
     @classmethod
     def _check_trusted_keys(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not value:
+            return value
+        from lampo.signing import TrustedKeys, valid_name
+
         for name in value:
             if not valid_name(name):
                 raise ValueError("LAMPO_TRUSTED_KEYS: a signer name is lower-case letters, digits, '_', '.', '-'")
@@ -139,6 +152,10 @@ class ServiceSettings(BaseSettings):
     @field_validator("master_keys_old")
     @classmethod
     def _check_old_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if not value:
+            return value
+        from lampo.crypto import parse_master_key
+
         for key in value:
             parse_master_key(key.get_secret_value())
         return value
@@ -218,9 +235,13 @@ class ServiceSettings(BaseSettings):
         """This service's signer; None when LAMPO_SIGNING_KEY is unset."""
         if self.signing_key is None:
             return None
+        from lampo.signing import Signer
+
         return Signer(self.signer_name, self.signing_key.get_secret_value())
 
     def trusted(self) -> TrustedKeys:
+        from lampo.signing import TrustedKeys
+
         return TrustedKeys(self.trusted_keys)
 
     @property
@@ -243,12 +264,16 @@ class ServiceSettings(BaseSettings):
 
     def stable_key_bytes(self) -> bytes:
         """The root of the keys that outlive a master-key rotation (LAMPO_STABLE_KEY, else the master key)."""
+        from lampo.crypto import parse_master_key
+
         if self.stable_key is not None:
             return parse_master_key(self.stable_key.get_secret_value())
         return self.master_key_bytes()
 
     def key_ring(self) -> KeyRing:
         """The service's key ring: current master key, the old ones being rotated out, the stable key."""
+        from lampo.crypto import KeyRing, parse_master_key
+
         return KeyRing(
             self.master_key_bytes(),
             old_master_keys=[parse_master_key(k.get_secret_value()) for k in self.master_keys_old],
@@ -261,4 +286,6 @@ class ServiceSettings(BaseSettings):
                 "LAMPO_MASTER_KEY is not set: give the service a base64 key of 32 random bytes "
                 "(`lampo keygen` prints one; `make up` creates one in .run/master.key)"
             )
+        from lampo.crypto import parse_master_key
+
         return parse_master_key(self.master_key.get_secret_value())

@@ -27,10 +27,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS, ParsedEvent
+from lampo.contracts.topics import PRIVACY_ACKS, PRIVACY_TASKS
 
 if TYPE_CHECKING:  # annotations only: the settings (and so every CLI command) import this module
     from aiokafka import ConsumerRecord
+
+    from lampo.contracts.catalog import ParsedEvent
 
 SIGNATURE: Final = "signature"
 SIGNER: Final = "signer"
@@ -123,7 +125,7 @@ def _header(record: ConsumerRecord[Any, Any], name: str) -> bytes | None:
     return None
 
 
-Allowed = Callable[[str, ParsedEvent], str | None]
+Allowed = Callable[[str, "ParsedEvent"], str | None]
 """Whether a signer (whose signature verified) may send this record: None if so, else a detail
 (no personal data) saying who must sign it."""
 

@@ -13,6 +13,7 @@ from typing import Literal, Self
 from pydantic import Field, NonNegativeInt, model_validator
 from pydantic_core import PydanticCustomError
 
+from lampo.contracts import kinds
 from lampo.contracts._base import Identifier, InboundContract, OutboundContract, Text, Timestamp
 from lampo.contracts.categories import Category
 from lampo.contracts.consent import ObjectionScope
@@ -21,7 +22,7 @@ from lampo.contracts.identifiers import Email, PersonalIdentityCode
 from lampo.contracts.privacy import Effect, Retained
 from lampo.contracts.registry import Corrections
 
-DsarKind = Literal["access", "portability", "erasure", "rectification", "restriction", "objection"]
+DsarKind = kinds.DsarKind  # defined without models in lampo.contracts.kinds (settings use it)
 VerificationMethod = Literal["strong_electronic", "signed_letter", "in_person", "staff"]
 RejectReason = Literal["unverified", "no_match", "invalid", "denied"]
 CompletionStatus = Literal["completed", "completed_with_retention", "failed"]

@@ -19,12 +19,13 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt
 
+from lampo.contracts import kinds
 from lampo.contracts._base import Identifier, InboundContract, OutboundContract, Text, Timestamp
 from lampo.contracts.categories import Category
 from lampo.contracts.consent import ObjectionScope
 from lampo.contracts.registry import Corrections
 
-TaskKind = Literal["access", "erasure", "rectification", "restriction", "purge", "objection"]
+TaskKind = kinds.TaskKind  # defined without models in lampo.contracts.kinds (settings use it)
 AckStatus = Literal["done", "failed"]
 
 

@@ -43,30 +43,30 @@ from lampo.contracts.dsar import (
 )
 from lampo.contracts.privacy import Retained, TaskKind
 from lampo.contracts.registry import Corrections
+from lampo.dsar import states
 from lampo.dsar.errors import AlreadyExtended, ExtensionTooLate, NotAuthorised, NotRetriable, WrongState
 
-RECEIVED: Final = "received"
-AWAITING_APPROVAL: Final = "awaiting_approval"
-ACCEPTED: Final = "accepted"
-IN_PROGRESS: Final = "in_progress"
-COMPLETED: Final = "completed"
-COMPLETED_WITH_RETENTION: Final = "completed_with_retention"
-FAILED: Final = "failed"
-REJECTED: Final = "rejected"
-CANCELLED: Final = "cancelled"
+# The states of a request and of a task: defined in lampo.dsar.states (no models, so the store
+# and the read view do without this module), named here too.
+RECEIVED: Final = states.RECEIVED
+AWAITING_APPROVAL: Final = states.AWAITING_APPROVAL
+ACCEPTED: Final = states.ACCEPTED
+IN_PROGRESS: Final = states.IN_PROGRESS
+COMPLETED: Final = states.COMPLETED
+COMPLETED_WITH_RETENTION: Final = states.COMPLETED_WITH_RETENTION
+FAILED: Final = states.FAILED
+REJECTED: Final = states.REJECTED
+CANCELLED: Final = states.CANCELLED
 
-OPEN_STATUSES: Final = (RECEIVED, AWAITING_APPROVAL, ACCEPTED, IN_PROGRESS)
-# Not answered in full: a failed request still owes the subject an answer, so its deadline
-# still runs (an operator retries the failed participant).
-UNANSWERED_STATUSES: Final = (*OPEN_STATUSES, FAILED)
-FINAL_STATUSES: Final = (COMPLETED, COMPLETED_WITH_RETENTION, REJECTED, CANCELLED)
+OPEN_STATUSES: Final = states.OPEN_STATUSES
+UNANSWERED_STATUSES: Final = states.UNANSWERED_STATUSES
+FINAL_STATUSES: Final = states.FINAL_STATUSES
 
-# Task states.
-TASK_OPEN: Final = "open"
-TASK_DONE: Final = "done"
-TASK_FAILED: Final = "failed"
-TASK_SUPERSEDED: Final = "superseded"
-TASK_CANCELLED: Final = "cancelled"
+TASK_OPEN: Final = states.TASK_OPEN
+TASK_DONE: Final = states.TASK_DONE
+TASK_FAILED: Final = states.TASK_FAILED
+TASK_SUPERSEDED: Final = states.TASK_SUPERSEDED
+TASK_CANCELLED: Final = states.TASK_CANCELLED
 
 PACKAGE_KINDS: Final = frozenset({"access", "portability"})
 PORTABLE_BASES: Final = frozenset({"consent", "contract"})

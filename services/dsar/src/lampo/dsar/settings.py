@@ -6,8 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lampo.contracts.dsar import DsarKind
-from lampo.contracts.privacy import TaskKind
+from lampo.contracts.kinds import DsarKind, TaskKind  # not .dsar/.privacy: no models built for settings
 from lampo.settings import ServiceSettings
 
 # The data map: which categories each participant holds (a store that keeps a copy of another's

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from lampo.dsar import domain
-from lampo.dsar.domain import TASK_OPEN, UNANSWERED_STATUSES, Hold
+from lampo.dsar import states
+from lampo.dsar.states import TASK_OPEN, UNANSWERED_STATUSES
+
+if TYPE_CHECKING:  # imported where rows become typed: the read view (lampo dsar status) builds no models
+    from lampo.dsar import domain
+    from lampo.dsar.domain import Hold
 
 _REQUEST_COLUMNS = frozenset(
     {
@@ -94,7 +98,7 @@ class DsarStore:
         rows = await self.conn.fetch(
             "SELECT request_id FROM requests WHERE request_id = ANY($1::text[]) AND status = $2",
             list(request_ids),
-            domain.IN_PROGRESS,
+            states.IN_PROGRESS,
         )
         return {r["request_id"] for r in rows}
 
@@ -417,6 +421,8 @@ class DsarStore:
         )
 
     async def holds_for(self, customer_numbers: Iterable[str]) -> list[Hold]:
+        from lampo.dsar.domain import Hold
+
         rows = await self.conn.fetch(
             "SELECT holds FROM legal_holds WHERE customer_number = ANY($1::text[]) ORDER BY customer_number",
             list(customer_numbers),
@@ -425,6 +431,8 @@ class DsarStore:
 
 
 def request_of(row: asyncpg.Record) -> domain.Request:
+    from lampo.dsar import domain
+
     return domain.Request(
         request_id=row["request_id"],
         kind=row["kind"],
@@ -448,6 +456,8 @@ def request_of(row: asyncpg.Record) -> domain.Request:
 
 
 def task_of(row: asyncpg.Record) -> domain.Task:
+    from lampo.dsar import domain
+
     return domain.Task(
         task_id=row["task_id"],
         participant=row["participant"],

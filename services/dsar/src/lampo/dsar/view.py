@@ -8,10 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from lampo.dsar import domain
+from lampo.dsar import states
 from lampo.dsar.errors import UnknownRequest
 from lampo.dsar.store import DsarStore
-from lampo.tracing import trace_id_of
 
 
 async def view(conn: asyncpg.Connection, request_id: str, *, package_uri: Callable[[str], str]) -> dict[str, Any]:
@@ -20,6 +19,8 @@ async def view(conn: asyncpg.Connection, request_id: str, *, package_uri: Callab
     req = await store.request(request_id)
     if req is None:
         raise UnknownRequest()
+    from lampo.tracing import trace_id_of  # the tracing SDK: only once there is a request to show
+
     tasks = await store.tasks(request_id, current_only=False)
     pkg = await store.package(request_id)
     return {
@@ -56,7 +57,7 @@ async def view(conn: asyncpg.Connection, request_id: str, *, package_uri: Callab
                 "attempt": t["attempt"],
                 "first_sent_at": t["first_sent_at"],
                 "last_sent_at": t["sent_at"],
-                "timeout_at": t["timeout_at"] if t["status"] == domain.TASK_OPEN else None,
+                "timeout_at": t["timeout_at"] if t["status"] == states.TASK_OPEN else None,
                 "finished_at": t["finished_at"],
                 "seconds": (t["finished_at"] - t["first_sent_at"]).total_seconds() if t["finished_at"] else None,
                 "error": t["error"],
