@@ -4,6 +4,7 @@ command `make demo` prints is run as printed, from a shell that has no LAMPO_* v
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,16 @@ import pytest
 from lampo.crypto import new_master_key
 
 LAMPO = Path(sys.executable).parent / "lampo"
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The local-state functions set LAMPO_* variables in this process as the CLI does in its own:
+    put the environment back, so no later test runs with this one's keys database or token."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_a_missing_master_key_is_one_line_and_exit_2(tmp_path: Path) -> None:
