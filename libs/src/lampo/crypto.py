@@ -269,6 +269,7 @@ class KeyRing:
                     "SELECT subject_id FROM subject_keys WHERE subject_id = ANY($1::text[])", list(keys)
                 )
                 self._forget_gone(keys, {r["subject_id"] for r in standing})
+                missing = [s for s in wanted if s not in keys]
             if missing:
                 await self._load(kconn, missing, keys, create=create)
         return {s: FieldCipher(s, k) for s, k in keys.items()}
@@ -297,7 +298,9 @@ class KeyRing:
             list(keys),
         )
         created = {r["subject_id"] for r in rows if r["inserted"]}
+        cached = list(keys)
         self._forget_gone(keys, {r["subject_id"] for r in rows if not r["inserted"]})
+        erased = [s for s in cached if s not in keys]  # destroyed since cached: a new key, as if never seen
         for subject_id, key in zip(missing, fresh, strict=True):
             if subject_id in created:
                 keys[subject_id] = key
@@ -307,8 +310,10 @@ class KeyRing:
         for row, key in zip(existing, self._unwrap(existing), strict=True):
             keys[row["subject_id"]] = key
             self._remember(row["subject_id"], key)
-        late = [s for s in missing if s not in keys]
-        if late:  # inserted by another transaction meanwhile: committed now, or it failed (retry)
+        # Inserted by another transaction meanwhile (committed now, or it failed), or erased:
+        # rare, and one statement more.
+        late = [s for s in missing if s not in keys] + erased
+        if late:
             await self._load(conn, late, keys, create=True)
 
     async def _load(

@@ -136,7 +136,7 @@ async def apply_section_updates(
         for kind in LOOKUP_FIELDS:
             applies, value = lookup_value(kind, section, w.update.payload)
             if applies and value:
-                set_lookups.append((kind, store.keys.blind_index(kind, value), customer, w.subject_id))
+                set_lookups.append((kind, store.blind_index(kind, value), customer, w.subject_id))
             elif applies:
                 clear_lookups.append((kind, customer))
         if section == "metering_points":
@@ -172,7 +172,7 @@ async def customers_upserted(store: RegistryStore, items: Sequence[Incoming]) ->
         if d.customer_number in known:
             continue
         for kind, value in _identity_keys(d).items():
-            digests[(kind, value)] = store.keys.blind_index(kind, value)
+            digests[(kind, value)] = store.blind_index(kind, value)
     matches = await store.subjects_by_digests([(kind, digest) for (kind, _), digest in digests.items()])
 
     new_subjects: list[tuple[str, str]] = []
@@ -429,7 +429,7 @@ def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
         # Identity codes and business IDs first, before anything else of the transaction: every
         # instance then matches a new customer number against what the others committed.
         await store.lock_identities(
-            store.keys.blind_index(kind, value)
+            store.blind_index(kind, value)
             for item in items
             if isinstance(item.event.data, CustomerUpserted)
             for kind, value in _identity_keys(item.event.data).items()
