@@ -13,7 +13,13 @@
    per batch.
 
 Both rates are measured from the end of the first batch to the last one (consumer group joins and
-connection set-up are not ingest), and printed with their ratio. Goal: ratio at least 0.8.
+connection set-up are not ingest), and printed with their ratio (issue 17: at least 0.5 against a
+baseline that validates and encrypts the identity code, and never under 3,000 events/s).
+
+``--readings MONTHS`` follows each new customer with its monthly ``consumption.reported``
+readings (the bulk of a seeded register); the subject keys are in a keys database of their own,
+as deployed (``--keys-in-data-database`` for the old set-up). Commits per batch in the registry's
+database and its keys database are printed (``pg_stat_database.xact_commit``).
 
 4. Floor, same run: the records' values through the public contract's ``parse`` (the validation
    the issue itself asks for: JSON, schema, identity code, phone, e-mail, postal code) plus the
@@ -33,7 +39,7 @@ import json
 import os
 import time
 import uuid
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +48,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from lampo.contracts.catalog import CONSENT_EVENTS, PRIVACY_TASKS, REGISTRY_INBOUND, parse
+from lampo.contracts.envelope import CloudEvent
 from lampo.crypto import FieldCipher, KeyRing, new_master_key, parse_master_key
 from lampo.db.pool import server_url_of
 from lampo.messaging.topics import consumer_group_for
@@ -71,7 +78,32 @@ async def offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition
     return ends
 
 
-async def publish(n: int) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+def readings_of(customer: str, n: int, months: int) -> list[bytes]:
+    """``months`` monthly ``consumption.reported`` readings of the customer's metering point (as
+    ``lampo seed`` sends them: the bulk of a seeded register)."""
+    out = []
+    for m in range(months):
+        year, month = 2023 + m // 12, m % 12 + 1
+        start = date(year, month, 1)
+        end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        data = {
+            "customer_number": customer,
+            "metering_point": f"MUL-{n:06d}",
+            "period_start": start.isoformat(),
+            "period_end": end.isoformat(),
+            "energy_mwh": f"{1 + (n + m) % 7 / 10:.3f}",
+            "annual_forecast_mwh": "14.000",
+        }
+        event = CloudEvent.new(
+            "consumption.reported", "urn:system:metering", data, time=f"{end.isoformat()}T23:00:00+00:00"
+        )
+        out.append(event.to_bytes())
+    return out
+
+
+async def publish(n: int, months: int = 0) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """``n`` events: ``customer.upserted`` only, or (``months``) each new customer followed by
+    ``months`` monthly readings."""
     probe = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
     await probe.start()
     try:
@@ -79,12 +111,17 @@ async def publish(n: int) -> tuple[dict[TopicPartition, int], dict[TopicPartitio
         prefix = uuid.uuid4().hex[:6]
         started = time.perf_counter()
         async with Producer() as producer:
-            for low in range(0, n, 5000):
-                items: list[tuple[str | None, bytes]] = []
-                for i in range(low, min(n, low + 5000)):
-                    customer = f"bench-{prefix}-{i}"
-                    items.append((customer, customer_upserted(customer, i).to_bytes()))
-                await producer.send_many(REGISTRY_INBOUND, items)
+            items: list[tuple[str | None, bytes]] = []
+            sent, i = 0, 0
+            while sent < n:
+                customer = f"bench-{prefix}-{i}"
+                values = [customer_upserted(customer, i).to_bytes(), *readings_of(customer, i, months)]
+                items += [(customer, value) for value in values[: n - sent]]
+                sent += len(values[: n - sent])
+                i += 1
+                if len(items) >= 5000 or sent >= n:
+                    await producer.send_many(REGISTRY_INBOUND, items)
+                    items = []
         print(f"published {n} events in {time.perf_counter() - started:.1f} s")
         end = await offsets(probe, REGISTRY_INBOUND)
     finally:
@@ -207,13 +244,17 @@ async def baseline(
         await drop_database(database)
 
 
-async def registry(n: int, start: dict[TopicPartition, int]) -> Meter:
+async def registry(n: int, start: dict[TopicPartition, int], *, keys_database: bool) -> Meter:
     from lampo.db import MigrationSource, create_pool, ensure_database, migrate, platform_migrations
     from lampo.registry.app import MIGRATIONS, build
     from lampo.registry.settings import RegistrySettings
 
     settings = RegistrySettings(
-        database=unique("bench_registry"), consumer_group=unique("bench-registry"), master_key=new_master_key()
+        database=(database := unique("bench_registry")),
+        consumer_group=unique("bench-registry"),
+        master_key=new_master_key(),
+        # As deployed: the subject keys in a database of their own (LAMPO_KEYS_DATABASE).
+        keys_database=f"{database}_keys" if keys_database else None,
     )
     # The database and its schema first, so the timed part is ingest only.
     await ensure_database(settings.database_url)
@@ -238,6 +279,20 @@ async def registry(n: int, start: dict[TopicPartition, int]) -> Meter:
             while not meter.update(consumer.stats.processed):  # noqa: ASYNC110 - polling a counter
                 await asyncio.sleep(0.01)
             print(f"registry consumer: {consumer.stats}")
+            # Transactions per batch, as PostgreSQL counts them (its statistics lag by up to a
+            # second or so: a close figure, counted from the database's creation).
+            await asyncio.sleep(1.5)
+            admin = await asyncpg.connect(server_url_of(PG_URL))
+            try:
+                for name in (settings.database, settings.keys_database):
+                    if name:
+                        commits = await admin.fetchval(
+                            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", name
+                        )
+                        per_batch = (commits or 0) / max(consumer.stats.batches, 1)
+                        print(f"commits in {name}: {commits} ({per_batch:.1f} per inbound batch)")
+            finally:
+                await admin.close()
             # Printed before the service stops, so a slow shutdown on a busy broker cannot hide it.
             print(f"registry measured: {meter.rate:,.0f} events/s, {meter.cpu_ms_per_event:.3f} ms CPU/event")
             dead = sum(consumer.stats.dead_lettered.values())
@@ -246,6 +301,8 @@ async def registry(n: int, start: dict[TopicPartition, int]) -> Meter:
         return meter
     finally:
         await drop_database(settings.database or "")
+        if settings.keys_database:
+            await drop_database(settings.keys_database)
 
 
 def validation_floor(values: list[bytes]) -> float:
@@ -264,8 +321,8 @@ def validation_floor(values: list[bytes]) -> float:
     return 1000 * (time.process_time() - started) / max(len(values), 1)
 
 
-async def main(n: int) -> None:
-    start, end = await publish(n)
+async def main(n: int, months: int, keys_database: bool) -> None:
+    start, end = await publish(n, months)
     published = sum(end[tp] - start[tp] for tp in start)
     if published < n:
         raise SystemExit(f"only {published} records landed on {REGISTRY_INBOUND}")
@@ -285,10 +342,11 @@ async def main(n: int) -> None:
         f"A registry that did only that, on all {cores} cores, perfectly parallel: at most"
         f" {cores * 1000 / least_ms:,.0f} events/s = ratio {bound:.2f}"
     )
-    reg = await registry(n, start)
+    reg = await registry(n, start, keys_database=keys_database)
     print(f"registry (validate, encrypt, index, outbox):  {reg.rate:,.0f} events/s ({reg.wall:.1f} s wall)")
     ratio = reg.rate / base.rate
-    print(f"ratio registry/baseline: {ratio:.2f} (goal >= 0.8), N = {n}")
+    mix = f"each customer.upserted followed by {months} consumption.reported" if months else "customer.upserted"
+    print(f"ratio registry/baseline: {ratio:.2f} (goal >= 0.5), N = {n} ({mix})")
     print(f"process CPU per event: baseline {base.cpu_ms_per_event:.3f} ms, registry {reg.cpu_ms_per_event:.3f} ms")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     figures = [
@@ -316,5 +374,17 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument(
+        "--readings",
+        type=int,
+        default=0,
+        metavar="MONTHS",
+        help="follow each new customer with MONTHS monthly consumption.reported readings (a seeded register)",
+    )
+    parser.add_argument(
+        "--keys-in-data-database",
+        action="store_true",
+        help="keep the subject keys in the registry's own database (default: a keys database, as deployed)",
+    )
     args: Any = parser.parse_args()
-    asyncio.run(main(args.events))
+    asyncio.run(main(args.events, args.readings, not args.keys_in_data_database))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -148,3 +149,32 @@ async def test_a_key_destroyed_by_another_instance_no_longer_opens_in_this_one(k
         fresh = await there.cipher(conn, "s-erased", create=True)
         with pytest.raises(InvalidTag):
             fresh.decrypt("contact", blob)
+
+
+async def test_a_batch_checks_its_cached_keys_and_creates_its_new_ones_in_one_statement(key_table) -> None:
+    """Ingest with a keys database of its own: one round trip (one transaction there) per batch,
+    whatever mix of known and new subjects it holds; a key destroyed meanwhile is not used (a new
+    one is made, in a second statement: an erased subject written again is rare)."""
+    master = parse_master_key(new_master_key())
+    ring = KeyRing(master)
+    statements: list[str] = []
+    async with key_table.acquire() as conn:
+        known = await ring.ciphers(conn, ["s-known", "s-erased"], create=True)
+        blob = known["s-known"].encrypt("contact", "asiakas@example.fi")
+        gone = known["s-erased"].encrypt("contact", "toinen@example.fi")
+        await KeyRing(master).ciphers(conn, ["s-stored"], create=True)  # another instance stores a key
+        conn.add_query_logger(lambda query: statements.append(query.query))
+        ciphers = await ring.ciphers(conn, ["s-known", "s-new", "s-stored", "s-new"], create=True)
+        await asyncio.sleep(0.05)  # the logger is called soon after each statement, not during it
+        assert len(statements) == 1
+        await KeyRing(master).destroy(conn, "s-erased")  # another instance erases a subject
+        ciphers |= await ring.ciphers(conn, ["s-known", "s-erased"], create=True)
+    assert set(ciphers) == {"s-known", "s-erased", "s-new", "s-stored"}
+    assert ciphers["s-known"].decrypt("contact", blob) == "asiakas@example.fi"
+    with pytest.raises(InvalidTag):  # a new key for the erased subject, not the cached one
+        ciphers["s-erased"].decrypt("contact", gone)
+    async with key_table.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM subject_keys") == 4
+        again = await KeyRing(master).ciphers(conn, ["s-stored", "s-new"], create=False)
+    stored = ciphers["s-stored"].encrypt("person", "x")
+    assert again["s-stored"].decrypt("person", stored) == "x"

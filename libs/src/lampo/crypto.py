@@ -257,18 +257,64 @@ class KeyRing:
         if not wanted:
             return {}
         keys = {s: self._cache[s] for s in wanted if s in self._cache}
+        missing = [s for s in wanted if s not in keys]
         async with self._keys_conn(conn) as kconn:
+            if create and missing:
+                # Ingest: the check of the cached keys and the creation of the missing ones in
+                # one statement (one round trip, one transaction in a keys database of their own).
+                await self._create(kconn, missing, keys)
+                return {s: FieldCipher(s, k) for s, k in keys.items()}
             if keys:
                 standing = await kconn.fetch(
                     "SELECT subject_id FROM subject_keys WHERE subject_id = ANY($1::text[])", list(keys)
                 )
-                for gone in keys.keys() - {r["subject_id"] for r in standing}:
-                    self._cache.pop(gone, None)
-                    del keys[gone]
-            missing = [s for s in wanted if s not in keys]
+                self._forget_gone(keys, {r["subject_id"] for r in standing})
+                missing = [s for s in wanted if s not in keys]
             if missing:
                 await self._load(kconn, missing, keys, create=create)
         return {s: FieldCipher(s, k) for s, k in keys.items()}
+
+    def _forget_gone(self, keys: dict[str, bytes], standing: set[str]) -> None:
+        for gone in keys.keys() - standing:
+            self._cache.pop(gone, None)
+            del keys[gone]
+
+    async def _create(self, conn: asyncpg.Connection, missing: list[str], keys: dict[str, bytes]) -> None:
+        """Create the keys of ``missing`` that do not exist, read those that do, and check that
+        the cached ones in ``keys`` still stand, in one statement. The statement's snapshot sees
+        no key another instance is inserting at the same moment; that key is read after."""
+        fresh = [os.urandom(32) for _ in missing]
+        rows = await conn.fetch(
+            "WITH inserted AS ("
+            " INSERT INTO subject_keys (subject_id, wrapped_key, kek_id)"
+            " SELECT s, w, $3 FROM unnest($1::text[], $2::bytea[]) AS u(s, w)"
+            " ON CONFLICT (subject_id) DO NOTHING RETURNING subject_id)"
+            " SELECT subject_id, NULL::bytea AS wrapped_key, NULL::text AS kek_id, true AS inserted FROM inserted"
+            " UNION ALL SELECT subject_id, wrapped_key, kek_id, false FROM subject_keys"
+            " WHERE subject_id = ANY($1::text[]) OR subject_id = ANY($4::text[])",
+            missing,
+            wrap_keys(self._kek, fresh),
+            self.kek_id,
+            list(keys),
+        )
+        created = {r["subject_id"] for r in rows if r["inserted"]}
+        cached = list(keys)
+        self._forget_gone(keys, {r["subject_id"] for r in rows if not r["inserted"]})
+        erased = [s for s in cached if s not in keys]  # destroyed since cached: a new key, as if never seen
+        for subject_id, key in zip(missing, fresh, strict=True):
+            if subject_id in created:
+                keys[subject_id] = key
+                self._remember(subject_id, key)
+        unknown = set(missing) - created
+        existing = [r for r in rows if not r["inserted"] and r["subject_id"] in unknown]
+        for row, key in zip(existing, self._unwrap(existing), strict=True):
+            keys[row["subject_id"]] = key
+            self._remember(row["subject_id"], key)
+        # Inserted by another transaction meanwhile (committed now, or it failed), or erased:
+        # rare, and one statement more.
+        late = [s for s in missing if s not in keys] + erased
+        if late:
+            await self._load(conn, late, keys, create=True)
 
     async def _load(
         self, conn: asyncpg.Connection, missing: list[str], keys: dict[str, bytes], *, create: bool

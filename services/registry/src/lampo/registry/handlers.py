@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 import asyncpg
@@ -135,7 +136,7 @@ async def apply_section_updates(
         for kind in LOOKUP_FIELDS:
             applies, value = lookup_value(kind, section, w.update.payload)
             if applies and value:
-                set_lookups.append((kind, store.keys.blind_index(kind, value), customer, w.subject_id))
+                set_lookups.append((kind, store.blind_index(kind, value), customer, w.subject_id))
             elif applies:
                 clear_lookups.append((kind, customer))
         if section == "metering_points":
@@ -171,7 +172,7 @@ async def customers_upserted(store: RegistryStore, items: Sequence[Incoming]) ->
         if d.customer_number in known:
             continue
         for kind, value in _identity_keys(d).items():
-            digests[(kind, value)] = store.keys.blind_index(kind, value)
+            digests[(kind, value)] = store.blind_index(kind, value)
     matches = await store.subjects_by_digests([(kind, digest) for (kind, _), digest in digests.items()])
 
     new_subjects: list[tuple[str, str]] = []
@@ -293,32 +294,90 @@ async def interaction_logged(store: RegistryStore, item: Incoming) -> None:
         await _announce(store, item, subject_id, data.customer_number, ["customer_relationship"])
 
 
-async def consumption_reported(
-    store: RegistryStore, item: Incoming, clock: Clock, *, unprofiled: set[str] | None = None, last: bool = True
+async def consumptions_reported(
+    store: RegistryStore,
+    run: Sequence[tuple[int, Incoming]],
+    clock: Clock,
+    *,
+    unprofiled: set[str],
+    last_reading: dict[str, int],
 ) -> None:
-    """Within a batch, only the customer's last reading (``last``) refreshes the profile, if any
+    """A run of ``consumption.reported`` events ``(position in the batch, item)`` in one pass: one
+    look-up of the customers, one of their metering points, one statement for the readings, one
+    for the notices. Within the run the latest event per reading wins, as it would one by one.
+
+    Only the customer's last reading of the batch (``last_reading``) refreshes the profile, if any
     of the batch's readings changed (``unprofiled`` holds those customers): the profile reads
     every reading of the customer, so once per reading a metering point's hourly series made
     ingest quadratic. The profile committed with the batch is the same."""
-    data = item.event.data
-    assert isinstance(data, ConsumptionReported)
-    customer = data.customer_number
-    subject_id = await _known_customer(store, customer)
-    if not await store.has_metering_point(customer, data.metering_point):
+    readings: list[tuple[int, Incoming, ConsumptionReported]] = []
+    for index, item in run:
+        assert isinstance(item.event.data, ConsumptionReported)
+        readings.append((index, item, item.event.data))
+    known = await store.subjects_of(d.customer_number for _, _, d in readings)
+    if any(d.customer_number not in known for _, _, d in readings):
+        raise UnknownCustomer("data.customer_number")
+    held = await store.metering_points_held((d.customer_number, d.metering_point) for _, _, d in readings)
+    if any((d.customer_number, d.metering_point) not in held for _, _, d in readings):
         raise UnknownMeteringPoint()
-    forecast = None if data.annual_forecast_mwh is None else Decimal(data.annual_forecast_mwh)
-    reading = (data.metering_point, data.period_start, data.period_end, Decimal(data.energy_mwh), forecast)
-    unprofiled = set() if unprofiled is None else unprofiled
-    categories = []
-    if await store.upsert_consumption(customer, subject_id, reading, _provenance(item)):
-        categories.append("consumption")
-        unprofiled.add(customer)
-    if last and customer in unprofiled:
-        unprofiled.discard(customer)
-        if await refresh_profile(store, customer, clock):
-            categories.append("services")
-    if categories:
-        await _announce(store, item, subject_id, customer, categories)
+
+    winners: dict[tuple[str, str, date, date], tuple[int, Incoming, ConsumptionReported, Provenance]] = {}
+    for index, item, d in readings:
+        key = (d.customer_number, d.metering_point, d.period_start, d.period_end)
+        prov = _provenance(item)
+        current = winners.get(key)
+        if current is None or current[3].event_time <= prov.event_time:
+            winners[key] = (index, item, d, prov)
+    written = await store.upsert_consumptions(
+        [
+            (
+                d.customer_number,
+                known[d.customer_number],
+                (
+                    d.metering_point,
+                    d.period_start,
+                    d.period_end,
+                    Decimal(d.energy_mwh),
+                    None if d.annual_forecast_mwh is None else Decimal(d.annual_forecast_mwh),
+                ),
+                prov,
+            )
+            for index, item, d, prov in winners.values()
+        ]
+    )
+    changed: dict[int, list[str]] = {}
+    for key, (index, _, d, _) in winners.items():
+        if key in written:
+            changed[index] = ["consumption"]
+            unprofiled.add(d.customer_number)
+    for index, _, d in readings:
+        customer = d.customer_number
+        if last_reading[customer] == index and customer in unprofiled:
+            unprofiled.discard(customer)
+            if await refresh_profile(store, customer, clock):
+                changed.setdefault(index, []).append("services")
+    if not changed:
+        return
+    kinds = await store.kinds_of(known[d.customer_number] for index, _, d in readings if index in changed)
+    notices = []
+    for index, item, d in readings:
+        if index not in changed:
+            continue
+        subject_id = known[d.customer_number]
+        prov = _provenance(item)
+        item.span.set_attribute("lampo.subject_id", subject_id)
+        notices.append(
+            notice(
+                subject_id,
+                d.customer_number,
+                kind=kinds[subject_id],
+                categories=changed[index],
+                origin=prov.origin,
+                changed_at=prov.event_time,
+                traceparent=item.traceparent,
+            )
+        )
+    await outbox.add(store.conn, notices)
 
 
 async def refresh_profile(store: RegistryStore, customer_number: str, clock: Clock) -> bool:
@@ -338,6 +397,25 @@ async def refresh_profile(store: RegistryStore, customer_number: str, clock: Clo
     return True
 
 
+def _in_order(items: Sequence[Incoming]) -> list[tuple[int, Incoming]]:
+    """The order to apply a batch in, with each item's position. A seeded or migrated register
+    arrives as each customer's upsert followed by its readings, customer after customer: applied
+    in that order, every run would be one customer long. When the batch holds only upserts and
+    readings, and no customer's reading comes before an upsert of that customer, the upserts go
+    first (in their order) and the readings after (in theirs): each customer's own events keep
+    their order, as do the upserts among themselves (contact persons after their organisation),
+    and a reading depends on nothing but its customer's upserts. Otherwise the batch's order."""
+    indexed = list(enumerate(items))
+    read: set[str] = set()
+    for item in items:
+        data = item.event.data
+        if isinstance(data, ConsumptionReported):
+            read.add(data.customer_number)
+        elif not isinstance(data, CustomerUpserted) or data.customer_number in read:
+            return indexed
+    return sorted(indexed, key=lambda pair: isinstance(pair[1].event.data, ConsumptionReported))
+
+
 def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
     async def handle(conn: asyncpg.Connection, items: list[Incoming]) -> None:
         store = RegistryStore(conn, keys)
@@ -351,30 +429,36 @@ def make_inbound_handler(keys: KeyRing, clock: Clock) -> BatchHandler:
         # Identity codes and business IDs first, before anything else of the transaction: every
         # instance then matches a new customer number against what the others committed.
         await store.lock_identities(
-            store.keys.blind_index(kind, value)
+            store.blind_index(kind, value)
             for item in items
             if isinstance(item.event.data, CustomerUpserted)
             for kind, value in _identity_keys(item.event.data).items()
         )
-        for i, item in enumerate(items):
+        readings: list[tuple[int, Incoming]] = []
+        for i, item in _in_order(items):
             kind = item.event.envelope.type
-            if kind == "customer.upserted":
-                run.append(item)
-                continue
-            if run:  # keep the order: the upserts before this event first
+            # Runs of upserts and of readings are applied a run at a time; the order of events
+            # is kept: a run ends before the next event of another type.
+            if kind != "customer.upserted" and run:
                 await customers_upserted(store, run)
                 run = []
-            if kind == "customer.relationship_ended":
+            if not isinstance(item.event.data, ConsumptionReported) and readings:
+                await consumptions_reported(store, readings, clock, unprofiled=unprofiled, last_reading=last_reading)
+                readings = []
+            if kind == "customer.upserted":
+                run.append(item)
+            elif isinstance(item.event.data, ConsumptionReported):
+                readings.append((i, item))
+            elif kind == "customer.relationship_ended":
                 await relationship_ended(store, item)
             elif kind == "contract.updated":
                 await contract_updated(store, item)
-            elif isinstance(item.event.data, ConsumptionReported):
-                last = last_reading[item.event.data.customer_number] == i
-                await consumption_reported(store, item, clock, unprofiled=unprofiled, last=last)
             elif kind == "interaction.logged":
                 await interaction_logged(store, item)
         if run:
             await customers_upserted(store, run)
+        if readings:
+            await consumptions_reported(store, readings, clock, unprofiled=unprofiled, last_reading=last_reading)
 
     return handle
 

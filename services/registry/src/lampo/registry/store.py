@@ -54,6 +54,15 @@ class RegistryStore:
     def __init__(self, conn: asyncpg.Connection, keys: KeyRing) -> None:
         self.conn = conn
         self.keys = keys
+        # Blind indexes computed in this store's life (one batch): a batch locks, matches and
+        # indexes each identity code, e-mail and business ID, one HMAC each instead of three.
+        self._digests: dict[tuple[str, str], bytes] = {}
+
+    def blind_index(self, kind: str, value: str) -> bytes:
+        digest = self._digests.get((kind, value))
+        if digest is None:
+            digest = self._digests[(kind, value)] = self.keys.blind_index(kind, value)
+        return digest
 
     # --- subjects and customers --------------------------------------------------------------
 
@@ -74,7 +83,7 @@ class RegistryStore:
         found: str | None = await self.conn.fetchval(
             "SELECT subject_id FROM lookup WHERE kind = $1 AND digest = $2 LIMIT 1",
             kind,
-            self.keys.blind_index(kind, value),
+            self.blind_index(kind, value),
         )
         return found
 
@@ -82,7 +91,7 @@ class RegistryStore:
         rows = await self.conn.fetch(
             "SELECT DISTINCT subject_id FROM lookup WHERE kind = $1 AND digest = $2",
             kind,
-            self.keys.blind_index(kind, value),
+            self.blind_index(kind, value),
         )
         return {r["subject_id"] for r in rows}
 
@@ -141,6 +150,12 @@ class RegistryStore:
     async def kind_of(self, subject_id: str) -> str:
         kind: str = await self.conn.fetchval("SELECT kind FROM subjects WHERE subject_id = $1", subject_id)
         return kind
+
+    async def kinds_of(self, subject_ids: Iterable[str]) -> dict[str, str]:
+        rows = await self.conn.fetch(
+            "SELECT subject_id, kind FROM subjects WHERE subject_id = ANY($1::text[])", list(set(subject_ids))
+        )
+        return {r["subject_id"]: r["kind"] for r in rows}
 
     async def is_restricted(self, subject_id: str) -> bool:
         return bool(await self.conn.fetchval("SELECT restricted FROM subjects WHERE subject_id = $1", subject_id))
@@ -406,6 +421,19 @@ class RegistryStore:
             )
         )
 
+    async def metering_points_held(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of the (customer number, metering point) pairs are the customer's."""
+        wanted = list(set(pairs))
+        if not wanted:
+            return set()
+        rows = await self.conn.fetch(
+            "SELECT m.customer_number, m.metering_point FROM metering_points m"
+            " JOIN unnest($1::text[], $2::text[]) AS w(c, p) ON m.customer_number = w.c AND m.metering_point = w.p",
+            [c for c, _ in wanted],
+            [p for _, p in wanted],
+        )
+        return {(r["customer_number"], r["metering_point"]) for r in rows}
+
     # --- the other inbound types -----------------------------------------------------------------
 
     async def end_relationship(
@@ -485,6 +513,36 @@ class RegistryStore:
             *self._prov(prov),
         )
         return bool(written)
+
+    async def upsert_consumptions(
+        self, rows: Sequence[tuple[str, str, tuple[str, date, date, Decimal, Decimal | None], Provenance]]
+    ) -> set[tuple[str, str, date, date]]:
+        """Many readings ``(customer_number, subject_id, reading, provenance)`` in one statement
+        (at most one per key: the caller picks the latest event of each), each written unless a
+        later event is stored. Returns the keys (customer, metering point, start, end) written."""
+        if not rows:
+            return set()
+        columns: list[list[Any]] = [[] for _ in range(12)]
+        for customer, subject_id, reading, prov in rows:
+            for column, value in zip(columns, (customer, subject_id, *reading, *self._prov(prov)), strict=True):
+                column.append(value)
+        written = await self.conn.fetch(
+            f"""
+            INSERT INTO consumption (customer_number, subject_id, metering_point, period_start, period_end, energy_mwh,
+                                     annual_forecast_mwh, {_PROVENANCE_COLUMNS})
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::date[], $6::numeric[],
+                                 $7::numeric[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])
+            ON CONFLICT (customer_number, metering_point, period_start, period_end) DO UPDATE
+               SET energy_mwh = EXCLUDED.energy_mwh, annual_forecast_mwh = EXCLUDED.annual_forecast_mwh,
+                   event_time = EXCLUDED.event_time, event_id = EXCLUDED.event_id,
+                   source_system = EXCLUDED.source_system, origin = EXCLUDED.origin,
+                   legal_basis = EXCLUDED.legal_basis, updated_at = now()
+             WHERE consumption.event_time <= EXCLUDED.event_time
+            RETURNING customer_number, metering_point, period_start, period_end
+            """,
+            *columns,
+        )
+        return {(r["customer_number"], r["metering_point"], r["period_start"], r["period_end"]) for r in written}
 
     async def upsert_interaction(
         self,
