@@ -128,3 +128,18 @@ show_status() {
   say "not running (state: $STATE)"
   return 3
 }
+
+check_traverse() {  # check_traverse DIR SERVER: the server's OS user ($OS_USER) must be able to enter every directory above DIR
+  [[ $EUID -eq 0 ]] || return 0
+  id -u "$OS_USER" >/dev/null 2>&1 || die "OS user '$OS_USER' does not exist (is $2 installed? try: $0 install)"
+  local path=/ part
+  local -a parts
+  IFS='/' read -r -a parts <<<"${1%/*}"
+  for part in "" "${parts[@]}"; do
+    [[ -n $part ]] && path="${path%/}/$part"
+    [[ -z $part && $path != / ]] && continue
+    if ! runuser -u "$OS_USER" -- test -x "$path" 2>/dev/null; then
+      die "OS user '$OS_USER' cannot enter directory $path ($(stat -c '%A %U:%G' "$path")); run 'chmod o+x $path' or set LAMPO_STATE_DIR to a directory it can reach"
+    fi
+  done
+}

@@ -97,24 +97,9 @@ need_bin() {
 }
 
 # ---------------------------------------------------------------- state dir
-check_traverse() {  # the cluster's OS user must be able to enter every directory above the state
-  [[ $EUID -eq 0 ]] || return 0
-  id -u "$OS_USER" >/dev/null 2>&1 || die "OS user '$OS_USER' does not exist (is PostgreSQL installed? try: $0 install)"
-  local path=/ part
-  local -a parts
-  IFS='/' read -r -a parts <<<"${PG_STATE%/*}"
-  for part in "" "${parts[@]}"; do
-    [[ -n $part ]] && path="${path%/}/$part"
-    [[ -z $part && $path != / ]] && continue
-    if ! runuser -u "$OS_USER" -- test -x "$path" 2>/dev/null; then
-      die "OS user '$OS_USER' cannot enter directory $path ($(stat -c '%A %U:%G' "$path")); run 'chmod o+x $path' or set LAMPO_STATE_DIR to a directory it can reach"
-    fi
-  done
-}
-
 ensure_dirs() {
   mkdir -p "$STATE_ROOT" "${PG_STATE%/*}"
-  check_traverse
+  check_traverse "$PG_STATE" PostgreSQL
   local d
   for d in "$PG_STATE" "$SOCK" "$LOGS" "$DATA"; do
     mkdir -p "$d"
