@@ -178,11 +178,6 @@ class ConsumerOptions:
     # records that crowd one partition (an access result's parts share their request's key)
     # takes more per poll: fewer polls, transactions and commits per request.
     max_partition_fetch_bytes: int = 1024 * 1024
-    # False: no inbox rows for this consumer. Only for a handler whose effect is the same however
-    # often a record is applied (clocks that only move forward, a latest-wins mapping): an
-    # observer of other services' busy topics then spends no INSERT, and no inbox row to prune,
-    # on each record it reads.
-    dedupe: bool = True
 
 
 Observer = Callable[[str, list[Incoming]], Awaitable[None] | None]
@@ -352,10 +347,7 @@ class ReliableConsumer:
     async def _apply(self, items: list[Incoming]) -> list[Incoming]:
         duplicates: list[Incoming] = []
         async with self._pool().acquire() as conn, conn.transaction():
-            if self.options.dedupe:
-                fresh = await inbox.claim(conn, self.name, [i.id for i in items])
-            else:
-                fresh = {i.id for i in items}
+            fresh = await inbox.claim(conn, self.name, [i.id for i in items])
             new_items: list[Incoming] = []
             seen: set[str] = set()
             for item in items:

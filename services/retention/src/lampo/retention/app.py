@@ -177,9 +177,9 @@ def build(
             observers=observers,
             parser=parser,
             select=observing_selector(topic, wanted),
-            # Clocks only move forward and the subject mapping is latest-wins: applying a record
-            # again changes nothing, so these five busy topics claim no inbox rows (issue 17).
-            options=ConsumerOptions(max_records=settings.consumer_batch, dedupe=False),
+            # Inbox rows stay: a record replayed after its subject's erasure must not start the
+            # subject's clocks again (tests/faults/test_replay.py).
+            options=ConsumerOptions(max_records=settings.consumer_batch),
         )
     # The outbox's records: purge tasks of the sweeps (keyed by the sweep's id, sweep.py) and the
     # holds standing per customer (internal, compacted, read by dsar and billing; handlers.py).
