@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import asyncpg
-from retention_events import call_recorded, invoice_issued, relationship_ended, subject_changed
+from retention_events import ALL_REGISTRY, call_recorded, invoice_issued, relationship_ended, subject_changed
 
 from lampo.contracts.catalog import PRIVACY_TASKS, RETENTION_INBOUND
 from lampo.contracts.envelope import CloudEvent
@@ -36,15 +36,6 @@ from lampo.testing import (
 )
 
 ENDED = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
-REGISTRY_CATEGORIES = [
-    "basic",
-    "contact_person",
-    "contact",
-    "customer_relationship",
-    "services",
-    "consumption",
-    "other_consented",
-]
 
 
 class StoreSettings(ServiceSettings):
@@ -133,7 +124,7 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
 
         ended, active, prospect, held = (new_customer() for _ in range(4))
         for c in (ended, active, prospect, held):
-            await registry.add(c, REGISTRY_CATEGORIES)
+            await registry.add(c, ALL_REGISTRY)
             await billing.add(c, ["billing"])
             await recordings.add(c, ["customer_relationship"])
         async with Producer() as p:
@@ -179,7 +170,7 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
             ) from None
 
         everything = {
-            "registry": set(REGISTRY_CATEGORIES),
+            "registry": set(ALL_REGISTRY),
             "billing": {"billing"},
             "recordings": {"customer_relationship"},
         }
@@ -225,7 +216,7 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
         await sweep_and_check(
             datetime(2027, 1, 20, 10, tzinfo=UTC),
             {
-                "registry": {prospect: set(REGISTRY_CATEGORIES)},
+                "registry": {prospect: set(ALL_REGISTRY)},
                 "billing": {prospect: {"billing"}},
                 "recordings": {prospect: {"customer_relationship"}},
             },
@@ -241,7 +232,7 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
             datetime(2032, 12, 31, 22, tzinfo=UTC), {"billing": {ended: {"billing"}, active: {"billing"}}}
         )
         # the hold kept everything of its customer until now
-        assert expected["registry"][held] == set(REGISTRY_CATEGORIES)
+        assert expected["registry"][held] == set(ALL_REGISTRY)
 
         async with retention.service.runtime.pool.acquire() as conn, conn.transaction():
             from lampo.contracts.retention import LegalHoldReleased
@@ -258,12 +249,12 @@ async def test_sweeps_purge_exactly_what_is_due_in_every_store_and_holds_keep_th
         await sweep_and_check(
             datetime(2033, 1, 6, tzinfo=UTC),
             {
-                "registry": {held: set(REGISTRY_CATEGORIES)},
+                "registry": {held: set(ALL_REGISTRY)},
                 "billing": {held: {"billing"}},
                 "recordings": {held: {"customer_relationship"}},
             },
         )
-        assert expected["registry"] == {active: set(REGISTRY_CATEGORIES)}  # the active customer's register data stays
+        assert expected["registry"] == {active: set(ALL_REGISTRY)}  # the active customer's register data stays
 
         async with retention.service.runtime.pool.acquire() as conn:
             proof = await store.purges_of(conn, ended)
