@@ -8,6 +8,7 @@ LOCAL := deploy/local
 install:
 	@$(LOCAL)/install.sh
 	@$(LOCAL)/prometheus.sh install
+	@$(LOCAL)/browser.sh install
 
 # Zipkin (traces, http://127.0.0.1:9411/zipkin/) is best effort: launched first so its JVM starts
 # beside PostgreSQL and Kafka, waited for last; if it cannot start, the suite still runs. It keeps
