@@ -71,6 +71,7 @@ lint: install
 	@promtool test rules deploy/prometheus/tests/*.yml
 	@promtool check config --syntax-only deploy/prometheus/prometheus.yml >/dev/null
 	@$(PY) deploy/tools/dashboard.py
+	@$(PY) deploy/tools/i18n.py
 	@$(PY) deploy/tools/metrics_check.py
 
 # Regenerate docs/asyncapi/<service>.json and docs/openapi/<service>.json from each service's app
