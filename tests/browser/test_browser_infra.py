@@ -6,13 +6,16 @@ through (the Secure session cookie works over http://127.0.0.1)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
+from inbox import Mailbox
 
 from lampo.web import Site, session
 from lampo.web.guard import CSP
@@ -141,3 +144,36 @@ async def test_a_form_goes_through_with_its_csrf_token_and_is_refused_without(se
     await page.goto(f"{url}/good")
     await page.get_by_role("button", name="Send").click()
     assert await page.text_content("#asked") == "2"  # the refused post never ran
+
+
+def _mail(directory: Path, n: int, to: str, subject: str, body: str) -> None:
+    message = EmailMessage()
+    message["From"] = "tietosuoja@muuramenlampo.fi"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    (directory / f"20261202T093000{n:06d}-1-{n:06d}.eml").write_bytes(message.as_bytes())
+
+
+async def test_the_mailbox_hands_out_each_mail_once_and_waits_for_one_to_come(tmp_path):
+    mailbox = Mailbox(tmp_path)
+    _mail(tmp_path, 1, "aino@example.fi", "Vahvistuskoodi", "Koodisi on 123456.")
+    _mail(tmp_path, 2, "ville@example.fi", "Vahvistuskoodi", "Koodisi on 654321.")
+    _mail(tmp_path, 3, "aino@example.fi", "Pyyntösi on vastaanotettu", "Kiitos.")
+
+    first = await mailbox.wait_for(to="AINO@example.fi")
+    assert Mailbox.text(first).strip() == "Koodisi on 123456."
+    received = await mailbox.wait_for(to="aino@example.fi", subject="vastaanotettu")
+    assert received["subject"] == "Pyyntösi on vastaanotettu"
+
+    async def later() -> None:
+        await asyncio.sleep(0.5)
+        _mail(tmp_path, 4, "aino@example.fi", "Pyyntösi on valmis", "Valmis.")
+
+    arriving = asyncio.create_task(later())
+    done = await mailbox.wait_for(to="aino@example.fi", timeout=10)
+    await arriving
+    assert done["subject"] == "Pyyntösi on valmis"
+
+    with pytest.raises(AssertionError, match=r"no mail to aino@example.fi .* within 0.3s; the catcher has \["):
+        await mailbox.wait_for(to="aino@example.fi", timeout=0.3)
