@@ -162,7 +162,9 @@ def test_a_string_missing_from_its_catalogue_fails(package: Path) -> None:
 
     failed = run(package)
     assert failed.returncode == 1
-    assert re.search(r"templates/pages/home\.html:10: 'Goodbye' is missing from .*/locale/fi/LC_MESSAGES/pages\.po", failed.stdout), failed.stdout
+    assert re.search(
+        r"templates/pages/home\.html:10: 'Goodbye' is missing from .*/locale/fi/LC_MESSAGES/pages\.po", failed.stdout
+    ), failed.stdout
     assert re.search(r"pages\.py:9: 'Consent' is missing from", failed.stdout), failed.stdout
     assert "Welcome" not in failed.stdout
 
