@@ -179,13 +179,35 @@ def catalogues(package: Package, language: str) -> dict[str, Catalog]:
     return {po.stem: read_catalogue(po, language) for po in sorted(folder.glob("*.po"))}
 
 
-def placed(package: Package, existing: dict[str, Catalog]) -> dict[str, Catalog]:
+def web_root() -> Path:
+    import lampo.web
+
+    return Path(lampo.web.__file__).resolve().parent
+
+
+def shared(package: Package, language: str) -> set[tuple[str, str | None]]:
+    """The strings lampo.web's own catalogues translate: every site merges them, so a package
+    using one ("Back to the front page") need not repeat it."""
+    if package.root.resolve() == web_root():
+        return set()
+    web = Package(web_root(), "lampo.web")
+    return {
+        (repr(m.id), m.context)
+        for catalog in catalogues(web, language).values()
+        for m in catalog
+        if m.id and not m.fuzzy and not untranslated(m)
+    }
+
+
+def placed(package: Package, existing: dict[str, Catalog], language: str) -> dict[str, Catalog]:
     """The package's strings by the catalogue they belong in: the one that already holds a string
-    (moved by hand, or lampo.web's own web.po), else the one its source's module names."""
+    (moved by hand, or lampo.web's web.po for its own), else the one its source's module names;
+    none for a string lampo.web translates."""
     homes: dict[str, Catalog] = {}
+    translated_by_web = shared(package, language)
     for domain, strings in sorted(package.strings.items()):
         for message in strings:
-            if not message.id:
+            if not message.id or (repr(message.id), message.context) in translated_by_web:
                 continue
             home = next((d for d, c in existing.items() if c.get(message.id, message.context) is not None), domain)
             homes.setdefault(home, Catalog(domain=home)).add(
@@ -211,7 +233,7 @@ def write(package: Package) -> list[str]:
     changes = []
     for language in LANGUAGES:
         existing = catalogues(package, language)
-        homes = placed(package, existing)
+        homes = placed(package, existing, language)
         for domain in sorted(existing.keys() | homes.keys()):
             path = package.catalogue(language, domain)
             catalog = existing.get(domain) or Catalog(locale=language, domain=domain)
@@ -244,7 +266,7 @@ def check_catalogues(package: Package) -> list[str]:
     problems = []
     for language in LANGUAGES:
         existing = catalogues(package, language)
-        for domain, strings in sorted(placed(package, existing).items()):
+        for domain, strings in sorted(placed(package, existing, language).items()):
             path = rel(package.catalogue(language, domain))
             for message in strings:
                 if not message.id:  # the header
