@@ -327,7 +327,9 @@ async def main(out: Path, own_suite: bool, given: tuple[str, str] | None, lang: 
         await seed(seeded, customer)
         camera = Camera(out, where)
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            browser = await playwright.chromium.launch(
+                executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
             try:
                 context = await browser.new_context(
                     locale="fi-FI" if lang == "fi" else "en-GB", timezone_id="Europe/Helsinki", viewport=VIEWPORT
