@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import ViewportSize
 from playwright.async_api import async_playwright
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ from lampo.testing import customer_upserted  # noqa: E402
 STATE = Path(os.environ.get("LAMPO_STATE_DIR", REPO / ".run"))
 STAFF_FILE = STATE / "screenshots-staff.json"
 STAFF_ROLES = ["administrator", "data_protection_officer", "managing_director"]
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 
 def say(message: str) -> None:
