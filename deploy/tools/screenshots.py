@@ -38,8 +38,7 @@ from typing import Any
 
 import httpx
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import ViewportSize
-from playwright.async_api import async_playwright
+from playwright.async_api import ViewportSize, async_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
