@@ -18,6 +18,7 @@ infra: install
 	@$(LOCAL)/zipkin.sh launch || echo "[zipkin] not launched; traces stay in-process"
 	@$(LOCAL)/postgres.sh start
 	@$(LOCAL)/kafka.sh start
+	@$(LOCAL)/mail.sh start
 	@.venv/bin/lampo topics provision
 	@$(LOCAL)/zipkin.sh start || echo "[zipkin] not running; traces stay in-process (see .run/zipkin/zipkin.log)"
 
@@ -30,6 +31,7 @@ up: infra
 
 down:
 	@-$(LOCAL)/services.sh stop
+	@-$(LOCAL)/mail.sh stop
 	@-$(LOCAL)/kafka.sh stop
 	@-$(LOCAL)/postgres.sh stop
 	@-$(LOCAL)/zipkin.sh stop
@@ -38,6 +40,7 @@ down:
 status:
 	@-$(LOCAL)/postgres.sh status
 	@-$(LOCAL)/kafka.sh status
+	@-$(LOCAL)/mail.sh status
 	@-$(LOCAL)/mariadb.sh status
 	@-$(LOCAL)/zipkin.sh status
 	@-$(LOCAL)/services.sh status

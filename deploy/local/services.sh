@@ -148,6 +148,7 @@ start() {
       LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
       LAMPO_KEYS_DATABASE="lampo_${name}_keys" \
       LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
+      LAMPO_SMTP_HOST="${LAMPO_SMTP_HOST:-127.0.0.1}" LAMPO_SMTP_PORT="${LAMPO_SMTP_PORT:-2525}" \
       LAMPO_WEB_SESSION_KEY="$websession" LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
         setsid nohup "$bin/lampo-$name" >>"$dir/$id.log" 2>&1 < /dev/null &
       echo $! > "$dir/$id.pid"
