@@ -29,20 +29,20 @@ from lampo.mail import read_mailbox
 from lampo.messaging.topics import TOPICS
 from lampo.testing import PG_URL, drop_database, fast_forward_group, signing_key_for, trusted_keys_for, unique
 
-SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
+SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff", "portal"]
 BIN = Path(sys.executable).parent
 # Who answers whom over HTTP (LAMPO_API_CLIENTS), as deploy/local/services.sh and
 # docker-compose.yml provision it. Every service presents its own token (LAMPO_API_TOKEN); the
 # portal is the outside channel that submits requests, marketing the system that reads the
 # direct-marketing audience (the tests act as both).
 ANSWERS = {
-    "registry": ["staff", "dsar", "marketing"],
+    "registry": ["staff", "dsar", "marketing", "portal"],
     "dsar": ["staff", "portal"],
     "billing": ["dsar"],
     "recordings": ["dsar"],
     "consent": ["dsar"],
 }
-CALLERS = [*SERVICES, "portal", "marketing"]
+CALLERS = [*dict.fromkeys([*SERVICES, "portal", "marketing"])]  # the portal is a service too
 
 
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"
@@ -347,6 +347,12 @@ async def launch(
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
             service_env["LAMPO_PUBLIC_URL"] = f"http://127.0.0.1:{ports['dsar']}"  # packages' addresses
+        if name == "portal":  # plain http, the stand-in of strong identification on, mail links to itself
+            service_env |= {
+                "LAMPO_WEB_INSECURE_COOKIES": "1",
+                "LAMPO_STRONG_ID_STANDIN": "1",
+                "LAMPO_PORTAL_URL": f"http://127.0.0.1:{ports[name]}",
+            }
         # The stores the coordinator asks for a customer the registry does not know.
         stores = {n: f"http://127.0.0.1:{ports[n]}" for n in ("billing", "recordings", "consent") if n in ports}
         service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)
