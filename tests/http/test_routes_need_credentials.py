@@ -94,6 +94,8 @@ def test_callers_are_named_as_specified() -> None:
     assert named[("registry", "POST", "/v1/resolve")] == ["dsar"]
     assert named[("registry", "GET", "/v1/subjects/{customer_number}")] == ["staff"]
     assert named[("registry", "GET", "/v1/subjects/{customer_number}/email")] == ["portal"]
+    assert named[("consent", "POST", "/v1/customers/{customer_number}/consents/{purpose}/withdraw")] == ["portal"]
+    assert named[("consent", "GET", "/v1/customers/{customer_number}/receipts/{receipt_id}")] == ["portal"]
 
 
 async def call(service: str, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
