@@ -66,6 +66,9 @@ async def test_preferences_list_every_purpose_with_nothing_recorded_yet(consent:
     assert names == sorted(names) and {"profiling", "direct_marketing"} <= set(names)
     assert all(p["state"] is None and p["receipt_id"] is None for p in body["purposes"])
     assert all(p["description"] and p["consent_text_version"] for p in body["purposes"])
+    declared = await call(consent, "GET", "/v1/purposes")
+    assert declared.status_code == 200
+    assert [p["purpose"] for p in declared.json()["purposes"]] == names
 
 
 async def test_a_withdrawal_holds_the_moment_it_is_answered_and_is_announced(consent: Consent, customer: str) -> None:

@@ -23,6 +23,8 @@ caller for the customer number, as it trusts the CRM's events.
 - ``GET /v1/customers/{customer_number}/receipts/{receipt_id}``: the receipt (Kantara Consent
   Receipt v1.1 shape) as a JSON download, ``Content-Disposition: attachment;
   filename="consent-receipt-<receipt_id>.json"``.
+- ``GET /v1/purposes``: 200 ``{"purposes": [{"purpose", "description", "consent_text_version"}]}``,
+  every declared purpose (the privacy statement names them, lampo.statement).
 - 400 ``{"error": "invalid_customer_number", "field": "customer_number"}``; 404
   ``{"error": "unknown_purpose", "field": "purpose"}`` / ``{"error": "no_receipt"}``; 401 without a
   valid credential, 403 for another caller.
@@ -157,6 +159,19 @@ def consents_api(runtime: Callable[[], Runtime], source: Callable[[], str]) -> F
     @api.post("/v1/customers/{customer_number}/consents/{purpose}/withdraw", responses=responses)
     async def withdraw(customer_number: str, purpose: str, caller: Portal) -> JSONResponse:
         return await change(customer_number, purpose, "withdraw")
+
+    @api.get("/v1/purposes", responses={401: common[401], 403: common[403]})
+    async def purposes(caller: Portal) -> JSONResponse:
+        async with runtime().pool.acquire() as conn:
+            declared = await ConsentStore(conn).purposes()
+        return JSONResponse(
+            {
+                "purposes": [
+                    {"purpose": p.name, "description": p.legal_description, "consent_text_version": p.consent_text_version}
+                    for _, p in sorted(declared.items())
+                ]
+            }
+        )
 
     @api.get("/v1/customers/{customer_number}/receipts", responses=common)
     async def receipts(customer_number: str, caller: Portal) -> JSONResponse:

@@ -31,6 +31,7 @@ def build(
     clock: Clock | None = None,
 ) -> Runtime:
     settings = settings or ConsentSettings()
+    portal_api = consents_api(lambda: runtime, lambda: settings.event_source)
     runtime = Runtime(
         settings,
         migrations=MIGRATIONS,
@@ -40,7 +41,8 @@ def build(
         mounts=[
             ("/v1/resolve", resolve_api("consent", lambda: runtime, lambda conn, _, number: known(conn, number))),
             # The privacy centre: preferences, grant and withdraw, receipts (api.py).
-            ("/v1/customers", consents_api(lambda: runtime, lambda: settings.event_source)),
+            ("/v1/customers", portal_api),
+            ("/v1/purposes", portal_api),
         ],
     )
     runtime.consume(
