@@ -29,7 +29,7 @@ from lampo.mail import read_mailbox
 from lampo.messaging.topics import TOPICS
 from lampo.testing import PG_URL, drop_database, fast_forward_group, signing_key_for, trusted_keys_for, unique
 
-SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
+SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff", "portal"]
 BIN = Path(sys.executable).parent
 # Who answers whom over HTTP (LAMPO_API_CLIENTS), as deploy/local/services.sh and
 # docker-compose.yml provision it. Every service presents its own token (LAMPO_API_TOKEN); the
@@ -42,7 +42,7 @@ ANSWERS = {
     "recordings": ["dsar"],
     "consent": ["dsar", "portal"],
 }
-CALLERS = [*SERVICES, "portal", "marketing"]
+CALLERS = [*dict.fromkeys([*SERVICES, "portal", "marketing"])]  # the portal is a service too
 
 
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"
@@ -304,6 +304,7 @@ async def launch(
         await mail.stop()
         raise
     key = new_master_key()
+    web_session_key = secrets.token_hex(32)  # one for every instance: a session holds on each
     zipkin = zipkin_running()
     tokens = {caller: secrets.token_urlsafe(24) for caller in CALLERS}
     all_ports = free_ports(len(names) * replicas)
@@ -322,6 +323,7 @@ async def launch(
             "LAMPO_DATABASE": database,
             "LAMPO_CONSUMER_GROUP": group,
             "LAMPO_MASTER_KEY": key,
+            "LAMPO_WEB_SESSION_KEY": web_session_key,
             "LAMPO_HTTP_PORT": str(ports[name]),
             "LAMPO_API_TOKEN": tokens[name],
             "LAMPO_API_CLIENTS": json.dumps({caller: tokens[caller] for caller in ANSWERS.get(name, [])}),
@@ -345,6 +347,12 @@ async def launch(
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
             service_env["LAMPO_PUBLIC_URL"] = f"http://127.0.0.1:{ports['dsar']}"  # packages' addresses
+        if name == "portal":  # plain http, the stand-in of strong identification on, mail links to itself
+            service_env |= {
+                "LAMPO_WEB_INSECURE_COOKIES": "1",
+                "LAMPO_STRONG_ID_STANDIN": "1",
+                "LAMPO_PORTAL_URL": f"http://127.0.0.1:{ports[name]}",
+            }
         # The stores the coordinator asks for a customer the registry does not know.
         stores = {n: f"http://127.0.0.1:{ports[n]}" for n in ("billing", "recordings", "consent") if n in ports}
         service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)
