@@ -40,7 +40,7 @@ ANSWERS = {
     "dsar": ["staff", "portal"],
     "billing": ["dsar"],
     "recordings": ["dsar"],
-    "consent": ["dsar"],
+    "consent": ["dsar", "portal"],
 }
 CALLERS = [*dict.fromkeys([*SERVICES, "portal", "marketing"])]  # the portal is a service too
 

@@ -83,7 +83,8 @@ answers() {
   case "$1" in
     registry) echo "staff dsar marketing portal" ;;
     dsar) echo "staff portal" ;;
-    billing|recordings|consent) echo "dsar" ;;
+    consent) echo "dsar portal" ;;
+    billing|recordings) echo "dsar" ;;
     *) echo "" ;;
   esac
 }
