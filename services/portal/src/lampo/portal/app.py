@@ -91,6 +91,10 @@ class _Pages:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
 
+    def openapi_operations(self) -> dict[str, Any]:
+        """No API operations: pages for people (their session is the credential), not callers."""
+        return {}
+
 
 def page_mounts(app: FastAPI) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
     """(mounts, routes) for the runtime: every top-level path of ``app`` as a prefix mount, and
