@@ -67,7 +67,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         )
         try:
             async with running(registry.app), running(dsar.runtime.app), running(portal.runtime.app):
-                yield Env(portal, registry.app, dsar.runtime.app, mail_dir)
+                yield Env(portal, registry.app, dsar.runtime.app, mail_dir, dsar.runtime)
         finally:
             for database in (registry_settings.database, dsar_settings.database, settings.database):
                 await drop_database(database or "")

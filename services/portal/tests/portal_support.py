@@ -39,6 +39,7 @@ class Env:
     registry: AsgiFastStream
     dsar: AsgiFastStream
     mail_dir: Path
+    dsar_runtime: Any = None
 
     def browser(self) -> httpx.AsyncClient:
         """A visitor: a client keeping its cookies, as a browser would."""

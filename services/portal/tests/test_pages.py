@@ -68,6 +68,15 @@ async def test_a_customer_verifies_by_code_asks_for_access_and_downloads_the_pac
         assert package.status_code == 200 and package.headers["content-type"] == "application/zip"
         assert "manifest.json" in zipfile.ZipFile(io.BytesIO(package.content)).namelist()
 
+        # Once the package has expired (the coordinator's clock passed expires_at), the page says so.
+        async with env.dsar_runtime.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE packages SET expires_at = now() - interval '1 minute' WHERE request_id = $1", request_id
+            )
+        gone = await browser.get(f"/requests/{request_id}/package")
+        assert gone.status_code == 410 and "vanhentunut tai hävitetty" in gone.text
+        assert "/package" not in (await browser.get(f"/requests/{request_id}")).text
+
     # The coordinator recorded the request as the portal's, verified by the e-mail code.
     async with env.as_staff() as staff:
         view = (await staff.get(f"/v1/requests/{request_id}")).json()
