@@ -23,7 +23,8 @@ from lampo.consent.cli import verdict
 from lampo.consent.settings import ConsentSettings
 from lampo.contracts.catalog import CONSENT_INBOUND, PRIVACY_TASKS
 from lampo.crypto import new_master_key
-from lampo.portal.app import optional_routers
+from lampo.portal.app import build as build_portal
+from lampo.portal.app import optional_routers, page_mounts
 from lampo.portal.session import set_subject
 from lampo.portal.settings import PortalSettings
 from lampo.service import Runtime
@@ -85,10 +86,14 @@ async def post_form(http: httpx.AsyncClient, path: str, page: str, **extra: Any)
     return await http.post(path, data={"csrf_token": csrf(page), **extra})
 
 
-async def test_the_routers_are_the_portals() -> None:
+async def test_the_portal_serves_these_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     paths = {getattr(r, "path", "") for router in optional_routers() for r in router.routes}
     assert {"/consents", "/consents/{purpose}/{action}", "/consents/receipts/{receipt_id}", "/privacy-statement",
             "/privacy-statement.json"} <= paths  # fmt: skip
+    monkeypatch.setenv("LAMPO_WEB_SESSION_KEY", secrets.token_hex(32))
+    portal = build_portal(PortalSettings(master_key=SecretStr(new_master_key())))
+    mounted = {prefix for prefix, _ in page_mounts(portal.pages)[0]}  # what the running service answers
+    assert {"/consents", "/privacy-statement", "/privacy-statement.json", "/verify"} <= mounted
 
 
 async def test_consent_is_given_and_withdrawn_through_the_page(consent: Runtime) -> None:
