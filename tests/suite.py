@@ -344,6 +344,8 @@ async def launch(
         service_env |= await own_role(name, database)
         if "registry" in ports:
             service_env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
+        if "consent" in ports:  # the privacy centre's consent pages and statement
+            service_env["LAMPO_CONSENT_URL"] = f"http://127.0.0.1:{ports['consent']}"
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
             service_env["LAMPO_PUBLIC_URL"] = f"http://127.0.0.1:{ports['dsar']}"  # packages' addresses

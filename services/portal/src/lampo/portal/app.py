@@ -96,14 +96,27 @@ class _Pages:
         return {}
 
 
+def route_paths(routes: Sequence[Any], prefix: str = "") -> list[str]:
+    """Every route's path, through included routers: FastAPI keeps an ``include_router`` as one
+    entry (its ``original_router`` and ``include_context.prefix``), not as the router's routes."""
+    paths: list[str] = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context = getattr(route, "include_context", None)
+            paths += route_paths(included.routes, prefix + str(getattr(context, "prefix", "") or ""))
+        else:
+            paths.append(prefix + str(getattr(route, "path", "")))
+    return paths
+
+
 def page_mounts(app: FastAPI) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
     """(mounts, routes) for the runtime: every top-level path of ``app`` as a prefix mount, and
     ``/`` as an exact route (a prefix ``/`` would take /health and /metrics too)."""
     prefixes: set[str] = set()
     root = False
-    for route in app.routes:
-        path = str(getattr(route, "path", "")) or "/"
-        first = "/" + path.lstrip("/").split("/", 1)[0]
+    for path in route_paths(app.routes):
+        first = "/" + (path or "/").lstrip("/").split("/", 1)[0]
         if first == "/":
             root = True
         elif first not in PLATFORM_PATHS:
