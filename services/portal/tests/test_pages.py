@@ -234,3 +234,36 @@ async def test_a_form_without_its_csrf_token_is_refused(env: Env) -> None:
         assert refused.status_code == 403
         assert (await browser.get("/requests")).status_code == 303
 
+
+
+async def test_a_subject_is_told_before_their_restriction_is_lifted(env: Env) -> None:
+    customer, address = new_customer_number(), "rajoitus.portaali@example.fi"
+    await seed(customer, 964, address)
+    await known_to_registry(env, customer)
+    async with env.browser() as browser, env.as_staff() as staff:
+        await verify_by_code(env, browser, customer, address)
+        placed = await post_form(browser, "/requests/new/restriction", {"action": "place"})
+        placed_id = placed.headers["location"].rsplit("/", 1)[1]
+
+        async def finished(request_id: str) -> bool:
+            status = (await staff.get(f"/v1/requests/{request_id}")).json()["status"]
+            return status in ("completed", "completed_with_retention")
+
+        await eventually(lambda: finished(placed_id), timeout=60)
+        lifted = await post_form(browser, "/requests/new/restriction", {"action": "lift"})
+        lift_id = lifted.headers["location"].rsplit("/", 1)[1]
+        await eventually(lambda: finished(lift_id), timeout=60)
+
+    async def told() -> bool:
+        return any("rajoitus poistetaan" in str(m["subject"]) for m in env.mail_to(address))
+
+    await eventually(told, timeout=60)
+    [notice] = [m for m in env.mail_to(address) if "rajoitus poistetaan" in str(m["subject"])]
+    assert lift_id in text_of(notice) and customer not in text_of(notice)
+
+    async def all_sent() -> bool:
+        async with env.portal.runtime.pool.acquire() as conn:
+            sent = [m["what"] for m in await store.mail_of(conn, lift_id) if m["sent_at"]]
+        return sorted(sent) == ["completed", "lift_notice", "received"]  # one mail per event
+
+    await eventually(all_sent, timeout=30)
