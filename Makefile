@@ -29,6 +29,7 @@ REPLICAS ?= 1
 up: infra
 	@REPLICAS=$(REPLICAS) $(LOCAL)/services.sh start
 	@echo "suite is up. logs: .run/services/*.log, .run/kafka/logs/, .run/pg/*.log"
+	@echo "privacy centre (for data subjects): http://127.0.0.1:8090/ (mail it sends: .run/mail/)"
 
 down:
 	@-$(LOCAL)/services.sh stop
