@@ -19,6 +19,7 @@ infra: install
 	@$(LOCAL)/zipkin.sh launch || echo "[zipkin] not launched; traces stay in-process"
 	@$(LOCAL)/postgres.sh start
 	@$(LOCAL)/kafka.sh start
+	@$(LOCAL)/mail.sh start
 	@.venv/bin/lampo topics provision
 	@$(LOCAL)/zipkin.sh start || echo "[zipkin] not running; traces stay in-process (see .run/zipkin/zipkin.log)"
 
@@ -28,9 +29,11 @@ REPLICAS ?= 1
 up: infra
 	@REPLICAS=$(REPLICAS) $(LOCAL)/services.sh start
 	@echo "suite is up. logs: .run/services/*.log, .run/kafka/logs/, .run/pg/*.log"
+	@echo "privacy centre (for data subjects): http://127.0.0.1:8090/ (mail it sends: .run/mail/)"
 
 down:
 	@-$(LOCAL)/services.sh stop
+	@-$(LOCAL)/mail.sh stop
 	@-$(LOCAL)/kafka.sh stop
 	@-$(LOCAL)/postgres.sh stop
 	@-$(LOCAL)/zipkin.sh stop
@@ -39,6 +42,7 @@ down:
 status:
 	@-$(LOCAL)/postgres.sh status
 	@-$(LOCAL)/kafka.sh status
+	@-$(LOCAL)/mail.sh status
 	@-$(LOCAL)/mariadb.sh status
 	@-$(LOCAL)/zipkin.sh status
 	@-$(LOCAL)/services.sh status
@@ -54,11 +58,11 @@ test-faults: install
 	@tests/faults/run.sh
 
 # Placeholder secrets: the compose file requires them, the validator only interpolates.
-COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_ZIPKIN_DB_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_AUDIT_KEY=lint LAMPO_WEB_SESSION_KEY=lint \
+COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_ZIPKIN_DB_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_AUDIT_KEY=lint LAMPO_WEB_SESSION_KEY=lint LAMPO_WEB_SESSION_KEY_PORTAL=lint LAMPO_PORTAL_URL=lint LAMPO_SMTP_HOST=lint \
 	$(foreach c,STAFF DSAR PORTAL MARKETING,LAMPO_API_TOKEN_$(c)=lint) \
-	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint) \
+	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PORTAL PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint) \
 	LAMPO_TRUSTED_KEYS=lint $(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF,LAMPO_SIGNING_KEY_$(s)=lint) \
-	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF,LAMPO_PG_PASSWORD_$(s)=lint)
+	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PORTAL,LAMPO_PG_PASSWORD_$(s)=lint)
 
 lint: install
 	@.venv/bin/ruff check .

@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,23 +25,24 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from lampo.crypto import new_master_key
 from lampo.db.roles import drop_role, protect_audit, provision
+from lampo.mail import read_mailbox
 from lampo.messaging.topics import TOPICS
 from lampo.testing import PG_URL, drop_database, fast_forward_group, signing_key_for, trusted_keys_for, unique
 
-SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff"]
+SERVICES = ["registry", "billing", "recordings", "consent", "retention", "dsar", "staff", "portal"]
 BIN = Path(sys.executable).parent
 # Who answers whom over HTTP (LAMPO_API_CLIENTS), as deploy/local/services.sh and
 # docker-compose.yml provision it. Every service presents its own token (LAMPO_API_TOKEN); the
 # portal is the outside channel that submits requests, marketing the system that reads the
 # direct-marketing audience (the tests act as both).
 ANSWERS = {
-    "registry": ["staff", "dsar", "marketing"],
+    "registry": ["staff", "dsar", "marketing", "portal"],
     "dsar": ["staff", "portal"],
     "billing": ["dsar"],
     "recordings": ["dsar"],
-    "consent": ["dsar"],
+    "consent": ["dsar", "portal"],
 }
-CALLERS = [*SERVICES, "portal", "marketing"]
+CALLERS = [*dict.fromkeys([*SERVICES, "portal", "marketing"])]  # the portal is a service too
 
 
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"
@@ -126,6 +128,38 @@ class OtlpReceiver:
         return f"http://127.0.0.1:{self.port}"
 
 
+class MailCatcher:
+    """The local SMTP server (``python -m lampo.mail.catcher``, as deploy/local/mail.sh runs it) on
+    a free port, keeping every message the services send as an ``.eml`` file in ``directory``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 20) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lampo.mail.catcher", "--port", str(self.port), "--dir", str(self.directory),
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)  # printed once listening
+        assert f":{self.port}" in line.decode(), f"mail catcher did not start: {line!r}"
+
+    async def stop(self) -> None:
+        if self.process and self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"LAMPO_SMTP_HOST": "127.0.0.1", "LAMPO_SMTP_PORT": str(self.port)}
+
+    def messages(self) -> list[EmailMessage]:
+        return read_mailbox(self.directory)
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -189,6 +223,12 @@ class Suite:
     """Each caller's credential (every service's own, and the portal's)."""
     replicas: dict[str, list[ServiceProcess]] = field(default_factory=dict)
     """Every instance of each service, the one in ``services`` (instance 0) first."""
+    mail: MailCatcher | None = None
+    """The SMTP server every service sends to; ``suite.mailbox()`` reads what it kept."""
+
+    def mailbox(self) -> list[EmailMessage]:
+        """Every message the services have sent so far, oldest first."""
+        return self.mail.messages() if self.mail else []
 
     def instances(self, name: str) -> list[ServiceProcess]:
         return self.replicas.get(name) or [self.services[name]]
@@ -207,6 +247,8 @@ class Suite:
     async def close(self) -> None:
         await asyncio.gather(*(s.stop() for name in self.services for s in self.instances(name)))
         self.otlp.stop()
+        if self.mail:
+            await self.mail.stop()
         for database in self.databases:
             await drop_database(database)
             await drop_database(keys_database_of(database))
@@ -254,6 +296,13 @@ async def launch(
     instance other than the one called holds the outbox relay first)."""
     otlp = OtlpReceiver()
     otlp.start()
+    mail = MailCatcher(logs / "mail")
+    try:
+        await mail.start()
+    except BaseException:
+        otlp.stop()
+        await mail.stop()
+        raise
     key = new_master_key()
     web_session_key = secrets.token_hex(32)  # one for every instance: a session holds on each
     zipkin = zipkin_running()
@@ -286,6 +335,7 @@ async def launch(
             "OTEL_SERVICE_NAME": f"lampo-{name}",
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "200",
+            **mail.env,
         }
         if zipkin:  # the real tracing backend too, when `make infra` started it
             service_env["LAMPO_ZIPKIN_ENDPOINT"] = f"{ZIPKIN}/api/v2/spans"
@@ -294,14 +344,22 @@ async def launch(
         service_env |= await own_role(name, database)
         if "registry" in ports:
             service_env["LAMPO_REGISTRY_URL"] = f"http://127.0.0.1:{ports['registry']}"
+        if "consent" in ports:  # the privacy centre's consent pages and statement
+            service_env["LAMPO_CONSENT_URL"] = f"http://127.0.0.1:{ports['consent']}"
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
             service_env["LAMPO_PUBLIC_URL"] = f"http://127.0.0.1:{ports['dsar']}"  # packages' addresses
+        if name == "portal":  # plain http, the stand-in of strong identification on, mail links to itself
+            service_env |= {
+                "LAMPO_WEB_INSECURE_COOKIES": "1",
+                "LAMPO_STRONG_ID_STANDIN": "1",
+                "LAMPO_PORTAL_URL": f"http://127.0.0.1:{ports[name]}",
+            }
         # The stores the coordinator asks for a customer the registry does not know.
         stores = {n: f"http://127.0.0.1:{ports[n]}" for n in ("billing", "recordings", "consent") if n in ports}
         service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)
         services[name] = ServiceProcess(name, service_env, logs / f"{name}.log")
-    suite = Suite(services, otlp, logs, databases, tokens)
+    suite = Suite(services, otlp, logs, databases, tokens, mail=mail)
     for name, first in services.items():
         suite.replicas[name] = [first] + [
             ServiceProcess(name, {**first.env, "LAMPO_HTTP_PORT": str(next(more_ports))}, logs / f"{name}.{i}.log")

@@ -81,9 +81,20 @@ EOF
 
 answers() {
   case "$1" in
-    registry) echo "staff dsar marketing" ;;
+    registry) echo "staff dsar marketing portal" ;;
     dsar) echo "staff portal" ;;
-    billing|recordings|consent) echo "dsar" ;;
+    consent) echo "dsar portal" ;;
+    billing|recordings) echo "dsar" ;;
+    *) echo "" ;;
+  esac
+}
+
+# What a service needs besides the common environment (NAME=value words).
+service_env() {
+  case "$1" in
+    # The privacy centre on plain http locally: its cookie without Secure, the stand-in of strong
+    # electronic identification on (it says on its page that it is one), links in mail to itself.
+    portal) echo "LAMPO_WEB_INSECURE_COOKIES=1 LAMPO_STRONG_ID_STANDIN=1 LAMPO_PORTAL_URL=http://127.0.0.1:$2" ;;
     *) echo "" ;;
   esac
 }
@@ -148,8 +159,9 @@ start() {
       LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
       LAMPO_KEYS_DATABASE="lampo_${name}_keys" \
       LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
+      LAMPO_SMTP_HOST="${LAMPO_SMTP_HOST:-127.0.0.1}" LAMPO_SMTP_PORT="${LAMPO_SMTP_PORT:-2525}" \
       LAMPO_WEB_SESSION_KEY="$websession" LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
-        setsid nohup "$bin/lampo-$name" >>"$dir/$id.log" 2>&1 < /dev/null &
+        env $(service_env "$name" "$port") setsid nohup "$bin/lampo-$name" >>"$dir/$id.log" 2>&1 < /dev/null &
       echo $! > "$dir/$id.pid"
       started+=("$id:$port")
     done

@@ -184,6 +184,7 @@ def test_payloads_are_the_envelope_with_the_models_as_data() -> None:
         "dsar.completed": "DsarCompleted",
         "dsar.overdue": "DsarOverdue",
         "dsar.restriction_lift_notice": "RestrictionLiftNotice",
+        "dsar.extended": "DsarExtended",
     }
     assert "trace_id" in dsar["components"]["schemas"]["DsarCompleted"]["properties"]
     assert lifecycle["correlationId"]["location"] == "$message.payload#/id"

@@ -80,6 +80,7 @@ def test_the_documents_hold_every_api() -> None:
         ("dsar", "GET", "/v1/openapi.json"),
         ("registry", "POST", "/v1/resolve"),
         ("registry", "GET", "/v1/subjects/{customer_number}"),
+        ("registry", "GET", "/v1/subjects/{customer_number}/email"),
         ("staff", "POST", "/v1/dsar/requests"),
     } <= set(OPERATIONS)
     assert not any(path.startswith(("/health", "/metrics")) for _, _, path in OPERATIONS)
@@ -92,6 +93,9 @@ def test_callers_are_named_as_specified() -> None:
     assert named[("dsar", "POST", "/v1/requests/{request_id}/cancel")] == ["staff"]
     assert named[("registry", "POST", "/v1/resolve")] == ["dsar"]
     assert named[("registry", "GET", "/v1/subjects/{customer_number}")] == ["staff"]
+    assert named[("registry", "GET", "/v1/subjects/{customer_number}/email")] == ["portal"]
+    assert named[("consent", "POST", "/v1/customers/{customer_number}/consents/{purpose}/withdraw")] == ["portal"]
+    assert named[("consent", "GET", "/v1/customers/{customer_number}/receipts/{receipt_id}")] == ["portal"]
 
 
 async def call(service: str, method: str, path: str, headers: dict[str, str]) -> httpx.Response:

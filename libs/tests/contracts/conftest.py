@@ -206,6 +206,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "kind": "restriction",
         "lift_at": "2026-11-28T10:05:00Z",
     },
+    "dsar.extended": {
+        "request_id": REQUEST_ID,
+        "kind": "access",
+        "due_at": "2027-02-28T09:58:00Z",
+        "reason": "Many requests at once: the answer needs more time.",
+        "extended_at": "2026-12-01T10:00:00Z",
+    },
     "privacy.task": {
         "request_id": REQUEST_ID,
         "task_id": f"{REQUEST_ID}/registry/1",

@@ -55,7 +55,7 @@ def test_the_catalog_names_every_public_topic() -> None:
         "privacy.tasks.v1",
         "privacy.acks.v1",
     )
-    assert len(ROUTES) == 30  # dsar.restriction_lift_notice added (an extension)
+    assert len(ROUTES) == 31  # dsar.restriction_lift_notice and dsar.extended added (extensions)
     assert dlq_topic(REGISTRY_INBOUND) == "registry.inbound.v1.dlq"
 
 

@@ -62,6 +62,15 @@ async def test_a_caller_records_its_own_verification_and_claims_only_what_it_can
         assert verification is not None
         assert (verification["method"], verification["verified_by"]) == ("strong_electronic", "portal")
 
+        # The privacy centre's other way: a one-time code sent to the address the register holds.
+        by_code = http_body(method="email_code")
+        created = await http.post("/v1/requests", json=by_code, headers=as_caller("portal"))
+        assert created.status_code == 201, created.text
+        verification = await verification_of(env, by_code["request_id"])
+        assert verification is not None and (verification["method"], verification["verified_by"]) == ("email_code", "portal")
+        refused = await http.post("/v1/requests", json=http_body(method="email_code"), headers=as_caller("staff"))
+        assert refused.status_code == 403  # staff verifies otherwise
+
         by_staff = http_body("restriction", method="signed_letter")
         created = await http.post("/v1/requests", json=by_staff, headers=as_caller("staff"))
         assert created.status_code == 201 and created.json()["channel"] == "staff"

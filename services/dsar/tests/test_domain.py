@@ -315,6 +315,13 @@ def test_retry_per_state() -> None:
 def test_extend_once_within_the_first_month() -> None:
     change = decide(request(status=IN_PROGRESS), domain.Extend("dpo", "complex"))
     assert change.fields["due_at"] == domain.extended_due_at(NOW)
+    # The subject is told, with the reason (Art. 12(3)): dsar.extended on dsar.events.v1.
+    [told] = change.events
+    assert told.event_type == "dsar.extended"
+    assert told.data.model_dump() == {
+        "request_id": "r1", "kind": "access", "due_at": domain.extended_due_at(NOW), "reason": "complex",
+        "extended_at": NOW,
+    }  # fmt: skip
     with pytest.raises(AlreadyExtended):
         decide(request(status=IN_PROGRESS, extended_at=NOW), domain.Extend("dpo", "again"))
     with pytest.raises(ExtensionTooLate):

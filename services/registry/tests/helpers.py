@@ -14,8 +14,9 @@ from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.privacy import PrivacyAck, PrivacyTask
 from lampo.testing import Producer, TopicReader, customer_upserted, eventually, header
 
-# The registry's HTTP callers (LAMPO_API_CLIENTS): the coordinator resolves, the staff service reads.
-CLIENTS = {name: secrets.token_urlsafe(16) for name in ("dsar", "staff")}
+# The registry's HTTP callers (LAMPO_API_CLIENTS): the coordinator resolves, the staff service reads,
+# the privacy centre (portal) reads the e-mail address it sends one-time codes to.
+CLIENTS = {name: secrets.token_urlsafe(16) for name in ("dsar", "staff", "portal")}
 
 
 def as_caller(name: str) -> dict[str, str]:

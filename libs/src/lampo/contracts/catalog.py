@@ -80,6 +80,7 @@ EVENT_TYPES: Final[dict[str, dict[str, type[BaseModel]]]] = {
         "dsar.completed": dsar.DsarCompleted,
         "dsar.overdue": dsar.DsarOverdue,
         "dsar.restriction_lift_notice": dsar.RestrictionLiftNotice,
+        "dsar.extended": dsar.DsarExtended,
     },
     PRIVACY_TASKS: {
         "privacy.task": privacy.PrivacyTask,

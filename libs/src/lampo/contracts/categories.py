@@ -28,3 +28,16 @@ class Category(StrEnum):
 
 ALL_CATEGORIES: tuple[Category, ...] = tuple(Category)
 """Every category, in the order of the privacy statement (the default scope of a request)."""
+
+
+DEFAULT_PARTICIPANT_CATEGORIES: dict[str, list[str]] = {
+    "registry": ["basic", "contact_person", "contact", "customer_relationship", "services", "consumption"],
+    "billing": ["billing", "basic", "contact"],
+    "recordings": ["customer_relationship", "basic", "contact"],
+    "consent": ["customer_relationship", "other_consented", "contact"],
+}
+"""Which categories each system holds (the default of ``LAMPO_PARTICIPANT_CATEGORIES``): the
+coordinator plans requests with it (lampo.dsar.settings) and the privacy statement names the
+systems that keep each category from it (lampo.statement). A store that keeps a copy of
+another's data lists that category too; the first category of each is where its data is filed in
+an access package."""

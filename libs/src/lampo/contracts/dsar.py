@@ -23,7 +23,7 @@ from lampo.contracts.privacy import Effect, Retained
 from lampo.contracts.registry import Corrections
 
 DsarKind = kinds.DsarKind  # defined without models in lampo.contracts.kinds (settings use it)
-VerificationMethod = Literal["strong_electronic", "signed_letter", "in_person", "staff"]
+VerificationMethod = Literal["strong_electronic", "email_code", "signed_letter", "in_person", "staff"]
 RejectReason = Literal["unverified", "no_match", "invalid", "denied"]
 CompletionStatus = Literal["completed", "completed_with_retention", "failed"]
 
@@ -168,6 +168,18 @@ class RestrictionLiftNotice(OutboundContract):
     request_id: Identifier
     kind: Literal["restriction"]
     lift_at: Timestamp
+
+
+class DsarExtended(OutboundContract):
+    """``dsar.extended`` (extension): the deadline was extended, once, by two further months
+    (GDPR Art. 12(3)); the subject's channel tells the person, with the reason. ``reason`` is the
+    controller's explanation of why more time is needed, written for the subject."""
+
+    request_id: Identifier
+    kind: DsarKind
+    due_at: Timestamp
+    reason: Text
+    extended_at: Timestamp
 
 
 class DsarOverdue(OutboundContract):

@@ -9,6 +9,7 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
+from lampo.consent.api import consents_api
 from lampo.consent.handlers import inbound_handler, participant
 from lampo.consent.settings import ConsentSettings
 from lampo.consent.store import known
@@ -30,13 +31,19 @@ def build(
     clock: Clock | None = None,
 ) -> Runtime:
     settings = settings or ConsentSettings()
+    portal_api = consents_api(lambda: runtime, lambda: settings.event_source)
     runtime = Runtime(
         settings,
         migrations=MIGRATIONS,
         span_processors=span_processors,
         clock=clock,
         # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
-        mounts=[("/v1/resolve", resolve_api("consent", lambda: runtime, lambda conn, _, number: known(conn, number)))],
+        mounts=[
+            ("/v1/resolve", resolve_api("consent", lambda: runtime, lambda conn, _, number: known(conn, number))),
+            # The privacy centre: preferences, grant and withdraw, receipts (api.py).
+            ("/v1/customers", portal_api),
+            ("/v1/purposes", portal_api),
+        ],
     )
     runtime.consume(
         CONSENT_INBOUND,

@@ -58,6 +58,22 @@ HELD_ROWS = (
     " + (SELECT count(*) FROM consent_state WHERE customer_number = $1)"
     " + (SELECT count(*) FROM suppressions WHERE customer_number = $1)"
 )
+# For the privacy centre: how each current state came to be (the ledger's channel) and the
+# receipt issued for it, if the event changed the state.
+CURRENT_ORIGINS = (
+    "SELECT s.purpose, l.channel, l.source, r.receipt_id FROM consent_state s"
+    " LEFT JOIN ledger l ON l.event_id = s.event_id AND l.purpose = s.purpose AND l.customer_number = s.customer_number"
+    " LEFT JOIN LATERAL (SELECT receipt_id FROM receipts x WHERE x.customer_number = s.customer_number"
+    "  AND x.purpose = s.purpose AND x.event_id = s.event_id ORDER BY x.issued_at DESC, x.receipt_id LIMIT 1) r ON true"
+    " WHERE s.customer_number = $1"
+)
+RECEIPT_OF_EVENT = "SELECT receipt_id FROM receipts WHERE customer_number = $1 AND event_id = $2 AND purpose = $3"
+RECEIPT = "SELECT receipt FROM receipts WHERE customer_number = $1 AND receipt_id = $2"
+RECEIPT_LIST = (
+    "SELECT receipt_id, purpose, issued_at, receipt->'services'->0->'purposes'->0->>'state' AS state,"
+    " receipt->>'collectionMethod' AS channel FROM receipts WHERE customer_number = $1"
+    " ORDER BY issued_at DESC, receipt_id"
+)
 KNOWN = (
     "SELECT EXISTS (SELECT 1 FROM consent_state WHERE customer_number = $1)"
     " OR EXISTS (SELECT 1 FROM ledger WHERE customer_number = $1)"
@@ -195,6 +211,25 @@ class ConsentStore:
         """Ledger rows, receipts, current states and suppression entries held for the customer."""
         count: int = await self.conn.fetchval(HELD_ROWS, customer_number)
         return count
+
+    async def current_origins(self, customer_number: str) -> dict[str, asyncpg.Record]:
+        """Per purpose with a current state: the ledger's ``channel`` and ``source`` of the event
+        that set it, and the ``receipt_id`` issued for it (None where the event changed nothing)."""
+        return {r["purpose"]: r for r in await self.conn.fetch(CURRENT_ORIGINS, customer_number)}
+
+    async def receipt_of_event(self, customer_number: str, event_id: str, purpose: str) -> uuid.UUID | None:
+        found: uuid.UUID | None = await self.conn.fetchval(RECEIPT_OF_EVENT, customer_number, event_id, purpose)
+        return found
+
+    async def receipt(self, customer_number: str, receipt_id: uuid.UUID) -> dict[str, Any] | None:
+        """One receipt of the customer (None: not theirs, or none such)."""
+        body: dict[str, Any] | None = await self.conn.fetchval(RECEIPT, customer_number, receipt_id)
+        return body
+
+    async def receipt_list(self, customer_number: str) -> list[asyncpg.Record]:
+        """The customer's receipts, newest first: id, purpose, issued_at, state, channel."""
+        rows: list[asyncpg.Record] = await self.conn.fetch(RECEIPT_LIST, customer_number)
+        return rows
 
     async def suppressions_of(self, customer_number: str) -> list[str]:
         rows = await self.conn.fetch(SUPPRESSIONS, [customer_number])

@@ -11,7 +11,7 @@ A request body is the data of ``dsar.submitted`` (``received_at`` defaults to no
 through the same function as the Kafka and CLI intakes. What a caller cannot vouch for it cannot
 claim: the ``channel`` is the caller's name (another one: 403), the recorded
 ``verification.verified_by`` is the caller's name, and the ``verification.method`` must be one the
-caller can give (``VERIFICATIONS``: the portal ``strong_electronic``; staff ``staff``,
+caller can give (``VERIFICATIONS``: the portal ``strong_electronic`` and ``email_code``; staff ``staff``,
 ``signed_letter``, ``in_person``; another: 403). A request_id already used on another channel is
 not answered with that request (409).
 """
@@ -43,7 +43,9 @@ STAFF = "staff"
 """The caller that reads every request and cancels: the staff service, for its people."""
 # The verifications each caller can give; a caller not listed can claim none.
 VERIFICATIONS: dict[str, frozenset[str]] = {
-    "portal": frozenset({"strong_electronic"}),
+    # The privacy centre: strong electronic identification, or a one-time code sent to the
+    # e-mail address the register holds (lampo.portal).
+    "portal": frozenset({"strong_electronic", "email_code"}),
     STAFF: frozenset({"staff", "signed_letter", "in_person"}),
 }
 

@@ -33,6 +33,7 @@ from lampo.contracts.dsar import (
     DsarAccepted,
     DsarAwaitingApproval,
     DsarCompleted,
+    DsarExtended,
     DsarKind,
     DsarOverdue,
     DsarRejected,
@@ -562,10 +563,15 @@ def _on_extend(request: Request, tasks: Sequence[Task], command: Extend, *, now:
         raise ExtensionTooLate()
     new_due = extended_due_at(request.received_at)
     note = f"deadline extended to {new_due.isoformat()}: {command.reason}"
+    extended = DsarExtended.model_validate(
+        {"request_id": request.request_id, "kind": request.kind, "due_at": new_due, "reason": command.reason,
+         "extended_at": now}
+    )  # fmt: skip
     return Change(
         request.status,
         fields={"due_at": new_due, "extended_at": now, "extended_by": command.by, "extension_reason": command.reason},
         transitions=(Transition(request.status, request.status, command.by, note),),
+        events=(Emit("dsar.extended", extended),),  # the subject is told, with the reason (Art. 12(3))
     )
 
 

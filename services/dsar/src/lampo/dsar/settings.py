@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from lampo.contracts.categories import DEFAULT_PARTICIPANT_CATEGORIES
 from lampo.contracts.kinds import DsarKind, TaskKind  # not .dsar/.privacy: no models built for settings
 from lampo.settings import ServiceSettings
 
@@ -15,12 +16,8 @@ from lampo.settings import ServiceSettings
 # to a participant only where its kind applies to a category in scope the participant holds,
 # and the task names those categories. The first category of each is where its data is filed
 # in an access package. A participant missing from a map holds every category / takes every kind.
-DEFAULT_PARTICIPANT_CATEGORIES: dict[str, list[str]] = {
-    "registry": ["basic", "contact_person", "contact", "customer_relationship", "services", "consumption"],
-    "billing": ["billing", "basic", "contact"],
-    "recordings": ["customer_relationship", "basic", "contact"],
-    "consent": ["customer_relationship", "other_consented", "contact"],
-}
+# DEFAULT_PARTICIPANT_CATEGORIES lives in lampo.contracts.categories: the privacy statement
+# (lampo.statement) names the systems that keep each category from the same map.
 _EVERY_KIND: list[TaskKind] = ["access", "erasure", "rectification", "restriction", "objection"]
 # An objection is recorded in the consent ledger and acted on by the register (profiling and
 # marketing audiences live there); other stores take it only when configured to.

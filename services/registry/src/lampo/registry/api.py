@@ -1,8 +1,10 @@
-"""The registry's internal read API, for the staff service and the company's marketing exports.
+"""The registry's internal read API, for the staff service, the privacy centre and the company's
+marketing exports.
 
-Only the ``staff`` caller is answered (``lampo.http_auth``: its own credential from
+Each route answers its named callers only (``lampo.http_auth``: each caller's own credential from
 ``LAMPO_API_CLIENTS``, sent as ``Authorization: Bearer <token>``): the staff service, which checks
-the user's role and audits the read before it calls. The registry does not know staff users; it
+the user's role and audits the read before it calls; the privacy centre (``portal``), for a
+customer's e-mail address alone. The registry does not know staff users; it
 answers the service. No callers configured: every call is refused (fail closed).
 
 ``GET /v1/subjects/{customer_number}`` (the ``staff`` caller):
@@ -25,6 +27,14 @@ answers the service. No callers configured: every call is refused (fail closed).
 - 400 ``{"error": "invalid_category", "field": "categories"}``, ``{"error": "invalid_purpose",
   "field": "purpose"}``; 401 without a valid credential, 403 for another caller; 404
   ``{"error": "no_match"}``.
+
+``GET /v1/subjects/{customer_number}/email`` (the ``portal`` caller): the e-mail address the register
+holds for the customer, where the privacy centre sends a one-time code and the notices of a
+request. 200 ``{"email": "..."}``; 404 ``{"error": "unknown_customer"}`` (no such customer number)
+or ``{"error": "no_email"}`` (none held, or unreadable after erasure); 400
+``{"error": "invalid_customer_number", "field": "customer_number"}``. A restricted subject is
+answered all the same: writing to the subject about their own rights is not a use the
+restriction stops (Art. 18(1), 19: the subject is told of a lift).
 
 ``GET /v1/audiences/direct_marketing?after=<customer_number>&limit=<1..5000, default 1000>`` (the
 ``staff`` and ``marketing`` callers):
@@ -203,6 +213,38 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
                 }
             )
         )
+
+    @api.get(
+        "/v1/subjects/{customer_number}/email",
+        responses={
+            400: {"description": "invalid customer number"},
+            401: {"description": "no valid credential"},
+            403: {"description": "not the privacy centre"},
+            404: {"description": "no such customer, or no e-mail address held"},
+        },
+    )
+    async def subject_email(
+        customer_number: str, caller: Annotated[Caller, Depends(requires(known, "portal"))]
+    ) -> JSONResponse:
+        rt = current()
+        if not _CUSTOMER_NUMBER.fullmatch(customer_number):
+            return _error(400, "invalid_customer_number", "customer_number")
+        async with rt.pool.acquire() as conn:
+            store = RegistryStore(conn, rt.keys)
+            subject_id = await store.subject_of(customer_number)
+            if subject_id is None:
+                return _error(404, "unknown_customer")
+            section = await store.section_of(customer_number, "contact")
+            if section is None or section["payload"] is None:
+                return _error(404, "no_email")
+            cipher = (await store.ciphers([subject_id], create=False)).get(subject_id)
+        if cipher is None:  # crypto-shredded: nothing readable is held
+            return _error(404, "no_email")
+        contact = json.loads(cipher.decrypt("contact", bytes(section["payload"])) or "null")
+        email = contact.get("email") if isinstance(contact, dict) else None
+        if not email:
+            return _error(404, "no_email")
+        return JSONResponse({"email": email})
 
     @api.get(
         "/v1/audiences/direct_marketing",
