@@ -91,6 +91,10 @@ class _Pages:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
 
+    def openapi_operations(self) -> dict[str, Any]:
+        """No API operations: pages for people (their session is the credential), not callers."""
+        return {}
+
 
 def route_paths(routes: Sequence[Any], prefix: str = "") -> list[str]:
     """Every route's path, through included routers: FastAPI keeps an ``include_router`` as one
