@@ -61,7 +61,7 @@ async def test_a_customer_withdraws_consent_and_profiling_stops(suite, page, mai
             await systems.send(REGISTRY_INBOUND, customer.number, reading(customer, month))
         given = {"customer_number": customer.number, "purpose": "profiling", "channel": "web", "at": datetime.now(UTC)}
         await systems.send(CONSENT_INBOUND, customer.number, CloudEvent.new("consent.given", "urn:system:web", given))
-    await eventually(profiles, timeout=60)  # the registry profiles the customer
+    await eventually(profiles, timeout=120)  # the registry profiles the customer
 
     # The privacy statement is open to everyone and says what a withdrawal does.
     await page.goto(f"{portal}/privacy-statement")
