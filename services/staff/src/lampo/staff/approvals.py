@@ -102,9 +102,12 @@ class Desk:
             raise UpstreamUnavailable(f"dsar answered {response.status_code}")
         return response.status_code, body
 
-    async def submit(self, user: Rights, body: Mapping[str, Any]) -> tuple[int, Any]:
+    async def submit(
+        self, user: Rights, body: Mapping[str, Any], *, note: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
         """A request the user registers (on the ``staff`` channel unless the body names another),
-        through the very intake of ``POST /v1/requests``; audited with its customer number."""
+        through the very intake of ``POST /v1/requests``; audited with its customer number and
+        ``note`` (the console: how and by whom the requester was verified)."""
         await self.access.require_commitment(user.username)  # §8: a request names a customer
         body = dict(body)
         body.setdefault("received_at", self.access.clock.now().isoformat())
@@ -122,16 +125,19 @@ class Desk:
                 user.username, "dsar_submitted", self.interface, "ok" if status < 300 else f"refused_{status}",
                 submitted.identifiers.customer_number,
                 tuple(str(c) for c in submitted.categories or ()),
-                {"request_id": submitted.request_id, "kind": submitted.kind},
+                {**(note or {}), "request_id": submitted.request_id, "kind": submitted.kind},
             )
         )  # fmt: skip
         return status, answer
 
-    async def view(self, user: Rights, request_id: str) -> tuple[int, Any]:
-        """The coordinator's view of one request (no personal data), audited."""
+    async def view(self, user: Rights, request_id: str, *, audited: bool = True) -> tuple[int, Any]:
+        """The coordinator's view of one request (no personal data), audited (a page's automatic
+        refresh of a view it audited is not: ``audited=False``)."""
         await self.access.require_commitment(user.username)  # §8
         checked(request_id)
         status, answer = await self.call("GET", f"/v1/requests/{quote(request_id, safe='')}")
+        if not audited:
+            return status, answer
         await self.access.audit(AuditEntry(user.username, "dsar_viewed", self.interface, "ok" if status < 300 else f"refused_{status}",
                                            detail={"request_id": request_id}))  # fmt: skip
         return status, answer
