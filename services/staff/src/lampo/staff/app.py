@@ -24,6 +24,7 @@ from lampo.messaging.topics import STAFF_AUDIT_HEADS
 from lampo.service import Runtime, serve
 from lampo.staff.access import Access
 from lampo.staff.api import create_api
+from lampo.staff.approvals import Desk
 from lampo.staff.audit_head import HEAD_TYPE, publish
 from lampo.staff.domain import AuditHead, Role, check_recipients, datamap_recipients, load_roles
 from lampo.staff.errors import ConfigurationRefused
@@ -68,12 +69,13 @@ def build(
     )
     dsar = httpx.AsyncClient(base_url=settings.dsar_url, transport=dsar_transport, timeout=timeout, headers=credential)
     holder: list[Access] = []
+    desk = Desk(lambda: holder[0], dsar)
     runtime = Runtime(
         settings,
         migrations=MIGRATIONS,
         span_processors=span_processors,
         clock=clock,
-        mounts=[("/v1", create_api(lambda: holder[0], registry, dsar))],
+        mounts=[("/v1", create_api(lambda: holder[0], registry, desk))],
     )
     # Approvals and denials through the outbox (approvals.py); the audit chain's head, sent by
     # ``publish_head`` below straight to its compacted internal topic.
