@@ -8,6 +8,7 @@ LOCAL := deploy/local
 install:
 	@$(LOCAL)/install.sh
 	@$(LOCAL)/prometheus.sh install
+	@$(LOCAL)/browser.sh install
 
 # Zipkin (traces, http://127.0.0.1:9411/zipkin/) is best effort: launched first so its JVM starts
 # beside PostgreSQL and Kafka, waited for last; if it cannot start, the suite still runs. It keeps
@@ -70,6 +71,7 @@ lint: install
 	@promtool test rules deploy/prometheus/tests/*.yml
 	@promtool check config --syntax-only deploy/prometheus/prometheus.yml >/dev/null
 	@$(PY) deploy/tools/dashboard.py
+	@$(PY) deploy/tools/i18n.py
 	@$(PY) deploy/tools/metrics_check.py
 
 # Regenerate docs/asyncapi/<service>.json and docs/openapi/<service>.json from each service's app
