@@ -37,6 +37,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_file
@@ -45,9 +46,15 @@ from jinja2 import Environment, nodes
 
 REPO = Path(__file__).resolve().parents[2]
 LANGUAGES = ("fi",)
-KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "lazy_ngettext": (1, 2)}
+# In Python, lampo.web.gettext(request, message, **values) takes the message second; _() and N_()
+# first. Templates use Babel's keywords ({% trans %} is a gettext call with the message first).
+PYTHON_KEYWORDS: dict[str, Any] = {
+    **DEFAULT_KEYWORDS,
+    "gettext": {1: None, **{n: (2,) for n in range(2, 10)}},
+    "lazy_gettext": None,
+    "lazy_ngettext": (1, 2),
+}
 JINJA = "jinja2.ext:babel_extract"
-JINJA_OPTIONS = {"trimmed": "true"}  # lampo.web renders with the same policy (ext.i18n.trimmed)
 HEADER = """\
 # {language} messages of {package}, module {domain}: written by deploy/tools/i18n.py --write,
 # translated by hand (msgstr); the tool keeps translations.
@@ -131,22 +138,87 @@ def sources(package: Package) -> Iterator[tuple[Path, str, str]]:
         yield template, JINJA, template_domain(template.relative_to(package.templates).as_posix(), owners)
 
 
-def extract(root: Path) -> Package:
+def rendering_environment() -> Environment:
+    """The Jinja environment lampo.web renders with: its whitespace control and {% trans %}
+    trimming make the msgids, so the tool extracts and parses with the same."""
+    from lampo.web import Site
+
+    return Site(package="lampo.web").environments["en"]
+
+
+def jinja_options(environment: Environment) -> dict[str, str]:
+    flags = {
+        "trim_blocks": environment.trim_blocks,
+        "lstrip_blocks": environment.lstrip_blocks,
+        "trimmed": bool(environment.policies.get("ext.i18n.trimmed", False)),
+        "newstyle_gettext": True,
+        "autoescape": True,
+    }
+    return {name: str(value).lower() for name, value in flags.items()}
+
+
+def extract(root: Path, environment: Environment) -> Package:
     package = Package(root, package_name(root))
     for path, method, domain in sources(package):
-        options = JINJA_OPTIONS if method == JINJA else None
-        for line, message, comments, context in extract_from_file(method, path, KEYWORDS, ("i18n:",), options):
+        options = jinja_options(environment) if method == JINJA else None
+        keywords = DEFAULT_KEYWORDS if method == JINJA else PYTHON_KEYWORDS
+        for line, message, comments, context in extract_from_file(method, path, keywords, ("i18n:",), options):
             catalog = package.strings.setdefault(domain, Catalog(domain=domain))
             where = path.relative_to(root).as_posix()  # in the package: the catalogue's file references
             catalog.add(message, None, [(where, line)], auto_comments=comments, context=context)
     return package
 
 
-def read_catalogue(path: Path, language: str) -> Catalog | None:
-    if not path.exists():
-        return None
+def read_catalogue(path: Path, language: str) -> Catalog:
     with path.open("rb") as handle:
         return read_po(handle, locale=language, domain=path.stem)
+
+
+def catalogues(package: Package, language: str) -> dict[str, Catalog]:
+    folder = package.catalogue(language, "_").parent
+    return {po.stem: read_catalogue(po, language) for po in sorted(folder.glob("*.po"))}
+
+
+def web_root() -> Path:
+    import lampo.web
+
+    return Path(lampo.web.__file__).resolve().parent
+
+
+def shared(package: Package, language: str) -> set[tuple[str, str | None]]:
+    """The strings lampo.web's own catalogues translate: every site merges them, so a package
+    using one ("Back to the front page") need not repeat it."""
+    if package.root.resolve() == web_root():
+        return set()
+    web = Package(web_root(), "lampo.web")
+    return {
+        (repr(m.id), m.context)
+        for catalog in catalogues(web, language).values()
+        for m in catalog
+        if m.id and not m.fuzzy and not untranslated(m)
+    }
+
+
+def placed(package: Package, existing: dict[str, Catalog], language: str) -> dict[str, Catalog]:
+    """The package's strings by the catalogue they belong in: the one that already holds a string
+    (moved by hand, or lampo.web's web.po for its own), else the one its source's module names;
+    none for a string lampo.web translates."""
+    homes: dict[str, Catalog] = {}
+    translated_by_web = shared(package, language)
+    for domain, strings in sorted(package.strings.items()):
+        for message in strings:
+            if not message.id or (repr(message.id), message.context) in translated_by_web:
+                continue
+            home = next((d for d, c in existing.items() if c.get(message.id, message.context) is not None), domain)
+            homes.setdefault(home, Catalog(domain=home)).add(
+                message.id, None, message.locations, auto_comments=message.auto_comments, context=message.context
+            )
+    return homes
+
+
+def meaning(catalog: Catalog) -> list[tuple[Any, ...]]:
+    """What a catalogue says, apart from its layout and file references."""
+    return sorted((repr(m.id), m.context or "", repr(m.string), m.fuzzy) for m in catalog if m.id)
 
 
 def render(package: Package, language: str, domain: str, catalog: Catalog) -> str:
@@ -156,19 +228,26 @@ def render(package: Package, language: str, domain: str, catalog: Catalog) -> st
     return HEADER.format(language=language, package=package.name, domain=domain) + body
 
 
-def write(package: Package) -> list[Path]:
-    written = []
+def write(package: Package) -> list[str]:
+    """Updates the catalogues whose strings changed; one left with no string is removed."""
+    changes = []
     for language in LANGUAGES:
-        for domain, template in sorted(package.strings.items()):
+        existing = catalogues(package, language)
+        homes = placed(package, existing, language)
+        for domain in sorted(existing.keys() | homes.keys()):
             path = package.catalogue(language, domain)
-            catalog = read_catalogue(path, language) or Catalog(locale=language, domain=domain)
-            catalog.update(template)
-            text = render(package, language, domain, catalog)
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
+            catalog = existing.get(domain) or Catalog(locale=language, domain=domain)
+            before = meaning(catalog) if domain in existing else None
+            catalog.update(homes.get(domain) or Catalog(domain=domain))
+            if not meaning(catalog):
+                if path.exists():
+                    path.unlink()
+                    changes.append(f"removed {rel(path)}")
+            elif meaning(catalog) != before:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-                written.append(path)
-    return written
+                path.write_text(render(package, language, domain, catalog), encoding="utf-8")
+                changes.append(f"wrote {rel(path)}")
+    return changes
 
 
 def first_location(package: Package, message: Message) -> str:
@@ -186,20 +265,21 @@ def untranslated(message: Message) -> bool:
 def check_catalogues(package: Package) -> list[str]:
     problems = []
     for language in LANGUAGES:
-        for domain, template in sorted(package.strings.items()):
-            path = package.catalogue(language, domain)
-            catalog = read_catalogue(path, language)
-            for message in template:
-                if not message.id:
+        existing = catalogues(package, language)
+        for domain, strings in sorted(placed(package, existing, language).items()):
+            path = rel(package.catalogue(language, domain))
+            for message in strings:
+                if not message.id:  # the header
                     continue
+                found = existing[domain].get(message.id, message.context) if domain in existing else None
                 shown = message.id if isinstance(message.id, str) else message.id[0]
-                found = catalog.get(message.id, message.context) if catalog else None
+                where = first_location(package, message)
                 if found is None:
-                    problems.append(f"{first_location(package, message)}: {shown!r} is missing from {rel(path)}")
+                    problems.append(f"{where}: {shown!r} is missing from {path}")
                 elif found.fuzzy:
-                    problems.append(f"{first_location(package, message)}: {shown!r} is fuzzy in {rel(path)}")
+                    problems.append(f"{where}: {shown!r} is fuzzy in {path}")
                 elif untranslated(found):
-                    problems.append(f"{first_location(package, message)}: {shown!r} has no {language} translation in {rel(path)}")
+                    problems.append(f"{where}: {shown!r} has no {language} translation in {path}")
     return problems
 
 
@@ -238,8 +318,7 @@ def visible(text: str) -> str | None:
     return " ".join(plain.split()) if LETTER.search(plain) else None
 
 
-def bare_text(path: Path, name: str) -> list[str]:
-    environment = Environment(extensions=["jinja2.ext.i18n"], autoescape=True)  # parsed, never rendered
+def bare_text(environment: Environment, path: Path, name: str) -> list[str]:
     page = template_text(environment, path.read_text(encoding="utf-8"), name)
     problems = []
 
@@ -266,10 +345,10 @@ def bare_text(path: Path, name: str) -> list[str]:
     return problems
 
 
-def check_templates(package: Package) -> list[str]:
+def check_templates(package: Package, environment: Environment) -> list[str]:
     problems = []
     for template in sorted(package.templates.rglob("*.html")):
-        problems += bare_text(template, template.relative_to(package.templates).as_posix())
+        problems += bare_text(environment, template, template.relative_to(package.templates).as_posix())
     return problems
 
 
@@ -280,12 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     roots = args.packages or web_packages()
     problems: list[str] = []
+    environment = rendering_environment()
     for root in roots:
-        package = extract(root)
+        package = extract(root, environment)
         if args.write:
-            for path in write(package):
-                print(f"i18n: wrote {rel(path)}")
-        problems += check_catalogues(package) + check_templates(package)
+            for change in write(package):
+                print(f"i18n: {change}")
+        problems += check_catalogues(package) + check_templates(package, environment)
     for problem in problems:
         print(problem)
     if problems:

@@ -5,15 +5,38 @@ translation and visible text in a template outside ``_()`` or ``{% trans %}``.""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.testclient import TestClient
+
+from lampo.web import Site, gettext
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "deploy" / "tools" / "i18n.py"
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("i18n_tool", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["i18n_tool"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+i18n = _tool()
 
 BASE = """<!doctype html>
 <html lang="{{ lang }}">
@@ -28,9 +51,9 @@ BASE = """<!doctype html>
 HOME = """{% extends "base.html" %}
 {% block content %}
 <h1>{{ _("Welcome") }}</h1>
-<p>{% trans name=name %}Hello, {{ name }}.
+<p>{% trans trimmed name=name %}Hello, {{ name }}.
   Your requests are below.{% endtrans %}</p>
-<img src="/static/logo.svg" alt="{{ _('Muuramen Lämpö') }}">
+<img src="/static/logo.svg" alt="{{ _('Our logo') }}">
 <p>{{ count }} / 12 &ndash; 100 € &nbsp; (?) <!-- a comment the reader never sees --></p>
 <form method="post"><input type="hidden" name="kind" value="access">
 <input type="submit" value="{{ _('Send') }}"></form>
@@ -41,13 +64,23 @@ PAGES = '''"""The shop's pages."""
 
 
 def home(site, request):
-    site.flash(request, _("Saved"))
+    flash(request, gettext(request, "Saved"))
     return site.render(request, "pages/home.html", name="x", count=1)
 '''
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True, text=True, check=False)
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+
+
+def run(*args: str | Path) -> Run:
+    """The tool's main() as `make lint` runs it (in this process: importing lampo.web once)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = i18n.main([str(a) for a in args])
+    return Run(code, out.getvalue())
 
 
 def translate(po: Path, **exceptions: str) -> None:
@@ -59,14 +92,17 @@ def translate(po: Path, **exceptions: str) -> None:
 
 
 @pytest.fixture
-def package(tmp_path: Path) -> Path:
-    root = tmp_path / "lampo" / "shop"
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A throwaway web package, importable (lampo.web's Site loads it by name)."""
+    root = tmp_path / f"lampo_i18ntest_{abs(hash(tmp_path)) % 10**8}"
     (root / "templates" / "pages").mkdir(parents=True)
     (root / "__init__.py").write_text("")
     (root / "pages.py").write_text(PAGES)
     (root / "templates" / "base.html").write_text(BASE)
     (root / "templates" / "pages" / "home.html").write_text(HOME)
-    return root
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield root
+    sys.modules.pop(root.name, None)
 
 
 def catalogue(package: Path, domain: str) -> Path:
@@ -87,9 +123,11 @@ def test_write_puts_each_string_into_its_modules_catalogue_and_a_translated_pack
     assert sorted(p.name for p in (package / "locale" / "fi" / "LC_MESSAGES").iterdir()) == ["base.po", "pages.po"]
     pages = catalogue(package, "pages").read_text(encoding="utf-8")
     # pages.py renders pages/home.html: its strings and the module's own share pages.po
-    for msgid in ("Welcome", "Saved", "Send", "Muuramen Lämpö", "Hello, %(name)s. Your requests are below."):
+    for msgid in ("Welcome", "Saved", "Send", "Our logo", "Hello, %(name)s. Your requests are below."):
         assert f'msgid "{msgid}"\nmsgstr ""' in pages, msgid
-    assert 'msgid "Skip to content"' in catalogue(package, "base").read_text(encoding="utf-8")
+    base = catalogue(package, "base").read_text(encoding="utf-8")
+    assert 'msgid "Privacy centre"' in base
+    assert "Skip to content" not in base  # lampo.web's own catalogue translates it for every site
     assert not list(package.rglob("*.mo"))
 
     # Untranslated so far: the check names every string and where it is used.
@@ -126,7 +164,9 @@ def test_a_string_missing_from_its_catalogue_fails(package: Path) -> None:
 
     failed = run(package)
     assert failed.returncode == 1
-    assert re.search(r"templates/pages/home\.html:10: 'Goodbye' is missing from .*/locale/fi/LC_MESSAGES/pages\.po", failed.stdout), failed.stdout
+    assert re.search(
+        r"templates/pages/home\.html:10: 'Goodbye' is missing from .*/locale/fi/LC_MESSAGES/pages\.po", failed.stdout
+    ), failed.stdout
     assert re.search(r"pages\.py:9: 'Consent' is missing from", failed.stdout), failed.stdout
     assert "Welcome" not in failed.stdout
 
@@ -170,7 +210,46 @@ def test_visible_text_outside_a_translation_fails(package: Path, markup: str, re
     assert len(failed.stdout.splitlines()) == 1, failed.stdout
 
 
+def test_what_the_tool_extracts_is_what_lampo_web_translates(package: Path) -> None:
+    """The msgids the tool writes (a trimmed multi-line {% trans %}, lampo.web's gettext in Python)
+    are the ones lampo.web looks up when it renders the page in Finnish; a string lampo.web's own
+    catalogue translates comes from there."""
+    translated(package)
+    site = Site(package=package.name)
+    app = FastAPI()
+    site.install(app, session_key=bytes(range(32)), secure=True)
+
+    @app.get("/")
+    async def home(request: Request) -> HTMLResponse:
+        return site.render(request, "pages/home.html", name="Aino", count=gettext(request, "Saved"))
+
+    page = TestClient(app, base_url="https://suite.test").get("/").text
+    for shown in ("fi: Welcome", "fi: Hello, Aino. Your requests are below.", 'alt="fi: Our logo"',
+                  'value="fi: Send"', "Siirry sisältöön", "<p>fi: Saved / 12"):  # fmt: skip
+        assert shown in page, shown
+
+
+def test_a_string_stays_in_the_catalogue_that_holds_it(package: Path) -> None:
+    translated(package)
+    pages, base = catalogue(package, "pages"), catalogue(package, "base")
+    # moved by hand from pages.po to base.po, translation and all
+    entry = 'msgid "Welcome"\nmsgstr "fi: Welcome"\n'
+    pages.write_text(pages.read_text(encoding="utf-8").replace("#: templates/pages/home.html\n" + entry, ""))
+    base.write_text(base.read_text(encoding="utf-8") + "\n" + entry)
+    assert run(package).returncode == 0
+
+    assert run("--write", package).returncode == 0
+    assert entry not in pages.read_text(encoding="utf-8") and entry in base.read_text(encoding="utf-8")
+
+    (package / "templates" / "base.html").write_text("<!doctype html>\n{% block content %}{% endblock %}\n")
+    written = run("--write", package)
+    assert "i18n: removed" not in written.stdout  # base.po still holds "Welcome"
+    assert [line for line in base.read_text(encoding="utf-8").splitlines() if line.startswith("msgid ")] == [
+        'msgid ""', 'msgid "Welcome"'
+    ]  # fmt: skip
+
+
 def test_the_repositorys_web_packages_pass() -> None:
-    """What `make lint` runs: every web package in the repository, if any yet."""
-    checked = run()
+    """What `make lint` runs, as it runs it: every web package in the repository."""
+    checked = subprocess.run([sys.executable, str(TOOL)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email
 import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
+from inbox import Mailbox
 from suite import Suite, free_port, installed, launch
 
 HERE = Path(__file__).parent
@@ -200,60 +198,10 @@ async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite
         await running.close()
 
 
-class Mailbox:
-    """The mail the suite's SMTP catcher kept: one RFC 5322 file (``*.eml``) per message under
-    ``directory``. ``wait_for`` hands each message out once, so a test reads a flow's mails in turn."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._taken: set[Path] = set()
-
-    def files(self) -> list[Path]:
-        if not self.directory.exists():
-            return []
-        return sorted(self.directory.rglob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
-
-    @staticmethod
-    def read(path: Path) -> EmailMessage:
-        message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
-        assert isinstance(message, EmailMessage)
-        return message
-
-    def messages(self, *, to: str | None = None) -> list[EmailMessage]:
-        found = [self.read(p) for p in self.files()]
-        return [m for m in found if to is None or to.lower() in str(m["to"]).lower()]
-
-    @staticmethod
-    def text(message: EmailMessage) -> str:
-        """The message's plain-text body."""
-        body = message.get_body(preferencelist=("plain", "html"))
-        assert body is not None, f"message {message['subject']!r} has no text body"
-        return str(body.get_content())
-
-    async def wait_for(self, *, to: str, subject: str | None = None, timeout: float = 30) -> EmailMessage:
-        """The first message to ``to`` (its subject containing ``subject``, if given) not handed
-        out before; fails after ``timeout`` seconds naming what did arrive."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for path in self.files():
-                if path in self._taken:
-                    continue
-                message = self.read(path)
-                if to.lower() not in str(message["to"]).lower():
-                    continue
-                if subject is not None and subject.lower() not in str(message["subject"]).lower():
-                    continue
-                self._taken.add(path)
-                return message
-            if time.monotonic() > deadline:
-                seen = [f"{m['to']}: {m['subject']}" for m in (self.read(p) for p in self.files())]
-                raise AssertionError(f"no mail to {to} (subject {subject!r}) within {timeout}s; the catcher has {seen}")
-            await asyncio.sleep(0.2)
-
-
 @pytest.fixture
 def mailbox(suite: Suite) -> Mailbox:
-    directory = getattr(suite, "mail_dir", None)
+    """What the suite's catcher (lampo.mail.catcher, tests/suite.py's ``suite.mail``) kept."""
+    directory = getattr(getattr(suite, "mail", None), "directory", None)
     if directory is None:
-        pytest.skip("this suite has no SMTP catcher (tests/suite.py: mail_dir)")
+        pytest.skip("this suite has no SMTP catcher (tests/suite.py: suite.mail)")
     return Mailbox(Path(directory))

@@ -26,6 +26,7 @@ from lampo.staff.access import Access
 from lampo.staff.api import create_api
 from lampo.staff.approvals import Desk
 from lampo.staff.audit_head import HEAD_TYPE, publish
+from lampo.staff.console import PREFIXES, create_console
 from lampo.staff.domain import AuditHead, Role, check_recipients, datamap_recipients, load_roles
 from lampo.staff.errors import ConfigurationRefused
 from lampo.staff.metrics import register_metrics
@@ -70,12 +71,17 @@ def build(
     dsar = httpx.AsyncClient(base_url=settings.dsar_url, transport=dsar_transport, timeout=timeout, headers=credential)
     holder: list[Access] = []
     desk = Desk(lambda: holder[0], dsar)
+    pages = create_console(lambda: holder[0], desk, registry, settings)
     runtime = Runtime(
         settings,
         migrations=MIGRATIONS,
         span_processors=span_processors,
         clock=clock,
-        mounts=[("/v1", create_api(lambda: holder[0], registry, desk))],
+        mounts=[
+            ("/v1", create_api(lambda: holder[0], registry, desk)),
+            # The staff console's pages (lampo.staff.console), their static files and language switch.
+            *((prefix, pages) for prefix in PREFIXES),
+        ],
     )
     # Approvals and denials through the outbox (approvals.py); the audit chain's head, sent by
     # ``publish_head`` below straight to its compacted internal topic.

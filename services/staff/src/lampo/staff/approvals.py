@@ -79,9 +79,14 @@ class Desk:
     The caller has checked the user's role; answers of the coordinator come back as (status, JSON),
     a 4xx passed through, an outage or 5xx raised as ``UpstreamUnavailable``."""
 
-    def __init__(self, access: Callable[[], Access], dsar: httpx.AsyncClient) -> None:
+    def __init__(self, access: Callable[[], Access], dsar: httpx.AsyncClient, *, interface: str = "http") -> None:
         self._access = access
         self.dsar = dsar
+        self.interface = interface  # as the audit log names where a call came from
+
+    def via(self, interface: str) -> "Desk":
+        """The same desk, audited as reached through ``interface`` (the console: "console")."""
+        return Desk(self._access, self.dsar, interface=interface)
 
     @property
     def access(self) -> Access:
@@ -97,9 +102,12 @@ class Desk:
             raise UpstreamUnavailable(f"dsar answered {response.status_code}")
         return response.status_code, body
 
-    async def submit(self, user: Rights, body: Mapping[str, Any]) -> tuple[int, Any]:
+    async def submit(
+        self, user: Rights, body: Mapping[str, Any], *, note: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
         """A request the user registers (on the ``staff`` channel unless the body names another),
-        through the very intake of ``POST /v1/requests``; audited with its customer number."""
+        through the very intake of ``POST /v1/requests``; audited with its customer number and
+        ``note`` (the console: how and by whom the requester was verified)."""
         await self.access.require_commitment(user.username)  # §8: a request names a customer
         body = dict(body)
         body.setdefault("received_at", self.access.clock.now().isoformat())
@@ -114,20 +122,23 @@ class Desk:
         )
         await self.access.audit(
             AuditEntry(
-                user.username, "dsar_submitted", "http", "ok" if status < 300 else f"refused_{status}",
+                user.username, "dsar_submitted", self.interface, "ok" if status < 300 else f"refused_{status}",
                 submitted.identifiers.customer_number,
                 tuple(str(c) for c in submitted.categories or ()),
-                {"request_id": submitted.request_id, "kind": submitted.kind},
+                {**(note or {}), "request_id": submitted.request_id, "kind": submitted.kind},
             )
         )  # fmt: skip
         return status, answer
 
-    async def view(self, user: Rights, request_id: str) -> tuple[int, Any]:
-        """The coordinator's view of one request (no personal data), audited."""
+    async def view(self, user: Rights, request_id: str, *, audited: bool = True) -> tuple[int, Any]:
+        """The coordinator's view of one request (no personal data), audited (a page's automatic
+        refresh of a view it audited is not: ``audited=False``)."""
         await self.access.require_commitment(user.username)  # §8
         checked(request_id)
         status, answer = await self.call("GET", f"/v1/requests/{quote(request_id, safe='')}")
-        await self.access.audit(AuditEntry(user.username, "dsar_viewed", "http", "ok" if status < 300 else f"refused_{status}",
+        if not audited:
+            return status, answer
+        await self.access.audit(AuditEntry(user.username, "dsar_viewed", self.interface, "ok" if status < 300 else f"refused_{status}",
                                            detail={"request_id": request_id}))  # fmt: skip
         return status, answer
 
@@ -141,7 +152,7 @@ class Desk:
             "GET", "/v1/requests", params={"status": statuses, "limit": limit, "offset": offset}
         )
         detail = {"status": ",".join(statuses) or "all", "offset": str(offset)}
-        await self.access.audit(AuditEntry(user.username, "dsar_listed", "http", "ok" if status < 300 else f"refused_{status}",
+        await self.access.audit(AuditEntry(user.username, "dsar_listed", self.interface, "ok" if status < 300 else f"refused_{status}",
                                            detail=detail))  # fmt: skip
         return status, answer
 
@@ -158,7 +169,7 @@ class Desk:
     async def _decide(self, user: Rights, request_id: str, event: CloudEvent, action: str) -> None:
         if "approve_erasure" not in user.functions:  # the routes checked; a second lock on the door
             raise Forbidden("the user's roles do not include approve_erasure")
-        await self.access.audit(AuditEntry(user.username, action, "http", "ok", detail={"request_id": request_id}))
+        await self.access.audit(AuditEntry(user.username, action, self.interface, "ok", detail={"request_id": request_id}))
         async with self.access.pool.acquire() as conn, conn.transaction():
             await outbox.add(conn, [outbox.OutgoingEvent(DSAR_REQUESTS, request_id, event)])
 
@@ -188,7 +199,7 @@ class Desk:
         )
         outcome = "ok" if status < 300 else f"refused_{status}"
         detail = {"request_id": request_id, **({"participant": body["participant"]} if "participant" in body else {})}
-        await self.access.audit(AuditEntry(user.username, f"dsar_{step}", "http", outcome, detail=detail))
+        await self.access.audit(AuditEntry(user.username, f"dsar_{step}", self.interface, outcome, detail=detail))
         return status, answer
 
     async def extend(self, user: Rights, request_id: str, reason: str) -> tuple[int, Any]:
