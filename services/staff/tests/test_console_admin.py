@@ -35,6 +35,8 @@ async def test_each_page_opens_for_its_roles_only_and_a_refusal_is_audited(suite
     for role in ROLES:
         async with Browser(suite) as browser:
             await browser.login_as(role)
+            home = await browser.get("/console/")  # the navigation leads there exactly when it opens
+            assert ('href="/console/admin"' in home.text) == (role in PAGES["/console/admin"]), role
             for path, allowed in PAGES.items():
                 r = await browser.get(path)
                 expected = 200 if role in allowed else 403
