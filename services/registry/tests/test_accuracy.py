@@ -8,12 +8,14 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
+
 from lampo.contracts.catalog import REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.registry.domain import Provenance, SectionUpdate
 from lampo.registry.store import RegistryStore
 from lampo.testing import Producer, TopicReader, customer_upserted
 
-from .helpers import event, new_customer_number, now, ours, subject_in
+from .helpers import as_caller, event, new_customer_number, now, ours, subject_in
 
 LAMPO = Path(__file__).resolve().parents[3] / ".venv" / "bin" / "lampo"
 
@@ -87,3 +89,14 @@ async def test_accuracy_report_lists_counts_and_customer_numbers_only(registry) 
     )
     lines = (await text.communicate())[0].decode()
     assert "contact data not confirmed for 3 years: 0" in lines
+
+    # The same report for the staff console (GET /v1/accuracy, the staff caller only).
+    transport = httpx.ASGITransport(app=registry.runtime.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as http:
+        answer = await http.get("/v1/accuracy", params={"unconfirmed_years": 2}, headers=as_caller("staff"))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == report
+        assert (await http.get("/v1/accuracy", headers=as_caller("dsar"))).status_code == 403
+        assert (await http.get("/v1/accuracy")).status_code == 401
+        bad = await http.get("/v1/accuracy", params={"unconfirmed_years": "0"}, headers=as_caller("staff"))
+        assert bad.status_code == 400 and bad.json() == {"error": "invalid_years", "field": "unconfirmed_years"}

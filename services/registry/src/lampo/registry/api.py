@@ -45,6 +45,14 @@ consent to direct marketing granted (the register's copy of consent.events.v1), 
 not ended, not restricted, no objection to direct marketing or to processing. 400
 ``{"error": "invalid_limit", "field": "limit"}`` / ``{"error": "invalid_customer_number", "field": "after"}``.
 
+``GET /v1/accuracy?unconfirmed_years=<1..50, default 3>`` (the ``staff`` caller): the proactive
+accuracy checks of privacy statement §12 (``lampo registry accuracy``; accuracy.py), for the staff
+console's report and its follow-up: 200 ``{"invalid_or_missing": {"count", "customers":
+{customer_number: [rule]}}, "duplicate_identity_codes": {"count", "groups": [[customer_number]]},
+"unconfirmed_contacts": {"years", "count", "customers": [customer_number]}}``. Counts, customer
+numbers and rule names only, never a value. 400 ``{"error": "invalid_years", "field":
+"unconfirmed_years"}``.
+
 Wiring (in ``build()``): one app mounted at ``/v1/subjects`` and ``/v1/audiences`` (it sees the
 full path), taking a callable because the runtime does not exist yet when its mounts are listed.
 """
@@ -59,6 +67,7 @@ from fastapi.responses import JSONResponse
 
 from lampo.crypto import FieldCipher
 from lampo.http_auth import Caller, Callers, requires
+from lampo.registry.accuracy import accuracy_report
 from lampo.registry.domain import HELD_CATEGORIES, HELD_TABLES
 from lampo.registry.store import RegistryStore
 from lampo.service import Runtime
@@ -67,6 +76,7 @@ _CUSTOMER_NUMBER = re.compile(r"[!-~]{1,128}")
 # The one purpose for which a restricted subject's data is read (Art. 18(2)).
 LEGAL_CLAIMS = "legal_claims"
 AUDIENCE_PAGE = 1000
+UNCONFIRMED_YEARS = 3  # as `lampo registry accuracy` reports by default
 MAX_AUDIENCE_PAGE = 5000
 
 
@@ -276,5 +286,27 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
                 "next": page[-1] if len(page) == limit else None,
             }
         )
+
+    @api.get(
+        "/v1/accuracy",
+        responses={
+            400: {"description": "invalid number of years"},
+            401: {"description": "no valid credential"},
+            403: {"description": "not the staff service"},
+        },
+    )
+    async def accuracy(
+        request: Request, caller: Annotated[Caller, Depends(requires(known, "staff"))]
+    ) -> JSONResponse:
+        rt = current()
+        try:
+            years = int(request.query_params.get("unconfirmed_years", UNCONFIRMED_YEARS))
+        except ValueError:
+            return _error(400, "invalid_years", "unconfirmed_years")
+        if not 1 <= years <= 50:
+            return _error(400, "invalid_years", "unconfirmed_years")
+        async with rt.pool.acquire() as conn:
+            report = await accuracy_report(conn, rt.keys, rt.clock.now(), years)
+        return JSONResponse(report.as_dict())
 
     return api

@@ -33,7 +33,8 @@ def build(
 ) -> Runtime:
     """The registry. ``runtime.consumers`` is, in order: registry.inbound.v1, consent.events.v1,
     privacy.tasks.v1; ``POST /v1/resolve`` answers the DSAR coordinator; ``GET /v1/subjects/…``
-    the staff service and ``GET /v1/audiences/direct_marketing`` marketing exports (api.py)."""
+    the staff service (and ``GET /v1/accuracy``, the §12 report) and
+    ``GET /v1/audiences/direct_marketing`` marketing exports (api.py)."""
     settings = settings or RegistrySettings()
     resolver = ResolveApp()
     # The staff service's read path and the marketing audience (named callers); the runtime is
@@ -45,7 +46,7 @@ def build(
         span_processors=span_processors,
         clock=clock,
         routes=[("/v1/resolve", guard(resolver, Callers.of(settings), "dsar", operation=RESOLVE_OPERATION))],
-        mounts=[("/v1/subjects", read_api), ("/v1/audiences", read_api)],
+        mounts=[("/v1/subjects", read_api), ("/v1/audiences", read_api), ("/v1/accuracy", read_api)],
     )
     resolver.bind(lambda: runtime.pool, runtime.keys)
     runtime.consume(REGISTRY_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)

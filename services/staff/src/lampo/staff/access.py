@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,10 +21,14 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from lampo.clock import Clock
 from lampo.staff.domain import (
+    ACCURACY_FINDINGS,
+    ACCURACY_OUTCOMES,
     ADMINISTRATOR,
+    CUSTOMER_NUMBER,
     USERNAME,
     AuditEntry,
     AuditHead,
+    AuditRow,
     ChainReport,
     Rights,
     Role,
@@ -49,6 +54,10 @@ from lampo.staff.settings import StaffSettings
 from lampo.staff.store import StaffStore
 
 log = logging.getLogger("lampo.staff")
+
+# Told of a chain check's progress: (phase "reading" | "checking", rows done, rows in the chain).
+Progress = Callable[[str, int, int], None]
+AUDIT_PAGE = 50
 
 # Verified against when the username is unknown, so a miss costs as much time as a wrong password.
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory parameters
@@ -334,14 +343,38 @@ class Access:
         # Ids and counts only: the user is in the alerts table, readable by the operators.
         log.warning("staff alert %d: %s %s", alert_id, kind, " ".join(f"{k}={v}" for k, v in sorted(detail.items())))
 
-    async def verify_audit(self, head: AuditHead | None, *, require_head: bool = True) -> ChainReport:
+    async def verify_audit(
+        self, head: AuditHead | None, *, require_head: bool = True, progress: Progress | None = None
+    ) -> ChainReport:
         """The chain checked with the audit key and against ``head``, the last one published
-        (``lampo.staff.audit_head.last_head``)."""
+        (``lampo.staff.audit_head.last_head``). ``progress`` is told of the rows read, then of the
+        rows checked (the check runs off the event loop when someone watches it)."""
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            rows = [r async for r in self._store(conn).audit_rows()]
-        return verify_chain(
-            rows, self.audit_key, head=head, head_name=self.settings.audit_head_key, require_head=require_head
-        )
+            store = self._store(conn)
+            last = await store.audit_head()
+            total = last[0] if last else 0
+            rows: list[AuditRow] = []
+            async for r in store.audit_rows():
+                rows.append(r)
+                if progress is not None and len(rows) % 1000 == 0:
+                    progress("reading", len(rows), total)
+        if progress is None:
+            return verify_chain(
+                rows, self.audit_key, head=head, head_name=self.settings.audit_head_key, require_head=require_head
+            )
+        report = progress
+
+        def counted() -> Iterator[AuditRow]:
+            for done, row in enumerate(rows, 1):
+                if done % 1000 == 0:
+                    report("checking", done, len(rows))
+                yield row
+
+        report("checking", 0, len(rows))
+        return await asyncio.to_thread(
+            verify_chain, counted(), self.audit_key, head=head, head_name=self.settings.audit_head_key,
+            require_head=require_head,
+        )  # fmt: skip
 
     async def audit_head(self) -> AuditHead | None:
         """The chain's current head, MAC'd for publication; None while the log is empty."""
@@ -350,6 +383,84 @@ class Access:
         if last is None:
             return None
         return AuditHead.sign(self.audit_key, self.settings.audit_head_key, last[0], last[1], self.clock.now())
+
+    # --- the staff console's administrative pages -----------------------------------------------------
+
+    async def recent_alerts(self, limit: int = 100) -> list[dict[str, object]]:
+        """The latest alerts (repeated failures, lockouts, read volumes), newest first."""
+        async with self.pool.acquire() as conn:
+            rows = await self._store(conn).recent_alerts(limit)
+        return [{"id": r["id"], "kind": r["kind"], "username": r["username"], "at": r["at"],
+                 "detail": json.loads(r["detail"])} for r in rows]  # fmt: skip
+
+    async def search_audit(
+        self,
+        searcher: str,
+        *,
+        customer_number: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int = AUDIT_PAGE,
+        interface: str = "console",
+    ) -> tuple[list[dict[str, object]], int | None]:
+        """A page of the audit log, newest first, and the seq to pass as ``before_seq`` for the
+        next page (None on the last). The customer number is matched as the log stores it, never
+        looked up in the register. The search itself is audited (who searched for whom)."""
+        if customer_number is not None and not CUSTOMER_NUMBER.fullmatch(customer_number):
+            raise InvalidInput("customer_number: 1-128 printable ASCII characters")
+        if actor is not None and not 1 <= len(actor) <= 128:
+            raise InvalidInput("actor: 1-128 characters")
+        if since is not None and until is not None and until <= since:
+            raise InvalidInput("until: must be after since")
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = self._store(conn)
+            rows = await store.search_audit(
+                customer_number=customer_number, actor=actor, since=since, until=until, before_seq=before_seq,
+                limit=limit + 1,
+            )  # fmt: skip
+            await store.append_audit(
+                AuditEntry(searcher, "audit_searched", interface, customer_number=customer_number,
+                           detail={"actor": actor, "since": since.isoformat() if since else None,
+                                   "until": until.isoformat() if until else None}),
+                self.clock.now(),
+            )  # fmt: skip
+        page = [
+            {"seq": r["seq"], "at": r["at"], "actor": r["actor"], "action": r["action"], "interface": r["interface"],
+             "customer_number": r["customer_number"], "categories": list(r["categories"]), "outcome": r["outcome"],
+             "detail": json.loads(r["detail"])}
+            for r in rows[:limit]
+        ]  # fmt: skip
+        next_before: int | None = rows[limit - 1]["seq"] if len(rows) > limit else None
+        return page, next_before
+
+    async def record_followup(
+        self, username: str, customer_number: str, finding: str, outcome: str, *, interface: str = "console"
+    ) -> int:
+        """The follow-up of one finding of the accuracy report (§12), with its audit row."""
+        if not CUSTOMER_NUMBER.fullmatch(customer_number):
+            raise InvalidInput("customer_number: 1-128 printable ASCII characters")
+        if finding not in ACCURACY_FINDINGS:
+            raise InvalidInput(f"finding: one of {', '.join(ACCURACY_FINDINGS)}")
+        if outcome not in ACCURACY_OUTCOMES:
+            raise InvalidInput(f"outcome: one of {', '.join(ACCURACY_OUTCOMES)}")
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            store = self._store(conn)
+            followup_id = await store.add_followup(now, username, customer_number, finding, outcome)
+            await store.append_audit(
+                AuditEntry(username, "accuracy_followup", interface, customer_number=customer_number,
+                           detail={"finding": finding, "outcome": outcome}),
+                now,
+            )  # fmt: skip
+        return followup_id
+
+    async def followups(self, limit: int = 200) -> list[dict[str, object]]:
+        """The latest follow-ups of the accuracy report, newest first."""
+        async with self.pool.acquire() as conn:
+            rows = await self._store(conn).followups(limit)
+        return [dict(r) for r in rows]
 
     # --- §8: confidentiality first ---------------------------------------------------------------
 

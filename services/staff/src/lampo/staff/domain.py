@@ -319,6 +319,13 @@ def _check_rows(
     return count, at_head, None
 
 
+# --- the accuracy report's follow-up (§12) ---------------------------------------------------------
+
+# What the report found (its three sections) and what the check of one customer came to.
+ACCURACY_FINDINGS: Final = ("invalid_or_missing", "duplicate_identity_code", "unconfirmed_contact")
+ACCURACY_OUTCOMES: Final = ("confirmed_correct", "corrected", "customer_contacted", "duplicate_resolved")
+
+
 # --- §9: recipients inside the EU/EEA ---------------------------------------------------------------
 
 

@@ -183,6 +183,32 @@ class StaffStore:
         )
         return count
 
+    async def search_audit(
+        self,
+        *,
+        customer_number: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[asyncpg.Record]:
+        """Audit rows matching every filter given, newest first, ``limit`` rows with a seq below
+        ``before_seq`` (the page before)."""
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT seq, at, actor, action, interface, customer_number, categories, outcome, detail FROM audit_log"
+            " WHERE ($1::text IS NULL OR customer_number = $1) AND ($2::text IS NULL OR actor = $2)"
+            " AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)"
+            " AND ($5::bigint IS NULL OR seq < $5) ORDER BY seq DESC LIMIT $6",
+            customer_number,
+            actor,
+            since,
+            until,
+            before_seq,
+            limit,
+        )
+        return rows
+
     # --- failed logins (per address, and in a window), by index, not from the audit log -------------
 
     async def record_login_failure(self, at: datetime, address: str) -> None:
@@ -247,10 +273,38 @@ class StaffStore:
         )
         return alert_id
 
+    async def recent_alerts(self, limit: int) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT id, kind, username, at, detail FROM alerts ORDER BY id DESC LIMIT $1", limit
+        )
+        return rows
+
     async def alerts(self, kinds: Sequence[str] | None = None) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
             "SELECT id, kind, username, at, detail FROM alerts WHERE $1::text[] IS NULL OR kind = ANY($1::text[])"
             " ORDER BY id",
             list(kinds) if kinds is not None else None,
+        )
+        return rows
+
+    # --- the follow-up of the accuracy report (§12) ---------------------------------------------------
+
+    async def add_followup(self, at: datetime, username: str, customer_number: str, finding: str, outcome: str) -> int:
+        followup_id: int = await self.conn.fetchval(
+            "INSERT INTO accuracy_followups (at, username, customer_number, finding, outcome)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            at,
+            username,
+            customer_number,
+            finding,
+            outcome,
+        )
+        return followup_id
+
+    async def followups(self, limit: int) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT id, at, username, customer_number, finding, outcome FROM accuracy_followups"
+            " ORDER BY id DESC LIMIT $1",
+            limit,
         )
         return rows

@@ -49,7 +49,8 @@ def _may_read_customers(user: Rights) -> bool:
 
 
 def _may_administer(user: Rights) -> bool:
-    return bool({"manage_users", "read_audit"} & user.functions)
+    # handle_dsar: the record of processing and the accuracy report's follow-up (admin.py PAGES)
+    return bool({"manage_users", "read_audit", "handle_dsar"} & user.functions)
 
 
 SECTIONS: Final[tuple[tuple[str, str, Callable[[Rights], bool]], ...]] = (
