@@ -76,6 +76,7 @@ HTML_PARTS = re.compile(r"<!--.*?-->|<script\b.*?</script\s*>|<style\b.*?</style
 NOT_SHOWN = re.compile(r"<(script|style)\b", re.I)
 ENTITY = re.compile(r"&(#\d+|#x[0-9a-f]+|\w+);", re.I)
 LETTER = re.compile(r"[^\W\d_]")
+ADDRESS = re.compile(r"(/|#|\?|https?://|mailto:)\S*$")
 EXPRESSION = "\ue000"  # stands for a {{ ... }} output while the template's text is read
 
 
@@ -179,13 +180,35 @@ def catalogues(package: Package, language: str) -> dict[str, Catalog]:
     return {po.stem: read_catalogue(po, language) for po in sorted(folder.glob("*.po"))}
 
 
-def placed(package: Package, existing: dict[str, Catalog]) -> dict[str, Catalog]:
+def web_root() -> Path:
+    import lampo.web
+
+    return Path(lampo.web.__file__).resolve().parent
+
+
+def shared(package: Package, language: str) -> set[tuple[str, str | None]]:
+    """The strings lampo.web's own catalogues translate: every site merges them, so a package
+    using one ("Back to the front page") need not repeat it."""
+    if package.root.resolve() == web_root():
+        return set()
+    web = Package(web_root(), "lampo.web")
+    return {
+        (repr(m.id), m.context)
+        for catalog in catalogues(web, language).values()
+        for m in catalog
+        if m.id and not m.fuzzy and not untranslated(m)
+    }
+
+
+def placed(package: Package, existing: dict[str, Catalog], language: str) -> dict[str, Catalog]:
     """The package's strings by the catalogue they belong in: the one that already holds a string
-    (moved by hand, or lampo.web's own web.po), else the one its source's module names."""
+    (moved by hand, or lampo.web's web.po for its own), else the one its source's module names;
+    none for a string lampo.web translates."""
     homes: dict[str, Catalog] = {}
+    translated_by_web = shared(package, language)
     for domain, strings in sorted(package.strings.items()):
         for message in strings:
-            if not message.id:
+            if not message.id or (repr(message.id), message.context) in translated_by_web:
                 continue
             home = next((d for d, c in existing.items() if c.get(message.id, message.context) is not None), domain)
             homes.setdefault(home, Catalog(domain=home)).add(
@@ -211,7 +234,7 @@ def write(package: Package) -> list[str]:
     changes = []
     for language in LANGUAGES:
         existing = catalogues(package, language)
-        homes = placed(package, existing)
+        homes = placed(package, existing, language)
         for domain in sorted(existing.keys() | homes.keys()):
             path = package.catalogue(language, domain)
             catalog = existing.get(domain) or Catalog(locale=language, domain=domain)
@@ -244,7 +267,7 @@ def check_catalogues(package: Package) -> list[str]:
     problems = []
     for language in LANGUAGES:
         existing = catalogues(package, language)
-        for domain, strings in sorted(placed(package, existing).items()):
+        for domain, strings in sorted(placed(package, existing, language).items()):
             path = rel(package.catalogue(language, domain))
             for message in strings:
                 if not message.id:  # the header
@@ -290,10 +313,15 @@ def template_text(environment: Environment, source: str, name: str) -> TemplateT
     return TemplateText("".join(parts), starts or [0], lines or [1])
 
 
-def visible(text: str) -> str | None:
-    """The text with its letters, or None when it is only space, punctuation, digits, symbols."""
-    plain = ENTITY.sub(" ", text).replace(EXPRESSION, " ")
-    return " ".join(plain.split()) if LETTER.search(plain) else None
+def visible(text: str) -> tuple[int, str] | None:
+    """Where the text's first word with a letter starts, and the text; None when it is only space,
+    punctuation, digits, symbols, entities, expressions and addresses (a block that fills in an
+    href of its base: ``{% block home %}/console/{% endblock %}``)."""
+    text = text.replace(EXPRESSION, " ")  # an expression ends a word (same length: offsets hold)
+    for word in re.finditer(r"\S+", text):
+        if not ADDRESS.match(word.group()) and LETTER.search(ENTITY.sub(" ", word.group())):
+            return word.start(), " ".join(ENTITY.sub(" ", text).split())
+    return None
 
 
 def bare_text(environment: Environment, path: Path, name: str) -> list[str]:
@@ -306,7 +334,7 @@ def bare_text(environment: Environment, path: Path, name: str) -> list[str]:
     position = 0
     for part in HTML_PARTS.finditer(page.text):
         if (shown := visible(page.text[position : part.start()])) is not None:
-            report(position, "text", shown)
+            report(position + shown[0], "text", shown[1])
         position = part.end()
         tag = part.group()
         if tag.startswith("<!--") or NOT_SHOWN.match(tag):
@@ -317,9 +345,9 @@ def bare_text(environment: Environment, path: Path, name: str) -> list[str]:
             names = names | {"value"}
         for start, attribute, value in attributes:
             if attribute in names and (shown := visible(value)) is not None:
-                report(part.start() + start, f"{attribute}=", shown)
+                report(part.start() + start, f"{attribute}=", shown[1])
     if (shown := visible(page.text[position:])) is not None:
-        report(position, "text", shown)
+        report(position + shown[0], "text", shown[1])
     return problems
 
 

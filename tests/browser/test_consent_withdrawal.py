@@ -61,7 +61,7 @@ async def test_a_customer_withdraws_consent_and_profiling_stops(suite, page, mai
             await systems.send(REGISTRY_INBOUND, customer.number, reading(customer, month))
         given = {"customer_number": customer.number, "purpose": "profiling", "channel": "web", "at": datetime.now(UTC)}
         await systems.send(CONSENT_INBOUND, customer.number, CloudEvent.new("consent.given", "urn:system:web", given))
-    await eventually(profiles, timeout=60)  # the registry profiles the customer
+    await eventually(profiles, timeout=120)  # the registry profiles the customer
 
     # The privacy statement is open to everyone and says what a withdrawal does.
     await page.goto(f"{portal}/privacy-statement")
@@ -119,3 +119,33 @@ async def test_a_customer_withdraws_consent_and_profiling_stops(suite, page, mai
 
 async def _none(count: Any) -> bool:
     return await count() == 0
+
+
+async def test_the_consent_pages_in_english(suite, page, assert_accessible) -> None:  # type: ignore[no-untyped-def]
+    """The same pages in the second language: a customer with nothing recorded gives consent to
+    direct marketing (verified through the stand-in of strong identification, as `make up` runs it)."""
+    if not {"portal", "consent"} <= set(suite.services):
+        pytest.skip("the portal and the consent service are not installed in this checkout")
+    portal = suite["portal"].url
+    customer = new_customer()
+    await page.goto(f"{portal}/lang/en?next=/privacy-statement")
+    await page.get_by_role("heading", level=1, name="Privacy statement").wait_for()
+    assert "3 years after the customer relationship has ended" in await page.locator("#categories ~ section").first.inner_text()
+    await assert_accessible(page, context="privacy statement (en)")
+
+    await page.goto(f"{portal}/verify/strong")
+    await page.locator('input[name="customer_number"]').fill(customer.number)
+    await page.locator('form[action="/verify/strong"] button[type="submit"]').click()
+    await page.wait_for_load_state()
+    await page.goto(f"{portal}/consents")
+    marketing = page.locator("#purpose-direct_marketing")
+    assert await marketing.locator("[data-state]").get_attribute("data-state") == "none"
+    assert "No receipts yet" in await page.locator("main").inner_text()
+    await assert_accessible(page, context="consents, nothing recorded (en)")
+
+    await marketing.get_by_role("button", name="Give consent").click()
+    await page.locator(".flash").wait_for()
+    marketing = page.locator("#purpose-direct_marketing")
+    assert await marketing.locator("[data-state]").get_attribute("data-state") == "granted"
+    assert await page.get_by_role("table").locator("tbody tr").count() == 1  # its receipt
+    await assert_accessible(page, context="consents, direct marketing given (en)")
