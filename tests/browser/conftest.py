@@ -33,17 +33,24 @@ import pytest
 from inbox import Mailbox
 from suite import Suite, free_port, installed, launch
 
+from lampo.web.guard import LANG_COOKIE
+
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 BROWSER_SH = REPO / "deploy" / "local" / "browser.sh"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 FAILING_IMPACTS = ("serious", "critical")
+NO_CHROMIUM = "Debian's chromium is not installed: run `deploy/local/browser.sh install` (make install does)"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the browser tests; without Chromium, skips those that need it before any suite starts."""
+    missing = None if chromium_path() else NO_CHROMIUM
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+            if missing and {"browser", "page"} & set(getattr(item, "fixturenames", ())):
+                item.add_marker(pytest.mark.skip(reason=missing))
 
 
 def chromium_path() -> str | None:
@@ -68,7 +75,7 @@ def axe_source() -> str:
 async def browser() -> AsyncIterator[Any]:
     executable = chromium_path()
     if executable is None:
-        pytest.skip("Debian's chromium is not installed: run `deploy/local/browser.sh install` (make install does)")
+        pytest.skip(NO_CHROMIUM)
     playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (make install)")
     async with playwright_api.async_playwright() as playwright:
         # --no-sandbox: the tests run as root on CI, where Chromium's sandbox refuses to start;
@@ -84,8 +91,8 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 def locale() -> str:
-    """The browser's language (Accept-Language, navigator.language); override with
-    ``@pytest.mark.parametrize("locale", ["en-GB"])``."""
+    """The browser's language (Accept-Language, navigator.language, and lampo.web's language
+    cookie, so the pages speak it); override with ``@pytest.mark.parametrize("locale", ["en-GB"])``."""
     return "fi-FI"
 
 
@@ -114,6 +121,8 @@ def page_problems() -> PageProblems:
 async def page(browser: Any, locale: str, page_problems: PageProblems) -> AsyncIterator[Any]:
     context = await browser.new_context(locale=locale, timezone_id="Europe/Helsinki")
     context.set_default_timeout(15_000)
+    # The pages speak the language of lampo.web's cookie (Finnish without one): set it to the locale's.
+    await context.add_cookies([{"name": LANG_COOKIE, "value": locale[:2], "domain": "127.0.0.1", "path": "/"}])
     problems = page_problems
     opened = await context.new_page()
     opened.on("console", problems.console)
