@@ -36,7 +36,7 @@ async def seed_customer(suite: Any, n: int) -> tuple[str, str]:
             )
         return answer.status_code == 200
 
-    await eventually(known, timeout=30)
+    await eventually(known, timeout=90)
     return customer, address
 
 
@@ -57,7 +57,7 @@ async def test_a_customer_verifies_by_e_mail_code_asks_for_access_and_downloads_
     await page.click('button[type="submit"]')
     await page.wait_for_url(f"{portal}/verify/code")
     await assert_accessible(page, context="verify: code")
-    mail = await mailbox.wait_for(to=address, subject="vahvistuskoodi")
+    mail = await mailbox.wait_for(to=address, subject="vahvistuskoodi", timeout=60)
     code = re.search(r"\b(\d{6})\b", mailbox.text(mail))
     assert code, mailbox.text(mail)
     assert customer not in mailbox.text(mail)
@@ -87,7 +87,7 @@ async def test_a_customer_verifies_by_e_mail_code_asks_for_access_and_downloads_
         await page.reload()
         return await download_link.count() == 1
 
-    await eventually(package_ready, timeout=120, interval=1.0)
+    await eventually(package_ready, timeout=240, interval=1.0)
     await assert_accessible(page, context="status: completed, package ready")
     async with page.expect_download() as downloading:
         await download_link.click()
@@ -98,8 +98,8 @@ async def test_a_customer_verifies_by_e_mail_code_asks_for_access_and_downloads_
         names = package.namelist()
     assert "manifest.json" in names and any(n.startswith("data/") for n in names), names
 
-    received = await mailbox.wait_for(to=address, subject="vastaanottaneet")
-    done = await mailbox.wait_for(to=address, subject="käsitelty", timeout=60)
+    received = await mailbox.wait_for(to=address, subject="vastaanottaneet", timeout=60)
+    done = await mailbox.wait_for(to=address, subject="käsitelty", timeout=120)
     for message in (received, done):
         assert f"{portal}/requests/{request_id}" in mailbox.text(message) and customer not in mailbox.text(message)
 
