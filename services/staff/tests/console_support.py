@@ -36,7 +36,7 @@ class Browser:
         return await self.http.get(path, **kwargs)
 
     async def csrf(self) -> str:
-        page = await self.http.get("/console/login")
+        page = await self.http.get("/console/login", follow_redirects=True)  # or the start page, once logged in
         found = _CSRF.search(page.text)
         assert found, page.text
         return found.group(1)

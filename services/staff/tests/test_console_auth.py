@@ -103,3 +103,20 @@ async def test_a_form_without_its_csrf_token_is_refused(suite: Suite) -> None:
         await browser.login("console.csrf", secret)
         assert (await browser.post("/console/logout", csrf=False)).status_code == 403
         assert (await browser.get("/console/")).status_code == 200  # still logged in
+
+
+async def test_customer_data_waits_for_the_confidentiality_commitment(suite: Suite) -> None:
+    secret = await new_user(suite, "console.uncommitted", ["data_protection_officer"])
+    async with Browser(suite) as browser:
+        r = await browser.login("console.uncommitted", secret, commit=False)
+        assert r.headers["location"].startswith("/console/confidentiality")
+        # The queue names requests of customers: first the commitment, then back to the queue.
+        queue = await browser.get("/console/requests?status=all")
+        assert queue.status_code == 303
+        assert queue.headers["location"] == "/console/confidentiality?next=/console/requests%3Fstatus%3Dall"
+        done = await browser.post("/console/confidentiality", {
+            "text_version": suite.settings.confidentiality_text_version, "agree": "yes",
+            "next": "/console/requests?status=all",
+        })  # fmt: skip
+        assert done.headers["location"] == "/console/requests?status=all"
+        assert (await browser.get("/console/requests?status=all")).status_code == 200

@@ -137,6 +137,8 @@ async def test_a_letter_is_registered_with_its_verification_and_can_be_extended_
         view = (await _view(suite, request_id))[1]
         assert view["channel"] == "staff" and view["kind"] == "rectification"
 
+        # An erasure waits for approval: it stays unanswered while it is extended and cancelled.
+        request_id = await erasure_waiting(suite, dpo)
         page = f"/console/requests/{request_id}"
         empty = await dpo.post(f"{page}/extend", {"reason": "  "})
         assert empty.status_code == 422
@@ -148,9 +150,10 @@ async def test_a_letter_is_registered_with_its_verification_and_can_be_extended_
         again = await dpo.post(f"{page}/extend", {"reason": "again"})
         assert again.status_code == 409  # once only: the coordinator says no, the page says so
 
-        if (await _view(suite, request_id))[1]["status"] not in ("completed", "completed_with_retention"):
-            cancelled = await dpo.post(f"{page}/cancel")
-            assert cancelled.status_code == 303
+        cancelled = await dpo.post(f"{page}/cancel")
+        assert cancelled.status_code == 303
+        assert (await _view(suite, request_id))[1]["status"] == "cancelled"
+        assert "Peruttu" in text_of((await dpo.get(page)).text)
         assert [a[1] for a in await audit(suite, "dsar_extend", request_id)] == ["console", "console"]
 
 
@@ -176,3 +179,46 @@ async def test_the_queue_needs_its_role_and_marks_overdue_requests(suite: Suite)
         assert first and first.group(1) == request_id
         bad = await dpo.get("/console/requests?status=sleeping")
         assert bad.status_code == 422
+
+
+async def test_the_director_denies_with_a_reason_and_a_refresh_is_not_a_new_view(suite: Suite) -> None:
+    await user(suite, "managing_director")
+    async with Browser(suite) as dpo, Browser(suite) as md:
+        await dpo.login_as("data_protection_officer")
+        await md.login_as("managing_director")
+        request_id = await erasure_waiting(suite, dpo)
+        page = f"/console/requests/{request_id}"
+
+        shown = await md.get(page)
+        assert f'data-progress="{page}/progress"' in shown.text  # it follows the request while it waits
+        views = len(await audit(suite, "dsar_viewed", request_id))
+        fragment = await md.get(f"{page}/progress")
+        assert fragment.status_code == 200 and fragment.headers["x-request-status"] == "awaiting_approval"
+        assert "<html" not in fragment.text  # the section alone
+        assert len(await audit(suite, "dsar_viewed", request_id)) == views  # a refresh is not a new view
+
+        assert (await md.post(f"{page}/deny", {"reason": ""})).status_code == 422
+        assert (await dpo.post(f"{page}/deny", {"reason": "Allekirjoitus ei täsmää"})).status_code == 403
+        denied = await md.post(f"{page}/deny", {"reason": "Allekirjoitus ei täsmää"})
+        assert denied.status_code == 303
+        await eventually(lambda: state_of(suite, request_id, "rejected"), timeout=30)
+        md_name = suite.users["managing_director"][0]
+        assert await audit(suite, "dsar_denied", request_id) == [(md_name, "console", "ok")]
+        after = await md.get(page)
+        assert "Hylätty" in text_of(after.text) and f"{page}/approve" not in after.text
+        # Nothing failed: nothing to retry. The coordinator's refusal is the page's answer, audited.
+        retried = await dpo.post(f"{page}/retry", {"participant": "registry"})
+        assert retried.status_code == 409
+        assert [a[2] for a in await audit(suite, "dsar_retry", request_id)] == ["refused_409"]
+
+
+async def test_the_json_api_lists_the_queue_for_the_dpo_only(suite: Suite) -> None:
+    dpo = await suite.as_role("data_protection_officer")
+    page = await suite.client.get("/v1/dsar/requests", params={"status": "rejected", "limit": 5}, headers=dpo)
+    assert page.status_code == 200, page.text
+    assert all(r["status"] == "rejected" for r in page.json()["requests"])
+    assert set(page.json()) == {"requests", "offset", "next_offset"}
+    refused = await suite.client.get("/v1/dsar/requests", headers=await suite.as_role("customer_service"))
+    assert refused.status_code == 403
+    unknown = await suite.client.get("/v1/dsar/requests", params={"status": "sleeping"}, headers=dpo)
+    assert unknown.status_code == 422 and unknown.json()["error"]["detail"].startswith("status:")

@@ -185,6 +185,12 @@ async def home(request: Request, user: User) -> HTMLResponse:
 
 @router.get(LOGIN)
 async def login_page(request: Request, next: str = HOME) -> Response:
+    if isinstance(session(request).get(STAFF_TOKEN), str):
+        try:
+            await current_user(request)
+            return RedirectResponse(safe_next(next, HOME), status_code=303)  # logged in already
+        except LoginRequired:
+            pass  # the session ended: the form, with the flash that says so
     return render(request, "console/login.html", next=safe_next(next, HOME), username="", error=None)
 
 

@@ -138,10 +138,7 @@ async def queue(
     code, answer = await console(request).desk.queue(user, states, limit=PAGE, offset=offset)
     page = _answer(code, answer)
     now = console(request).access.clock.now()
-    rows = [
-        {**r, "late": r["overdue"] or (r["status"] in UNANSWERED and _moment(r["due_at"]) < now)}
-        for r in page["requests"]
-    ]
+    rows = [{**r, "late": _late(r, now)} for r in page["requests"]]
 
     def link(at: int) -> str:
         return "/console/requests?" + urlencode({"status": status, "offset": at})
@@ -154,8 +151,11 @@ async def queue(
     )  # fmt: skip
 
 
-def _moment(value: str | datetime) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+def _late(view: dict[str, Any], now: datetime) -> bool:
+    """Overdue: marked so by the coordinator, or past its deadline unanswered (the coordinator's
+    check runs now and then)."""
+    due = datetime.fromisoformat(str(view["due_at"]).replace("Z", "+00:00"))
+    return bool(view["overdue"]) or (view["status"] in UNANSWERED and due < now)
 
 
 # --- registering a request received by letter or in person -----------------------------------------
@@ -271,6 +271,7 @@ async def request_page(request: Request, request_id: RequestId, user: Handler) -
     return render(
         request, "console/request.html", user=user, view=view, trace=trace, progress=_progress(view),
         poll=POLL_SECONDS, may_approve="approve_erasure" in user.functions,
+        late=_late(view, console(request).access.clock.now()),
         unanswered=view["status"] in UNANSWERED, page=_page_of(request_id), **_labels(),
     )  # fmt: skip
 
