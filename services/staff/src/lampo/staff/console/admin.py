@@ -33,6 +33,7 @@ router = APIRouter(prefix="/console/admin", include_in_schema=False)
 
 MACROS = "console/admin_macros.html"  # the pages' shared parts (their strings are in admin.po)
 REFRESH_S = 1  # how often a running job's page reloads itself
+ACCURACY_TIMEOUT_S = 300.0
 SHOWN = 500  # rows of each accuracy section shown on the page (the report says how many in all)
 
 # Which functions open which page (roles.toml): one of them is enough.
@@ -304,7 +305,8 @@ async def accuracy_start(request: Request) -> Response:
     async def report(job: Job) -> dict[str, Any]:
         job.progress("registry", 0, 0)
         try:
-            answer = await registry.get("/v1/accuracy", params={"unconfirmed_years": years})
+            # One pass over every customer's current data: longer than an ordinary read may take.
+            answer = await registry.get("/v1/accuracy", params={"unconfirmed_years": years}, timeout=ACCURACY_TIMEOUT_S)
         except Exception as e:
             raise UpstreamUnavailable("registry unreachable") from e
         if answer.status_code != 200:
