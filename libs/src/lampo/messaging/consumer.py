@@ -204,13 +204,18 @@ YIELD_EVERY = 16
 
 
 def _rewind(msg: KafkaMessage, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-    """Put each partition of ``records`` back at its earliest record among them."""
+    """Put each partition of ``records`` back at its earliest record among them. A partition no
+    longer assigned (a rebalance, the consumer stopped) is left: its next owner starts from the
+    last committed offset anyway."""
     earliest: dict[TopicPartition, int] = {}
     for record in records:
         tp = TopicPartition(record.topic, record.partition)
         earliest[tp] = min(earliest.get(tp, record.offset), record.offset)
     for tp, offset in earliest.items():
-        msg.consumer.seek(partition=tp, offset=offset)
+        try:
+            msg.consumer.seek(partition=tp, offset=offset)
+        except (KafkaError, ValueError) as e:  # IllegalStateError: not assigned here now
+            log.warning("%s/%d not rewound: %s", tp.topic, tp.partition, type(e).__name__)
 
 
 def _next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, OffsetAndMetadata]:
