@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel
 
 from lampo.contracts.catalog import parser_for
@@ -196,3 +197,74 @@ async def test_a_failed_batch_is_narrowed_down_by_halves_and_each_good_record_ap
     assert len(ours) <= 2 * 8 + 4, [len(c) for c in ours]
     assert [bad] in ours  # tried alone at last, which is how its reason is known
     assert batch_service.stats.dead_lettered == {"not_acceptable": 1}
+
+
+pipelined: list[list[int]] = []
+outage: set[int] = set()  # numbers whose first transaction fails as if the database went away
+
+
+async def handle_pipelined(conn: asyncpg.Connection, items: list[Incoming]) -> None:
+    numbers = [item.event.data.n for item in items if isinstance(item.event.data, Happened)]
+    pipelined.append(numbers)
+    hit = outage.intersection(numbers)
+    if hit:
+        outage.difference_update(hit)
+        raise OSError("connection lost")  # infrastructure: the batch is rewound, not dead-lettered
+    await conn.executemany("INSERT INTO effects (n) VALUES ($1)", [(n,) for n in numbers])
+
+
+@pytest.fixture
+async def pipelined_service(tmp_path: Path) -> AsyncIterator[ReliableConsumer]:
+    await provision(
+        BOOTSTRAP, specs=[TopicSpec(TOPIC, partitions=1, public=False), TopicSpec(dlq(TOPIC), partitions=1)]
+    )
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_effects.sql").write_text("CREATE TABLE effects (id serial PRIMARY KEY, n int NOT NULL);")
+    settings = SelfTestSettings(
+        database=unique("test_selftest"), consumer_group=unique("test-selftest"), master_key=new_master_key()
+    )
+    await fast_forward_group(settings.consumer_group or "", [TOPIC])
+    runtime = Runtime(settings, migrations=migrations)
+    consumer = runtime.consume(
+        TOPIC,
+        handle_pipelined,
+        parser=parser_for({"test.happened": Happened}),
+        options=ConsumerOptions(max_records=20, pipeline=True, infrastructure_backoff_s=0.05),
+    )
+    async with running(runtime.app):
+        yield consumer
+    await drop_database(settings.database or "")
+
+
+async def test_a_pipelined_consumer_applies_each_record_once_in_order_and_commits_each_batch(
+    pipelined_service,
+) -> None:
+    """Batches prepared while the previous one's transaction runs: every record applied once, in
+    the topic's order, through an outage that rewinds a batch (and the one prepared behind it);
+    the group's committed offset ends after the last record."""
+    base = 2_000_000 + 1000 * len(pipelined)
+    numbers = [base + i for i in range(1, 301)]
+    outage.update({base + 95, base + 230})
+    async with Producer() as producer:
+        await producer.send_many(TOPIC, [("k", event(n, "ok").to_bytes()) for n in numbers])
+    await eventually(lambda: pipelined_service.stats.processed >= len(numbers), timeout=60)
+    async with pipelined_service._pool().acquire() as conn:
+        applied = [r["n"] for r in await conn.fetch("SELECT n FROM effects WHERE n > $1 ORDER BY id", base)]
+    assert applied == numbers  # each once, in order
+    assert not outage  # both outages happened, and their batches were applied after all
+    assert len([c for c in pipelined if c and base < c[0] < base + 1000]) > 300 // 20  # several batches
+    assert pipelined_service.stats.dead_lettered == {}
+
+    tp = TopicPartition(TOPIC, 0)
+    reader = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=pipelined_service.group_id, enable_auto_commit=False)
+    await reader.start()
+    try:
+        end = (await reader.end_offsets([tp]))[tp]
+
+        async def committed_to_end() -> bool:
+            return bool(await reader.committed(tp) == end)
+
+        await eventually(committed_to_end, timeout=30)
+    finally:
+        await reader.stop()

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
+from lampo.contracts.categories import Category
 from lampo.contracts.envelope import CloudEvent
+from lampo.contracts.registry import SubjectChanged
 from lampo.crypto import new_master_key
 from lampo.messaging import outbox
 from lampo.messaging.topics import TopicSpec, provision
@@ -161,3 +164,36 @@ async def test_one_relay_per_database_sends_and_another_takes_over_when_it_dies(
         await eventually(emptied)
     finally:
         await standby.stop()
+
+
+@pytest.mark.parametrize(
+    "changed_at",
+    [
+        datetime(2026, 11, 28, 10, 0, tzinfo=UTC),
+        datetime(2026, 11, 28, 10, 0, 1, 250, tzinfo=UTC),
+        datetime(2026, 6, 30, 23, 59, 59, 500000, tzinfo=timezone(timedelta(hours=3))),
+        datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+    ],
+)
+def test_an_event_record_is_the_bytes_the_cloud_event_writes(changed_at: datetime) -> None:
+    """``event_record`` (a batch's notices, serialized without models) writes exactly what
+    ``CloudEvent.new(...).to_bytes()`` writes for the same event, and it parses back as one."""
+    data = {
+        "subject_id": "s-1",
+        "customer_number": "C-1",
+        "kind": "person",
+        "categories": [Category.BASIC, "contact"],
+        "origin": "subject",
+        "changed_at": changed_at,
+    }
+    now = datetime(2026, 12, 2, 9, 0, 0, 123456, tzinfo=UTC)
+    record = outbox.event_record(
+        "registry.events.v1", "s-1", "subject.changed", "urn:lampo:registry", data, id="e-1", time=now
+    )
+    expected = CloudEvent.new(
+        "subject.changed", "urn:lampo:registry", SubjectChanged.model_validate(data), id="e-1", time=now
+    )
+    assert record.value == expected.to_bytes()
+    assert (record.event_id, record.event_type, record.key) == ("e-1", "subject.changed", "s-1")
+    fresh = outbox.event_record("registry.events.v1", "s-1", "subject.changed", "urn:lampo:registry", data)
+    assert CloudEvent.from_bytes(fresh.value).id == fresh.event_id != "e-1"

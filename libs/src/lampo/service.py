@@ -347,6 +347,8 @@ class Runtime:
             self._producer = None
 
     async def _close_database(self) -> None:
+        for consumer in self.consumers:  # a pipelined batch still in flight ends first
+            await consumer.drain()
         if self._keys_pool is not None:
             self.keys.attach(None)
             await self._keys_pool.close()

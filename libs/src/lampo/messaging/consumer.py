@@ -17,6 +17,12 @@ The one consume path of every service. For each batch of records FastStream hand
    fault: the batch is rewound (nothing committed, nothing dead-lettered) and retried later.
 4. Offsets are committed only after the transaction committed and the DLQ copies were
    acknowledged (``AckPolicy.MANUAL``; never FastStream's auto-commit ``ACK_FIRST``).
+
+With ``ConsumerOptions(pipeline=True)`` (bulk ingest), step 1 of the next batch runs while the
+previous batch's transaction is in flight: parsing and validation (CPU in this process) overlap
+the database's work. Transactions still run one at a time, in the order the batches came; each
+batch's own offsets are committed after its transaction (not the consumer's position, which is
+past the next batch by then). If a batch is rewound, so is the one prepared behind it.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
@@ -178,6 +185,9 @@ class ConsumerOptions:
     # records that crowd one partition (an access result's parts share their request's key)
     # takes more per poll: fewer polls, transactions and commits per request.
     max_partition_fetch_bytes: int = 1024 * 1024
+    # Parse and validate the next batch while this one's transaction runs (see the module's
+    # docstring): for a consumer whose batches are large and their transactions long (ingest).
+    pipeline: bool = False
 
 
 Observer = Callable[[str, list[Incoming]], Awaitable[None] | None]
@@ -187,6 +197,34 @@ Parser = Callable[[str, bytes], ParsedEvent]
 # Says from the raw record, cheaply, whether it is for this consumer at all; False only when it
 # is plainly another's (a shared topic such as privacy.tasks.v1 read by every participant).
 Selector = Callable[[ConsumerRecord[Any, Any]], bool]
+
+
+# pipeline: records parsed between two chances for the transaction in flight to go on.
+YIELD_EVERY = 16
+
+
+def _rewind(msg: KafkaMessage, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+    """Put each partition of ``records`` back at its earliest record among them. A partition no
+    longer assigned (a rebalance, the consumer stopped) is left: its next owner starts from the
+    last committed offset anyway."""
+    earliest: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        earliest[tp] = min(earliest.get(tp, record.offset), record.offset)
+    for tp, offset in earliest.items():
+        try:
+            msg.consumer.seek(partition=tp, offset=offset)
+        except (KafkaError, ValueError) as e:  # IllegalStateError: not assigned here now
+            log.warning("%s/%d not rewound: %s", tp.topic, tp.partition, type(e).__name__)
+
+
+def _next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The offsets to commit once ``records`` are done: after the last one of each partition."""
+    last: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        last[tp] = max(last.get(tp, record.offset), record.offset)
+    return {tp: OffsetAndMetadata(offset + 1, "") for tp, offset in last.items()}
 
 
 class ReliableConsumer:
@@ -219,6 +257,9 @@ class ReliableConsumer:
         self.options = options or ConsumerOptions()
         self._observers = list(observers)
         self.stats = ConsumerStats()
+        # pipeline: the batch whose transaction is in flight (True once committed, False when
+        # rewound) and its records.
+        self._in_flight: tuple[asyncio.Task[bool], list[ConsumerRecord[Any, Any]]] | None = None
         # Told each committed batch's duration in seconds (lampo.metrics: a histogram).
         self.on_batch_done: Callable[[float], None] | None = None
 
@@ -249,6 +290,9 @@ class ReliableConsumer:
         records: tuple[ConsumerRecord[Any, Any], ...] = msg.raw_message
         if not records:
             return
+        if self.options.pipeline:
+            await self._consume_pipelined(msg, list(records))
+            return
         started = time.perf_counter()
         try:
             await self._process(list(records))
@@ -270,10 +314,79 @@ class ReliableConsumer:
         if self.on_batch_done is not None:
             self.on_batch_done(time.perf_counter() - started)
 
+    async def _consume_pipelined(self, msg: KafkaMessage, records: list[ConsumerRecord[Any, Any]]) -> None:
+        started = time.perf_counter()
+        # Parsed while the previous batch's transaction runs: _prepare yields to it now and then.
+        accepted, rejected = await self._prepare(records, yielding=self._in_flight is not None)
+        previous, self._in_flight = self._in_flight, None
+        # Shielded: a consume loop cancelled at shutdown must not cancel a transaction half-way.
+        if previous is not None and not await asyncio.shield(previous[0]):
+            # The batch before this one was rewound (its partitions are back at its first
+            # records); this one was fetched after it and goes back with it.
+            for item in accepted:
+                item.span.end()
+            for _, _, _, span in rejected:
+                span.end()
+            _rewind(msg, [*previous[1], *records])
+            return
+        task = asyncio.create_task(self._finish(msg, records, accepted, rejected, started))
+        self._in_flight = (task, records)
+
+    async def _finish(
+        self,
+        msg: KafkaMessage,
+        records: list[ConsumerRecord[Any, Any]],
+        accepted: list[Incoming],
+        rejected: list[tuple[ConsumerRecord[Any, Any], str, str, Span]],
+        started: float,
+    ) -> bool:
+        """A prepared batch's transaction, dead letters and offsets; False when it was rewound."""
+        try:
+            await self._complete(accepted, rejected)
+        except INFRASTRUCTURE_ERRORS as e:
+            log.warning("%s: batch rewound after %s; retrying", self.name, type(e).__name__)
+            _rewind(msg, records)
+            await asyncio.sleep(self.options.infrastructure_backoff_s)
+            return False
+        except Exception:
+            log.exception("%s: unexpected failure; batch rewound", self.name)
+            _rewind(msg, records)
+            await asyncio.sleep(self.options.infrastructure_backoff_s)
+            return False
+        try:
+            kafka_consumer: Any = msg.consumer  # aiokafka's: commit() takes the offsets to commit
+            await kafka_consumer.commit(_next_offsets(records))
+        except Exception as e:  # noqa: BLE001 - the transaction committed: a redelivery is a duplicate
+            log.warning(
+                "%s: offsets not committed (%s); a redelivered batch is skipped by the inbox", self.name, type(e).__name__
+            )
+        self.stats.batches += 1
+        if self.on_batch_done is not None:
+            self.on_batch_done(time.perf_counter() - started)
+        return True
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight (pipeline), if any: before the pools close at shutdown."""
+        if self._in_flight is not None:
+            task, _ = self._in_flight
+            self._in_flight = None
+            await asyncio.wait([task])
+
     async def _process(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        accepted, rejected = await self._prepare(records)
+        await self._complete(accepted, rejected)
+
+    async def _prepare(
+        self, records: list[ConsumerRecord[Any, Any]], *, yielding: bool = False
+    ) -> tuple[list[Incoming], list[tuple[ConsumerRecord[Any, Any], str, str, Span]]]:
+        """Parse, verify and trace each record: the accepted ones and the rejected ones with
+        their reasons. ``yielding``: let other tasks run every few records (a transaction in
+        flight then sends its next statement without waiting for the whole batch)."""
         accepted: list[Incoming] = []
         rejected: list[tuple[ConsumerRecord[Any, Any], str, str, Span]] = []
-        for record in records:
+        for n, record in enumerate(records, 1):
+            if yielding and n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             if self._select is not None and not self._select(record):
                 self.stats.passed_over += 1  # another consumer's: no span, no inbox row, no effect
                 continue
@@ -310,7 +423,13 @@ class ReliableConsumer:
                 {"messaging.message.id": event.envelope.id, "cloudevents.event_type": event.envelope.type}
             )
             accepted.append(Incoming(record, event, span, traceparent_of(span)))
+        return accepted, rejected
 
+    async def _complete(
+        self, accepted: list[Incoming], rejected: list[tuple[ConsumerRecord[Any, Any], str, str, Span]]
+    ) -> None:
+        """Apply the accepted records (isolating a failing one), dead-letter the rejected ones,
+        end the spans and tell the observers."""
         handled: list[Incoming] = []
         if accepted:
             try:

@@ -12,7 +12,7 @@ from lampo.clock import Clock
 from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.http_auth import Callers, guard
 from lampo.messaging.asyncapi import sends
-from lampo.messaging.consumer import Observer
+from lampo.messaging.consumer import ConsumerOptions, Observer
 from lampo.participant import subscribe
 from lampo.registry.api import subjects_api
 from lampo.registry.handlers import make_consent_handler, make_inbound_handler
@@ -49,7 +49,13 @@ def build(
         mounts=[("/v1/subjects", read_api), ("/v1/audiences", read_api), ("/v1/accuracy", read_api)],
     )
     resolver.bind(lambda: runtime.pool, runtime.keys)
-    runtime.consume(REGISTRY_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)
+    runtime.consume(
+        REGISTRY_INBOUND,
+        make_inbound_handler(runtime.keys, runtime.clock),
+        observers=observers,
+        # Bulk ingest: the next batch is parsed and validated while this one's transaction runs.
+        options=ConsumerOptions(max_records=settings.consumer_batch, pipeline=True),
+    )
     runtime.consume(CONSENT_EVENTS, make_consent_handler(runtime.keys, runtime.clock), name="registry:consent")
     subscribe(runtime, make_participant(runtime.keys, runtime.clock))
     sends(runtime, REGISTRY_EVENTS, key="subject_id")  # change notices (handlers.py, privacy.py)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -81,6 +81,31 @@ def notice(
     )
 
 
+def notice_record(
+    subject_id: str,
+    customer_number: str,
+    *,
+    kind: str,
+    categories: Sequence[str],
+    origin: str,
+    changed_at: datetime,
+    traceparent: str | None,
+) -> outbox.Record:
+    """:func:`notice` for a batch's many notices: the same record, serialized without models
+    (every value comes from a validated event or from the registry's own names)."""
+    data = {
+        "subject_id": subject_id,
+        "customer_number": customer_number,
+        "kind": kind,
+        "categories": list(categories),
+        "origin": origin,
+        "changed_at": changed_at,
+    }
+    return outbox.event_record(
+        REGISTRY_EVENTS, subject_id, "subject.changed", SOURCE, data, subject_id=subject_id, traceparent=traceparent
+    )
+
+
 @dataclass
 class _Winner:
     index: int
@@ -116,7 +141,7 @@ async def apply_section_updates(
     held_before = await store.held_sections(
         [k for k, w in winners.items() if w.update.payload is None and k[0] not in created]
     )
-    written = await store.write_sections(rows)
+    written = await store.write_sections(rows, new=created)
 
     changed: dict[int, list[str]] = {}
     set_lookups: list[tuple[str, bytes, str, str]] = []
@@ -148,7 +173,7 @@ async def apply_section_updates(
             if isinstance(w.update.payload, dict):
                 links.append((customer, str(w.update.payload["customer_number"]), w.subject_id))
     await store.clear_lookups(clear_lookups)
-    await store.set_lookups(set_lookups)
+    await store.set_lookups(set_lookups, new=created)
     await store.set_metering_points([c for c in points_of if c not in created], points)
     await store.set_contact_links([c for c in links_of if c not in created], links)
     return changed
@@ -209,7 +234,7 @@ async def customers_upserted(store: RegistryStore, items: Sequence[Incoming]) ->
         if categories:  # nothing for an event older than what is stored
             item.span.set_attribute("lampo.subject_id", known[d.customer_number])
             notices.append(
-                notice(
+                notice_record(
                     known[d.customer_number],
                     d.customer_number,
                     kind=d.kind,
@@ -367,7 +392,7 @@ async def consumptions_reported(
         prov = _provenance(item)
         item.span.set_attribute("lampo.subject_id", subject_id)
         notices.append(
-            notice(
+            notice_record(
                 subject_id,
                 d.customer_number,
                 kind=kinds[subject_id],

@@ -7,14 +7,14 @@ costs a handful of round trips rather than a dozen per event.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import asyncpg
+import orjson
 
 from lampo.crypto import FieldCipher, KeyRing
 from lampo.registry.domain import Profile, Provenance, Reading, SectionUpdate
@@ -24,6 +24,19 @@ SectionRow = tuple[str, str, str, str, bytes | None, datetime, str, str, str, st
 source_system, origin, legal_basis)."""
 
 _PROVENANCE_COLUMNS = "event_time, event_id, source_system, origin, legal_basis"
+_SECTION_COLUMNS: Final = [
+    "customer_number",
+    "section",
+    "subject_id",
+    "category",
+    "payload",
+    "event_time",
+    "event_id",
+    "source_system",
+    "origin",
+    "legal_basis",
+]  # SectionRow's fields
+_LOOKUP_COLUMNS: Final = ["kind", "digest", "customer_number", "subject_id"]
 
 
 def _count(status: str) -> int:
@@ -287,7 +300,7 @@ class RegistryStore:
     def section_row(
         customer_number: str, subject_id: str, update: SectionUpdate, cipher: FieldCipher, prov: Provenance
     ) -> SectionRow:
-        payload = None if update.payload is None else json.dumps(update.payload, ensure_ascii=False)
+        payload = None if update.payload is None else orjson.dumps(update.payload)
         return (
             customer_number,
             update.section,
@@ -301,13 +314,20 @@ class RegistryStore:
             prov.legal_basis,
         )
 
-    async def write_sections(self, rows: Sequence[SectionRow]) -> set[tuple[str, str]]:
+    async def write_sections(self, rows: Sequence[SectionRow], *, new: Collection[str] = ()) -> set[tuple[str, str]]:
         """Replace sections unless a newer event already wrote them; returns those written.
-        At most one row per (customer_number, section) per call."""
+        At most one row per (customer_number, section) per call. ``new``: customer numbers
+        inserted in this transaction, which hold no section yet: theirs are copied in as they are
+        (no conflict to look for, every one written)."""
+        fresh = [row for row in rows if row[0] in new]
+        if fresh:
+            await self.conn.copy_records_to_table("sections", records=fresh, columns=_SECTION_COLUMNS)
+        rows = [row for row in rows if row[0] not in new] if fresh else rows
+        written = {(row[0], row[1]) for row in fresh}
         if not rows:
-            return set()
+            return written
         columns = list(zip(*rows, strict=True))
-        written = await self.conn.fetch(
+        updated = await self.conn.fetch(
             """
             INSERT INTO sections (customer_number, section, subject_id, category, payload, event_time, event_id,
                                   source_system, origin, legal_basis)
@@ -322,7 +342,7 @@ class RegistryStore:
             """,
             *[list(c) for c in columns],
         )
-        return {(r["customer_number"], r["section"]) for r in written}
+        return written | {(r["customer_number"], r["section"]) for r in updated}
 
     async def write_section(
         self, customer_number: str, subject_id: str, update: SectionUpdate, cipher: FieldCipher, prov: Provenance
@@ -364,8 +384,13 @@ class RegistryStore:
 
     # --- values derived from sections: lookups, metering points, contact links -----------------
 
-    async def set_lookups(self, rows: Sequence[tuple[str, bytes, str, str]]) -> None:
-        """(kind, digest, customer_number, subject_id)."""
+    async def set_lookups(self, rows: Sequence[tuple[str, bytes, str, str]], *, new: Collection[str] = ()) -> None:
+        """(kind, digest, customer_number, subject_id). ``new``: customer numbers inserted in this
+        transaction (none of their lookups exists yet: copied in)."""
+        fresh = [row for row in rows if row[2] in new]
+        if fresh:
+            await self.conn.copy_records_to_table("lookup", records=fresh, columns=_LOOKUP_COLUMNS)
+            rows = [row for row in rows if row[2] not in new]
         if rows:
             await self.conn.execute(
                 """
