@@ -110,9 +110,9 @@ async def sweeper_process(database_url: str, datamap_path: str, batch: int, paus
     from opentelemetry import trace
 
     from lampo.clock import ManualClock
+    from lampo.datamap import load_datamap
     from lampo.db import create_pool
     from lampo.messaging.outbox import RELAY_PRODUCER_OPTIONS, OutboxRelay
-    from lampo.retention.datamap import load_datamap
     from lampo.retention.sweep import Sweeper
     from lampo.testing import BOOTSTRAP
 

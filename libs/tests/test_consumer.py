@@ -257,7 +257,9 @@ async def test_a_pipelined_consumer_applies_each_record_once_in_order_and_commit
     assert pipelined_service.stats.dead_lettered == {}
 
     tp = TopicPartition(TOPIC, 0)
-    reader = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=pipelined_service.group_id, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=BOOTSTRAP, group_id=pipelined_service.group_id, enable_auto_commit=False
+    )
     await reader.start()
     try:
         end = (await reader.end_offsets([tp]))[tp]

@@ -23,7 +23,9 @@ async def test_a_message_sent_by_the_mailer_arrives_in_the_catchers_mailbox(tmp_
     box = tmp_path / "mail"
     async with catching(box) as port:
         mailer = Mailer(settings(port))
-        await mailer.send("asiakas@example.fi", "Vahvistuskoodi", "Koodisi on 123456.\nÄlä kerro sitä kenellekään.", lang="fi")
+        await mailer.send(
+            "asiakas@example.fi", "Vahvistuskoodi", "Koodisi on 123456.\nÄlä kerro sitä kenellekään.", lang="fi"
+        )
         await mailer.send("customer@example.com", "Your request was received", "Request received.", lang="en")
 
     first, second = read_mailbox(box)

@@ -51,12 +51,16 @@ async def test_a_customer_withdraws_consent_and_profiling_stops(suite, page, mai
     address = f"kuluttaja.{customer.number}@example.fi"
 
     async def profiles() -> int:
-        count: int = await fetchval(registry_db, "SELECT count(*) FROM profiles WHERE customer_number = $1", customer.number)
+        count: int = await fetchval(
+            registry_db, "SELECT count(*) FROM profiles WHERE customer_number = $1", customer.number
+        )
         return count
 
     # The customer, three readings, and consent to profiling given earlier on the company's website.
     async with Producer() as systems:
-        await systems.send(REGISTRY_INBOUND, customer.number, customer_upserted(customer.number, customer.n, email=address))
+        await systems.send(
+            REGISTRY_INBOUND, customer.number, customer_upserted(customer.number, customer.n, email=address)
+        )
         for month in (1, 2, 3):
             await systems.send(REGISTRY_INBOUND, customer.number, reading(customer, month))
         given = {"customer_number": customer.number, "purpose": "profiling", "channel": "web", "at": datetime.now(UTC)}
@@ -111,7 +115,9 @@ async def test_a_customer_withdraws_consent_and_profiling_stops(suite, page, mai
     async with Producer() as systems:
         await systems.send(REGISTRY_INBOUND, customer.number, reading(customer, 4))
     await eventually(
-        lambda: fetchval(registry_db, "SELECT count(*) = 4 FROM consumption WHERE customer_number = $1", customer.number),
+        lambda: fetchval(
+            registry_db, "SELECT count(*) = 4 FROM consumption WHERE customer_number = $1", customer.number
+        ),
         timeout=30,
     )
     assert await profiles() == 0
@@ -130,7 +136,10 @@ async def test_the_consent_pages_in_english(suite, page, assert_accessible) -> N
     customer = new_customer()
     await page.goto(f"{portal}/lang/en?next=/privacy-statement")
     await page.get_by_role("heading", level=1, name="Privacy statement").wait_for()
-    assert "3 years after the customer relationship has ended" in await page.locator("#categories ~ section").first.inner_text()
+    assert (
+        "3 years after the customer relationship has ended"
+        in await page.locator("#categories ~ section").first.inner_text()
+    )
     await assert_accessible(page, context="privacy statement (en)")
 
     await page.goto(f"{portal}/verify/strong")

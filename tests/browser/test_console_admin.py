@@ -98,7 +98,9 @@ async def test_an_auditor_finds_who_read_a_customer_and_verifies_the_chain(
     async with httpx.AsyncClient(base_url=suite["staff"].url, timeout=30) as http:
         login = await http.post("/v1/login", json={"username": reader, "password": reader_secret})
         headers = {"authorization": f"Bearer {login.json()['token']}"}
-        assert (await http.post("/v1/me/confidentiality", json={"text_version": VERSION}, headers=headers)).status_code == 200
+        assert (
+            await http.post("/v1/me/confidentiality", json={"text_version": VERSION}, headers=headers)
+        ).status_code == 200
 
         async def read() -> bool:
             return (await http.get(f"/v1/subjects/{customer}", headers=headers)).status_code == 200
@@ -126,7 +128,9 @@ async def test_an_auditor_finds_who_read_a_customer_and_verifies_the_chain(
     await assert_accessible(page, context="chain verification result")
 
 
-async def test_the_record_of_processing_and_the_accuracy_report(suite: Suite, page: Any, assert_accessible: Any) -> None:
+async def test_the_record_of_processing_and_the_accuracy_report(
+    suite: Suite, page: Any, assert_accessible: Any
+) -> None:
     from playwright.async_api import expect
 
     dpo = await staff_user(suite, "data_protection_officer")

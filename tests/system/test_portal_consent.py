@@ -64,7 +64,9 @@ async def test_a_withdrawal_in_the_privacy_centre_stops_profiling(suite, require
     async with Producer() as systems:
         await systems.send(REGISTRY_INBOUND, customer.number, reading(customer, 4))
     await eventually(
-        lambda: fetchval(registry_db, "SELECT count(*) = 4 FROM consumption WHERE customer_number = $1", customer.number),
+        lambda: fetchval(
+            registry_db, "SELECT count(*) = 4 FROM consumption WHERE customer_number = $1", customer.number
+        ),
         timeout=30,
     )
     assert await profiles() == 0  # the new reading is stored, no profile computed from it

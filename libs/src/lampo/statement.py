@@ -202,7 +202,9 @@ def build_statement(
     legal_bases = tuple(b for b in LEGAL_BASIS_ARTICLE if any(b in c.legal_bases for c in categories))
     statement = Statement(
         controller={
-            **controller.as_dict(), "register_short": controller.register_short, "contact_title_en": controller.contact_title_en,
+            **controller.as_dict(),
+            "register_short": controller.register_short,
+            "contact_title_en": controller.contact_title_en,
         },
         data_protection_contact=str(datamap.get("controller", {}).get("data_protection_contact", controller.contact)),
         subject_categories=_strings(datamap.get("subject_categories")),

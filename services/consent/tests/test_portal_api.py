@@ -97,8 +97,12 @@ async def test_a_withdrawal_holds_the_moment_it_is_answered_and_is_announced(con
 
 async def test_recorded_exactly_as_the_inbound_events_with_channel_portal(consent: Consent, ev: Events) -> None:
     over_http, over_kafka = (str(secrets.randbelow(10**9)) for _ in range(2))
-    assert (await call(consent, "POST", f"/v1/customers/{over_http}/consents/direct_marketing/grant")).status_code == 200
-    assert (await call(consent, "POST", f"/v1/customers/{over_http}/consents/direct_marketing/withdraw")).status_code == 200
+    assert (
+        await call(consent, "POST", f"/v1/customers/{over_http}/consents/direct_marketing/grant")
+    ).status_code == 200
+    assert (
+        await call(consent, "POST", f"/v1/customers/{over_http}/consents/direct_marketing/withdraw")
+    ).status_code == 200
     async with Producer() as producer:
         await producer.send(CONSENT_INBOUND, over_kafka, ev.given(over_kafka, "direct_marketing", 0))
         await producer.send(CONSENT_INBOUND, over_kafka, ev.withdrawn(over_kafka, "direct_marketing", 1))
@@ -158,5 +162,7 @@ async def test_bad_input_and_other_callers_get_specific_answers(consent: Consent
     assert await ledger(consent, customer) == []
     bad = await call(consent, "GET", "/v1/customers/%20x/consents")
     assert (bad.status_code, bad.json()) == (400, {"error": "invalid_customer_number", "field": "customer_number"})
-    assert (await call(consent, "POST", f"/v1/customers/{customer}/consents/profiling/withdraw", "dsar")).status_code == 403
+    assert (
+        await call(consent, "POST", f"/v1/customers/{customer}/consents/profiling/withdraw", "dsar")
+    ).status_code == 403
     assert await ledger(consent, customer) == []

@@ -67,7 +67,10 @@ async def test_a_caller_records_its_own_verification_and_claims_only_what_it_can
         created = await http.post("/v1/requests", json=by_code, headers=as_caller("portal"))
         assert created.status_code == 201, created.text
         verification = await verification_of(env, by_code["request_id"])
-        assert verification is not None and (verification["method"], verification["verified_by"]) == ("email_code", "portal")
+        assert verification is not None and (verification["method"], verification["verified_by"]) == (
+            "email_code",
+            "portal",
+        )
         refused = await http.post("/v1/requests", json=http_body(method="email_code"), headers=as_caller("staff"))
         assert refused.status_code == 403  # staff verifies otherwise
 

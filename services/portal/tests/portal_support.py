@@ -76,7 +76,9 @@ def csrf_of(page: httpx.Response) -> str:
     return html.unescape(found.group(1))
 
 
-async def post_form(client: httpx.AsyncClient, path: str, data: dict[str, Any], *, form_page: str | None = None) -> httpx.Response:
+async def post_form(
+    client: httpx.AsyncClient, path: str, data: dict[str, Any], *, form_page: str | None = None
+) -> httpx.Response:
     """Fill in and send a form as a browser does: the page first (its CSRF token), then the POST."""
     page = await client.get(form_page or path)
     assert page.status_code == 200, (page.status_code, page.text[:500])

@@ -95,7 +95,9 @@ def test_mail_carries_the_request_id_kind_dates_and_link_and_nothing_of_the_pers
     assert "123456" in code.text and "10 minuuttia" in code.text
     letter = request_letter(en, "en", "extended", request_id="r-9", kind="erasure", status_url="https://p/requests/r-9",
                             data={"due_at": "2027-02-28T09:58:00+00:00", "reason": "Three archives to check."})  # fmt: skip
-    assert "r-9" in letter.text and "https://p/requests/r-9" in letter.text and "Three archives to check." in letter.text
+    assert (
+        "r-9" in letter.text and "https://p/requests/r-9" in letter.text and "Three archives to check." in letter.text
+    )
     assert "February 28, 2027" in letter.text and "erasure of your data" in letter.text
     received = request_letter(fi, "fi", "received", request_id="r-9", kind="erasure", status_url="u",
                               data={"due_at": "2026-12-28T09:58:00+00:00"})  # fmt: skip

@@ -85,7 +85,9 @@ async def test_a_customer_verifies_by_code_asks_for_access_and_downloads_the_pac
     mails = await env.wait_mail(address, 3)
     subjects = [str(m["subject"]) for m in mails]
     assert len(mails) == 3, subjects
-    assert all(request_id in text_of(m) and f"http://portal.test/requests/{request_id}" in text_of(m) for m in mails[1:])
+    assert all(
+        request_id in text_of(m) and f"http://portal.test/requests/{request_id}" in text_of(m) for m in mails[1:]
+    )
     assert all(customer not in text_of(m) for m in mails)
     assert mails[1]["Content-Language"] == "fi"
 
@@ -178,9 +180,13 @@ async def test_every_kind_goes_to_the_coordinator_with_channel_portal_and_what_i
 async def test_form_errors_are_named_next_to_the_field_in_finnish_and_in_english(env: Env) -> None:
     async with env.browser() as browser:
         await post_form(browser, "/verify/strong", {"customer_number": new_customer_number()})
-        wrong = await post_form(browser, "/requests/new/rectification", {"email": "not-an-address", "postal_code": "12"})
+        wrong = await post_form(
+            browser, "/requests/new/rectification", {"email": "not-an-address", "postal_code": "12"}
+        )
         assert wrong.status_code == 422
-        assert 'href="#email"' in wrong.text and 'id="email-error"' in wrong.text and 'aria-invalid="true"' in wrong.text
+        assert (
+            'href="#email"' in wrong.text and 'id="email-error"' in wrong.text and 'aria-invalid="true"' in wrong.text
+        )
         assert "Anna sähköpostiosoite" in wrong.text and "not-an-address" in wrong.text  # kept in the field only
         await browser.get("/lang/en?next=/")
         again = await post_form(browser, "/requests/new/objection", {})
@@ -233,7 +239,6 @@ async def test_a_form_without_its_csrf_token_is_refused(env: Env) -> None:
         refused = await browser.post("/verify/strong", data={"customer_number": new_customer_number()})
         assert refused.status_code == 403
         assert (await browser.get("/requests")).status_code == 303
-
 
 
 async def test_a_subject_is_told_before_their_restriction_is_lifted(env: Env) -> None:

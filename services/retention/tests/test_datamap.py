@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from lampo.contracts.categories import ALL_CATEGORIES
 from lampo.crypto import new_master_key
+from lampo.datamap import DataMap, load_datamap, parse_datamap
 from lampo.retention.app import build
-from lampo.retention.datamap import DataMap, load_datamap, parse_datamap
 from lampo.retention.errors import DataMapError
-from lampo.retention.ropa import record_of_processing, render_markdown
 from lampo.retention.settings import DEFAULT_DATAMAP, RetentionSettings
+from lampo.ropa import record_of_processing, render_markdown
 
 RAW: dict[str, Any] = tomllib.loads(DEFAULT_DATAMAP.read_text(encoding="utf-8"))
 

@@ -51,7 +51,9 @@ class Browser:
         r = await self.post("/console/login", {"username": username, "password": secret})
         if commit and r.status_code == 303 and r.headers["location"].startswith("/console/confidentiality"):
             version = self.suite.settings.confidentiality_text_version
-            r = await self.post("/console/confidentiality", {"text_version": version, "agree": "yes", "next": "/console/"})
+            r = await self.post(
+                "/console/confidentiality", {"text_version": version, "agree": "yes", "next": "/console/"}
+            )
         return r
 
     async def login_as(self, role: str) -> Browser:

@@ -81,7 +81,9 @@ async def test_an_administrator_creates_a_user_grants_revokes_and_unlocks(suite:
         await admin.login_as(ADMIN)
         weak = await admin.post("/console/admin/users", {"username": "new.clerk", "password": "short"})
         assert weak.status_code == 422 and "Salasana on liian heikko" in weak.text and "short" not in weak.text
-        r = await admin.post("/console/admin/users", {"username": "new.clerk", "password": secret, "roles": "billing_clerk"})
+        r = await admin.post(
+            "/console/admin/users", {"username": "new.clerk", "password": secret, "roles": "billing_clerk"}
+        )
         assert r.status_code == 303 and r.headers["location"] == "/console/admin/users"
         page = await admin.get("/console/admin/users")
         assert "Käyttäjä new.clerk luotu." in page.text
@@ -193,7 +195,9 @@ async def test_the_record_of_processing_is_rendered_from_the_data_map(suite: Sui
 async def test_the_accuracy_report_and_its_follow_up(suite: Suite) -> None:
     stale = str(uuid.uuid4().int % 10**9)
     async with Producer() as producer:
-        await producer.send(REGISTRY_INBOUND, stale, customer_upserted(stale, 977, time=datetime.now(UTC) - timedelta(days=1000)))
+        await producer.send(
+            REGISTRY_INBOUND, stale, customer_upserted(stale, 977, time=datetime.now(UTC) - timedelta(days=1000))
+        )
     reader = await suite.as_role("customer_service")
 
     async def arrived() -> bool:  # in the register (read through the staff API)
@@ -224,7 +228,11 @@ async def test_the_accuracy_report_and_its_follow_up(suite: Suite) -> None:
         after = await dpo.get(job)
         assert f"Jatkotoimi kirjattu asiakkaalle {stale}." in after.text
         recorded = text_of(after.text.split('id="followups"')[1])
-        assert stale in recorded and suite.users[DPO][0] in recorded and "Asiakasta pyydetty tarkistamaan tietonsa" in recorded
+        assert (
+            stale in recorded
+            and suite.users[DPO][0] in recorded
+            and "Asiakasta pyydetty tarkistamaan tietonsa" in recorded
+        )
         bad = await dpo.post("/console/admin/accuracy/followups",
                              {"customer_number": stale, "finding": "unconfirmed_contact", "outcome": "ignored"})  # fmt: skip
         assert bad.status_code == 422
@@ -232,4 +240,3 @@ async def test_the_accuracy_report_and_its_follow_up(suite: Suite) -> None:
     assert [(r["actor"], r["action"]) for r in rows if r["action"] == "accuracy_followup"] == [
         (suite.users[DPO][0], "accuracy_followup")
     ]
-

@@ -41,7 +41,9 @@ async def test_login_commitment_navigation_and_logout(suite: Suite) -> None:
     async with Browser(suite) as browser:
         wrong = await browser.post("/console/login", {"username": "console.login", "password": "not-it-at-all"})
         assert wrong.status_code == 401 and "Kirjautuminen epäonnistui" in wrong.text
-        assert [tuple(r) for r in await audit_rows(suite, "login_failed", "console.login")] == [("console", "wrong_password")]
+        assert [tuple(r) for r in await audit_rows(suite, "login_failed", "console.login")] == [
+            ("console", "wrong_password")
+        ]
 
         r = await browser.login("console.login", secret, commit=False)
         assert r.status_code == 303 and r.headers["location"] == "/console/confidentiality?next=/console/"
@@ -50,14 +52,18 @@ async def test_login_commitment_navigation_and_logout(suite: Suite) -> None:
 
         page = await browser.get("/console/confidentiality")
         assert page.status_code == 200 and suite.settings.confidentiality_text_version in page.text
-        unticked = await browser.post("/console/confidentiality", {"text_version": suite.settings.confidentiality_text_version})
+        unticked = await browser.post(
+            "/console/confidentiality", {"text_version": suite.settings.confidentiality_text_version}
+        )
         assert unticked.status_code == 422
         done = await browser.post(
             "/console/confidentiality",
             {"text_version": suite.settings.confidentiality_text_version, "agree": "yes", "next": "/console/"},
         )
         assert done.status_code == 303 and done.headers["location"] == "/console/"
-        assert [tuple(r) for r in await audit_rows(suite, "confidentiality_committed", "console.login")] == [("console", "ok")]
+        assert [tuple(r) for r in await audit_rows(suite, "confidentiality_committed", "console.login")] == [
+            ("console", "ok")
+        ]
 
         home = await browser.get("/console/")
         shown = text_of(home.text)

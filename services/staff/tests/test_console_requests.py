@@ -76,7 +76,7 @@ async def test_the_managing_director_approves_in_the_console_and_the_dpo_cannot(
         forged = await dpo.post(f"{page}/approve")
         assert forged.status_code == 403 and "Ei sallittu" in forged.text
         dpo_name = suite.users["data_protection_officer"][0]
-        assert ("console_refused" in await _actions(suite, dpo_name))
+        assert "console_refused" in await _actions(suite, dpo_name)
         assert (await _view(suite, request_id))[1]["status"] == "awaiting_approval"
 
         seen_by_md = await md.get(page)

@@ -34,7 +34,9 @@ class MailboxHandler:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._counter = itertools.count()
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # aiosmtpd calls it by this name
+    async def handle_DATA(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:  # aiosmtpd calls it by this name
         content = envelope.original_content or b""
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{os.getpid()}-{next(self._counter):06d}.eml"
         tmp = self.directory / f".{name}.tmp"

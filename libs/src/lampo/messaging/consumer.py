@@ -358,7 +358,9 @@ class ReliableConsumer:
             await kafka_consumer.commit(_next_offsets(records))
         except Exception as e:  # noqa: BLE001 - the transaction committed: a redelivery is a duplicate
             log.warning(
-                "%s: offsets not committed (%s); a redelivered batch is skipped by the inbox", self.name, type(e).__name__
+                "%s: offsets not committed (%s); a redelivered batch is skipped by the inbox",
+                self.name,
+                type(e).__name__,
             )
         self.stats.batches += 1
         if self.on_batch_done is not None:

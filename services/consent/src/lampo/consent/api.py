@@ -71,7 +71,9 @@ def receipt_filename(receipt_id: uuid.UUID | str) -> str:
 def consents_api(runtime: Callable[[], Runtime], source: Callable[[], str]) -> FastAPI:
     """The routes over the runtime's pool (bound late); ``source``: this instance's CloudEvents
     source for the ``consent.changed`` it announces."""
-    api = FastAPI(title="Muuramen Lämpö consent: the privacy centre's API", openapi_url=None, docs_url=None, redoc_url=None)
+    api = FastAPI(
+        title="Muuramen Lämpö consent: the privacy centre's API", openapi_url=None, docs_url=None, redoc_url=None
+    )
     callers: list[Callers] = []
 
     def answered() -> Callers:
@@ -167,7 +169,11 @@ def consents_api(runtime: Callable[[], Runtime], source: Callable[[], str]) -> F
         return JSONResponse(
             {
                 "purposes": [
-                    {"purpose": p.name, "description": p.legal_description, "consent_text_version": p.consent_text_version}
+                    {
+                        "purpose": p.name,
+                        "description": p.legal_description,
+                        "consent_text_version": p.consent_text_version,
+                    }
                     for _, p in sorted(declared.items())
                 ]
             }
@@ -196,8 +202,6 @@ def consents_api(runtime: Callable[[], Runtime], source: Callable[[], str]) -> F
             body = await ConsentStore(conn).receipt(customer_number, wanted)
         if body is None:
             return _error(404, "no_receipt")
-        return JSONResponse(
-            body, headers={"content-disposition": f'attachment; filename="{receipt_filename(wanted)}"'}
-        )
+        return JSONResponse(body, headers={"content-disposition": f'attachment; filename="{receipt_filename(wanted)}"'})
 
     return api

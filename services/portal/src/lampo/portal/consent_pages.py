@@ -27,7 +27,9 @@ router = APIRouter(include_in_schema=False)
 PURPOSES: dict[str, tuple[str, str]] = {
     "profiling": (
         N_("Profiling"),
-        N_("We analyse your heat consumption to place it in a consumption band and see its trend, to develop our services."),
+        N_(
+            "We analyse your heat consumption to place it in a consumption band and see its trend, to develop our services."
+        ),
     ),
     "direct_marketing": (
         N_("Direct marketing"),

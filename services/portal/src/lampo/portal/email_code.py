@@ -60,7 +60,9 @@ class EmailCodes:
         now = p.runtime.clock.now()
         challenge = str(uuid.uuid4())
         async with p.runtime.pool.acquire() as conn:
-            recent = await store.codes_sent_since(conn, customer_number, now - timedelta(seconds=settings.code_send_window_s))
+            recent = await store.codes_sent_since(
+                conn, customer_number, now - timedelta(seconds=settings.code_send_window_s)
+            )
         # Asked before the limit is reached (unknown numbers too, so the limit tells nothing).
         address = await p.registry_api.email_of(customer_number) if recent < settings.code_sends_per_window else None
         code = new_code(settings.code_digits)

@@ -20,7 +20,9 @@ KIND_DESCRIPTIONS: Final = {
     "rectification": N_("Tell us what is wrong and what it should be (Art. 16)."),
     "erasure": N_("Erase your data, except what the law obliges us to keep (Art. 17)."),
     "objection": N_("Object to marketing, profiling or other processing of your data (Art. 21)."),
-    "restriction": N_("Restrict the processing of your data while a matter is settled, or lift a restriction (Art. 18)."),
+    "restriction": N_(
+        "Restrict the processing of your data while a matter is settled, or lift a restriction (Art. 18)."
+    ),
 }
 STATUSES: Final = {
     "received": N_("Received"),

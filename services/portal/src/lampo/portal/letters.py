@@ -55,7 +55,9 @@ def request_letter(
         subject = _("We received your request")
         lines = [ref, _("We will answer by %(date)s at the latest.") % {"date": _date(data.get("due_at"), lang)}]
         if kind == "erasure":
-            lines.append(_("Once your data is erased we can no longer write to you: the status page shows the outcome."))
+            lines.append(
+                _("Once your data is erased we can no longer write to you: the status page shows the outcome.")
+            )
     elif what == "extended":
         subject = _("We need more time for your request")
         lines = [
@@ -79,4 +81,6 @@ def request_letter(
                  % {"date": _date(data["lift_at"], lang)}]  # fmt: skip
     else:
         raise ValueError(f"no letter for {what!r}")
-    return Letter(subject, "\n\n".join([*lines, see, _("This message was sent automatically. Please do not reply to it.")]))
+    return Letter(
+        subject, "\n\n".join([*lines, see, _("This message was sent automatically. Please do not reply to it.")])
+    )

@@ -108,7 +108,9 @@ def create_pages(
                 return k
         raise HTTPException(404)
 
-    def form_page(request: Request, kind: Kind, *, values: dict[str, str], errors: dict[str, str], status: int = 200) -> HTMLResponse:
+    def form_page(
+        request: Request, kind: Kind, *, values: dict[str, str], errors: dict[str, str], status: int = 200
+    ) -> HTMLResponse:
         return render(request, "request_form.html", status_code=status, kind=kind, values=values, errors=errors,
                       labels=labels, scopes=OBJECTION_SCOPES, rectifiable=list(RECTIFIABLE))  # fmt: skip
 

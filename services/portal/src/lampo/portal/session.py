@@ -65,7 +65,9 @@ def current_subject(request: Request) -> Subject | None:
 
 def set_subject(request: Request, customer_number: str, method: Method, at: datetime) -> None:
     """Record a successful verification in the session."""
-    session(request).update({"customer_number": customer_number, "verified_by": method, "verified_at": at.astimezone(UTC).isoformat()})
+    session(request).update(
+        {"customer_number": customer_number, "verified_by": method, "verified_at": at.astimezone(UTC).isoformat()}
+    )
 
 
 def forget_subject(request: Request) -> None:

@@ -54,7 +54,13 @@ async def codes_sent_since(conn: asyncpg.Connection, customer_number: str, since
 
 
 async def add_code(
-    conn: asyncpg.Connection, challenge_id: str, customer_number: str, *, mac: bytes, now: datetime, expires_at: datetime
+    conn: asyncpg.Connection,
+    challenge_id: str,
+    customer_number: str,
+    *,
+    mac: bytes,
+    now: datetime,
+    expires_at: datetime,
 ) -> None:
     await conn.execute(
         "INSERT INTO codes (challenge_id, customer_number, mac, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -169,8 +175,14 @@ async def due_mail(conn: asyncpg.Connection, now: datetime, limit: int = 20) -> 
     )  # fmt: skip
     return [
         QueuedMail(
-            r["event_id"], r["request_id"], r["what"], json.loads(r["data"]), r["attempts"], r["customer_number"],
-            r["kind"], r["language"],
+            r["event_id"],
+            r["request_id"],
+            r["what"],
+            json.loads(r["data"]),
+            r["attempts"],
+            r["customer_number"],
+            r["kind"],
+            r["language"],
         )
         for r in rows
     ]

@@ -295,9 +295,7 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
             403: {"description": "not the staff service"},
         },
     )
-    async def accuracy(
-        request: Request, caller: Annotated[Caller, Depends(requires(known, "staff"))]
-    ) -> JSONResponse:
+    async def accuracy(request: Request, caller: Annotated[Caller, Depends(requires(known, "staff"))]) -> JSONResponse:
         rt = current()
         try:
             years = int(request.query_params.get("unconfirmed_years", UNCONFIRMED_YEARS))

@@ -31,6 +31,7 @@ from lampo.contracts.catalog import (
 )
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
+from lampo.datamap import DataMap, load_datamap
 from lampo.messaging.asyncapi import sends
 from lampo.messaging.consumer import (
     BatchHandler,
@@ -43,7 +44,6 @@ from lampo.messaging.consumer import (
 )
 from lampo.participant import ack_policy
 from lampo.retention import handlers
-from lampo.retention.datamap import DataMap, load_datamap
 from lampo.retention.domain import HOLD_STATE_TYPE, HOLDS_TOPIC, SOURCE, HoldState
 from lampo.retention.settings import RetentionSettings
 from lampo.retention.sweep import Sweeper, daily_sweep

@@ -25,7 +25,7 @@ from lampo.contracts.categories import Category  # an option's type: Typer reads
 if TYPE_CHECKING:  # imported by the commands that use them (their --help stays fast)
     import asyncpg
 
-    from lampo.retention.datamap import DataMap
+    from lampo.datamap import DataMap
     from lampo.retention.settings import RetentionSettings
     from lampo.retention.sweep import SweepResult
 
@@ -42,7 +42,7 @@ def _console() -> Console:
 
 
 def _datamap(settings: RetentionSettings, path: Path | None = None) -> DataMap:
-    from lampo.retention.datamap import load_datamap
+    from lampo.datamap import load_datamap
     from lampo.retention.errors import DataMapError
 
     try:
@@ -270,8 +270,8 @@ def ropa(
     datamap: Annotated[Path | None, typer.Option(help="Data map file; default the service's.")] = None,
 ) -> None:
     """Print the record of processing (GDPR Art. 30) generated from the data map."""
-    from lampo.retention.ropa import record_of_processing, render_markdown
     from lampo.retention.settings import RetentionSettings
+    from lampo.ropa import record_of_processing, render_markdown
 
     loaded = _datamap(RetentionSettings(), datamap)
     if format_ is Format.json:

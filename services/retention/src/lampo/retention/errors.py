@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lampo.datamap import DataMapError as _DataMapError
 from lampo.messaging.consumer import Rejected
 
 
@@ -9,8 +10,8 @@ class RetentionError(Exception):
     """Root of the retention service's own errors."""
 
 
-class DataMapError(RetentionError):
-    """The data map file is invalid; the message names the file and the entry."""
+# The data map is shared (lampo.datamap: retention applies it, staff and the portal publish it).
+DataMapError = _DataMapError
 
 
 class UnknownHold(Rejected):

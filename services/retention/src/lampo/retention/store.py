@@ -10,7 +10,7 @@ import asyncpg
 
 from lampo.contracts.categories import Category
 from lampo.contracts.retention import LegalHoldPlaced
-from lampo.retention.datamap import DataMap
+from lampo.datamap import DataMap
 from lampo.retention.domain import HeldData
 
 # Advisory lock keys: placing a hold waits for a running sweep batch (and the reverse), so a

@@ -26,9 +26,9 @@ import asyncpg
 from lampo.clock import Clock
 from lampo.contracts.catalog import PRIVACY_TASKS
 from lampo.contracts.envelope import CloudEvent
+from lampo.datamap import DataMap
 from lampo.messaging import outbox
 from lampo.retention import store
-from lampo.retention.datamap import DataMap
 from lampo.retention.domain import SOURCE, category_order, purge_task
 from lampo.retention.errors import RetentionError
 

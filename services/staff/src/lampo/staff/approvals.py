@@ -169,7 +169,9 @@ class Desk:
     async def _decide(self, user: Rights, request_id: str, event: CloudEvent, action: str) -> None:
         if "approve_erasure" not in user.functions:  # the routes checked; a second lock on the door
             raise Forbidden("the user's roles do not include approve_erasure")
-        await self.access.audit(AuditEntry(user.username, action, self.interface, "ok", detail={"request_id": request_id}))
+        await self.access.audit(
+            AuditEntry(user.username, action, self.interface, "ok", detail={"request_id": request_id})
+        )
         async with self.access.pool.acquire() as conn, conn.transaction():
             await outbox.add(conn, [outbox.OutgoingEvent(DSAR_REQUESTS, request_id, event)])
 

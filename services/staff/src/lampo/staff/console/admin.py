@@ -262,13 +262,13 @@ async def verify_job(request: Request, job_id: str) -> Response:
 @router.get("/record")
 async def record(request: Request) -> Response:
     user = await _user(request, "record")
-    from lampo.retention.datamap import load_datamap
-    from lampo.retention.ropa import record_of_processing
-    from lampo.retention.settings import RetentionSettings
+    from lampo.datamap import load_datamap
+    from lampo.ropa import record_of_processing
+    from lampo.staff.settings import DATAMAP_FILE
 
     access = _access(request)
     # The data map the retention service applies (the staff service checks its recipients at start too).
-    datamap = load_datamap(access.settings.datamap_file or RetentionSettings().datamap)
+    datamap = load_datamap(access.settings.datamap_file or DATAMAP_FILE)
     return _render(request, user, "console/admin_record.html", record=record_of_processing(datamap),
                    commitments=await access.commitments())  # fmt: skip
 
@@ -343,6 +343,7 @@ async def followup(request: Request) -> Response:
         )  # fmt: skip
     except StaffError as e:
         return await _accuracy_page(request, user, None, error=_refused(request, e), status_code=e.status)
-    flash(request, gettext(request, N_("Follow-up recorded for %(customer)s."), customer=form.get("customer_number", "")))
+    flash(
+        request, gettext(request, N_("Follow-up recorded for %(customer)s."), customer=form.get("customer_number", ""))
+    )
     return _see_other(back + "#followups")
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lampo.retention.datamap import DataMap
+from lampo.datamap import DataMap
 
 _TRIGGER_TEXT = {
     "relationship_ended": "after the customer relationship ended",

@@ -3,7 +3,7 @@
 start-up; an invalid file stops the service with a message naming the entry.
 
 The map is the single source of the retention rules the sweeps apply and of the record of
-processing (GDPR Art. 30, :mod:`lampo.retention.ropa`).
+processing (GDPR Art. 30, :mod:`lampo.ropa`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from lampo.contracts.categories import ALL_CATEGORIES, Category
 from lampo.contracts.identifiers import is_eu_eea
-from lampo.retention.errors import DataMapError
+
+
+class DataMapError(ValueError):
+    """The data map file is invalid; the message names the file and the entry."""
+
 
 Trigger = Literal["relationship_ended", "last_activity", "financial_year_end", "recording_made", "consent_withdrawn"]
 """What starts a retention clock:
