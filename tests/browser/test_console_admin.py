@@ -6,53 +6,20 @@ axe-core checks every page (WCAG 2.1 AA)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import sys
 import uuid
 from typing import Any
 
 import httpx
+from people import console_log_in as log_in
+from people import staff_user
 from suite import Suite
 
 from lampo.contracts.catalog import REGISTRY_INBOUND
 from lampo.testing import Producer, customer_upserted, eventually
 
-# Staff users made as an operator makes them (`lampo admin create-user`), in a process of its own
-# with the staff service's configuration.
-CREATE_USER = """
-import sys
-from lampo.staff.cli import _do
-username, secret, roles = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
-_do(lambda a: a.create_user("cli:browser-test", username, secret, roles, interface="cli"))
-"""
 VERSION = os.environ.get("LAMPO_CONFIDENTIALITY_TEXT_VERSION", "2026-1")
-
-
-async def staff_user(suite: Suite, *roles: str) -> tuple[str, str]:
-    username = f"{roles[0].split('_')[0]}.{uuid.uuid4().hex[:8]}"
-    secret = f"Synteettinen-{uuid.uuid4().hex[:10]}-Kevät"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CREATE_USER, username, secret, ",".join(roles), env=suite["staff"].env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return username, secret
-
-
-async def log_in(page: Any, suite: Suite, username: str, secret: str) -> None:
-    """Through the console's login page, and its confidentiality commitment when asked."""
-    await page.goto(f"{suite['staff'].url}/console/login")
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", secret)
-    await page.click("form[action='/console/login'] button[type=submit]")
-    await page.wait_for_load_state()
-    if "/console/confidentiality" in page.url:
-        await page.check("input[name=agree]")
-        await page.click("form[action='/console/confidentiality'] button[type=submit]")
-        await page.wait_for_load_state()
 
 
 async def test_an_administrator_unlocks_a_locked_account(suite: Suite, page: Any, assert_accessible: Any) -> None:

@@ -6,35 +6,13 @@ is checked with axe-core."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sys
-import uuid
 from typing import Any
 
+from people import staff_user
 from suite import Suite
 
 from lampo.synthetic import new_customer, seed
-
-# Staff accounts made as an operator would, in a process with the staff service's configuration.
-CREATE_USER = """
-import sys
-from lampo.staff.cli import _do
-username, secret, role = sys.argv[1], sys.argv[2], sys.argv[3]
-_do(lambda a: a.create_user("cli:test", username, secret, [role], interface="cli"))
-"""
-
-
-async def staff_user(suite: Suite, role: str) -> tuple[str, str]:
-    username = f"{role.replace('_', '.')}.{uuid.uuid4().hex[:6]}"
-    secret = f"Synteettinen-{uuid.uuid4().hex[:10]}-Kevät"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CREATE_USER, username, secret, role, env=suite["staff"].env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return username, secret
 
 
 async def log_in(page: Any, suite: Suite, username: str, secret: str, assert_accessible: Any = None) -> None:
