@@ -30,6 +30,7 @@ up: infra
 	@REPLICAS=$(REPLICAS) $(LOCAL)/services.sh start
 	@echo "suite is up. logs: .run/services/*.log, .run/kafka/logs/, .run/pg/*.log"
 	@echo "privacy centre (for data subjects): http://127.0.0.1:8090/ (mail it sends: .run/mail/)"
+	@echo "staff console: http://127.0.0.1:8080/console/ (first account: .venv/bin/lampo admin create-first-admin <name>)"
 
 down:
 	@-$(LOCAL)/services.sh stop

@@ -210,11 +210,27 @@ def effects_table(done: dict) -> Table:
     return table
 
 
+def addresses(urls: dict[str, str]) -> None:
+    """The two sites people use, and how to get in."""
+    console.rule("[bold]The people's side")
+    console.print(
+        f"Privacy centre (data subjects): [bold]{urls['portal']}/[/bold]\n"
+        "  verify with the one-time code mailed to the address in the register (every mail is kept in\n"
+        "  .run/mail/), or with the stand-in of strong identification (marked as one on its page).\n"
+        f"Staff console: [bold]{urls['staff']}/console/[/bold]\n"
+        "  first account: .venv/bin/lampo admin create-first-admin <name> (it asks for a password);\n"
+        "  then create users and grant roles under Administration, or\n"
+        "  .venv/bin/lampo admin grant <name> managing_director (approves erasures)."
+    )
+
+
 async def main() -> int:
-    if not await caught_up(service_urls()):
+    urls = service_urls()
+    if not await caught_up(urls):
         return 1
     await registry_flow()
     await dsar_flow()
+    addresses(urls)
     return 0
 
 
