@@ -35,7 +35,10 @@ consent to direct marketing granted (the register's copy of consent.events.v1), 
 not ended, not restricted, no objection to direct marketing or to processing. 400
 ``{"error": "invalid_limit", "field": "limit"}`` / ``{"error": "invalid_customer_number", "field": "after"}``.
 
-Wiring (in ``build()``): one app mounted at ``/v1/subjects`` and ``/v1/audiences`` (it sees the
+``POST /v1/search`` (the ``staff`` caller): customer look-up by customer number, identity code,
+e-mail or name through the blind indexes; the value in the body only (search.py).
+
+Wiring (in ``build()``): one app mounted at ``/v1/subjects``, ``/v1/audiences`` and ``/v1/search`` (it sees the
 full path), taking a callable because the runtime does not exist yet when its mounts are listed.
 """
 
@@ -50,6 +53,7 @@ from fastapi.responses import JSONResponse
 from lampo.crypto import FieldCipher
 from lampo.http_auth import Caller, Callers, requires
 from lampo.registry.domain import HELD_CATEGORIES, HELD_TABLES
+from lampo.registry.search import MAX_VALUE, SEARCH_BY, InvalidSearch, parse_search, search
 from lampo.registry.store import RegistryStore
 from lampo.service import Runtime
 
@@ -58,6 +62,7 @@ _CUSTOMER_NUMBER = re.compile(r"[!-~]{1,128}")
 LEGAL_CLAIMS = "legal_claims"
 AUDIENCE_PAGE = 1000
 MAX_AUDIENCE_PAGE = 5000
+MAX_SEARCH_BODY = 4096
 
 
 def _error(status: int, error: str, field: str | None = None) -> JSONResponse:
@@ -234,5 +239,48 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
                 "next": page[-1] if len(page) == limit else None,
             }
         )
+
+    @api.post(
+        "/v1/search",
+        responses={
+            401: {"description": "no valid credential"},
+            403: {"description": "not the staff service"},
+            413: {"description": "body too large"},
+            422: {"description": "invalid field (named, never its value)"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["by", "value"],
+                            "properties": {
+                                "by": {"type": "string", "enum": list(SEARCH_BY)},
+                                "value": {"type": "string", "minLength": 1, "maxLength": MAX_VALUE},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def search_customers(
+        request: Request, caller: Annotated[Caller, Depends(requires(known, "staff"))]
+    ) -> JSONResponse:
+        """The customer numbers a customer number, identity code, e-mail or name leads to,
+        through the blind indexes (search.py)."""
+        body = await request.body()
+        if len(body) > MAX_SEARCH_BODY:
+            return _error(413, "too_large")
+        try:
+            by, value = parse_search(body)
+        except InvalidSearch as e:
+            return _error(422, e.error, e.field)
+        rt = current()
+        async with rt.pool.acquire() as conn:
+            found = await search(conn, rt.keys, by, value)
+        return JSONResponse({"customer_numbers": found})
 
     return api
