@@ -36,9 +36,9 @@ BIN = Path(sys.executable).parent
 ANSWERS = {
     "registry": ["staff", "dsar", "marketing"],
     "dsar": ["staff", "portal"],
-    "billing": ["dsar"],
-    "recordings": ["dsar"],
-    "consent": ["dsar"],
+    "billing": ["dsar", "staff"],
+    "recordings": ["dsar", "staff"],
+    "consent": ["dsar", "staff"],
 }
 CALLERS = [*SERVICES, "portal", "marketing"]
 
@@ -295,6 +295,9 @@ async def launch(
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
             service_env["LAMPO_PUBLIC_URL"] = f"http://127.0.0.1:{ports['dsar']}"  # packages' addresses
+        for store in ("billing", "recordings", "consent"):  # the staff service reads them too
+            if store in ports:
+                service_env[f"LAMPO_{store.upper()}_URL"] = f"http://127.0.0.1:{ports[store]}"
         # The stores the coordinator asks for a customer the registry does not know.
         stores = {n: f"http://127.0.0.1:{ports[n]}" for n in ("billing", "recordings", "consent") if n in ports}
         service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)

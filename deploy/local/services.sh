@@ -73,7 +73,7 @@ answers() {
   case "$1" in
     registry) echo "staff dsar marketing" ;;
     dsar) echo "staff portal" ;;
-    billing|recordings|consent) echo "dsar" ;;
+    billing|recordings|consent) echo "dsar staff" ;;  # staff: its console's reads (issue 18)
     *) echo "" ;;
   esac
 }

@@ -9,6 +9,7 @@ from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
 from lampo.clock import Clock
+from lampo.consent.api import customers_api
 from lampo.consent.handlers import inbound_handler, participant
 from lampo.consent.settings import ConsentSettings
 from lampo.consent.store import known
@@ -36,7 +37,10 @@ def build(
         span_processors=span_processors,
         clock=clock,
         # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
-        mounts=[("/v1/resolve", resolve_api("consent", lambda: runtime, lambda conn, _, number: known(conn, number)))],
+        mounts=[
+            ("/v1/resolve", resolve_api("consent", lambda: runtime, lambda conn, _, number: known(conn, number))),
+            ("/v1/customers", customers_api(lambda: runtime)),  # the staff service's reads (api.py)
+        ],
     )
     runtime.consume(
         CONSENT_INBOUND,
