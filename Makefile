@@ -8,6 +8,7 @@ LOCAL := deploy/local
 install:
 	@$(LOCAL)/install.sh
 	@$(LOCAL)/prometheus.sh install
+	@$(LOCAL)/browser.sh install
 
 # Zipkin (traces, http://127.0.0.1:9411/zipkin/) is best effort: launched first so its JVM starts
 # beside PostgreSQL and Kafka, waited for last; if it cannot start, the suite still runs. It keeps
@@ -53,7 +54,7 @@ test-faults: install
 	@tests/faults/run.sh
 
 # Placeholder secrets: the compose file requires them, the validator only interpolates.
-COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_ZIPKIN_DB_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_AUDIT_KEY=lint \
+COMPOSE_LINT_ENV := LAMPO_PG_PASSWORD=lint LAMPO_ZIPKIN_DB_PASSWORD=lint LAMPO_MASTER_KEY=lint LAMPO_AUDIT_KEY=lint LAMPO_WEB_SESSION_KEY=lint \
 	$(foreach c,STAFF DSAR PORTAL MARKETING,LAMPO_API_TOKEN_$(c)=lint) \
 	$(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF PROVISIONER,LAMPO_KAFKA_PASSWORD_$(s)=lint) \
 	LAMPO_TRUSTED_KEYS=lint $(foreach s,REGISTRY CONSENT DSAR RETENTION BILLING RECORDINGS STAFF,LAMPO_SIGNING_KEY_$(s)=lint) \
@@ -70,6 +71,7 @@ lint: install
 	@promtool test rules deploy/prometheus/tests/*.yml
 	@promtool check config --syntax-only deploy/prometheus/prometheus.yml >/dev/null
 	@$(PY) deploy/tools/dashboard.py
+	@$(PY) deploy/tools/i18n.py
 	@$(PY) deploy/tools/metrics_check.py
 
 # Regenerate docs/asyncapi/<service>.json and docs/openapi/<service>.json from each service's app

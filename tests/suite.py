@@ -255,6 +255,7 @@ async def launch(
     otlp = OtlpReceiver()
     otlp.start()
     key = new_master_key()
+    web_session_key = secrets.token_hex(32)  # one for every instance: a session holds on each
     zipkin = zipkin_running()
     tokens = {caller: secrets.token_urlsafe(24) for caller in CALLERS}
     all_ports = free_ports(len(names) * replicas)
@@ -273,6 +274,7 @@ async def launch(
             "LAMPO_DATABASE": database,
             "LAMPO_CONSUMER_GROUP": group,
             "LAMPO_MASTER_KEY": key,
+            "LAMPO_WEB_SESSION_KEY": web_session_key,
             "LAMPO_HTTP_PORT": str(ports[name]),
             "LAMPO_API_TOKEN": tokens[name],
             "LAMPO_API_CLIENTS": json.dumps({caller: tokens[caller] for caller in ANSWERS.get(name, [])}),

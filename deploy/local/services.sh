@@ -23,6 +23,16 @@ master_key() {
   cat "$f"
 }
 
+# The web pages' session-cookie key (lampo.web), one for every instance (.run/web-session.key,
+# 0600, made once): a session opened on one instance holds on the others.
+web_session_key() {
+  local f="$state/web-session.key"
+  if [ ! -s "$f" ]; then
+    (umask 077; "$bin/python" -c 'import secrets; print(secrets.token_hex(32))' > "$f")
+  fi
+  cat "$f"
+}
+
 # HTTP credentials: each caller (every service, the portal, the outside channel that submits
 # requests, and the marketing system, which reads the direct-marketing audience) has its own token in .run/api/<caller>.token (0600, made once). A service presents its
 # own (LAMPO_API_TOKEN) and answers the callers `answers` names (LAMPO_API_CLIENTS, JSON).
@@ -121,6 +131,7 @@ start() {
   api_token marketing >/dev/null  # the marketing system's, for the direct-marketing audience
   local trusted; trusted="$(trusted_keys)"
   local secret; secret="$(pg_secret)"
+  local websession; websession="$(web_session_key)"
   local started=()
   while read -r name base; do
     [ -x "$bin/lampo-$name" ] || continue
@@ -137,7 +148,7 @@ start() {
       LAMPO_PG_ROLE="lampo_$name" LAMPO_PG_ROLE_PASSWORD="$("$bin/lampo" db password "$name" --secret-file "$secret")" \
       LAMPO_KEYS_DATABASE="lampo_${name}_keys" \
       LAMPO_SIGNING_KEY="$(signing_key "$(signer_of "$name")")" LAMPO_SIGNER="$(signer_of "$name")" LAMPO_TRUSTED_KEYS="$trusted" \
-      LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
+      LAMPO_WEB_SESSION_KEY="$websession" LAMPO_MASTER_KEY="$key" LAMPO_API_TOKEN="$(api_token "$name")" LAMPO_API_CLIENTS="$(api_clients "$name")" LAMPO_HTTP_PORT="$port" OTEL_SERVICE_NAME="lampo-$name" LAMPO_ZIPKIN_ENDPOINT="${LAMPO_ZIPKIN_ENDPOINT-http://127.0.0.1:${LAMPO_ZIPKIN_PORT:-9411}/api/v2/spans}" \
         setsid nohup "$bin/lampo-$name" >>"$dir/$id.log" 2>&1 < /dev/null &
       echo $! > "$dir/$id.pid"
       started+=("$id:$port")

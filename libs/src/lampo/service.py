@@ -128,7 +128,7 @@ class Runtime:
         self.meter: Meter = self.metrics.provider.get_meter(f"lampo.{self.name}")
         self.metrics.track_relay(lambda: self.relay)
         self.metrics.track_outbox(lambda: self._pool)
-        for _, mounted in mounts:
+        for mounted in {id(m): m for _, m in mounts}.values():  # an app mounted at two prefixes: timed once
             if hasattr(mounted, "add_middleware"):  # FastAPI/Starlette: request durations
                 self.metrics.time_http(mounted)
         self._kafka_consumers: dict[str, Any] = {}  # consumer name -> FastStream subscriber

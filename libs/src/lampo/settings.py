@@ -107,6 +107,11 @@ class ServiceSettings(BaseSettings):
     pg_cert_file: str | None = None
     pg_key_file: str | None = None
 
+    # The signing key of the web pages' session cookies (lampo.web), hex of at least 32 bytes,
+    # the same for every instance of a service. Unset: a random key per process (sessions then
+    # neither survive a restart nor reach another instance; services.sh and compose set it).
+    web_session_key: SecretStr | None = None
+
     @field_validator("master_key", "stable_key")
     @classmethod
     def _check_master_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -279,6 +284,24 @@ class ServiceSettings(BaseSettings):
             old_master_keys=[parse_master_key(k.get_secret_value()) for k in self.master_keys_old],
             stable_key=self.stable_key_bytes(),
         )
+
+    def web_session_key_bytes(self) -> bytes:
+        """The session cookies' key (LAMPO_WEB_SESSION_KEY), or a random one for this process."""
+        if self.web_session_key is None:
+            import logging
+            import secrets
+
+            logging.getLogger("lampo.web").warning(
+                "LAMPO_WEB_SESSION_KEY is not set: sessions last only as long as this process"
+            )
+            return secrets.token_bytes(32)
+        try:
+            key = bytes.fromhex(self.web_session_key.get_secret_value())
+        except ValueError:
+            raise MissingSetting("LAMPO_WEB_SESSION_KEY must be hex (`openssl rand -hex 32`)") from None
+        if len(key) < 32:
+            raise MissingSetting("LAMPO_WEB_SESSION_KEY must be at least 32 bytes (64 hex digits)")
+        return key
 
     def master_key_bytes(self) -> bytes:
         if self.master_key is None:

@@ -5,7 +5,8 @@ Every route answers named callers only (``lampo.http_auth``, ``LAMPO_API_CLIENTS
 valid credential, 403 for a caller the route does not answer.
 
 - submit: ``staff`` and ``portal``; status: ``staff`` (any request) and the channel that
-  submitted it (a portal reads only requests on its own channel: 404 otherwise); cancel: ``staff``.
+  submitted it (a portal reads only requests on its own channel: 404 otherwise); cancel, extend,
+  retry and the queue (``GET /v1/requests``, by deadline): ``staff``.
 
 A request body is the data of ``dsar.submitted`` (``received_at`` defaults to now); it goes
 through the same function as the Kafka and CLI intakes. What a caller cannot vouch for it cannot
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -31,6 +32,8 @@ from lampo.contracts.catalog import DSAR_REQUESTS, parse
 from lampo.contracts.dsar import DsarSubmitted
 from lampo.contracts.envelope import CloudEvent
 from lampo.contracts.errors import ContractViolation
+from lampo.dsar import states
+from lampo.dsar import view as read_view
 from lampo.dsar.coordinator import Coordinator
 from lampo.dsar.errors import DsarError, UnknownRequest
 from lampo.dsar.package_api import add_package_routes
@@ -213,6 +216,24 @@ def create_api(state: dict[str, Any]) -> FastAPI:
             if created and view["rejection"] is not None and view["rejection"]["reason"] == "invalid":
                 return _error(422, "invalid", view["rejection"]["detail"], view)  # refused at intake
         return JSONResponse(jsonable_encoder(view), status_code=201 if created else 200)
+
+    @api.get(
+        "/v1/requests",
+        summary="The queue: requests by deadline (nearest first), with their participants' status",
+        responses={422: {"description": "an unknown status, or a limit or offset out of range"}},
+    )
+    async def queue(
+        caller: StaffOnly,
+        status: Annotated[list[str] | None, Query(description="only these states (repeatable)")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> JSONResponse:
+        known = (*states.OPEN_STATUSES, states.FAILED, *states.FINAL_STATUSES)
+        if status and not set(status) <= set(known):
+            return _error(422, "invalid", f"status: one of {', '.join(known)}")
+        async with pool().acquire() as conn:
+            page = await read_view.queue(conn, status or None, limit=limit, offset=offset)
+        return JSONResponse(jsonable_encoder(page))
 
     @api.get(
         "/v1/requests/{request_id}",

@@ -186,6 +186,28 @@ class DsarStore:
         )
         return rows
 
+    async def queue(self, statuses: Sequence[str] | None, limit: int, offset: int) -> list[asyncpg.Record]:
+        """A page of requests in these states (None: every state), the nearest deadline first."""
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT request_id, kind, status, channel, subject_id, received_at, due_at, extended_at,"
+            " extension_reason, overdue_at, approved_by, completed_at, traceparent FROM requests"
+            " WHERE ($1::text[] IS NULL OR status = ANY($1::text[]))"
+            " ORDER BY due_at, request_id LIMIT $2 OFFSET $3",
+            list(statuses) if statuses else None,
+            limit,
+            offset,
+        )
+        return rows
+
+    async def current_tasks(self, request_ids: Sequence[str]) -> list[asyncpg.Record]:
+        """The current task of each participant of these requests (a page of the queue)."""
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            "SELECT request_id, participant, status, attempt FROM tasks"
+            " WHERE request_id = ANY($1::text[]) AND current ORDER BY request_id, participant",
+            list(request_ids),
+        )
+        return rows
+
     async def due_before(self, until: datetime) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.conn.fetch(
             "SELECT request_id, kind, status, received_at, due_at, extended_at, overdue_at FROM requests"

@@ -81,3 +81,43 @@ async def view(conn: asyncpg.Connection, request_id: str, *, package_uri: Callab
         "completion": req["completion"],
         "history": [dict(t) for t in await store.transitions(request_id)],
     }
+
+
+async def queue(conn: asyncpg.Connection, statuses: list[str] | None, *, limit: int, offset: int) -> dict[str, Any]:
+    """A page of requests in these states (None: every state), the nearest deadline first, each
+    with the status of its participants' current tasks: no personal data."""
+    from lampo.tracing import trace_id_of
+
+    store = DsarStore(conn)
+    # One row more than the page: whether another page follows.
+    rows = await store.queue(statuses, limit + 1, offset)
+    page = rows[:limit]
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    for t in await store.current_tasks([r["request_id"] for r in page]):
+        tasks.setdefault(t["request_id"], []).append(
+            {"participant": t["participant"], "status": t["status"], "attempt": t["attempt"]}
+        )
+    return {
+        "requests": [
+            {
+                "request_id": r["request_id"],
+                "kind": r["kind"],
+                "status": r["status"],
+                "channel": r["channel"],
+                "subject_id": r["subject_id"],
+                "received_at": r["received_at"],
+                "due_at": r["due_at"],
+                "extended": None
+                if r["extended_at"] is None
+                else {"at": r["extended_at"], "reason": r["extension_reason"]},
+                "overdue": r["overdue_at"] is not None,
+                "approved_by": r["approved_by"],
+                "completed_at": r["completed_at"],
+                "trace_id": trace_id_of(r["traceparent"]),
+                "participants": tasks.get(r["request_id"], []),
+            }
+            for r in page
+        ],
+        "offset": offset,
+        "next_offset": offset + limit if len(rows) > limit else None,
+    }

@@ -186,14 +186,14 @@ class Access:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    async def logout(self, token: str) -> None:
+    async def logout(self, token: str, *, interface: str = "http") -> None:
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             store = self._store(conn)
             username = await store.session_user(token_digest(token), now)
             await store.end_session(token_digest(token), now)
             if username:
-                await store.append_audit(AuditEntry(username, "logout", "http"), now)
+                await store.append_audit(AuditEntry(username, "logout", interface), now)
 
     async def authenticate(self, token: str | None) -> Rights:
         if not token:

@@ -10,28 +10,26 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
-import httpx
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from lampo.contracts.dsar import DsarSubmitted
 from lampo.staff.access import Access
+from lampo.staff.approvals import Desk
 from lampo.staff.approvals import add_routes as add_approval_routes
 from lampo.staff.audit_head import last_head
 from lampo.staff.customer_view import Customers
-from lampo.staff.domain import AuditEntry, Rights, parse_categories
+from lampo.staff.domain import Rights, parse_categories
 from lampo.staff.errors import (
     Forbidden,
     InvalidInput,
     StaffError,
     Throttled,
-    UpstreamUnavailable,
 )
 
 _REQUEST_ID = re.compile(r"[!-~]{1,128}")
@@ -123,8 +121,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_api(access: Callable[[], Access], customers: Customers, dsar: httpx.AsyncClient) -> FastAPI:
-    """``access`` gives the bound service layer once the runtime's pool exists."""
+def create_api(access: Callable[[], Access], customers: Customers, desk: Desk) -> FastAPI:
+    """``access`` gives the bound service layer once the runtime's pool exists; ``customers``
+    reads a customer across the stores (customer_view.py, shared with the console); ``desk`` does
+    what staff does with data subject requests (approvals.py, shared with the console)."""
     api = FastAPI(
         title="Muuramen Lämpö staff API",
         version="1",
@@ -264,31 +264,14 @@ def create_api(access: Callable[[], Access], customers: Customers, dsar: httpx.A
         },
     )
     async def submit_dsar(request: Request, user: Dpo) -> JSONResponse:
-        await access().require_commitment(user.username)  # §8: a request names a customer
         try:
             body = await request.json()
         except ValueError:
-            raise InvalidInput("body: not a JSON object") from None
+            body = None
         if not isinstance(body, dict):
+            await access().require_commitment(user.username)  # §8 first, as for a well-formed body
             raise InvalidInput("body: not a JSON object")
-        body.setdefault("received_at", access().clock.now().isoformat())
-        body.setdefault("channel", "staff")
-        try:
-            submitted = DsarSubmitted.model_validate(body)
-        except ValidationError as e:
-            first = e.errors(include_input=False)[0]
-            raise InvalidInput(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
-        status, answer = await _forward(
-            dsar, "POST", "/v1/requests", json=submitted.model_dump(mode="json", exclude_none=True)
-        )
-        await access().audit(
-            AuditEntry(
-                user.username, "dsar_submitted", "http", "ok" if status < 300 else f"refused_{status}",
-                submitted.identifiers.customer_number,
-                tuple(str(c) for c in submitted.categories or ()),
-                {"request_id": submitted.request_id, "kind": submitted.kind},
-            )
-        )  # fmt: skip
+        status, answer = await desk.submit(user, body)
         return JSONResponse(answer, status_code=status)
 
     @api.get(
@@ -296,13 +279,22 @@ def create_api(access: Callable[[], Access], customers: Customers, dsar: httpx.A
         responses={**ERRORS, 404: {"description": "unknown request"}, 503: {"description": "DSAR service unreachable"}},
     )
     async def follow_dsar(request_id: Annotated[str, Path(max_length=128)], user: Dpo) -> JSONResponse:
-        await access().require_commitment(user.username)  # §8
-        if not _REQUEST_ID.fullmatch(request_id):
-            raise InvalidInput("request_id: 1-128 printable ASCII characters")
-        status, answer = await _forward(dsar, "GET", f"/v1/requests/{quote(request_id, safe='')}")
-        await access().audit(AuditEntry(user.username, "dsar_viewed", "http", "ok" if status < 300 else f"refused_{status}",
-                                        detail={"request_id": request_id}))  # fmt: skip
+        status, answer = await desk.view(user, request_id)
         return JSONResponse(answer, status_code=status)
+
+    @api.get(
+        "/v1/dsar/requests",
+        summary="The queue: requests by deadline (nearest first), with their participants' status",
+        responses={**ERRORS, 503: {"description": "DSAR service unreachable"}},
+    )
+    async def dsar_queue(
+        user: Dpo,
+        status: Annotated[list[str] | None, Query(max_length=16, description="only these states (repeatable)")] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> JSONResponse:
+        code, answer = await desk.queue(user, status or [], limit=limit, offset=offset)
+        return JSONResponse(answer, status_code=code)
 
     @api.get("/v1/users", response_model=list[UserInfo], responses={401: ERRORS[401], 403: ERRORS[403]})
     async def list_users(user: Admin) -> list[dict[str, object]]:
@@ -345,7 +337,7 @@ def create_api(access: Callable[[], Access], customers: Customers, dsar: httpx.A
         return AuditStatus(ok=report.ok, rows=report.rows, first_broken=report.first_broken, reason=report.reason,
                            head_seq=report.head_seq)  # fmt: skip
 
-    add_approval_routes(api, access, needs, dsar)  # approve, deny, extend, retry, cancel
+    add_approval_routes(api, desk, needs)  # approve, deny, extend, retry, cancel
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
@@ -367,15 +359,3 @@ def create_api(access: Callable[[], Access], customers: Customers, dsar: httpx.A
         return JSONResponse(api.openapi())
 
     return api
-
-
-async def _forward(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-    """The DSAR service's answer (status, JSON), 4xx passed through; an outage or 5xx is a 503."""
-    try:
-        response = await client.request(method, path, **kwargs)
-        body = response.json()
-    except (httpx.HTTPError, ValueError) as e:
-        raise UpstreamUnavailable(f"dsar: {type(e).__name__}") from e
-    if response.status_code >= 500:
-        raise UpstreamUnavailable(f"dsar answered {response.status_code}")
-    return response.status_code, body

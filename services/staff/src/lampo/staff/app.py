@@ -24,7 +24,9 @@ from lampo.messaging.topics import STAFF_AUDIT_HEADS
 from lampo.service import Runtime, serve
 from lampo.staff.access import Access
 from lampo.staff.api import create_api
+from lampo.staff.approvals import Desk
 from lampo.staff.audit_head import HEAD_TYPE, publish
+from lampo.staff.console import PREFIXES, create_console
 from lampo.staff.customer_view import Clients, Customers
 from lampo.staff.domain import AuditHead, Role, check_recipients, datamap_recipients, load_roles
 from lampo.staff.errors import ConfigurationRefused
@@ -84,12 +86,19 @@ def build(
     clients = Clients(registry=registry, **stores)
     holder: list[Access] = []
     customers = Customers(lambda: holder[0], clients)
+    desk = Desk(lambda: holder[0], dsar)
+    pages = create_console(lambda: holder[0], desk, registry, settings)
+    pages.state.customers = customers  # the customer pages' service (console/customers.py)
     runtime = Runtime(
         settings,
         migrations=MIGRATIONS,
         span_processors=span_processors,
         clock=clock,
-        mounts=[("/v1", create_api(lambda: holder[0], customers, dsar))],
+        mounts=[
+            ("/v1", create_api(lambda: holder[0], customers, desk)),
+            # The staff console's pages (lampo.staff.console), their static files and language switch.
+            *((prefix, pages) for prefix in PREFIXES),
+        ],
     )
     # Approvals and denials through the outbox (approvals.py); the audit chain's head, sent by
     # ``publish_head`` below straight to its compacted internal topic.

@@ -78,6 +78,9 @@ class StaffSettings(ServiceSettings):
     # data until it has recorded its commitment to this version.
     confidentiality_text_version: str = "2026-1"
 
+    # The tracing UI a request's page links to (LAMPO_TRACING_UI): Zipkin's, ``<base>/traces/<trace id>``.
+    tracing_ui: str = "http://127.0.0.1:9411/zipkin"
+
     @field_validator("audit_key")
     @classmethod
     def _check_audit_key(cls, value: SecretStr | None) -> SecretStr | None:
