@@ -19,6 +19,10 @@ class Mailbox:
         self.directory = directory
         self._taken: set[Path] = set()
 
+    def skip_existing(self) -> None:
+        """Hand out only mail that comes from now on (a mail directory kept across runs)."""
+        self._taken.update(self.files())
+
     def files(self) -> list[Path]:
         if not self.directory.exists():
             return []

@@ -76,6 +76,7 @@ HTML_PARTS = re.compile(r"<!--.*?-->|<script\b.*?</script\s*>|<style\b.*?</style
 NOT_SHOWN = re.compile(r"<(script|style)\b", re.I)
 ENTITY = re.compile(r"&(#\d+|#x[0-9a-f]+|\w+);", re.I)
 LETTER = re.compile(r"[^\W\d_]")
+ADDRESS = re.compile(r"(/|#|\?|https?://|mailto:)\S*$")
 EXPRESSION = "\ue000"  # stands for a {{ ... }} output while the template's text is read
 
 
@@ -312,10 +313,15 @@ def template_text(environment: Environment, source: str, name: str) -> TemplateT
     return TemplateText("".join(parts), starts or [0], lines or [1])
 
 
-def visible(text: str) -> str | None:
-    """The text with its letters, or None when it is only space, punctuation, digits, symbols."""
-    plain = ENTITY.sub(" ", text).replace(EXPRESSION, " ")
-    return " ".join(plain.split()) if LETTER.search(plain) else None
+def visible(text: str) -> tuple[int, str] | None:
+    """Where the text's first word with a letter starts, and the text; None when it is only space,
+    punctuation, digits, symbols, entities, expressions and addresses (a block that fills in an
+    href of its base: ``{% block home %}/console/{% endblock %}``)."""
+    text = text.replace(EXPRESSION, " ")  # an expression ends a word (same length: offsets hold)
+    for word in re.finditer(r"\S+", text):
+        if not ADDRESS.match(word.group()) and LETTER.search(ENTITY.sub(" ", word.group())):
+            return word.start(), " ".join(ENTITY.sub(" ", text).split())
+    return None
 
 
 def bare_text(environment: Environment, path: Path, name: str) -> list[str]:
@@ -328,7 +334,7 @@ def bare_text(environment: Environment, path: Path, name: str) -> list[str]:
     position = 0
     for part in HTML_PARTS.finditer(page.text):
         if (shown := visible(page.text[position : part.start()])) is not None:
-            report(position, "text", shown)
+            report(position + shown[0], "text", shown[1])
         position = part.end()
         tag = part.group()
         if tag.startswith("<!--") or NOT_SHOWN.match(tag):
@@ -339,9 +345,9 @@ def bare_text(environment: Environment, path: Path, name: str) -> list[str]:
             names = names | {"value"}
         for start, attribute, value in attributes:
             if attribute in names and (shown := visible(value)) is not None:
-                report(part.start() + start, f"{attribute}=", shown)
+                report(part.start() + start, f"{attribute}=", shown[1])
     if (shown := visible(page.text[position:])) is not None:
-        report(position, "text", shown)
+        report(position + shown[0], "text", shown[1])
     return problems
 
 

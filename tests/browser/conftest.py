@@ -71,8 +71,11 @@ async def browser() -> AsyncIterator[Any]:
         pytest.skip("Debian's chromium is not installed: run `deploy/local/browser.sh install` (make install does)")
     playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (make install)")
     async with playwright_api.async_playwright() as playwright:
-        # --no-sandbox: the tests run as root on CI, where Chromium's sandbox refuses to start.
-        running = await playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        # --no-sandbox: the tests run as root on CI, where Chromium's sandbox refuses to start;
+        # --disable-dev-shm-usage: a small /dev/shm (containers) would crash its renderers.
+        running = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         try:
             yield running
         finally:
