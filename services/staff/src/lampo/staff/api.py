@@ -173,6 +173,14 @@ def create_api(access: Callable[[], Access], customers: Customers, desk: Desk) -
 
     Confided = Annotated[Rights, Depends(confided)]
 
+    async def searcher(user: Confided) -> Rights:
+        """A user whose roles may read some customer data (checked before the body is)."""
+        if not user.read:
+            await customers.refuse_search(user)
+        return user
+
+    Searcher = Annotated[Rights, Depends(searcher)]
+
     @api.post(
         "/v1/login",
         response_model=Token,
@@ -226,7 +234,7 @@ def create_api(access: Callable[[], Access], customers: Customers, desk: Desk) -
         response_model=Found,
         responses={**ERRORS, 503: {"description": "registry unreachable"}},
     )
-    async def search(body: Search, user: Confided) -> Found:
+    async def search(body: Search, user: Searcher) -> Found:
         """Customer look-up through the registry's blind indexes; the value stays in the body."""
         return Found(customer_numbers=await customers.search(user, body.by, body.value))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -159,10 +159,7 @@ class Customers:
         if by not in SEARCH_BY:
             raise InvalidInput(f"by: one of {', '.join(SEARCH_BY)}")
         if not user.read:
-            await self.access.audit(
-                AuditEntry(user.username, "customer_search", interface, "denied", detail={"by": by})
-            )
-            raise CategoryNotPermitted("the user's roles may read no customer data")
+            await self.refuse_search(user, by, interface=interface)
         await self.access.require_commitment(user.username)  # §8
         try:
             response = await self.clients.registry.post("/v1/search", json={"by": by, "value": value})
@@ -180,6 +177,11 @@ class Customers:
             check_reads=True,
         )
         return found
+
+    async def refuse_search(self, user: Rights, by: str | None = None, *, interface: str = "http") -> NoReturn:
+        """Audit a search by a user whose roles read no customer data, and refuse it."""
+        await self.access.audit(AuditEntry(user.username, "customer_search", interface, "denied", detail={"by": by}))
+        raise CategoryNotPermitted("the user's roles may read no customer data")
 
     async def audio(self, user: Rights, customer_number: str, recording_id: str, *, interface: str = "http") -> Audio:
         """One recording's audio, streamed from the recordings store; audited as a read of the
