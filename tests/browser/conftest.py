@@ -38,12 +38,17 @@ REPO = HERE.parent.parent
 BROWSER_SH = REPO / "deploy" / "local" / "browser.sh"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 FAILING_IMPACTS = ("serious", "critical")
+NO_CHROMIUM = "Debian's chromium is not installed: run `deploy/local/browser.sh install` (make install does)"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the browser tests; without Chromium, skips those that need it before any suite starts."""
+    missing = None if chromium_path() else NO_CHROMIUM
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+            if missing and {"browser", "page"} & set(getattr(item, "fixturenames", ())):
+                item.add_marker(pytest.mark.skip(reason=missing))
 
 
 def chromium_path() -> str | None:
@@ -68,7 +73,7 @@ def axe_source() -> str:
 async def browser() -> AsyncIterator[Any]:
     executable = chromium_path()
     if executable is None:
-        pytest.skip("Debian's chromium is not installed: run `deploy/local/browser.sh install` (make install does)")
+        pytest.skip(NO_CHROMIUM)
     playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (make install)")
     async with playwright_api.async_playwright() as playwright:
         # --no-sandbox: the tests run as root on CI, where Chromium's sandbox refuses to start;
