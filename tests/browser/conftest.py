@@ -33,6 +33,8 @@ import pytest
 from inbox import Mailbox
 from suite import Suite, free_port, installed, launch
 
+from lampo.web.guard import LANG_COOKIE
+
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 BROWSER_SH = REPO / "deploy" / "local" / "browser.sh"
@@ -89,8 +91,8 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 def locale() -> str:
-    """The browser's language (Accept-Language, navigator.language); override with
-    ``@pytest.mark.parametrize("locale", ["en-GB"])``."""
+    """The browser's language (Accept-Language, navigator.language, and lampo.web's language
+    cookie, so the pages speak it); override with ``@pytest.mark.parametrize("locale", ["en-GB"])``."""
     return "fi-FI"
 
 
@@ -119,6 +121,8 @@ def page_problems() -> PageProblems:
 async def page(browser: Any, locale: str, page_problems: PageProblems) -> AsyncIterator[Any]:
     context = await browser.new_context(locale=locale, timezone_id="Europe/Helsinki")
     context.set_default_timeout(15_000)
+    # The pages speak the language of lampo.web's cookie (Finnish without one): set it to the locale's.
+    await context.add_cookies([{"name": LANG_COOKIE, "value": locale[:2], "domain": "127.0.0.1", "path": "/"}])
     problems = page_problems
     opened = await context.new_page()
     opened.on("console", problems.console)

@@ -114,6 +114,21 @@ async def test_axe_passes_a_good_page_with_its_csp_on(serve, tiny_site, page, as
     await assert_accessible(page, context="the good page in English")
 
 
+@pytest.mark.parametrize("locale", ["en-GB"])
+async def test_the_page_speaks_the_locales_language(serve, tiny_site, page):
+    url = await serve(tiny_site)
+    await page.goto(f"{url}/good")
+    assert await page.get_attribute("html", "lang") == "en"
+    assert await page.text_content(".skip-link") == "Skip to content"
+
+
+async def test_the_page_is_finnish_by_default(serve, tiny_site, page):
+    url = await serve(tiny_site)
+    await page.goto(f"{url}/good")
+    assert await page.get_attribute("html", "lang") == "fi"
+    assert await page.text_content(".skip-link") == "Siirry sisältöön"
+
+
 async def test_the_csp_keeps_an_inline_script_from_running(serve, tiny_site, page, page_problems):
     url = await serve(tiny_site)
     await page.goto(f"{url}/inline")
