@@ -38,9 +38,9 @@ BIN = Path(sys.executable).parent
 ANSWERS = {
     "registry": ["staff", "dsar", "marketing", "portal"],
     "dsar": ["staff", "portal"],
-    "billing": ["dsar"],
-    "recordings": ["dsar"],
-    "consent": ["dsar", "portal"],
+    "billing": ["dsar", "staff"],
+    "recordings": ["dsar", "staff"],
+    "consent": ["dsar", "portal", "staff"],
 }
 CALLERS = [*dict.fromkeys([*SERVICES, "portal", "marketing"])]  # the portal is a service too
 
@@ -355,6 +355,9 @@ async def launch(
                 "LAMPO_STRONG_ID_STANDIN": "1",
                 "LAMPO_PORTAL_URL": f"http://127.0.0.1:{ports[name]}",
             }
+        for store in ("billing", "recordings", "consent"):  # the staff service reads them too
+            if store in ports:
+                service_env[f"LAMPO_{store.upper()}_URL"] = f"http://127.0.0.1:{ports[store]}"
         # The stores the coordinator asks for a customer the registry does not know.
         stores = {n: f"http://127.0.0.1:{ports[n]}" for n in ("billing", "recordings", "consent") if n in ports}
         service_env["LAMPO_STORE_RESOLVE_URLS"] = json.dumps(stores)

@@ -83,8 +83,8 @@ answers() {
   case "$1" in
     registry) echo "staff dsar marketing portal" ;;
     dsar) echo "staff portal" ;;
-    consent) echo "dsar portal" ;;
-    billing|recordings) echo "dsar" ;;
+    consent) echo "dsar portal staff" ;;  # staff: its console's reads
+    billing|recordings) echo "dsar staff" ;;
     *) echo "" ;;
   esac
 }

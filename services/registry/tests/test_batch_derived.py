@@ -91,6 +91,12 @@ async def test_derived_rows_follow_sections_for_new_and_stored_customers(pool) -
         ("personal_identity_code", person),
         ("personal_identity_code", contact),
         ("email", contact),
+        # the staff look-up by name (migration 0006)
+        ("organisation_name", organisation),
+        ("person_name", person),
+        ("person_name_last_first", person),
+        ("person_name", contact),
+        ("person_name_last_first", contact),
     }
 
     # The next batch replaces what the stored customers hold: another metering point, the link

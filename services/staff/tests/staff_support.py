@@ -4,6 +4,7 @@ the real broker and PostgreSQL. The staff service reaches the other two through 
 
 from __future__ import annotations
 
+import base64
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 
 from lampo.clock import ManualClock
-from lampo.contracts.catalog import REGISTRY_INBOUND
+from lampo.contracts.catalog import BILLING_INBOUND, CONSENT_INBOUND, RECORDINGS_INBOUND, REGISTRY_INBOUND
 from lampo.contracts.envelope import CloudEvent
 from lampo.crypto import new_master_key
 from lampo.staff.app import Staff
@@ -54,6 +55,8 @@ class Suite:
     settings: StaffSettings
     customer: str
     users: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (username, password)
+    recording_id: str = ""  # the seeded customer's call recording (seed_stores)
+    store_calls: dict[str, list[str]] = field(default_factory=dict)  # store -> paths asked (Recorded)
 
     async def token(self, role: str) -> str:
         username, secret = self.users[role]
@@ -85,3 +88,39 @@ async def seed(customer: str, n: int) -> None:
         ):  # fmt: skip
             event = CloudEvent.new(kind, "urn:system:crm", {"customer_number": customer, **data})
             await producer.send(REGISTRY_INBOUND, customer, event)
+
+
+# What the other stores hold on the seeded customer: an invoice (billing), a call recording
+# (recordings) and a consent (the consent ledger).
+INVOICE_LINE = "Kaukolämpö 11/2026"
+AUDIO = b"RIFF" + bytes(range(256)) * 8
+
+
+async def seed_stores(customer: str) -> str:
+    """Send the stores' events for ``customer``; returns the recording's id."""
+    recording_id = unique("rec")
+    async with Producer() as producer:
+        await producer.send(BILLING_INBOUND, customer, CloudEvent.new("invoice.issued", "urn:system:billing", {
+            "customer_number": customer, "invoice_number": f"INV-{customer}-1", "issued_at": "2026-11-01T08:00:00Z",
+            "due_date": "2026-11-21", "total_eur": "120.50", "lines": [{"text": INVOICE_LINE, "amount_eur": "120.50"}],
+        }))  # fmt: skip
+        await producer.send(RECORDINGS_INBOUND, customer, CloudEvent.new("call.recorded", "urn:system:telephony", {
+            "customer_number": customer, "recording_id": recording_id, "started_at": "2026-11-20T09:15:00Z",
+            "duration_s": 4.0, "media_type": "audio/wav", "audio_base64": base64.b64encode(AUDIO).decode(),
+        }))  # fmt: skip
+        await producer.send(CONSENT_INBOUND, customer, CloudEvent.new("consent.given", "urn:system:portal", {
+            "customer_number": customer, "purpose": "profiling", "channel": "portal", "at": "2026-11-01T08:00:00Z",
+        }))  # fmt: skip
+    return recording_id
+
+
+class Recorded(httpx.AsyncBaseTransport):
+    """A transport that notes the path of every request before passing it on."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, calls: list[str]) -> None:
+        self.inner = inner
+        self.calls = calls
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request.url.path)
+        return await self.inner.handle_async_request(request)

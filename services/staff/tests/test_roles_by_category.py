@@ -16,7 +16,7 @@ MAY_READ: dict[str, set[str]] = {
     "data_protection_officer": set(CATEGORIES),
     "auditor": set(),
 }
-SEEDED = {"basic", "contact", "customer_relationship", "consumption"}
+SEEDED = {"basic", "contact", "customer_relationship", "consumption", "billing"}  # billing: the billing store
 
 
 @pytest.mark.parametrize("category", CATEGORIES)

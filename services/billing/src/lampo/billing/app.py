@@ -9,6 +9,7 @@ from pathlib import Path
 from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import SpanProcessor
 
+from lampo.billing.api import customers_api
 from lampo.billing.domain import RETENTION_HOLDS, RetentionRules
 from lampo.billing.handlers import (
     BillingTasks,
@@ -54,7 +55,8 @@ def build(
                 resolve_api(
                     "billing", lambda: runtime, lambda conn, rt, number: BillingStore(conn, rt.keys).known(number)
                 ),
-            )
+            ),
+            ("/v1/customers", customers_api(lambda: runtime)),  # the staff service's reads (api.py)
         ],
     )
     runtime.consume(BILLING_INBOUND, make_inbound_handler(runtime.keys), observers=observers)

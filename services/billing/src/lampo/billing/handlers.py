@@ -91,7 +91,7 @@ class Decoded:
     data: dict[str, Any]
 
 
-def _decode(cipher: FieldCipher, items: list[StoredItem]) -> list[Decoded]:
+def decode(cipher: FieldCipher, items: list[StoredItem]) -> list[Decoded]:
     return [Decoded(i, json.loads(cipher.decrypt(field_of(i.kind, i.item_id), i.payload) or "{}")) for i in items]
 
 
@@ -147,7 +147,7 @@ class BillingTasks:
             cipher = await store.cipher(customer_number)
             if cipher is None:
                 continue
-            for item in _decode(cipher, await store.all_items(customer_number)):
+            for item in decode(cipher, await store.all_items(customer_number)):
                 entry: dict[str, Any] = {"customer_number": customer_number, **item.data}
                 entry["origin"], entry["legal_basis"] = PROVENANCE[item.stored.kind]
                 entry["restricted"] = item.stored.restricted_reason
@@ -168,7 +168,7 @@ class BillingTasks:
             cipher = await store.cipher(customer_number)
             if cipher is None:
                 continue
-            items = _decode(cipher, await store.all_items(customer_number))
+            items = decode(cipher, await store.all_items(customer_number))
             decisions = [(i, self.rules.decide(_facts(i, items), today)) for i in items]
             to_delete = [i.stored.item_id for i, keep in decisions if keep is None]
             to_keep = [(i.stored.item_id, keep.until, keep.legal_basis) for i, keep in decisions if keep is not None]

@@ -202,6 +202,13 @@ class BillingStore:
         )
         return found
 
+    async def restricted_at(self, customer_number: str) -> tuple[bool, datetime | None]:
+        """(known here, since when the customer is restricted at their request or None)."""
+        row = await self.conn.fetchrow(
+            "SELECT restricted_at FROM customers WHERE customer_number = $1", customer_number
+        )
+        return (row is not None, row["restricted_at"] if row is not None else None)
+
     # -- legal holds --------------------------------------------------------------------------
 
     async def set_holds(self, customer_number: str, hold_ids: list[str], holds_billing: bool) -> None:

@@ -12,6 +12,7 @@ from lampo.clock import Clock
 from lampo.consent.api import consents_api
 from lampo.consent.handlers import inbound_handler, participant
 from lampo.consent.settings import ConsentSettings
+from lampo.consent.staff_read import customers_api
 from lampo.consent.store import known
 from lampo.contracts.catalog import CONSENT_EVENTS, CONSENT_INBOUND
 from lampo.messaging.asyncapi import sends
@@ -32,6 +33,7 @@ def build(
 ) -> Runtime:
     settings = settings or ConsentSettings()
     portal_api = consents_api(lambda: runtime, lambda: settings.event_source)
+    portal_api.router.routes.extend(customers_api(lambda: runtime).router.routes)
     runtime = Runtime(
         settings,
         migrations=MIGRATIONS,
@@ -40,7 +42,8 @@ def build(
         # The DSAR coordinator's identity resolution (internal token only); the runtime is bound late.
         mounts=[
             ("/v1/resolve", resolve_api("consent", lambda: runtime, lambda conn, _, number: known(conn, number))),
-            # The privacy centre: preferences, grant and withdraw, receipts (api.py).
+            # The privacy centre: preferences, grant and withdraw, receipts (api.py); and on the
+            # same app, the staff service's read of a customer (staff_read.py).
             ("/v1/customers", portal_api),
             ("/v1/purposes", portal_api),
         ],

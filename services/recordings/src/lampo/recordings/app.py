@@ -12,6 +12,7 @@ from lampo.clock import Clock
 from lampo.contracts.catalog import RECORDINGS_INBOUND
 from lampo.messaging.consumer import Observer
 from lampo.participant import subscribe
+from lampo.recordings.api import customers_api
 from lampo.recordings.handlers import RecordingsTasks, make_inbound_handler
 from lampo.recordings.settings import RecordingsSettings
 from lampo.recordings.store import RecordingsStore
@@ -41,7 +42,8 @@ def build(
                 resolve_api(
                     "recordings", lambda: runtime, lambda conn, rt, number: RecordingsStore(conn, rt.keys).known(number)
                 ),
-            )
+            ),
+            ("/v1/customers", customers_api(lambda: runtime)),  # the staff service's reads (api.py)
         ],
     )
     runtime.consume(RECORDINGS_INBOUND, make_inbound_handler(runtime.keys, runtime.clock), observers=observers)

@@ -100,6 +100,22 @@ class RecordingsStore:
         )
         return found
 
+    async def restricted_at(self, customer_number: str) -> tuple[bool, datetime | None]:
+        """(known here, since when the customer is restricted at their request or None)."""
+        row = await self.conn.fetchrow(
+            "SELECT restricted_at FROM customers WHERE customer_number = $1", customer_number
+        )
+        return (row is not None, row["restricted_at"] if row is not None else None)
+
+    async def recording_of(self, customer_number: str, recording_id: str) -> asyncpg.Record | None:
+        """One complete recording of the customer, its audio still encrypted."""
+        row: asyncpg.Record | None = await self.conn.fetchrow(
+            "SELECT recording_id, media_type, sha256, audio FROM recordings WHERE customer_number = $1 AND recording_id = $2",
+            customer_number,
+            recording_id,
+        )
+        return row
+
     async def held_counts(self, customer_number: str) -> int | None:
         """Recordings (complete or not) and e-mails held for the customer; None: not known here."""
         count: int | None = await self.conn.fetchval(

@@ -53,7 +53,11 @@ console's report and its follow-up: 200 ``{"invalid_or_missing": {"count", "cust
 numbers and rule names only, never a value. 400 ``{"error": "invalid_years", "field":
 "unconfirmed_years"}``.
 
-Wiring (in ``build()``): one app mounted at ``/v1/subjects`` and ``/v1/audiences`` (it sees the
+``POST /v1/search`` (the ``staff`` caller): customer look-up by customer number, identity code,
+e-mail or name through the blind indexes; the value in the body only (search.py).
+
+Wiring (in ``build()``): one app mounted at ``/v1/subjects``, ``/v1/audiences``, ``/v1/accuracy`` and
+``/v1/search`` (it sees the
 full path), taking a callable because the runtime does not exist yet when its mounts are listed.
 """
 
@@ -69,6 +73,7 @@ from lampo.crypto import FieldCipher
 from lampo.http_auth import Caller, Callers, requires
 from lampo.registry.accuracy import accuracy_report
 from lampo.registry.domain import HELD_CATEGORIES, HELD_TABLES
+from lampo.registry.search import MAX_VALUE, SEARCH_BY, InvalidSearch, parse_search, search
 from lampo.registry.store import RegistryStore
 from lampo.service import Runtime
 
@@ -78,6 +83,7 @@ LEGAL_CLAIMS = "legal_claims"
 AUDIENCE_PAGE = 1000
 UNCONFIRMED_YEARS = 3  # as `lampo registry accuracy` reports by default
 MAX_AUDIENCE_PAGE = 5000
+MAX_SEARCH_BODY = 4096
 
 
 def _error(status: int, error: str, field: str | None = None) -> JSONResponse:
@@ -306,5 +312,48 @@ def subjects_api(runtime: Runtime | Callable[[], Runtime]) -> FastAPI:
         async with rt.pool.acquire() as conn:
             report = await accuracy_report(conn, rt.keys, rt.clock.now(), years)
         return JSONResponse(report.as_dict())
+
+    @api.post(
+        "/v1/search",
+        responses={
+            401: {"description": "no valid credential"},
+            403: {"description": "not the staff service"},
+            413: {"description": "body too large"},
+            422: {"description": "invalid field (named, never its value)"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["by", "value"],
+                            "properties": {
+                                "by": {"type": "string", "enum": list(SEARCH_BY)},
+                                "value": {"type": "string", "minLength": 1, "maxLength": MAX_VALUE},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def search_customers(
+        request: Request, caller: Annotated[Caller, Depends(requires(known, "staff"))]
+    ) -> JSONResponse:
+        """The customer numbers a customer number, identity code, e-mail or name leads to,
+        through the blind indexes (search.py)."""
+        body = await request.body()
+        if len(body) > MAX_SEARCH_BODY:
+            return _error(413, "too_large")
+        try:
+            by, value = parse_search(body)
+        except InvalidSearch as e:
+            return _error(422, e.error, e.field)
+        rt = current()
+        async with rt.pool.acquire() as conn:
+            found = await search(conn, rt.keys, by, value)
+        return JSONResponse({"customer_numbers": found})
 
     return api

@@ -18,6 +18,7 @@ from lampo.registry.api import subjects_api
 from lampo.registry.handlers import make_consent_handler, make_inbound_handler
 from lampo.registry.privacy import make_participant
 from lampo.registry.resolve import RESOLVE_OPERATION, ResolveApp
+from lampo.registry.search import backfill_names
 from lampo.registry.settings import RegistrySettings
 from lampo.service import Runtime, serve
 
@@ -33,8 +34,8 @@ def build(
 ) -> Runtime:
     """The registry. ``runtime.consumers`` is, in order: registry.inbound.v1, consent.events.v1,
     privacy.tasks.v1; ``POST /v1/resolve`` answers the DSAR coordinator; ``GET /v1/subjects/…``
-    the staff service (and ``GET /v1/accuracy``, the §12 report) and
-    ``GET /v1/audiences/direct_marketing`` marketing exports (api.py)."""
+    the staff service (and ``GET /v1/accuracy``, the §12 report), ``POST /v1/search`` the staff
+    look-up, and ``GET /v1/audiences/direct_marketing`` marketing exports (api.py)."""
     settings = settings or RegistrySettings()
     resolver = ResolveApp()
     # The staff service's read path and the marketing audience (named callers); the runtime is
@@ -46,7 +47,12 @@ def build(
         span_processors=span_processors,
         clock=clock,
         routes=[("/v1/resolve", guard(resolver, Callers.of(settings), "dsar", operation=RESOLVE_OPERATION))],
-        mounts=[("/v1/subjects", read_api), ("/v1/audiences", read_api), ("/v1/accuracy", read_api)],
+        mounts=[
+            ("/v1/subjects", read_api),
+            ("/v1/audiences", read_api),
+            ("/v1/accuracy", read_api),
+            ("/v1/search", read_api),
+        ],
     )
     resolver.bind(lambda: runtime.pool, runtime.keys)
     runtime.consume(
@@ -59,6 +65,11 @@ def build(
     runtime.consume(CONSENT_EVENTS, make_consent_handler(runtime.keys, runtime.clock), name="registry:consent")
     subscribe(runtime, make_participant(runtime.keys, runtime.clock))
     sends(runtime, REGISTRY_EVENTS, key="subject_id")  # change notices (handlers.py, privacy.py)
+
+    async def name_backfill() -> None:  # migration 0006: names stored before it; then a no-op
+        await backfill_names(runtime.pool, runtime.keys, runtime.clock)
+
+    runtime.every("name look-up backfill", name_backfill, interval_s=600.0, first_delay_s=1.0)
     return runtime
 
 

@@ -31,6 +31,35 @@ LOOKUP_FIELDS: Final = {
     "business_id": ("organisation", "business_id"),
 }
 
+# Blind indexes for the staff look-up by name (issue 18): exact match of the normalised name
+# (case-folded, whitespace collapsed), a person's in both orders. Never used to match identities:
+# two people may share a name.
+NAME_LOOKUPS: Final = ("person_name", "person_name_last_first", "organisation_name")
+
+
+def normalise_name(value: str) -> str:
+    """A name as its blind index keys it: case-folded, whitespace collapsed to single spaces."""
+    return " ".join(value.split()).casefold()
+
+
+def name_lookups(section: str, payload: dict[str, Any] | list[Any] | None) -> dict[str, str | None]:
+    """The name look-ups ``section`` carries: kind -> normalised name (None clears it); empty
+    when the section carries no name."""
+    data = payload if isinstance(payload, dict) else {}
+    if section == "person":
+        first, last = data.get("first_names"), data.get("last_name")
+        if isinstance(first, str) and isinstance(last, str) and (first.strip() or last.strip()):
+            return {
+                "person_name": normalise_name(f"{first} {last}"),
+                "person_name_last_first": normalise_name(f"{last} {first}"),
+            }
+        return {"person_name": None, "person_name_last_first": None}
+    if section == "organisation":
+        name = data.get("name")
+        return {"organisation_name": normalise_name(name) if isinstance(name, str) and name.strip() else None}
+    return {}
+
+
 # The section a subject of each kind must have when it is created.
 REQUIRED_SECTION: Final = {"person": "person", "entrepreneur": "person", "organisation": "organisation"}
 

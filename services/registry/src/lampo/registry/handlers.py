@@ -40,6 +40,7 @@ from lampo.registry.domain import (
     Provenance,
     SectionUpdate,
     lookup_value,
+    name_lookups,
     profile_of,
     profiling_allowed,
     sections_of,
@@ -163,6 +164,11 @@ async def apply_section_updates(
             if applies and value:
                 set_lookups.append((kind, store.blind_index(kind, value), customer, w.subject_id))
             elif applies:
+                clear_lookups.append((kind, customer))
+        for kind, name in name_lookups(section, w.update.payload).items():
+            if name:
+                set_lookups.append((kind, store.blind_index(kind, name), customer, w.subject_id))
+            else:
                 clear_lookups.append((kind, customer))
         if section == "metering_points":
             points_of.append(customer)

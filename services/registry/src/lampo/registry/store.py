@@ -120,6 +120,61 @@ class RegistryStore:
         )
         return {(r["kind"], bytes(r["digest"])): r["subject_id"] for r in rows}
 
+    async def customers_by_digests(self, pairs: Sequence[tuple[str, bytes]]) -> list[str]:
+        """The customer numbers any of the blind indexes (kind, digest) lead to, in order."""
+        if not pairs:
+            return []
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT l.customer_number FROM lookup l JOIN unnest($1::text[], $2::bytea[]) AS w(kind, digest)"
+            " ON l.kind = w.kind AND l.digest = w.digest ORDER BY 1",
+            [k for k, _ in pairs],
+            [d for _, d in pairs],
+        )
+        return [r["customer_number"] for r in rows]
+
+    async def customer_exists(self, customer_number: str) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_number = $1)", customer_number
+            )
+        )
+
+    # --- the name look-ups' backfill (migration 0006) ------------------------------------------
+
+    async def backfill_pending(self, kind: str) -> bool:
+        return bool(await self.conn.fetchval("SELECT done_at IS NULL FROM lookup_backfills WHERE kind = $1", kind))
+
+    async def backfill_done(self, kind: str, at: datetime) -> None:
+        await self.conn.execute("UPDATE lookup_backfills SET done_at = $2 WHERE kind = $1", kind, at)
+
+    async def unindexed_names(self, after: str, limit: int) -> list[asyncpg.Record]:
+        """A page of held person and organisation sections, after customer number ``after``, whose
+        name look-up is missing; locked (FOR SHARE) until the transaction ends, so an erasure or
+        update of the section waits for the look-up written from it."""
+        rows: list[asyncpg.Record] = await self.conn.fetch(
+            """
+            SELECT x.customer_number, x.subject_id, x.section, x.payload FROM sections x
+             WHERE x.section IN ('person', 'organisation') AND x.payload IS NOT NULL AND x.customer_number > $1
+               AND NOT EXISTS (SELECT 1 FROM lookup l WHERE l.customer_number = x.customer_number
+                                  AND l.kind = CASE x.section WHEN 'person' THEN 'person_name' ELSE 'organisation_name' END)
+             ORDER BY x.customer_number, x.section
+             LIMIT $2
+               FOR SHARE OF x
+            """,
+            after,
+            limit,
+        )
+        return rows
+
+    async def add_lookups(self, rows: Sequence[tuple[str, bytes, str, str]]) -> None:
+        """(kind, digest, customer_number, subject_id), each unless one of its kind is stored."""
+        if rows:
+            await self.conn.execute(
+                "INSERT INTO lookup (kind, digest, customer_number, subject_id)"
+                " SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING",
+                *[list(c) for c in zip(*rows, strict=True)],
+            )
+
     @staticmethod
     def new_subject_id() -> str:
         return str(uuid.uuid4())
@@ -753,7 +808,8 @@ class RegistryStore:
         erased += sum(1 for r in rows if r["held"])
         derived = {
             "basic": [
-                "DELETE FROM lookup WHERE subject_id = $1 AND kind IN ('personal_identity_code', 'business_id')",
+                "DELETE FROM lookup WHERE subject_id = $1 AND kind IN ('personal_identity_code', 'business_id',"
+                " 'person_name', 'person_name_last_first', 'organisation_name')",
                 "DELETE FROM metering_points WHERE subject_id = $1",
             ],
             "contact": ["DELETE FROM lookup WHERE subject_id = $1 AND kind = 'email'"],

@@ -9,14 +9,12 @@ echoes the input (a password typed in the wrong field stays out of responses and
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated, Any, Literal
 
-import httpx
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -25,18 +23,15 @@ from lampo.staff.access import Access
 from lampo.staff.approvals import Desk
 from lampo.staff.approvals import add_routes as add_approval_routes
 from lampo.staff.audit_head import last_head
-from lampo.staff.domain import CUSTOMER_NUMBER, AuditEntry, Rights, parse_categories
+from lampo.staff.customer_view import Customers
+from lampo.staff.domain import Rights, parse_categories
 from lampo.staff.errors import (
-    CategoryNotPermitted,
     Forbidden,
     InvalidInput,
-    NoMatch,
     StaffError,
     Throttled,
-    UpstreamUnavailable,
 )
 
-REGISTRY_CATEGORIES = ("basic", "contact_person", "contact", "customer_relationship", "services", "consumption")
 _REQUEST_ID = re.compile(r"[!-~]{1,128}")
 
 Bearer = HTTPBearer(auto_error=False, description="A token from POST /v1/login (15 minutes)")
@@ -77,10 +72,25 @@ class Subject(BaseModel):
     customer_number: str
     subject_id: str
     restricted: bool
-    categories: dict[str, list[dict[str, Any]]]
+    categories: dict[str, list[dict[str, Any]]] = Field(
+        description="Category -> items from every store holding it (registry, billing, recordings, consent), each naming its store"
+    )
     not_connected: list[str] = Field(
         description="Categories the role may read that no connected store holds for this API yet"
     )
+    withheld: bool = Field(False, description="the subject is restricted: its data is stored, not used (Art. 18)")
+    unavailable: list[str] = Field(
+        default_factory=list, description="Stores that could not answer (their categories may be incomplete)"
+    )
+
+
+class Search(BaseModel):
+    by: Literal["customer_number", "identity_code", "email", "name"]
+    value: str = Field(min_length=1, max_length=320)
+
+
+class Found(BaseModel):
+    customer_numbers: list[str]
 
 
 class AuditStatus(BaseModel):
@@ -111,8 +121,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, desk: Desk) -> FastAPI:
-    """``access`` gives the bound service layer once the runtime's pool exists; ``desk`` does
+def create_api(access: Callable[[], Access], customers: Customers, desk: Desk) -> FastAPI:
+    """``access`` gives the bound service layer once the runtime's pool exists; ``customers``
+    reads a customer across the stores (customer_view.py, shared with the console); ``desk`` does
     what staff does with data subject requests (approvals.py, shared with the console)."""
     api = FastAPI(
         title="Muuramen Lämpö staff API",
@@ -162,6 +173,14 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, desk: 
 
     Confided = Annotated[Rights, Depends(confided)]
 
+    async def searcher(user: Confided) -> Rights:
+        """A user whose roles may read some customer data (checked before the body is)."""
+        if not user.read:
+            await customers.refuse_search(user)
+        return user
+
+    Searcher = Annotated[Rights, Depends(searcher)]
+
     @api.post(
         "/v1/login",
         response_model=Token,
@@ -199,38 +218,43 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, desk: 
         user: Confided,
         categories: Annotated[str | None, Query(max_length=256, description="comma-separated §6 categories")] = None,
     ) -> Subject:
-        if not CUSTOMER_NUMBER.fullmatch(customer_number):
-            raise InvalidInput("customer_number: 1-128 printable ASCII characters")
-        asked = parse_categories(categories)
-        scope = asked if asked is not None else sorted(user.read)
-        refused = sorted(set(scope) - user.read)
-        if refused or not scope:
-            await access().audit(
-                AuditEntry(user.username, "subject_read", "http", "denied", customer_number, tuple(refused or scope))
-            )
-            raise CategoryNotPermitted(
-                f"categories: the user's roles may not read {', '.join(refused)}" if refused
-                else "the user's roles may read no customer data"
-            )  # fmt: skip
-        # Always asked, even for categories it does not hold: the customer must exist.
-        answer = await _registry_read(registry, customer_number, scope)
-        if answer is None:
-            await access().audit(
-                AuditEntry(user.username, "subject_read", "http", "no_match", customer_number, tuple(scope))
-            )
-            raise NoMatch("customer_number: no such customer")
-        # Recorded before the data leaves: an audit failure answers 500 and discloses nothing.
-        await access().audit(
-            AuditEntry(user.username, "subject_read", "http", "ok", customer_number, tuple(scope)), check_reads=True
-        )
-        data = {c: v for c, v in answer["categories"].items() if c in scope}
+        view = await customers.read(user, customer_number, parse_categories(categories))
         return Subject(
-            customer_number=customer_number,
-            subject_id=answer["subject_id"],
-            restricted=answer["restricted"],
-            categories=data,
-            not_connected=[c for c in scope if c not in REGISTRY_CATEGORIES],
+            customer_number=view.customer_number,
+            subject_id=view.subject_id,
+            restricted=view.restricted,
+            categories=view.categories,
+            not_connected=view.not_connected,
+            withheld=view.withheld,
+            unavailable=view.unavailable,
         )
+
+    @api.post(
+        "/v1/search",
+        response_model=Found,
+        responses={**ERRORS, 503: {"description": "registry unreachable"}},
+    )
+    async def search(body: Search, user: Searcher) -> Found:
+        """Customer look-up through the registry's blind indexes; the value stays in the body."""
+        return Found(customer_numbers=await customers.search(user, body.by, body.value))
+
+    @api.get(
+        "/v1/subjects/{customer_number}/recordings/{recording_id}/audio",
+        response_class=StreamingResponse,
+        responses={
+            **ERRORS,
+            200: {"description": "the recording's audio", "content": {"audio/wav": {}}},
+            404: {"description": "no such recording of this customer, or withheld"},
+            503: {"description": "recordings store unreachable"},
+        },
+    )
+    async def play(
+        customer_number: Annotated[str, Path(max_length=128)],
+        recording_id: Annotated[str, Path(max_length=128)],
+        user: Confided,
+    ) -> StreamingResponse:
+        audio = await customers.audio(user, customer_number, recording_id)
+        return StreamingResponse(audio.body, media_type=audio.media_type, headers={"cache-control": "no-store"})
 
     @api.post(
         "/v1/dsar/requests",
@@ -343,22 +367,3 @@ def create_api(access: Callable[[], Access], registry: httpx.AsyncClient, desk: 
         return JSONResponse(api.openapi())
 
     return api
-
-
-async def _registry_read(
-    client: httpx.AsyncClient, customer_number: str, categories: list[str]
-) -> dict[str, Any] | None:
-    try:
-        response = await client.get(
-            f"/v1/subjects/{quote(customer_number, safe='')}", params={"categories": ",".join(categories)}
-        )
-    except httpx.HTTPError as e:
-        raise UpstreamUnavailable(f"registry: {type(e).__name__}") from e
-    if response.status_code == 404:
-        return None
-    if response.status_code == 400:
-        raise InvalidInput("customer_number: not accepted by the registry")
-    if response.status_code != 200:
-        raise UpstreamUnavailable(f"registry answered {response.status_code}")
-    body: dict[str, Any] = response.json()
-    return body

@@ -27,6 +27,7 @@ from lampo.staff.api import create_api
 from lampo.staff.approvals import Desk
 from lampo.staff.audit_head import HEAD_TYPE, publish
 from lampo.staff.console import PREFIXES, create_console
+from lampo.staff.customer_view import Clients, Customers
 from lampo.staff.domain import AuditHead, Role, check_recipients, datamap_recipients, load_roles
 from lampo.staff.errors import ConfigurationRefused
 from lampo.staff.metrics import register_metrics
@@ -40,6 +41,7 @@ class Staff:
     runtime: Runtime
     access: Access
     roles: dict[str, Role]
+    customers: Customers
 
 
 def check_configuration(settings: StaffSettings) -> dict[str, Role]:
@@ -58,9 +60,11 @@ def build(
     clock: Clock | None = None,
     registry_transport: httpx.AsyncBaseTransport | None = None,
     dsar_transport: httpx.AsyncBaseTransport | None = None,
+    store_transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> Staff:
-    """The staff service. The transports let a test put the registry's and the DSAR service's
-    real ASGI apps behind the clients instead of a network port."""
+    """The staff service. The transports let a test put the registry's, the DSAR service's and the
+    stores' (``billing``, ``recordings``, ``consent``) real ASGI apps behind the clients instead of
+    a network port."""
     settings = settings or StaffSettings()
     roles = check_configuration(settings)
     # The staff service calls the registry and the coordinator as itself (LAMPO_API_TOKEN), for its people.
@@ -69,16 +73,29 @@ def build(
         base_url=settings.registry_url, transport=registry_transport, timeout=timeout, headers=credential
     )
     dsar = httpx.AsyncClient(base_url=settings.dsar_url, transport=dsar_transport, timeout=timeout, headers=credential)
+    stores = {
+        name: httpx.AsyncClient(
+            base_url=url, transport=(store_transports or {}).get(name), timeout=timeout, headers=credential
+        )
+        for name, url in (
+            ("billing", settings.billing_url),
+            ("recordings", settings.recordings_url),
+            ("consent", settings.consent_url),
+        )
+    }
+    clients = Clients(registry=registry, **stores)
     holder: list[Access] = []
+    customers = Customers(lambda: holder[0], clients)
     desk = Desk(lambda: holder[0], dsar)
     pages = create_console(lambda: holder[0], desk, registry, settings)
+    pages.state.customers = customers  # the customer pages' service (console/customers.py)
     runtime = Runtime(
         settings,
         migrations=MIGRATIONS,
         span_processors=span_processors,
         clock=clock,
         mounts=[
-            ("/v1", create_api(lambda: holder[0], registry, desk)),
+            ("/v1", create_api(lambda: holder[0], customers, desk)),
             # The staff console's pages (lampo.staff.console), their static files and language switch.
             *((prefix, pages) for prefix in PREFIXES),
         ],
@@ -111,11 +128,11 @@ def build(
     register_metrics(runtime, access, settings, lambda: published_heads[-1] if published_heads else None)
 
     async def close_clients() -> None:
-        await registry.aclose()
+        await clients.aclose()
         await dsar.aclose()
 
     runtime.app.on_shutdown(close_clients)
-    return Staff(runtime, access, roles)
+    return Staff(runtime, access, roles, customers)
 
 
 def create_app() -> AsgiFastStream:

@@ -35,6 +35,10 @@ class StaffSettings(ServiceSettings):
     # The services the staff API reads from and forwards to, as the ``staff`` caller (LAMPO_API_TOKEN).
     registry_url: str = "http://127.0.0.1:8101"
     dsar_url: str = "http://127.0.0.1:8103"
+    # The stores the console and the JSON API read a customer from, by category (customer_view.py).
+    billing_url: str = "http://127.0.0.1:8105"
+    recordings_url: str = "http://127.0.0.1:8106"
+    consent_url: str = "http://127.0.0.1:8102"
     upstream_timeout_s: float = 10.0
 
     roles_file: Path = ROLES_FILE
