@@ -349,6 +349,9 @@ async def launch(
         if "dsar" in ports:
             service_env["LAMPO_DSAR_URL"] = f"http://127.0.0.1:{ports['dsar']}"
             service_env["LAMPO_PUBLIC_URL"] = f"http://127.0.0.1:{ports['dsar']}"  # packages' addresses
+        if name == "staff":  # its audit heads apart from other suites' (each signs with its own key)
+            service_env["LAMPO_AUDIT_HEAD_KEY"] = unique("staff-audit")
+            service_env.setdefault("LAMPO_AUDIT_HEAD_INTERVAL_S", "2")  # a head out soon after each change
         if name == "portal":  # plain http, the stand-in of strong identification on, mail links to itself
             service_env |= {
                 "LAMPO_WEB_INSECURE_COOKIES": "1",
