@@ -158,3 +158,12 @@ def test_moments_are_written_in_finnish_time() -> None:
     moment = datetime(2026, 6, 1, 21, 15, tzinfo=UTC)
     assert format_datetime(moment, "fi", "short") == "2.6.2026 0.15"
     assert "12:15" in format_datetime(moment, "en", "short")
+
+
+def test_a_rectification_form_becomes_the_contracts_corrections() -> None:
+    from lampo.web.forms import corrections_of, field_of
+
+    form = {"first_names": "  Maija   Liisa ", "street": "Kuusitie 3", "city": "", "unrelated": "x"}
+    assert corrections_of(form) == {"person": {"first_names": "Maija Liisa"}, "contact": {"street": "Kuusitie 3"}}
+    assert corrections_of({"city": "   "}) == {}
+    assert field_of("contact", ("postal_code",)) == "postal_code" and field_of("person", ("street",)) is None

@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ValidationError
 
 from lampo.contracts.registry import Contact, PersonCorrection
+from lampo.web.forms import RECTIFIABLE, corrections_of, field_of, tidy
 from lampo.web.i18n import N_
 
 Kind = Literal["access", "portability", "rectification", "erasure", "objection", "restriction"]
@@ -58,16 +59,6 @@ def check_customer_number(value: str) -> str | None:
 
 # -- request forms -------------------------------------------------------------------------------
 
-RECTIFIABLE: Final = {
-    # form field -> (section of ``corrections``, field in it)
-    "first_names": ("person", "first_names"),
-    "last_name": ("person", "last_name"),
-    "street": ("contact", "street"),
-    "postal_code": ("contact", "postal_code"),
-    "city": ("contact", "city"),
-    "phone": ("contact", "phone"),
-    "email": ("contact", "email"),
-}
 _SECTION_MODELS: Final[dict[str, type[BaseModel]]] = {"person": PersonCorrection, "contact": Contact}
 _FIELD_ERRORS: Final = {
     "first_names": N_("Enter your first names as they should be."),
@@ -124,16 +115,12 @@ def read_form(kind: Kind, form: Mapping[str, str]) -> RequestForm:
 
 
 def _rectification(form: Mapping[str, str]) -> RequestForm:
-    values = {name: " ".join(form.get(name, "").split()) for name in RECTIFIABLE}
+    values = {name: tidy(form.get(name)) for name in RECTIFIABLE}
     result = RequestForm("rectification", values)
-    given = {name: value for name, value in values.items() if value}
-    if not given:
+    sections = corrections_of(values)
+    if not sections:
         result.errors["first_names"] = N_("Fill in at least one field you want corrected.")
         return result
-    sections: dict[str, dict[str, str]] = {}
-    for name, value in given.items():
-        section, key = RECTIFIABLE[name]
-        sections.setdefault(section, {})[key] = value
     corrections: dict[str, Any] = {}
     for section, fields in sections.items():
         # the form is for Finnish addresses
@@ -142,7 +129,7 @@ def _rectification(form: Mapping[str, str]) -> RequestForm:
             model = _SECTION_MODELS[section].model_validate(data)
         except ValidationError as e:
             for error in e.errors():
-                found = next((n for n, (s, k) in RECTIFIABLE.items() if s == section and k in error["loc"]), None)
+                found = field_of(section, tuple(error["loc"]))
                 if found is not None:
                     result.errors.setdefault(found, _FIELD_ERRORS[found])
             continue

@@ -17,13 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lampo.portal import labels, store
 from lampo.portal.clients import Unavailable
-from lampo.portal.domain import KINDS, OBJECTION_SCOPES, RECTIFIABLE, Kind, read_form, submitted
+from lampo.portal.domain import KINDS, OBJECTION_SCOPES, Kind, read_form, submitted
 from lampo.portal.email_code import NEXT
 from lampo.portal.render import portal, render
 from lampo.portal.session import Verified, current_subject, forget_subject
 from lampo.portal.settings import PortalSettings
 from lampo.portal.verify import Verifier
 from lampo.web import Site, flash, gettext, safe_next, session
+from lampo.web.forms import RECTIFIABLE
 from lampo.web.i18n import N_, pick
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from lampo.staff.console.auth import console, needs, render
 from lampo.staff.domain import CUSTOMER_NUMBER, Rights
 from lampo.staff.errors import InvalidInput, NoMatch, StaffError
 from lampo.web import flash, gettext
+from lampo.web.forms import corrections_of
 from lampo.web.i18n import HELSINKI, N_
 
 PAGE: Final = 25
@@ -67,16 +68,6 @@ SCOPES: Final = {
     "direct_marketing": N_("Direct marketing"),
     "profiling": N_("Profiling"),
     "automated_decisions": N_("Automated decisions"),
-}
-CORRECTIONS: Final = {
-    # form field -> (section, field) of the contract's corrections
-    "first_names": ("person", "first_names"),
-    "last_name": ("person", "last_name"),
-    "street": ("contact", "street"),
-    "postal_code": ("contact", "postal_code"),
-    "city": ("contact", "city"),
-    "phone": ("contact", "phone"),
-    "email": ("contact", "email"),
 }
 CORRECTION_LABELS: Final = {
     "first_names": N_("First names"),
@@ -229,11 +220,7 @@ def _submission(values: dict[str, str], now: datetime) -> tuple[dict[str, Any], 
         "verification": {"method": method, "verified_by": "staff", "verified_at": now.isoformat()},
     }
     if kind == "rectification":
-        corrections: dict[str, dict[str, str]] = {}
-        for name, (section, field) in CORRECTIONS.items():
-            value = values.get(name, "").strip()
-            if value:
-                corrections.setdefault(section, {})[field] = value
+        corrections = corrections_of(values)
         if not corrections:
             raise InvalidInput("corrections: give at least one corrected value")
         body["corrections"] = corrections
