@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 from inbox import Mailbox
-from suite import Suite, free_port, installed, launch
+from suite import Suite, free_port
 
 from lampo.web.guard import LANG_COOKIE
 
@@ -199,15 +199,6 @@ async def serve() -> AsyncIterator[Callable[[Any], Awaitable[str]]]:
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
-
-
-@pytest.fixture(scope="session")
-async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
-    running = await launch(installed(), tmp_path_factory.mktemp("suite-logs"))
-    try:
-        yield running
-    finally:
-        await running.close()
 
 
 @pytest.fixture

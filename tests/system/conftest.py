@@ -1,21 +1,13 @@
-"""One suite of processes for the whole system-test session (see tests/suite.py)."""
+"""The system tests' helpers (the suite of processes they share with the browser tests is
+the session fixture `suite` of tests/conftest.py; see tests/suite.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from suite import Suite, installed, launch
-
-
-@pytest.fixture(scope="session")
-async def suite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
-    running = await launch(installed(), tmp_path_factory.mktemp("suite-logs"))
-    try:
-        yield running
-    finally:
-        await running.close()
+from suite import installed
 
 
 @pytest.fixture
