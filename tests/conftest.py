@@ -32,3 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
+    # The shared suite (the session fixture `suite` below) starts at the first test that asks for
+    # it and runs to the session's end: every test that starts services of its own (the privacy
+    # search, the plans, the services' own tests) runs before it, never beside it.
+    items.sort(key=lambda item: "suite" in getattr(item, "fixturenames", ()))

@@ -7,10 +7,8 @@ carries the customer's personal data or an SQL statement's parameters."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from people import staff_user
 from suite import ZIPKIN, Suite, zipkin_running
 
 from lampo.contracts.catalog import DSAR_EVENTS, PRIVACY_ACKS, PRIVACY_TASKS
@@ -26,26 +25,12 @@ from lampo.testing import TopicReader, eventually, header
 from lampo.tracing import trace_id_of
 
 PARTICIPANTS = {"lampo-registry", "lampo-billing", "lampo-recordings", "lampo-consent"}
-# The first administrator, made as an operator would (``lampo staff create-first-admin``), in a
-# process of its own with the staff service's configuration.
-CREATE_USER = """
-import sys
-from lampo.staff.cli import _do
-username, secret = sys.argv[1], sys.argv[2]
-_do(lambda a: a.create_user("cli:test", username, secret, ["administrator", "data_protection_officer"],
-                            interface="cli", first_admin=True))
-"""
 
 
-async def dpo_headers(suite: Suite) -> dict[str, str]:
-    """A staff user's bearer token, as a data protection officer with the commitment made."""
-    username, secret = "tietosuoja.trace", f"Synteettinen-{uuid.uuid4().hex[:10]}-Kevät"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CREATE_USER, username, secret, env=suite["staff"].env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
+async def dpo_headers(suite: Suite) -> tuple[str, dict[str, str]]:
+    """A staff user (made as an operator would, tests/people.py) and its bearer token, as a data
+    protection officer with the commitment made."""
+    username, secret = await staff_user(suite, "data_protection_officer")
     async with httpx.AsyncClient(base_url=suite["staff"].url, timeout=30) as http:
         login = await http.post("/v1/login", json={"username": username, "password": secret})
         assert login.status_code == 200, login.text
@@ -53,7 +38,7 @@ async def dpo_headers(suite: Suite) -> dict[str, str]:
         version = os.environ.get("LAMPO_CONFIDENTIALITY_TEXT_VERSION", "2026-1")
         committed = await http.post("/v1/me/confidentiality", json={"text_version": version}, headers=headers)
         assert committed.status_code == 200, committed.text
-    return headers
+    return username, headers
 
 
 def tags(span: dict[str, Any]) -> dict[str, str]:
@@ -101,7 +86,7 @@ async def test_a_dsar_submitted_through_the_staff_api_is_one_trace_from_the_requ
         pytest.skip(f"no Zipkin at {ZIPKIN} (make infra starts it: deploy/local/zipkin.sh)")
     customer = new_customer()
     await seed(suite.urls, customer)
-    headers = await dpo_headers(suite)
+    username, headers = await dpo_headers(suite)
     request_id = str(uuid.uuid4())
     body = {
         "request_id": request_id,
@@ -166,4 +151,4 @@ async def test_a_dsar_submitted_through_the_staff_api_is_one_trace_from_the_requ
     text = json.dumps(spans, ensure_ascii=False)
     leaked = [s for s in customer.personal_strings if s in text]
     assert not leaked, leaked
-    assert "db.statement.parameters" not in text and "tietosuoja.trace" not in text
+    assert "db.statement.parameters" not in text and username not in text
