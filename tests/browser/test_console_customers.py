@@ -64,8 +64,8 @@ async def test_customer_service_sees_no_billing_and_cannot_approve(
     request_id = await submit(submitted("erasure", customer.number))
     dsar = httpx.AsyncClient(base_url=suite["dsar"].url, headers=suite.as_caller("portal"))
 
-    async def state() -> str:
-        return str((await dsar.get(f"/v1/requests/{request_id}")).json()["status"])
+    async def state() -> str:  # "" until the coordinator has taken the request in (404 before)
+        return str((await dsar.get(f"/v1/requests/{request_id}")).json().get("status", ""))
 
     await eventually(lambda: _is(state, "awaiting_approval"), timeout=60)
     response = await page.goto(f"{base}/console/requests/{request_id}")
