@@ -48,6 +48,17 @@ CALLERS = [*dict.fromkeys([*SERVICES, "portal", "marketing"])]  # the portal is 
 ZIPKIN = f"http://127.0.0.1:{os.environ.get('LAMPO_ZIPKIN_PORT', '9411')}"
 
 
+def runtime_env() -> dict[str, str]:
+    """deploy/runtime.env: how a service process runs in production (trace sampling, malloc
+    arenas), as docker-compose.yml and `make up` run it; the caller's environment wins."""
+    out = {}
+    for line in (Path(__file__).resolve().parents[1] / "deploy" / "runtime.env").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isupper() and not key.startswith("#"):
+            out[key] = os.environ.get(key, value)
+    return out
+
+
 def zipkin_running() -> bool:
     try:
         return httpx.get(f"{ZIPKIN}/health", timeout=2).status_code == 200
@@ -85,16 +96,24 @@ class Span:
 
 
 class OtlpReceiver:
-    """Receives OTLP/HTTP protobuf trace exports (POST /v1/traces), keeps the spans."""
+    """Receives OTLP/HTTP protobuf trace exports (POST /v1/traces), keeps the spans; with
+    ``keep=False`` reads and drops them (a benchmark's tracing backend, which in production runs
+    on hosts of its own: the services encode and send every span, nothing here parses them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
         self.spans: list[Span] = []
+        self.bytes_received = 0
         self.port = free_port()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.bytes_received += len(body)
+                if not keep:
+                    self.send_response(200)
+                    self.end_headers()
+                    return
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)
                 for rs in request.resource_spans:
@@ -287,14 +306,21 @@ def installed() -> list[str]:
 
 
 async def launch(
-    names: list[str], logs: Path, *, env: dict[str, str] | None = None, ready_timeout: float = 60, replicas: int = 1
+    names: list[str],
+    logs: Path,
+    *,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 60,
+    replicas: int = 1,
+    keep_spans: bool = True,
 ) -> Suite:
     """Starts the named services, each with a new database and consumer group (fast-forwarded to
     the end of every topic, so earlier runs' records are not replayed), and waits until ready.
     ``replicas``: instances of each service, sharing its database and consumer group, each on a
     port of its own (``Suite.instances``); the others call instance 0, which starts last (so an
-    instance other than the one called holds the outbox relay first)."""
-    otlp = OtlpReceiver()
+    instance other than the one called holds the outbox relay first). ``keep_spans=False``: the
+    spans go to a receiver that drops them, and not to Zipkin (benchmarks: see OtlpReceiver)."""
+    otlp = OtlpReceiver(keep=keep_spans)
     otlp.start()
     mail = MailCatcher(logs / "mail")
     try:
@@ -337,7 +363,7 @@ async def launch(
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             **mail.env,
         }
-        if zipkin:  # the real tracing backend too, when `make infra` started it
+        if zipkin and keep_spans:  # the real tracing backend too, when `make infra` started it
             service_env["LAMPO_ZIPKIN_ENDPOINT"] = f"{ZIPKIN}/api/v2/spans"
         else:
             service_env.pop("LAMPO_ZIPKIN_ENDPOINT", None)

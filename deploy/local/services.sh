@@ -13,6 +13,10 @@ state="${LAMPO_STATE_DIR:-$repo/.run}"
 dir="$state/services"
 mkdir -p "$dir"
 bin="$repo/.venv/bin"
+# How a service process runs (deploy/runtime.env, as docker-compose.yml): the caller's value wins.
+while IFS='=' read -r setting value; do
+  if [[ "$setting" =~ ^[A-Z][A-Z0-9_]*$ ]]; then export "$setting=${!setting:-$value}"; fi
+done < "$repo/deploy/runtime.env"
 
 master_key() {
   local f="$state/master.key"

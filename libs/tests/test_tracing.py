@@ -136,6 +136,19 @@ async def test_sql_spans_are_made_under_an_active_span_only_and_carry_the_statem
     assert all(secret not in str(v) for s in exporter.get_finished_spans() for v in s.attributes.values())
 
 
+async def test_a_transactions_begin_and_the_pools_reset_are_not_spans_its_commit_is() -> None:
+    test_provider, exporter = provider(1.0)
+    tracer = test_provider.get_tracer("t")
+    pool = await create_pool(server_url_of(PG_URL, "postgres"), min_size=1, max_size=1, tracer=tracer)
+    try:
+        with tracer.start_as_current_span("http", attributes={FLOW: PRIVACY}):
+            async with pool.acquire() as conn, conn.transaction():  # released under the span: reset runs
+                await conn.fetchval("SELECT 1")
+    finally:
+        await pool.close()
+    assert [s.name for s in exporter.get_finished_spans() if s.name != "http"] == ["SELECT", "COMMIT"]
+
+
 def test_an_sql_span_is_named_after_the_statements_operation() -> None:
     from lampo.db.tracing import _operation
 

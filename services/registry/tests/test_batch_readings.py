@@ -153,3 +153,43 @@ async def test_a_batch_makes_one_key_per_new_subject_and_keys_of_a_failed_batch_
         for row in await conn.fetch("SELECT subject_id, section, payload FROM sections WHERE payload IS NOT NULL"):
             cipher = await reader.cipher(conn, row["subject_id"])
             assert cipher.decrypt(row["section"], row["payload"]) is not None
+
+
+async def test_the_databases_reading_totals_are_the_profiles_own_sums(pools) -> None:
+    """RegistryStore.reading_totals (one aggregate in the database, what a profile is computed
+    from) equals domain.totals_of over the same readings: three years of readings of uneven
+    periods, forecasts on some, both window edges hit exactly; and None without a reading."""
+    import random
+
+    from lampo.registry.domain import profile_from, totals_of
+    from lampo.registry.store import RegistryStore
+
+    pool, _, keys_pool = pools
+    keys = KeyRing(parse_master_key(new_master_key()))
+    keys.attach(keys_pool)
+    customers = [new_customer_number() for _ in range(3)]
+    await apply(pool, keys, [customer_upserted(c, 903 + i).to_bytes() for i, c in enumerate(customers)])
+    rng = random.Random(17)
+    latest = date(2026, 10, 31)
+    async with pool.acquire() as conn:
+        subject = await conn.fetchval("SELECT subject_id FROM customers WHERE customer_number = $1", customers[0])
+        rows = []
+        for i in range(400):
+            end = latest - timedelta(days=rng.choice([0, 365, 366, 730, 731, rng.randrange(0, 1100)]))
+            forecast = Decimal(f"{rng.uniform(5, 30):.3f}") if rng.random() < 0.3 else None
+            rows.append((customers[0], f"MP-{i % 7}", end - timedelta(days=rng.randrange(0, 40)), end,
+                         subject, Decimal(f"{rng.uniform(0, 2):.3f}"), forecast, f"ev-{i}"))  # fmt: skip
+        rows.append((customers[1], "MP-0", latest - timedelta(days=30), latest, subject, Decimal("1.5"), None, "ev-x"))
+        await conn.executemany(
+            "INSERT INTO consumption (customer_number, metering_point, period_start, period_end, subject_id,"
+            " energy_mwh, annual_forecast_mwh, event_time, event_id, source_system, origin, legal_basis)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, 'urn:system:metering', 'metering', 'contract')"
+            " ON CONFLICT DO NOTHING",
+            rows,
+        )
+        store = RegistryStore(conn, keys)
+        for customer in customers[:2]:
+            expected = totals_of(await store.readings(customer))
+            assert expected is not None and await store.reading_totals(customer) == expected
+            assert profile_from(expected).reports == len(await store.readings(customer))
+        assert await store.reading_totals(customers[2]) is None

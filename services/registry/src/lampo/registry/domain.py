@@ -235,32 +235,63 @@ def band_of(annual_mwh: Decimal) -> str:
     return "over_50_mwh"
 
 
-def profile_of(readings: list[Reading]) -> Profile | None:
-    """Annual consumption band and trend, from the twelve months up to the latest reading compared
-    with the twelve before them. Periods are attributed to the year window their end falls in.
-    Without a full previous year the trend is ``unknown``; the band then uses the latest annual
-    forecast when one was reported, else the consumption of the last twelve months."""
+@dataclass(frozen=True)
+class ReadingTotals:
+    """What a profile is computed from: the customer's readings summed over the twelve months up
+    to the latest reading (``current``) and the twelve before them (``previous``), periods
+    attributed to the window their end falls in. The store sums them in the database
+    (``RegistryStore.reading_totals``), so a subject with 50,000 daily readings costs one
+    aggregate, not 50,000 rows brought into the process, at every batch of its readings."""
+
+    latest: date
+    earliest: date
+    reports: int
+    current: Decimal
+    previous: Decimal
+    previous_reports: int
+    # the annual forecast of the latest reading that carried one (of several that day, the largest)
+    forecast: Decimal | None
+
+
+def totals_of(readings: list[Reading]) -> ReadingTotals | None:
     if not readings:
         return None
     latest = max(r.period_end for r in readings)
-    year_ago = latest - timedelta(days=365)
-    two_years_ago = latest - timedelta(days=730)
-    current = sum((r.energy_mwh for r in readings if r.period_end > year_ago), Decimal(0))
-    previous_readings = [r for r in readings if two_years_ago < r.period_end <= year_ago]
-    previous = sum((r.energy_mwh for r in previous_readings), Decimal(0))
-    earliest = min(r.period_start for r in readings)
-    full_year = earliest <= year_ago + timedelta(days=1)
-    forecasts = [r for r in sorted(readings, key=lambda r: r.period_end) if r.annual_forecast_mwh is not None]
-    annual = current if full_year or not forecasts else forecasts[-1].annual_forecast_mwh or current
-    if not previous_readings or previous == 0:
+    year_ago, two_years_ago = latest - timedelta(days=365), latest - timedelta(days=730)
+    previous = [r for r in readings if two_years_ago < r.period_end <= year_ago]
+    forecasts = [(r.period_end, r.annual_forecast_mwh) for r in readings if r.annual_forecast_mwh is not None]
+    return ReadingTotals(
+        latest=latest,
+        earliest=min(r.period_start for r in readings),
+        reports=len(readings),
+        current=sum((r.energy_mwh for r in readings if r.period_end > year_ago), Decimal(0)),
+        previous=sum((r.energy_mwh for r in previous), Decimal(0)),
+        previous_reports=len(previous),
+        forecast=max(forecasts)[1] if forecasts else None,
+    )
+
+
+def profile_from(t: ReadingTotals) -> Profile:
+    """Annual consumption band and trend: the twelve months up to the latest reading compared
+    with the twelve before them. Without a full previous year the trend is ``unknown``; the band
+    then uses the latest annual forecast when one was reported, else the last twelve months."""
+    full_year = t.earliest <= t.latest - timedelta(days=365) + timedelta(days=1)
+    annual = t.current if full_year or t.forecast is None else t.forecast or t.current
+    if not t.previous_reports or t.previous == 0:
         trend = "unknown"
-    elif current > previous * Decimal("1.05"):
+    elif t.current > t.previous * Decimal("1.05"):
         trend = "rising"
-    elif current < previous * Decimal("0.95"):
+    elif t.current < t.previous * Decimal("0.95"):
         trend = "falling"
     else:
         trend = "stable"
-    return Profile(annual_mwh=annual, band=band_of(annual), trend=trend, reports=len(readings))
+    return Profile(annual_mwh=annual, band=band_of(annual), trend=trend, reports=t.reports)
+
+
+def profile_of(readings: list[Reading]) -> Profile | None:
+    """The profile of these readings (:func:`profile_from` of their :func:`totals_of`)."""
+    totals = totals_of(readings)
+    return profile_from(totals) if totals else None
 
 
 # --- restriction (Art. 18) and objection (Art. 21) ---------------------------------------------

@@ -41,7 +41,7 @@ from lampo.registry.domain import (
     SectionUpdate,
     lookup_value,
     name_lookups,
-    profile_of,
+    profile_from,
     profiling_allowed,
     sections_of,
     system_of,
@@ -421,9 +421,10 @@ async def refresh_profile(store: RegistryStore, customer_number: str, clock: Clo
         return False
     if not allowed or await store.is_restricted(subject_id):
         return await store.delete_profiles(customer_number=customer_number) > 0
-    profile = profile_of(await store.readings(customer_number))
-    if profile is None:
+    totals = await store.reading_totals(customer_number)
+    if totals is None:
         return False
+    profile = profile_from(totals)
     await store.save_profile(customer_number, subject_id, profile, clock.now())
     return True
 

@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 
 from lampo.crypto import FieldCipher, KeyRing
-from lampo.registry.domain import Profile, Provenance, Reading, SectionUpdate
+from lampo.registry.domain import Profile, Provenance, Reading, ReadingTotals, SectionUpdate
 
 SectionRow = tuple[str, str, str, str, bytes | None, datetime, str, str, str, str]
 """(customer_number, section, subject_id, category, encrypted payload, event_time, event_id,
@@ -724,6 +724,32 @@ class RegistryStore:
             customer_number,
         )
         return [Reading(r["period_start"], r["period_end"], r["energy_mwh"], r["annual_forecast_mwh"]) for r in rows]
+
+    async def reading_totals(self, customer_number: str) -> ReadingTotals | None:
+        """The sums a profile is computed from (``domain.totals_of`` of :meth:`readings`), in
+        one aggregate by the database."""
+        row = await self.conn.fetchrow(
+            """
+            WITH r AS (
+                SELECT period_start, period_end, energy_mwh, annual_forecast_mwh
+                  FROM consumption WHERE customer_number = $1
+            ), span AS (
+                SELECT max(period_end) AS latest, min(period_start) AS earliest, count(*) AS reports FROM r
+            )
+            SELECT span.latest, span.earliest, span.reports,
+                   coalesce(sum(r.energy_mwh) FILTER (WHERE r.period_end > span.latest - 365), 0) AS current,
+                   coalesce(sum(r.energy_mwh) FILTER (
+                       WHERE r.period_end > span.latest - 730 AND r.period_end <= span.latest - 365), 0) AS previous,
+                   count(*) FILTER (
+                       WHERE r.period_end > span.latest - 730 AND r.period_end <= span.latest - 365) AS previous_reports,
+                   (SELECT annual_forecast_mwh FROM r WHERE annual_forecast_mwh IS NOT NULL
+                     ORDER BY period_end DESC, annual_forecast_mwh DESC LIMIT 1) AS forecast
+              FROM span, r
+             GROUP BY span.latest, span.earliest, span.reports
+            """,
+            customer_number,
+        )
+        return ReadingTotals(**dict(row)) if row else None
 
     async def save_profile(
         self, customer_number: str, subject_id: str, profile: Profile, computed_at: datetime
