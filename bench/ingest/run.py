@@ -431,4 +431,16 @@ if __name__ == "__main__":
         help="keep the subject keys in the registry's own database (default: a keys database, as deployed)",
     )
     args: Any = parser.parse_args()
+    # The registry as deployed: its trace sampling from deploy/runtime.env, and every span it
+    # samples encoded and exported (to a receiver that drops them; the backend is elsewhere).
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+    from suite import OtlpReceiver, runtime_env
+
+    os.environ.update(runtime_env())
+    sink = OtlpReceiver(keep=False)
+    sink.start()
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
+    print(f"registry runs with {runtime_env()}; its spans exported to a receiver that drops them")
     asyncio.run(main(args.events, args.readings, not args.keys_in_data_database))
