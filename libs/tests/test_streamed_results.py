@@ -99,7 +99,7 @@ async def test_parts_of_items_take_several_times_more_but_one_that_would_not_def
 
     readable = [f"reading {i % 50}" for i in range(20_000)]  # deflates well: parts of items fill up
     parts = parts_of(await seal_stream(public, items(readable), part_bytes=64 * 1024))
-    assert len(parts) <= 3
+    assert len(parts) <= 4  # two of 64 KiB (the first leave early), then of 256 KiB; not 7
     assert [r["note"] for r in open_result(private, parts, len(parts))["basic"]] == readable
     noise = [base64.b64encode(os.urandom(300)).decode() for _ in range(2_000)]  # hardly deflates
     parts = parts_of(await seal_stream(public, items(noise), part_bytes=64 * 1024))

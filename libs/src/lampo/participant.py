@@ -289,9 +289,10 @@ STREAM_PREFIX = "f1."
 # Plaintext of one streamed part: sealed and base64'd it stays under 1 MiB (privacy.acks.v1
 # takes 2 MiB records; consumers fetch 1 MiB per partition), compressed or not.
 STREAM_PART_BYTES = 700 * 1024
-# A part of items only (no attachment bytes) holds up to this many times as much before it is
-# deflated (items deflate ~10x or better): fewer, fuller parts, each a record, a seal, an
-# outbox row and an ack less. One that does not deflate to ``STREAM_PART_BYTES`` is split.
+# A part of items only (no attachment bytes), but the first two, holds up to this many times as
+# much before it is deflated (items deflate ~10x or better): fewer, fuller parts, each a record,
+# a seal, an outbox row and an ack less. One that does not deflate to ``STREAM_PART_BYTES`` is
+# split.
 ITEMS_PART_FACTOR = 4
 # A result whose frames stay under this is sent as one JSON document (one record).
 SMALL_RESULT_BYTES = 256 * 1024
@@ -410,6 +411,7 @@ async def seal_stream(
     total = 0
     sealed = SealedParts(run)
     held: str | None = None  # the last part sealed, held back until another follows
+    packs_sealed = 0
 
     def packed(frames: list[bytes], size: int, raw: int) -> list[bytes]:
         """A part's frames packed: one part, or (items that would not compress to fit one) more."""
@@ -426,11 +428,12 @@ async def seal_stream(
         )
 
     async def flush() -> None:
-        nonlocal pending, size, raw, held
+        nonlocal pending, size, raw, held, packs_sealed
         if not pending:
             return
         packs = packed(pending, size, raw)
         pending, size, raw = [], 0, 0
+        packs_sealed += len(packs)
         for pack in packs:
             part = f"{STREAM_PREFIX}{run}.{seal(public_key_b64, pack)}"
             if emit is None:
@@ -457,8 +460,9 @@ async def seal_stream(
                     head = b'{"path":' + orjson.dumps(list(piece.path)) + b',"items":['
                     body = head + ",".join(piece.texts).encode() + b"]}"
                     frame = _LENGTH.pack(len(body)) + body
-                # A part of items only takes more of them (deflated, they still fit a record).
-                if size and size + len(frame) > (part_bytes if raw else items_bytes):
+                # A part of items only takes more of them (deflated, they still fit a record);
+                # not the first two, so that the first leaves early (it waits for the second).
+                if size and size + len(frame) > (part_bytes if raw or packs_sealed < 2 else items_bytes):
                     await flush()
                 add(frame)
             else:
