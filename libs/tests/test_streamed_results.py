@@ -90,6 +90,23 @@ async def test_a_large_result_is_sealed_in_parts_each_opened_on_its_own_and_whol
     assert sum(len(p) for p in parts.values()) < sum(map(len, clips)) * 4 / 3 * 1.05 + 2_000_000
 
 
+async def test_parts_of_items_take_several_times_more_but_one_that_would_not_deflate_to_fit_is_split() -> None:
+    private, public = new_request_keypair()
+
+    async def items(texts: list[str]) -> AsyncIterator[Piece]:
+        for low in range(0, len(texts), 100):
+            yield Items(("basic",), [{"note": t} for t in texts[low : low + 100]])
+
+    readable = [f"reading {i % 50}" for i in range(20_000)]  # deflates well: parts of items fill up
+    parts = parts_of(await seal_stream(public, items(readable), part_bytes=64 * 1024))
+    assert len(parts) <= 4  # two of 64 KiB (the first leave early), then of 256 KiB; not 7
+    assert [r["note"] for r in open_result(private, parts, len(parts))["basic"]] == readable
+    noise = [base64.b64encode(os.urandom(300)).decode() for _ in range(2_000)]  # hardly deflates
+    parts = parts_of(await seal_stream(public, items(noise), part_bytes=64 * 1024))
+    assert len(parts) > 8 and all(len(p) < 64 * 1024 * 4 / 3 + 1024 for p in parts.values())
+    assert [r["note"] for r in open_result(private, parts, len(parts))["basic"]] == noise
+
+
 async def test_with_emit_every_part_but_the_last_leaves_as_soon_as_the_next_begins() -> None:
     private, public = new_request_keypair()
     emitted: list[tuple[int, str]] = []

@@ -289,6 +289,11 @@ STREAM_PREFIX = "f1."
 # Plaintext of one streamed part: sealed and base64'd it stays under 1 MiB (privacy.acks.v1
 # takes 2 MiB records; consumers fetch 1 MiB per partition), compressed or not.
 STREAM_PART_BYTES = 700 * 1024
+# A part of items only (no attachment bytes), but the first two, holds up to this many times as
+# much before it is deflated (items deflate ~10x or better): fewer, fuller parts, each a record,
+# a seal, an outbox row and an ack less. One that does not deflate to ``STREAM_PART_BYTES`` is
+# split.
+ITEMS_PART_FACTOR = 4
 # A result whose frames stay under this is sent as one JSON document (one record).
 SMALL_RESULT_BYTES = 256 * 1024
 # A part never opens into more than this (a corrupt or hostile part cannot exhaust memory).
@@ -398,6 +403,7 @@ async def seal_stream(
     to it as soon as the next one begins (the coordinator works on them while the rest is
     read); the parts not emitted are returned."""
     run = uuid.uuid4().hex
+    items_bytes = part_bytes * ITEMS_PART_FACTOR
     pending: list[bytes] = []  # frames of the part being filled
     size = 0
     raw = 0  # bytes of attachments in it
@@ -405,23 +411,38 @@ async def seal_stream(
     total = 0
     sealed = SealedParts(run)
     held: str | None = None  # the last part sealed, held back until another follows
+    packs_sealed = 0
+
+    def packed(frames: list[bytes], size: int, raw: int) -> list[bytes]:
+        """A part's frames packed: one part, or (items that would not compress to fit one) more."""
+        plain = b"".join(frames)
+        # Items compress ~10x; audio hardly at all, and deflating it costs more than sending it.
+        if raw * 2 > size:
+            return [_RAW + plain]
+        deflated = _ZLIB + zlib.compress(plain, 1)
+        if len(deflated) <= part_bytes or size <= part_bytes or len(frames) == 1:
+            return [deflated]
+        half = len(frames) // 2  # items only (see ``items_bytes``): halves, each packed again
+        return packed(frames[:half], sum(map(len, frames[:half])), 0) + packed(
+            frames[half:], sum(map(len, frames[half:])), 0
+        )
 
     async def flush() -> None:
-        nonlocal pending, size, raw, held
+        nonlocal pending, size, raw, held, packs_sealed
         if not pending:
             return
-        plain = b"".join(pending)
-        # Items compress ~10x; audio hardly at all, and deflating it costs more than sending it.
-        packed = _RAW + plain if raw * 2 > size else _ZLIB + zlib.compress(plain, 1)
+        packs = packed(pending, size, raw)
         pending, size, raw = [], 0, 0
-        part = f"{STREAM_PREFIX}{run}.{seal(public_key_b64, packed)}"
-        if emit is None:
-            sealed.add(part)
-            return
-        if held is not None:
-            await emit(sealed.first, held)
-            sealed.first += 1
-        held = part
+        packs_sealed += len(packs)
+        for pack in packs:
+            part = f"{STREAM_PREFIX}{run}.{seal(public_key_b64, pack)}"
+            if emit is None:
+                sealed.add(part)
+                continue
+            if held is not None:
+                await emit(sealed.first, held)
+                sealed.first += 1
+            held = part
 
     def add(frame: bytes, attached: int = 0) -> None:
         nonlocal size, total, raw
@@ -439,7 +460,9 @@ async def seal_stream(
                     head = b'{"path":' + orjson.dumps(list(piece.path)) + b',"items":['
                     body = head + ",".join(piece.texts).encode() + b"]}"
                     frame = _LENGTH.pack(len(body)) + body
-                if size and size + len(frame) > part_bytes:
+                # A part of items only takes more of them (deflated, they still fit a record);
+                # not the first two, so that the first leaves early (it waits for the second).
+                if size and size + len(frame) > (part_bytes if raw or packs_sealed < 2 else items_bytes):
                     await flush()
                 add(frame)
             else:

@@ -16,7 +16,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lampo.dsar.package import PackageBuilder, _plain_csv, build
+from lampo.dsar.package import (
+    _FORMULA_START,
+    PackageBuilder,
+    _may_start_formula,
+    _plain_columns_csv,
+    _plain_csv,
+    _texts,
+    build,
+)
 
 
 def reading(i: int) -> dict[str, Any]:
@@ -178,6 +186,44 @@ def test_the_quick_csv_path_writes_what_the_csv_module_writes_or_leaves_it_to_it
     assert quick is None or quick == buffer.getvalue()
     if all(not set(v) & set(',"\r\n') for row in rows for v in row) and not any(row == [""] for row in rows):
         assert quick is not None  # plain text rows take the quick path
+
+
+_SCALARS = st.one_of(
+    st.text(alphabet='ab,"\r\n =+-@\té', max_size=4),
+    st.none(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.booleans(),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(lambda width: st.lists(st.lists(_SCALARS, min_size=width, max_size=width), max_size=5))
+)
+def test_the_column_csv_path_writes_what_the_csv_module_writes_or_leaves_it_to_it(rows: list[list[Any]]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    quick = _plain_columns_csv([_texts(c) for c in columns]) if columns else ""
+    assert quick is None or quick == buffer.getvalue()
+    for column in columns:  # never misses a value that starts like a formula
+        texts = _texts(column)
+        if any(v.startswith(_FORMULA_START) for v in texts):
+            assert _may_start_formula(texts)
+
+
+def test_a_page_of_one_shape_with_empty_numbers_and_risky_cells_makes_the_csv_the_walk_would() -> None:
+    rows = [
+        {"n": i, "x": None if i % 3 else 1.5, "flag": i % 2 == 0, "data": {"t": "=1" if i == 7 else f"v{i}", "u": None}}
+        for i in range(20)
+    ]
+    files = built(lambda b: b.add_items("reg", ("basic",), json.loads(json.dumps(rows))))
+    table = list(csv.reader(io.StringIO(files["data/basic.csv"].decode())))
+    assert table[0] == ["n", "x", "flag", "data.t", "data.u"]
+    assert table[1] == ["0", "1.5", "True", "v0", ""] and table[2] == ["1", "", "False", "v1", ""]
+    assert table[8][3] == "'=1"  # neutralised; the JSON keeps it
+    assert json.loads(files["data/basic.json"])["reg"] == rows
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised_and_the_json_stays_exact() -> None:

@@ -3,6 +3,7 @@ not per ack; each request touched is checked for completion once, after all its 
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -70,8 +71,17 @@ async def on_acks(c: Coordinator, conn: asyncpg.Connection, acks: list[tuple[Pri
             # read again (after a retry) sends a new run, and the first whole one wins.
             run = stream_run(ack.result)
             part = ack.result_part or 0
-            whole = await store.add_streamed_part(ack.task_id, run, part, ack.result, ack.result_parts)
-            await c._feed(store, task, run, part, ack.result)
+            building = await c._building_for(store, task)
+            # The part is stored and filed at once: its INSERT goes out, and while PostgreSQL
+            # writes it the part is opened and filed here (no statement of its own).
+            adding = asyncio.ensure_future(
+                store.add_streamed_part(ack.task_id, run, part, ack.result, ack.result_parts)
+            )
+            await asyncio.sleep(0)  # the INSERT is sent
+            try:
+                c._file(task, building, run, part, ack.result)
+            finally:
+                whole = await adding
             if not whole:
                 outcomes[i] = "partial"  # the task stays open until its last part arrives
                 continue

@@ -385,6 +385,11 @@ class Coordinator:
     async def _feed(self, store: DsarStore, task: Any, run: str, part: int, data: str) -> None:
         """File a streamed part into its request's package being built (started at its first
         part); any failure here only means the package is built from the stored parts later."""
+        self._file(task, await self._building_for(store, task), run, part, data)
+
+    async def _building_for(self, store: DsarStore, task: Any) -> _Building | None:
+        """The package being built for the task's request, started at its first part (a read
+        of the request and its key); None when it is not built as the parts come."""
         request_id = task["request_id"]
         if request_id not in self._building:
             self._building[request_id] = await self._start_building(store, request_id)
@@ -392,15 +397,18 @@ class Coordinator:
                 dropped = self._building.pop(next(iter(self._building)))
                 if dropped is not None:
                     dropped.close()
-        building = self._building[request_id]
-        if building is None:
+        return self._building.get(request_id)
+
+    def _file(self, task: Any, building: _Building | None, run: str, part: int, data: str) -> None:
+        """File a part into ``building`` (no database: it may run while a statement is out)."""
+        if building is None or self._building.get(task["request_id"]) is not building:
             return
         try:
             building.feed(task["task_id"], task["participant"], run, part, data)
         except (InvalidTag, ValueError, KeyError, TypeError):
             # Left for the build from the stored parts, which names the participant failed.
             building.close()
-            self._building[request_id] = None
+            self._building[task["request_id"]] = None
 
     async def _start_building(self, store: DsarStore, request_id: str) -> _Building | None:
         req = await store.request(request_id)

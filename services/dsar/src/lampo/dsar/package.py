@@ -28,7 +28,6 @@ import binascii
 import csv
 import hashlib
 import io
-import itertools
 import json
 import operator
 import re
@@ -117,28 +116,31 @@ def _flattened(item: dict[str, Any], shape: _Shape) -> list[Any] | None:
     return values
 
 
-def _uniform(items: list[Any], shape: _Shape) -> list[tuple[Any, ...]] | None:
-    """Every record of a piece flattened at once, when all are of the first one's shape (the
-    same keys, scalars, at most one nested record of the same keys): C-level maps instead of a
-    Python step per value. None when they are not (then each is taken on its own)."""
-    first = items[0]
-    keys = tuple(first)
-    if len(keys) < 2 or len(shape.nested) > 1 or set(map(type, items)) != {dict} or set(map(len, items)) != {len(keys)}:
+def _columns(items: list[Any], shape: _Shape) -> list[list[Any]] | None:
+    """Every record of a piece flattened at once, column by column, when all are of the first
+    one's shape (the same keys, scalars, nested records of the same keys): C-level maps instead
+    of a Python step per value or per row. The columns in the shape's order, or None when the
+    records are not all of it (then each is taken on its own)."""
+    keys = tuple(items[0])
+    if set(map(type, items)) != {dict} or set(map(len, items)) != {len(keys)}:
         return None
+    nested = dict(shape.nested)
+    columns: list[list[Any]] = []
     try:
-        rows: list[tuple[Any, ...]] = list(map(operator.itemgetter(*keys), items))
-        if shape.nested:
-            [(position, inner_keys)] = shape.nested
-            inners = list(map(operator.itemgetter(position), rows))
-            if len(inner_keys) < 2 or set(map(type, inners)) != {dict} or set(map(len, inners)) != {len(inner_keys)}:
+        for position, key in enumerate(keys):
+            column = list(map(operator.itemgetter(key), items))
+            inner_keys = nested.get(position)
+            if inner_keys is None:
+                columns.append(column)
+                continue
+            if set(map(type, column)) != {dict} or set(map(len, column)) != {len(inner_keys)}:
                 return None
-            flat = map(operator.itemgetter(*inner_keys), inners)
-            rows = [row[:position] + inner + row[position + 1 :] for row, inner in zip(rows, flat, strict=True)]
+            columns += [list(map(operator.itemgetter(inner), column)) for inner in inner_keys]
     except KeyError:  # a record without one of the keys: another shape
         return None
-    if not _CONTAINERS_SET.isdisjoint(map(type, itertools.chain.from_iterable(rows))):
+    if any(not _CONTAINERS_SET.isdisjoint(map(type, column)) for column in columns):
         return None
-    return rows
+    return columns
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -185,6 +187,51 @@ def _plain_csv(rows: Sequence[Sequence[Any]]) -> str | None:
     return text
 
 
+def _texts(column: list[Any]) -> list[Any]:
+    """A column's values as ``csv.writer`` writes them: text as it is, None as an empty field,
+    a float as its ``repr``, anything else as its ``str``."""
+    kinds = set(map(type, column))
+    if kinds <= {str}:
+        return column
+    if kinds <= {str, type(None)}:
+        return ["" if v is None else v for v in column]
+    return [v if type(v) is str else "" if v is None else repr(v) if isinstance(v, float) else str(v) for v in column]
+
+
+def _plain_columns_csv(columns: Sequence[list[str]]) -> str | None:
+    """Rows given column by column (text, as :func:`_texts` gives them), as ``csv.writer``
+    writes them when no field needs quoting (as :func:`_plain_csv`): joined row by row in C, no
+    Python step per value. None when a row needs the csv module."""
+    rows = len(columns[0]) if columns else 0
+    if not rows:
+        return ""
+    if len(columns) == 1 and "" in columns[0]:
+        return None  # csv writes a lone empty field as ""
+    text = "\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n"
+    if (
+        '"' in text
+        or text.count(",") != (len(columns) - 1) * rows
+        or text.count("\n") != rows
+        or text.count("\r") != rows
+    ):
+        return None
+    return text
+
+
+_FORMULA_ORDS = tuple(sorted(map(ord, _FORMULA_START)))
+
+
+def _may_start_formula(column: list[str]) -> bool:
+    """Whether a value of a column of text may start like a formula: the first characters of
+    its values lie between those of its least and its greatest non-empty value (two C-level
+    passes instead of a look at each value)."""
+    low = min(column, default="") or min(filter(None, column), default="")
+    if not low:
+        return False
+    first, last = ord(low[0]), ord(max(column)[0])
+    return any(first <= o <= last for o in _FORMULA_ORDS)
+
+
 class _Table:
     """A list's CSV, written as its rows come: rows go to a temporary file with the columns
     known so far (columns are only ever added, at the end); the header and the padding of
@@ -194,8 +241,34 @@ class _Table:
     def __init__(self) -> None:
         self.columns: dict[str, int] = {}
         self._where: dict[str, dict[Any, int]] = {}  # prefix -> key -> column
-        self.widths: list[int] = []
+        # the rows' widths, in order, as runs: [width, rows of that width]
+        self.widths: list[list[int]] = []
         self.rows: IO[str] | None = scratch_file(text=True)
+
+    def _widths(self, width: int, count: int = 1) -> None:
+        if self.widths and self.widths[-1][0] == width:
+            self.widths[-1][1] += count
+        elif count:
+            self.widths.append([width, count])
+
+    def add_columns(self, shape: _Shape, columns: list[list[Any]]) -> None:
+        """Rows of records of one shape, given column by column in the shape's order."""
+        if self.rows is None or not columns or not columns[0]:
+            return
+        count = len(columns[0])
+        at_columns = [self.columns.setdefault(name, len(self.columns)) for name in shape.names]
+        if at_columns != list(range(len(self.columns))):  # not these very columns in this order
+            placed: list[list[Any]] = [[""] * count for _ in self.columns]
+            for at, column in zip(at_columns, columns, strict=True):
+                placed[at] = column
+            columns = placed
+        self._widths(len(columns), count)
+        texts = list(map(_texts, columns))
+        text = _plain_columns_csv(texts)
+        if text is not None and not any(map(_may_start_formula, texts)):
+            self.rows.write(text)
+            return
+        self._write(list(zip(*columns, strict=True)))  # quoting, or a cell to look at: value by value
 
     def add_shaped(self, shaped: Iterable[tuple[_Shape, Sequence[Any]]]) -> None:
         """Rows of records already flattened in their shape's order."""
@@ -215,7 +288,7 @@ class _Table:
                 for at, value in zip(where or range(len(values)), values, strict=True):
                     row[at] = value
             rows.append(row)
-            self.widths.append(len(row))
+            self._widths(len(row))
         self._write(rows)
 
     def add(self, items: Iterable[Any]) -> None:
@@ -228,7 +301,7 @@ class _Table:
                 self.close()  # not a flat record: the list is not a table
                 return
             rows.append(row)
-            self.widths.append(len(row))
+            self._widths(len(row))
         self._write(rows)
 
     def _write(self, rows: Sequence[Sequence[Any]]) -> None:
@@ -273,7 +346,7 @@ class _Table:
         csv.writer(text).writerow([neutralised(c) for c in self.columns])
         self.rows.seek(0)
         width = len(self.columns)
-        if all(w == width for w in self.widths):  # the usual case: copied as it is
+        if all(w == width for w, _ in self.widths):  # the usual case: copied as it is
             while chunk := self.rows.read(1024 * 1024):
                 text.write(chunk)
         else:  # rows written before a column appeared get its empty field
@@ -301,7 +374,14 @@ class _List:
         self.count = 0
         self.table = _Table()
 
-    def add(self, items: list[Any], shaped: list[tuple[_Shape, Sequence[Any]]] | None = None) -> None:
+    def add(
+        self,
+        items: list[Any],
+        shaped: list[tuple[_Shape, Sequence[Any]]] | None = None,
+        columns: tuple[_Shape, list[list[Any]]] | None = None,
+    ) -> None:
+        """Items, and their CSV rows: ``shaped`` (each flattened with its shape), ``columns``
+        (all of one shape, column by column), or neither (each walked into its columns)."""
         if not items:
             return
         # orjson: a heavy subject's tens of MB of JSON in a fraction of json's time
@@ -309,7 +389,9 @@ class _List:
         self.file.write(b"," if self.count else b"")
         self.file.write(memoryview(text)[1:-2])  # the items without the list's brackets
         self.count += len(items)
-        if shaped is not None:
+        if columns is not None:
+            self.table.add_columns(*columns)
+        elif shaped is not None:
             self.table.add_shaped(shaped)
         else:
             self.table.add(items)
@@ -379,14 +461,14 @@ class PackageBuilder:
             items = portable(items)
         target = self._list(participant, path)
         if items and type(items[0]) is dict and isinstance(first := _shape_of(items[0]), _Shape):
-            rows = _uniform(items, first)
-            if rows is not None:  # a page of one shape (a heavy subject's readings): all at once
+            columns = _columns(items, first)
+            if columns is not None:  # a page of one shape (a heavy subject's readings): all at once
                 for key in first.noted:
                     found = set(map(operator.itemgetter(key), items))
                     (self.legal_bases if key == "legal_basis" else self.sources).update(
                         v for v in found if type(v) is str
                     )
-                target.add(items, [(first, row) for row in rows])
+                target.add(items, columns=(first, columns))
                 return
         shaped: list[tuple[_Shape, Sequence[Any]]] | None = []
         for i, item in enumerate(items):
