@@ -179,7 +179,10 @@ def build(
             select=observing_selector(topic, wanted),
             # Inbox rows stay: a record replayed after its subject's erasure must not start the
             # subject's clocks again (tests/faults/test_replay.py).
-            options=ConsumerOptions(max_records=settings.consumer_batch),
+            # It reads a record's type and customer number only, from topics of whole documents
+            # (call recordings with their audio): a quarter of the default fetch per partition
+            # keeps its buffers small (a record larger than that still comes, alone).
+            options=ConsumerOptions(max_records=settings.consumer_batch, max_partition_fetch_bytes=256 * 1024),
         )
     # The outbox's records: purge tasks of the sweeps (keyed by the sweep's id, sweep.py) and the
     # holds standing per customer (internal, compacted, read by dsar and billing; handlers.py).
