@@ -155,6 +155,12 @@ async def test_an_auditor_finds_who_read_a_customer_page_by_page(suite: Suite) -
 
 
 async def test_an_auditor_verifies_the_chain_and_sees_its_progress(suite: Suite) -> None:
+    from lampo.staff.audit_head import last_head
+
+    async def head_published() -> bool:  # the service publishes its first head a few seconds in
+        return await last_head(suite.settings, b"presence only: validity is the check's") is not None
+
+    await eventually(head_published, timeout=30)
     async with Browser(suite) as auditor:
         await auditor.login_as(AUDITOR)
         start = await auditor.get("/console/admin/audit/verify")
