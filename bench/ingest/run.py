@@ -438,9 +438,10 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
     from suite import OtlpReceiver, runtime_env
 
-    os.environ.update(runtime_env())
+    deployed = runtime_env()
+    os.environ.update(deployed)
     sink = OtlpReceiver(keep=False)
     sink.start()
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
-    print(f"registry runs with {runtime_env()}; its spans exported to a receiver that drops them")
+    print(f"registry runs with {deployed}; its spans exported to a receiver that drops them")
     asyncio.run(main(args.events, args.readings, not args.keys_in_data_database))

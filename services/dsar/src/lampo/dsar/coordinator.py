@@ -382,11 +382,6 @@ class Coordinator:
         """Apply a batch of participants' answers (see :func:`lampo.dsar.acks.on_acks`)."""
         return await apply_acks(self, conn, acks)
 
-    async def _feed(self, store: DsarStore, task: Any, run: str, part: int, data: str) -> None:
-        """File a streamed part into its request's package being built (started at its first
-        part); any failure here only means the package is built from the stored parts later."""
-        self._file(task, await self._building_for(store, task), run, part, data)
-
     async def _building_for(self, store: DsarStore, task: Any) -> _Building | None:
         """The package being built for the task's request, started at its first part (a read
         of the request and its key); None when it is not built as the parts come."""
@@ -400,7 +395,9 @@ class Coordinator:
         return self._building.get(request_id)
 
     def _file(self, task: Any, building: _Building | None, run: str, part: int, data: str) -> None:
-        """File a part into ``building`` (no database: it may run while a statement is out)."""
+        """File a streamed part into ``building``, its request's package being built (no database:
+        it may run while a statement is out); any failure here only means the package is built
+        from the stored parts later."""
         if building is None or self._building.get(task["request_id"]) is not building:
             return
         try:

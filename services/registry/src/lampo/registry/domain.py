@@ -288,12 +288,6 @@ def profile_from(t: ReadingTotals) -> Profile:
     return Profile(annual_mwh=annual, band=band_of(annual), trend=trend, reports=t.reports)
 
 
-def profile_of(readings: list[Reading]) -> Profile | None:
-    """The profile of these readings (:func:`profile_from` of their :func:`totals_of`)."""
-    totals = totals_of(readings)
-    return profile_from(totals) if totals else None
-
-
 # --- restriction (Art. 18) and objection (Art. 21) ---------------------------------------------
 
 # Why a subject is restricted (one subject may have several reasons at once).
