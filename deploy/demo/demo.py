@@ -169,7 +169,8 @@ async def dsar_flow() -> None:
     for name, result in done["results"].items():
         kept = (
             "; ".join(
-                f"{r['category']} x{r['items']}: {r['legal_basis']}, until {r['until']}" for r in result["retained"]
+                f"{r['category']} x{r['items']}: {r['legal_basis']}, until {r['until'] or 'no end date'}"
+                for r in result["retained"]
             )
             or "-"
         )

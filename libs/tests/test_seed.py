@@ -101,3 +101,23 @@ async def test_wait_returns_once_the_groups_have_read_everything_and_fails_while
     out, err = waiting.result()
     assert process.returncode == 0, err.decode()
     assert "ingested by 4 consumer groups" in out.decode()
+
+
+def test_no_two_customers_share_a_business_id() -> None:
+    """Two customers with one business ID are one subject to the registry: a seeded register of
+    5,000 once held five such pairs (neighbouring numbers met at an invalid check digit)."""
+    from lampo.cli.seed import business_id
+    from lampo.contracts.identifiers import is_valid_business_id
+
+    plan = Plan(5000, 0, 0, 0, 0, 0, 0, 7, date(2026, 12, 1))
+    ids = [
+        event["data"]["organisation"]["business_id"]
+        for topic, _, event in records(plan)
+        if topic == REGISTRY_INBOUND and (event["data"].get("organisation") or {}).get("business_id")
+    ]
+    assert len(ids) > 300
+    assert len(set(ids)) == len(ids)
+    assert all(is_valid_business_id(value) for value in ids)
+    dense = [business_id(n) for n in range(0, 2_000_000, 7)] + [business_id(n) for n in range(1_000, 3_000)]
+    assert all(is_valid_business_id(value) for value in dense)
+    assert len(set(dense)) == len(set(range(0, 2_000_000, 7)) | set(range(1_000, 3_000)))

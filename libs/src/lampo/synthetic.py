@@ -25,7 +25,13 @@ from lampo.contracts.catalog import (
     REGISTRY_INBOUND,
 )
 from lampo.contracts.envelope import CloudEvent
-from lampo.testing import Producer, TopicReader, customer_upserted, eventually, synthetic_identity_code
+from lampo.testing import (
+    Producer,
+    TopicReader,
+    committed_past,
+    customer_upserted,
+    synthetic_identity_code,
+)
 
 
 @dataclass
@@ -77,14 +83,29 @@ async def processed(url: str, topic: str) -> int:
     return total
 
 
+async def group_of(url: str, topic: str) -> str:
+    """The consumer group through which the service at ``url`` reads ``topic`` (from its /metrics):
+    every instance of the service shares it."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{url}/metrics", timeout=5)).text
+    found = re.search(rf'group="([^"]+\.{re.escape(topic)})"', text)  # <base>.<topic>, lampo.messaging.topics
+    if not found:
+        raise LookupError(f"{url} reads no {topic}")
+    return found.group(1)
+
+
 async def seed(urls: dict[str, str], customer: Customer) -> None:
     """The customer in every store, as the CRM, billing, telephony and portal would send it;
-    returns once each store's /metrics (``urls``: service name -> base URL) counts it."""
+    returns once each store's consumer group (found through ``urls``: service name -> base URL of
+    one instance) has committed past the record, whichever of its instances read it."""
     now = datetime.now(UTC)
-    before = {name: await processed(urls[name], topic) for name, topic in STORES.items()}
+    groups = {name: await group_of(urls[name], topic) for name, topic in STORES.items()}
     async with Producer() as systems:
-        await systems.send(REGISTRY_INBOUND, customer.number, customer_upserted(customer.number, customer.n))
-        await systems.send(
+        sent = {}
+        sent["registry"] = await systems.send(
+            REGISTRY_INBOUND, customer.number, customer_upserted(customer.number, customer.n)
+        )
+        sent["billing"] = await systems.send(
             BILLING_INBOUND,
             customer.number,
             CloudEvent.new(
@@ -100,7 +121,7 @@ async def seed(urls: dict[str, str], customer: Customer) -> None:
                 },
             ),
         )
-        await systems.send(
+        sent["recordings"] = await systems.send(
             RECORDINGS_INBOUND,
             customer.number,
             CloudEvent.new(
@@ -116,7 +137,7 @@ async def seed(urls: dict[str, str], customer: Customer) -> None:
                 },
             ),
         )
-        await systems.send(
+        sent["consent"] = await systems.send(
             CONSENT_INBOUND,
             customer.number,
             CloudEvent.new(
@@ -126,10 +147,7 @@ async def seed(urls: dict[str, str], customer: Customer) -> None:
             ),
         )
 
-    async def all_stored() -> bool:
-        return all([await processed(urls[name], topic) > before[name] for name, topic in STORES.items()])
-
-    await eventually(all_stored, timeout=60, interval=0.3)
+    await committed_past({groups[name]: sent[name] for name in STORES}, timeout=60)
 
 
 STORES = {

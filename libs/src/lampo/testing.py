@@ -21,7 +21,8 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata, RecordMetadata
 
 from lampo.contracts.catalog import PRIVACY_ACKS, PRIVACY_TASKS
 from lampo.contracts.categories import Category
@@ -76,6 +77,26 @@ async def _fast_forward(group_id: str, topic: str) -> None:
         await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
     finally:
         await consumer.stop()
+
+
+async def committed_past(records: dict[str, RecordMetadata], *, timeout: float = 60.0) -> None:
+    """Waits until each consumer group has committed past its record (group -> where the record
+    went): it has been read, by whichever instance of the group holds the partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **kafka_options())
+    await admin.start()
+    try:
+
+        async def all_past() -> bool:
+            for group, record in records.items():
+                tp = TopicPartition(record.topic, record.partition)
+                offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+                if tp not in offsets or offsets[tp].offset <= record.offset:
+                    return False
+            return True
+
+        await eventually(all_past, timeout=timeout, interval=0.2)
+    finally:
+        await admin.close()
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
@@ -148,14 +169,14 @@ class Producer:
         traceparent: str | None = None,
         headers: dict[str, str] | None = None,
         signer: str | None = None,
-    ) -> None:
+    ) -> RecordMetadata:
         all_headers = {"content-type": CONTENT_TYPE, **(headers or {})}
         if traceparent:
             all_headers["traceparent"] = traceparent
         payload = value.to_bytes() if isinstance(value, CloudEvent) else value
         if signer is not None:
             all_headers |= signed_headers(payload, signer)
-        await self._producer.send_and_wait(
+        return await self._producer.send_and_wait(
             topic,
             payload,
             key=key.encode() if key is not None else None,

@@ -65,14 +65,18 @@ class Plan:
 
 
 def business_id(n: int) -> str:
-    """A valid Finnish business ID (Y-tunnus) derived from ``n`` (numbers without a check digit skipped)."""
-    base = 9_000_000 + n % 900_000
-    while True:
-        digits = f"{base:07d}"
-        remainder = sum(int(d) * w for d, w in zip(digits, _BUSINESS_ID_WEIGHTS, strict=True)) % 11
-        if remainder != 1:
-            return f"{digits}-{0 if remainder == 0 else 11 - remainder}"
-        base += 1
+    """A valid Finnish business ID (Y-tunnus), one per ``n`` below 9,000,000: no two ``n`` share one.
+
+    The last digit weighs 2, so of the ten last digits after a six-digit prefix at most one gives
+    remainder 1 (no check digit): every prefix has nine valid IDs, and ``n`` picks prefix and slot.
+    """
+    prefix, slot = divmod(n, 9)
+    head = f"{prefix:06d}"
+    partial = sum(int(d) * w for d, w in zip(head, _BUSINESS_ID_WEIGHTS, strict=False))
+    valid = [d for d in range(10) if (partial + 2 * d) % 11 != 1]
+    last = valid[slot]
+    remainder = (partial + 2 * last) % 11
+    return f"{head}{last}-{0 if remainder == 0 else 11 - remainder}"
 
 
 def _envelope(rng: Any, type_: str, source: str, time: str, data: dict[str, Any]) -> dict[str, Any]:
