@@ -176,6 +176,26 @@ async def seq_tables(databases: list[str]) -> dict[tuple[str, str], int]:
     return out
 
 
+async def explain_missing(suite: Suite, missing: list[str], outcomes: Outcomes, approver: Approver) -> None:
+    """Where each request that never completed stands: what the benchmark saw, and dsar's record of
+    its status and tasks."""
+    conn = await asyncpg.connect(PG_URL, database=suite["dsar"].env["LAMPO_DATABASE"])
+    try:
+        for rid in missing[:10]:
+            status = await conn.fetchval("SELECT status FROM requests WHERE request_id = $1", rid)
+            tasks = await conn.fetch(
+                "SELECT participant, status, attempt FROM tasks WHERE request_id = $1 AND current ORDER BY participant",
+                rid,
+            )
+            say(
+                f"  not completed: {rid}: awaiting seen {rid in outcomes.awaiting}, approved {rid in approver.approved},"
+                f" refused {approver.refused.get(rid)}; dsar: {status}, tasks"
+                f" {[(t['participant'], t['status'], t['attempt']) for t in tasks]}"
+            )
+    finally:
+        await conn.close()
+
+
 # --- outside: the portal, the managing director, the events ---------------------------------
 
 
@@ -464,6 +484,8 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
                 f"  submitted -> awaiting approval p50 {pct(to_wait, 0.5):.0f} ms p99 {pct(to_wait, 0.99):.0f} ms; approved -> completed p50 {pct(after, 0.5):.0f} ms p99 {pct(after, 0.99):.0f} ms"
             )
             figures |= {"steady_p50_ms": round(pct(latencies, 0.5)), "steady_p99_ms": round(p99), "steady_ok": ok}
+            if not ok:
+                await explain_missing(suite, [r for r in sent if r not in outcomes.completed], outcomes, approver)
 
             # --- access package of a heavy subject
             if args.heavy:

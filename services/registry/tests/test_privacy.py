@@ -3,12 +3,17 @@ rectification and restriction, over privacy.tasks.v1 / privacy.acks.v1 on the re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import asyncpg
+
 from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_EVENTS, REGISTRY_INBOUND
 from lampo.crypto import new_request_keypair, unseal
-from lampo.testing import Producer, TopicReader, customer_upserted, eventually, synthetic_identity_code
+from lampo.db.pool import server_url_of
+from lampo.registry.store import RegistryStore
+from lampo.testing import PG_URL, Producer, TopicReader, customer_upserted, eventually, synthetic_identity_code
 
 from .helpers import (
     contact_person_upserted,
@@ -243,3 +248,42 @@ async def test_erasure_counts_only_what_was_held(registry) -> None:
     subject_id = await subject_in(registry, person)
     first = await run_task(registry, subject_id, [person], "erasure")
     assert first.erased == {"basic": 3, "contact": 1}
+
+
+async def test_an_erasure_and_a_consent_change_of_one_customer_wait_in_line_instead_of_deadlocking(registry) -> None:
+    """The erasure's own consent.changed (the consent store erases the consent) reaches the registry
+    while the registry erases: the consent consumer locks the customer, writes profiling_consent,
+    then deletes the profile; the erasure deletes the profile, then profiling_consent. Unless the
+    erasure takes the customer's lock first, each holds a row the other wants and PostgreSQL
+    aborts one after a second (12 deadlocks in a 30 s run at 20 erasures/s). Here the consent
+    side is held open mid-way: the erasure must wait on the customer's lock, having touched
+    nothing, and finish once the consent transaction commits."""
+    person, _, subject_id = await populate(registry, 47)
+    store_url = server_url_of(PG_URL, registry.settings.database or "")
+    consent_side = await asyncpg.connect(store_url)
+    try:
+        transaction = consent_side.transaction()
+        await transaction.start()
+        store = RegistryStore(consent_side, registry.runtime.keys)
+        await store.lock_customers([person])  # as make_consent_handler does
+        await store.set_consents([(person, "profiling", "withdrawn", now())])
+        erasure = asyncio.create_task(run_task(registry, subject_id, [person], "erasure"))
+
+        async def erasure_waits() -> str | None:
+            return await consent_side.fetchval(
+                "SELECT l.locktype FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE NOT l.granted AND a.datname = current_database() AND l.pid <> pg_backend_pid()"
+            )
+
+        assert await eventually(erasure_waits, timeout=30) == "advisory"  # on the customer, not on a row
+        assert await store.delete_profiles(customer_number=person) == 1  # no row of it is locked
+        await transaction.commit()
+        ack = await asyncio.wait_for(erasure, timeout=60)
+        assert ack.status == "done"
+        assert await consent_side.fetchval("SELECT count(*) FROM customers WHERE customer_number = $1", person) == 0
+        deadlocks = await consent_side.fetchval(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        )
+        assert deadlocks == 0
+    finally:
+        await consent_side.close()

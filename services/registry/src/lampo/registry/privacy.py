@@ -169,6 +169,10 @@ def make_participant(keys: KeyRing, clock: Clock) -> Participant:
         subjects = await store.task_subjects(task.subject.subject_id, task.subject.customer_numbers)
         for subject_id in subjects:
             customers = await store.customers_of(subject_id)
+            # The consent consumer takes these locks before it writes profiling_consent and
+            # deletes profiles; taken here first too, the two wait in line instead of deadlocking
+            # (a consent.changed of this very erasure arrives while it runs: 1 s lost each time).
+            await store.lock_customers(customers)
             for category in categories:
                 count = await store.erase_category(subject_id, str(category))
                 if count:
