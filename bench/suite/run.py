@@ -365,22 +365,27 @@ async def seed(suite: Suite, args: argparse.Namespace, customers: int) -> dict[s
 
 
 async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
-    figures: dict[str, Any] = {"customers": customers, "heavy_readings": args.heavy_readings}
+    figures: dict[str, Any] = {"customers": customers, "heavy_readings": args.heavy_readings, "replicas": args.replicas}
     logs = Path(tempfile.mkdtemp(prefix="bench-suite-"))
     say(f"== {customers:,} customers: starting {', '.join(installed())} (logs: {logs})")
     # as `make up` runs them (deploy/runtime.env); their spans are encoded and sent, to a receiver
     # that drops them: the tracing backend runs on hosts of its own in production
-    suite = await launch(installed(), logs, ready_timeout=180, env=runtime_env(), keep_spans=False)
-    pids = {name: s.process.pid for name, s in suite.services.items() if s.process}
+    suite = await launch(
+        installed(), logs, ready_timeout=180, env=runtime_env(), keep_spans=False, replicas=args.replicas
+    )
+    pids = {name: [i.process.pid for i in suite.instances(name) if i.process] for name in suite.services}
     databases = suite_databases(suite)
     try:
         seeded = await seed(suite, args, customers)
         figures |= {"seed_s": seeded["publish_s"], "seed_rate": seeded["publish_rate"], "events": seeded["events"],
                     "ingest_s": seeded["ingest_s"], "ingest_rate": seeded["ingest_rate"]}  # fmt: skip
         # idle: what the services cost doing nothing (consumers polling, relays, schedules)
-        idle_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        idle_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
         await asyncio.sleep(args.idle_seconds)
-        idle = {name: (cpu_seconds(pid) - idle_before[name]) * 1000 / args.idle_seconds for name, pid in pids.items()}
+        idle = {
+            name: (sum(map(cpu_seconds, group)) - idle_before[name]) * 1000 / args.idle_seconds
+            for name, group in pids.items()
+        }
         figures["idle_cpu_ms_per_s"] = {k: round(v, 1) for k, v in idle.items()}
         say(
             f"idle CPU per service (ms per second, over {args.idle_seconds:g} s): {figures['idle_cpu_ms_per_s']}, total {sum(idle.values()):.0f}"
@@ -510,7 +515,7 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
 
         await outcomes.stop()
         await approver.stop()
-        figures["rss_mb"] = {name: round(peak_rss_mb(pid)) for name, pid in pids.items()}
+        figures["rss_mb"] = {name: round(max(peak_rss_mb(pid) for pid in group)) for name, group in pids.items()}
         say(f"peak RSS (VmHWM) per service: {figures['rss_mb']}")
     finally:
         await suite.close()
@@ -672,5 +677,9 @@ if __name__ == "__main__":
     parser.add_argument("--steady-seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--withdrawals", type=int, default=200)
+    parser.add_argument(
+        "--replicas", type=int, default=int(os.environ.get("LAMPO_BENCH_REPLICAS", "1")),
+        help="instances of every service in its group (`make up REPLICAS=n`); CPU and RSS cover them all",
+    )  # fmt: skip
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     asyncio.run(main(parser.parse_args()))

@@ -4,6 +4,7 @@ on /metrics, and with its start-up heap frozen out of the garbage collector's fu
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import uuid
@@ -79,3 +80,28 @@ async def test_every_service_listens_on_loopback_only(suite) -> None:
         with socket.socket() as s:
             s.settimeout(2)
             assert s.connect_ex(("127.0.0.1", service.port)) == 0, name
+
+
+async def test_a_served_api_keeps_an_idle_connection_open_longer_than_its_callers_do(suite) -> None:
+    """Callers (httpx) drop a connection after 5 s idle; a server that closes it at 5 s too races
+    them, and the loser's request fails (staff answered an approval 503: dsar had closed the
+    connection it was sent on). Raw HTTP/1.1 on one socket: a second request after 6 s idle is
+    still answered."""
+    service = next(iter(suite.services.values()))
+    host, port = service.url.removeprefix("http://").split(":")
+    request = f"GET /health/live HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for _ in range(2):
+            writer.write(request)
+            await writer.drain()
+            status = await asyncio.wait_for(reader.readline(), timeout=10)
+            assert status.startswith(b"HTTP/1.1 200"), status
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            await asyncio.sleep(6)
+    finally:
+        writer.close()

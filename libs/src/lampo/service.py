@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -471,11 +471,22 @@ def configure_logging() -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+SERVER_KEEP_ALIVE_S: Final = 75
+"""How long a served API keeps an idle connection open. Longer than its callers keep theirs (httpx
+drops a connection idle for 5 s), so a caller never sends on a connection the server is closing:
+with uvicorn's 5 s on both sides, staff's approval now and then met a connection dsar had just
+closed (``RemoteProtocolError``) and answered the managing director 503."""
+
+
 def serve(runtime: Runtime) -> None:
     """Run a service in the foreground: consumers, relay and health endpoints. Its heap as it
     stands after start-up is frozen (:func:`_freeze_heap`); services that tests or benchmarks
     start in their own process are not."""
     configure_logging()
     runtime.app.after_startup(_freeze_heap)
-    options: dict[str, Any] = {"host": runtime.settings.http_host, "port": runtime.settings.port}
+    options: dict[str, Any] = {
+        "host": runtime.settings.http_host,
+        "port": runtime.settings.port,
+        "timeout_keep_alive": SERVER_KEEP_ALIVE_S,
+    }
     asyncio.run(runtime.app.run(log_level=logging.WARNING, run_extra_options=options))
