@@ -305,6 +305,20 @@ def installed() -> list[str]:
     return [s for s in SERVICES if s in wanted and shutil.which(f"lampo-{s}", path=str(BIN))]
 
 
+def make_up_running() -> list[str]:
+    """Instances that `make up` (deploy/local/services.sh) started and that still run, from their pid
+    files under the state directory in use (LAMPO_STATE_DIR, default .run)."""
+    state = Path(os.environ.get("LAMPO_STATE_DIR") or Path(__file__).resolve().parents[1] / ".run")
+    alive = []
+    for pid_file in sorted((state / "services").glob("*.pid")):
+        try:
+            os.kill(int(pid_file.read_text().strip()), 0)
+        except (ValueError, ProcessLookupError, PermissionError):
+            continue
+        alive.append(pid_file.stem)
+    return alive
+
+
 async def launch(
     names: list[str],
     logs: Path,
@@ -319,7 +333,12 @@ async def launch(
     ``replicas``: instances of each service, sharing its database and consumer group, each on a
     port of its own (``Suite.instances``); the others call instance 0, which starts last (so an
     instance other than the one called holds the outbox relay first). ``keep_spans=False``: the
-    spans go to a receiver that drops them, and not to Zipkin (benchmarks: see OtlpReceiver)."""
+    spans go to a receiver that drops them, and not to Zipkin (benchmarks: see OtlpReceiver).
+    Refuses while `make up`'s services run on the same broker: they read the same topics, so its
+    coordinator and participants would answer this suite's requests too (a test then sees another
+    suite's package, a benchmark another suite's work)."""
+    if others := make_up_running():
+        raise RuntimeError(f"`make up` is running ({', '.join(others)}): stop it first with `make down`")
     otlp = OtlpReceiver(keep=keep_spans)
     otlp.start()
     mail = MailCatcher(logs / "mail")
