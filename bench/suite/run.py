@@ -418,13 +418,13 @@ async def one_size(args: argparse.Namespace, customers: int) -> dict[str, Any]:
             rows_before = await seq_rows(databases)
             tables_before = await seq_tables(databases)
             watched = {**pids, "broker": broker_pids(), "postgres": backend_pids(databases)}
-            cpu_before = {k: CpuSample.take(v if isinstance(v, list) else [v]) for k, v in watched.items()}
+            cpu_before = {k: CpuSample.take(v) for k, v in watched.items()}
             start = time.perf_counter()
             await portal.send_many(DSAR_REQUESTS, items)
             ok = await outcomes.wait([r for r, _ in items], args.burst_timeout)
             burst_s = max(outcomes.completed.get(r, time.perf_counter()) for r, _ in items) - start
             watched["postgres"] = backend_pids(databases)
-            cpu_after = {k: CpuSample.take(v if isinstance(v, list) else [v]) for k, v in watched.items()}
+            cpu_after = {k: CpuSample.take(v) for k, v in watched.items()}
             await asyncio.sleep(1.5)
             rows_after = await seq_rows(databases)
             tables_after = await seq_tables(databases)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from aiokafka.structs import RecordMetadata
 
 from lampo.clock import FINNISH_TIME
 from lampo.contracts.catalog import (
@@ -101,7 +102,7 @@ async def seed(urls: dict[str, str], customer: Customer) -> None:
     now = datetime.now(UTC)
     groups = {name: await group_of(urls[name], topic) for name, topic in STORES.items()}
     async with Producer() as systems:
-        sent = {}
+        sent: dict[str, RecordMetadata] = {}
         sent["registry"] = await systems.send(
             REGISTRY_INBOUND, customer.number, customer_upserted(customer.number, customer.n)
         )

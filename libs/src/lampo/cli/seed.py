@@ -72,7 +72,7 @@ def business_id(n: int) -> str:
     """
     prefix, slot = divmod(n, 9)
     head = f"{prefix:06d}"
-    partial = sum(int(d) * w for d, w in zip(head, _BUSINESS_ID_WEIGHTS, strict=False))
+    partial = sum(int(d) * w for d, w in zip(head, _BUSINESS_ID_WEIGHTS[:6], strict=True))
     valid = [d for d in range(10) if (partial + 2 * d) % 11 != 1]
     last = valid[slot]
     remainder = (partial + 2 * last) % 11
