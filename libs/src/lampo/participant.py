@@ -106,18 +106,48 @@ class TaskOutcome:
 TaskHandler = Callable[[asyncpg.Connection, PrivacyTask], Awaitable[TaskOutcome]]
 
 
+BatchLocks = Callable[[asyncpg.Connection, list[PrivacyTask]], Awaitable[None]]
+"""Takes, at the start of a batch's transaction, the locks its tasks will take one by one: all of
+them in one global order, so two transactions that lock several keys never wait in a cycle."""
+
+
 class Participant:
-    def __init__(self, name: str, handlers: Mapping[str, TaskHandler], *, source: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        handlers: Mapping[str, TaskHandler],
+        *,
+        source: str | None = None,
+        lock_ahead: BatchLocks | None = None,
+    ) -> None:
         self.name = name
         self.handlers = dict(handlers)
         self.source = source or f"urn:lampo:{name}"
+        # The tasks of a batch run one after the other in one transaction, so the locks they
+        # take add up in task order; ``lock_ahead`` takes them all first, in one order.
+        self._lock_ahead = lock_ahead
         # The service's pool (set by ``subscribe``): parts of a streamed result are committed
         # to the outbox on a connection of their own as they are sealed. Without it they all
         # commit with the task.
         self._pool: Callable[[], asyncpg.Pool] | None = None
 
     def handler(self) -> Callable[[asyncpg.Connection, list[Incoming]], Awaitable[None]]:
-        return per_event(self._handle)
+        each = per_event(self._handle)
+        lock_ahead = self._lock_ahead
+        if lock_ahead is None:
+            return each
+
+        async def run(conn: asyncpg.Connection, items: list[Incoming]) -> None:
+            tasks = [
+                i.event.data
+                for i in items
+                if isinstance(i.event.data, PrivacyTask) and i.event.data.participant == self.name
+            ]
+            if tasks:
+                await lock_ahead(conn, tasks)
+            await each(conn, items)
+
+        return run
 
     def addressed_here(self, record: ConsumerRecord[Any, Any]) -> bool:
         """Every participant reads every task; one plainly addressed to another participant is

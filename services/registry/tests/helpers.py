@@ -111,11 +111,10 @@ async def dead_letters(reader: TopicReader, keys: set[bytes], count: int) -> lis
         wanted += count - len(records)
 
 
-async def run_task(registry: Any, subject_id: str, customers: list[str], kind: str, **extra: Any) -> PrivacyAck:
-    """Send a task as the coordinator does and return this registry's answer, as it keeps it with the
-    task (registries of other suites on the shared broker answer the same task from their data)."""
+def task_for(subject_id: str, customers: list[str], kind: str, **extra: Any) -> PrivacyTask:
+    """A task for the registry as the coordinator sends it, under a new request id."""
     request_id = str(uuid.uuid4())
-    task = PrivacyTask.model_validate(
+    return PrivacyTask.model_validate(
         {
             "request_id": request_id,
             "task_id": f"{request_id}:registry",
@@ -128,6 +127,13 @@ async def run_task(registry: Any, subject_id: str, customers: list[str], kind: s
             **extra,
         }
     )
+
+
+async def run_task(registry: Any, subject_id: str, customers: list[str], kind: str, **extra: Any) -> PrivacyAck:
+    """Send a task as the coordinator does and return this registry's answer, as it keeps it with the
+    task (registries of other suites on the shared broker answer the same task from their data)."""
+    task = task_for(subject_id, customers, kind, **extra)
+    request_id = task.request_id
 
     async def answered() -> Any:
         async with registry.runtime.pool.acquire() as conn:

@@ -9,7 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from lampo.contracts.catalog import CONSENT_EVENTS, REGISTRY_EVENTS, REGISTRY_INBOUND
+from lampo.contracts.catalog import CONSENT_EVENTS, PRIVACY_TASKS, REGISTRY_EVENTS, REGISTRY_INBOUND
+from lampo.contracts.envelope import CloudEvent
 from lampo.crypto import new_request_keypair, unseal
 from lampo.db.pool import server_url_of
 from lampo.registry.store import RegistryStore
@@ -24,6 +25,7 @@ from .helpers import (
     ours,
     run_task,
     subject_in,
+    task_for,
 )
 
 
@@ -285,5 +287,53 @@ async def test_an_erasure_and_a_consent_change_of_one_customer_wait_in_line_inst
             "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
         )
         assert deadlocks == 0
+    finally:
+        await consent_side.close()
+
+
+async def test_a_batch_of_erasures_locks_its_customers_in_one_order_before_the_first_task(registry) -> None:
+    """The tasks of a batch run in one transaction: locking each task's customers as it runs
+    locks them in task order, and a consent batch locking the same customers sorted waited for
+    it in a cycle (PostgreSQL aborted one after a second). Two erasures in one batch, the larger
+    customer number first, while the consent side holds the smaller: the batch must wait on the
+    smaller one holding nothing, so the larger is still free."""
+    first, _, first_subject = await populate(registry, 48)
+    second, _, second_subject = await populate(registry, 49)
+    (small, small_subject), (large, large_subject) = sorted([(first, first_subject), (second, second_subject)])
+    tasks = [task_for(large_subject, [large], "erasure"), task_for(small_subject, [small], "erasure")]
+    consent_side = await asyncpg.connect(server_url_of(PG_URL, registry.settings.database or ""))
+    try:
+        transaction = consent_side.transaction()
+        await transaction.start()
+        await RegistryStore(consent_side, registry.runtime.keys).lock_customers([small])
+        async with Producer() as producer:  # one produce request: one fetch, one batch
+            key = tasks[0].request_id
+            await producer.send_many(
+                PRIVACY_TASKS,
+                [(key, CloudEvent.new("privacy.task", "urn:lampo:dsar", t).to_bytes()) for t in tasks],
+                signer="coordinator",
+            )
+
+        async def batch_waits() -> str | None:
+            return await consent_side.fetchval(
+                "SELECT l.locktype FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE NOT l.granted AND a.datname = current_database() AND l.pid <> pg_backend_pid()"
+            )
+
+        assert await eventually(batch_waits, timeout=30) == "advisory"
+        assert await consent_side.fetchval("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7201))", large)
+        await transaction.commit()
+
+        async def both_answered() -> bool:
+            ids = [t.task_id for t in tasks]
+            return await consent_side.fetchval("SELECT count(*) FROM privacy_tasks WHERE task_id = ANY($1)", ids) == 2
+
+        await eventually(both_answered, timeout=60)
+        assert (
+            await consent_side.fetchval(
+                "SELECT count(*) FROM customers WHERE customer_number = ANY($1)", [small, large]
+            )
+            == 0
+        )
     finally:
         await consent_side.close()

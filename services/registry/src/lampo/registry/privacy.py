@@ -349,7 +349,15 @@ def make_participant(keys: KeyRing, clock: Clock) -> Participant:
         "restriction": restriction,
         "objection": objection,
     }
-    return Participant(NAME, handlers, source=SOURCE)
+
+    async def lock_ahead(conn: asyncpg.Connection, tasks: list[PrivacyTask]) -> None:
+        """The customers every task of the batch will lock (all but access lock theirs), locked
+        first and in one order: an erasure batch that locked its tasks' customers one task
+        after another deadlocked with a consent batch that locked the same ones sorted."""
+        wanted = [c for t in tasks if t.kind != "access" for c in t.subject.customer_numbers]
+        await RegistryStore(conn, keys).lock_customers(wanted)
+
+    return Participant(NAME, handlers, source=SOURCE, lock_ahead=lock_ahead)
 
 
 async def decide_objection(

@@ -678,8 +678,13 @@ class RegistryStore:
         """Serialise profiling decisions per customer until the transaction ends: the consent
         consumer and the inbound consumer each read what the other writes, and without the lock
         both could miss the other's uncommitted change and leave a consented customer unprofiled."""
-        for customer in sorted(set(customer_numbers)):
-            await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7201))", customer)
+        customers = sorted(set(customer_numbers))
+        if customers:
+            await self.conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(c, 7201))"
+                " FROM (SELECT c FROM unnest($1::text[]) AS c ORDER BY c COLLATE \"C\" OFFSET 0) AS s",
+                customers,
+            )
 
     async def lock_identities(self, digests: Iterable[bytes]) -> None:
         """Serialise matching by identity code or business ID until the transaction ends, across
