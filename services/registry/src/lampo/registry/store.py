@@ -682,7 +682,7 @@ class RegistryStore:
         if customers:
             await self.conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(c, 7201))"
-                " FROM (SELECT c FROM unnest($1::text[]) AS c ORDER BY c COLLATE \"C\" OFFSET 0) AS s",
+                ' FROM (SELECT c FROM unnest($1::text[]) AS c ORDER BY c COLLATE "C" OFFSET 0) AS s',
                 customers,
             )
 
